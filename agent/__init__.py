@@ -1,0 +1,1 @@
+"""tuner: node provisioning and system tuning for MI355X inference clusters."""

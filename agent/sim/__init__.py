@@ -1,0 +1,1 @@
+"""The simulated fleet: node trees, sshd nodes, GPU library, BMCs."""
