@@ -1,0 +1,376 @@
+"""The `tuner` command line. Exit codes: 0 ok, 1 drift or a host failed, 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from agent.errors import BadInput, TunerError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Tune MI355X inference nodes: OS and BIOS profiles, health gate, fleet.",
+)
+profiles_app = typer.Typer(no_args_is_help=True, help="List and show tuning profiles.")
+sim_app = typer.Typer(no_args_is_help=True, help="The simulated fleet (a lab for profiles).")
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(sim_app, name="sim")
+
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
+InventoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--inventory",
+        "-i",
+        help="Ansible inventory (default: $TUNER_INVENTORY, else the simulated fleet's).",
+    ),
+]
+LimitOpt = Annotated[str | None, typer.Option("--limit", "-l", help="Ansible host pattern.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or YAML path.")]
+ForksOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--forks", min=1, max=256, help="Hosts worked on at once (default: all, up to 64)."
+    ),
+]
+StateDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state-dir", help="State folder (default: $TUNER_STATE_DIR or ~/.local/state/tuner)."
+    ),
+]
+
+
+def _emit(model: BaseModel | dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        human()
+
+
+@contextmanager
+def _errors(as_json: bool) -> Iterator[None]:
+    """Turn tuner's errors into a message and an exit code: never a traceback."""
+    try:
+        yield
+    except TunerError as e:
+        if as_json:
+            sys.stdout.write(json.dumps(e.to_json(), indent=2) + "\n")
+        err.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _progress(total: int, label: str, as_json: bool) -> Iterator[Callable[[str, str], None]]:
+    """A progress bar on a terminal; silent when piped or with --json."""
+    if as_json or not err.is_terminal:
+        yield lambda host, status: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=err,
+        transient=True,
+    ) as p:
+        task = p.add_task(label, total=total, last="")
+
+        def advance(host: str, status: str) -> None:
+            p.update(task, advance=1, last=f"{host} {status}")
+
+        yield advance
+
+
+# ------------------------------------------------------------------------------ profiles
+
+
+@profiles_app.command("list")
+def profiles_list(as_json: JsonOpt = False) -> None:
+    """List the profiles shipped in profiles/."""
+    from agent.profiles import list_profiles, load_profile
+
+    with _errors(as_json):
+        items = []
+        for name in list_profiles():
+            p = load_profile(name)
+            items.append({"name": p.name, "description": p.description, "file": p.files[-1]})
+
+        def human() -> None:
+            for i in items:
+                out.print(f"{i['name']:<24} {i['description']}")
+
+        _emit({"profiles": items}, as_json, human)
+
+
+@profiles_app.command("show")
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Profile name or YAML path.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a resolved profile: every value and the file it came from."""
+    from rich.table import Table
+
+    from agent.profiles import load_profile
+
+    with _errors(as_json):
+        p = load_profile(name)
+
+        def human() -> None:
+            out.print(f"[bold]{p.name}[/]: {p.description}")
+            out.print("files (later wins): " + " -> ".join(p.files))
+            t = Table()
+            for c in ("setting", "value", "from"):
+                t.add_column(c)
+            dump = {
+                "os": p.os.model_dump(exclude_none=True),
+                "bios": p.bios.model_dump(exclude_none=True),
+            }
+            from agent.profiles import _flatten
+
+            flat: dict[str, Any] = {}
+            _flatten(dump, "", flat)
+            for k, v in flat.items():
+                t.add_row(
+                    k, json.dumps(v) if not isinstance(v, str) else v, p.sources.get(k, "default")
+                )
+            out.print(t)
+
+        _emit(p, as_json, human)
+
+
+# ------------------------------------------------------------------------------ apply etc.
+
+
+def _prepare(profile: str | None, inventory: str | None, limit: str | None) -> tuple[Any, Any]:
+    """Validate everything before any host is touched: profile, inventory, limit."""
+    from agent.inventory import default_inventory, load_inventory
+    from agent.profiles import load_profile
+
+    prof = load_profile(profile) if profile is not None else None
+    inv = load_inventory(default_inventory(inventory), limit)
+    return prof, inv
+
+
+@app.command()
+def apply(
+    profile: ProfileOpt,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Show what would change; write nothing.")
+    ] = False,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply a profile's OS settings to the hosts (through Ansible)."""
+    from agent import report
+    from agent.runner import run_playbook
+
+    with _errors(as_json):
+        prof, inv = _prepare(profile, inventory, limit)
+        extravars = {
+            "tuner_mode": "apply",
+            "tuner_settings": prof.os_settings(),
+            "tuner_persist": prof.os.persist,
+        }
+        with _progress(len(inv.hosts), "apply", as_json) as prog:
+            outcomes, artifacts = run_playbook(
+                "os.yml", inv, extravars, check=check, forks=forks, progress=prog, module="tuner_os"
+            )
+        r = report.build_apply(prof.name, check, inv.path, artifacts, outcomes)
+        _emit(r, as_json, lambda: report.print_apply(r, out))
+        raise typer.Exit(r.exit_code)
+
+
+@app.command()
+def verify(
+    profile: ProfileOpt,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare every host's live settings with a profile (exit 0 only if all conform)."""
+    from agent import report
+    from agent.runner import run_playbook
+
+    with _errors(as_json):
+        prof, inv = _prepare(profile, inventory, limit)
+        extravars = {
+            "tuner_mode": "verify",
+            "tuner_settings": prof.os_settings(),
+            "tuner_persist": prof.os.persist,
+        }
+        with _progress(len(inv.hosts), "verify", as_json) as prog:
+            outcomes, artifacts = run_playbook(
+                "os.yml", inv, extravars, forks=forks, progress=prog, module="tuner_os"
+            )
+        r = report.build_verify(prof.name, inv.path, artifacts, outcomes, prof.missing_ok)
+        _emit(r, as_json, lambda: report.print_verify(r, out))
+        raise typer.Exit(r.exit_code)
+
+
+@app.command()
+def rollback(
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Show what would be restored.")] = False,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the values each host had before tuner first wrote to it."""
+    from agent import report
+    from agent.runner import run_playbook
+
+    with _errors(as_json):
+        _, inv = _prepare(None, inventory, limit)
+        with _progress(len(inv.hosts), "rollback", as_json) as prog:
+            outcomes, artifacts = run_playbook(
+                "os.yml",
+                inv,
+                {"tuner_mode": "rollback"},
+                check=check,
+                forks=forks,
+                progress=prog,
+                module="tuner_os",
+            )
+        r = report.build_rollback(check, inv.path, artifacts, outcomes)
+        _emit(r, as_json, lambda: report.print_rollback(r, out))
+        raise typer.Exit(r.exit_code)
+
+
+# ------------------------------------------------------------------------------ sim
+
+
+def _state(state_dir: str | None) -> Path:
+    from agent.paths import state_dir as resolve
+
+    if state_dir:
+        os.environ["TUNER_STATE_DIR"] = str(resolve(state_dir))
+    return resolve(state_dir)
+
+
+@sim_app.command("up")
+def sim_up(
+    nodes: Annotated[
+        int, typer.Option("--nodes", "-n", min=1, max=512, help="How many nodes.")
+    ] = 4,
+    state_dir: StateDirOpt = None,
+    connection: Annotated[
+        str,
+        typer.Option(
+            help="ssh (a real sshd per node), local, or auto (ssh when sshd is installed)."
+        ),
+    ] = "auto",
+    cores_per_socket: Annotated[
+        int,
+        typer.Option(
+            "--cores-per-socket",
+            min=1,
+            max=192,
+            help="Cores per socket (2 sockets, SMT on). 64 is an EPYC 9575F; fewer is faster.",
+        ),
+    ] = 64,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a simulated fleet: node trees, sshd per node, an Ansible inventory."""
+    from agent.sim import fleet as simfleet
+    from agent.sim.nodetree import Topology
+
+    with _errors(as_json):
+        if connection not in ("auto", "ssh", "local"):
+            raise BadInput("must be auto, ssh or local", field="--connection")
+        sd = _state(state_dir)
+        with _progress(1, f"sim up ({nodes} nodes)", as_json):
+            f = simfleet.up(sd, nodes, connection, Topology(cores_per_socket=cores_per_socket))
+        data = {
+            "inventory": f.inventory,
+            "connection": f.connection,
+            "nodes": [
+                {"name": n.name, "root": n.root, "group": n.group, "ssh_port": n.port}
+                for n in f.nodes
+            ],
+        }
+
+        def human() -> None:
+            out.print(
+                f"{len(f.nodes)} simulated nodes up ({f.connection}); inventory: {f.inventory}"
+            )
+            out.print("next: tuner apply --profile inference")
+
+        _emit(data, as_json, human)
+
+
+@sim_app.command("down")
+def sim_down(state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop the simulated fleet and remove its files."""
+    from agent.sim import fleet as simfleet
+
+    with _errors(as_json):
+        sd = _state(state_dir)
+        f = simfleet.down(sd)
+        n = len(f.nodes) if f else 0
+        _emit(
+            {"removed": n, "state_dir": str(sd)},
+            as_json,
+            lambda: out.print(
+                f"removed {n} simulated nodes from {sd}" if n else "no simulated fleet"
+            ),
+        )
+
+
+@sim_app.command("reboot")
+def sim_reboot(
+    names: Annotated[list[str] | None, typer.Argument(help="Nodes (default: all).")] = None,
+    state_dir: StateDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reboot simulated nodes: kernel files back to boot defaults, then sysctl.d/tmpfiles.d."""
+    from agent.sim import fleet as simfleet
+    from agent.sim.nodetree import reboot
+
+    with _errors(as_json):
+        f = simfleet.load(_state(state_dir))
+        if f is None:
+            raise BadInput("no simulated fleet is up (tuner sim up)", field="--state-dir")
+        known = {n.name: n for n in f.nodes}
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            raise BadInput(f"no such simulated node: {', '.join(unknown)}", field="NAMES")
+        picked = [known[n] for n in names] if names else f.nodes
+        for n in picked:
+            reboot(Path(n.root))
+        _emit(
+            {"rebooted": [n.name for n in picked]},
+            as_json,
+            lambda: out.print(f"rebooted {len(picked)} nodes"),
+        )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

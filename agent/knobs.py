@@ -1,0 +1,585 @@
+"""OS knobs: read, compare, write, save originals, roll back -- on one host, under its root.
+
+This module is the host side of tuner. It uses the standard library only, because Ansible
+ships it to every host as module_utils (``playbooks/module_utils/tuner_knobs.py`` is a link
+to this file) next to the ``tuner_os`` module. One implementation of each knob serves apply,
+verify and rollback:
+
+* ``observe`` reads a knob's files and returns their raw content and normalized value;
+* ``plan`` compares with the wanted value and yields the file writes that would converge;
+* ``apply`` saves the originals (once, atomically) and then writes;
+* ``verify`` re-reads and compares;
+* ``rollback`` writes the saved originals back.
+
+Every path is a host-absolute path (``/proc/sys/...``) resolved under the host root (``/`` on a
+real node, a node tree in the simulator); a path that would leave the root is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+STATE_DIR = "/var/lib/tuner"  # tuner's own record on each host (originals, history, lock)
+ORIGINALS = STATE_DIR + "/originals.json"
+LOCK = STATE_DIR + "/lock"
+SYSCTL_DROPIN = "/etc/sysctl.d/90-tuner.conf"
+TMPFILES_DROPIN = "/etc/tmpfiles.d/tuner.conf"
+TMP_MARK = ".tuner-tmp"
+
+THP_DIR = "/sys/kernel/mm/transparent_hugepage"
+CPU_DIR = "/sys/devices/system/cpu"
+
+SYSCTL_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9 _.:,+\-\[\]]*$")
+SAFE_STATE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+# The knob kinds a setting spec (a dict sent by the controller) may name.
+KINDS = ("sysctl", "selection", "governor", "cpuidle")
+
+
+class KnobError(Exception):
+    """A knob could not be read or written on this host (reported as `failed`)."""
+
+
+class PathEscape(KnobError):
+    """A path resolved outside the host root."""
+
+
+@dataclass
+class Host:
+    """Where the host's files are, and whether its kernel files are simulated."""
+
+    root: str = "/"
+    sim_kernel: bool = False  # plain files stand for sysfs: render what the kernel would show
+
+    def path(self, host_path: str) -> str:
+        if not host_path.startswith("/") or "\x00" in host_path:
+            raise PathEscape(f"not an absolute path: {host_path!r}")
+        parts = [p for p in host_path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise PathEscape(f"path leaves the host root: {host_path!r}")
+        root = os.path.realpath(self.root)
+        real = os.path.join(root, *parts)
+        resolved = os.path.realpath(real)
+        if root != "/" and resolved != root and not resolved.startswith(root + os.sep):
+            raise PathEscape(f"path leaves the host root: {host_path!r}")
+        return real
+
+    def exists(self, host_path: str) -> bool:
+        return os.path.exists(self.path(host_path))
+
+    def read(self, host_path: str) -> str:
+        try:
+            with open(self.path(host_path), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError as e:
+            raise KnobError(f"cannot read {host_path}: {e.strerror}") from e
+
+    def glob(self, pattern: str) -> list[str]:
+        """Host paths matching a glob pattern (sorted naturally by number)."""
+        root = self.path("/")
+        found = glob.glob(self.path(pattern))
+        out = ["/" + os.path.relpath(p, root) for p in found]
+        return sorted(out, key=_natural)
+
+    def write_kernel(self, host_path: str, raw: str) -> None:
+        """Write a kernel attribute (sysfs/procfs): one write of the whole value."""
+        real = self.path(host_path)
+        if not os.path.exists(real):
+            raise KnobError(f"cannot write {host_path}: it does not exist")
+        try:
+            with open(real, "w", encoding="utf-8") as f:
+                f.write(raw)
+        except OSError as e:
+            raise KnobError(f"cannot write {host_path}: {e.strerror}") from e
+
+    def write_file(self, host_path: str, content: str, created_dirs: list[str]) -> None:
+        """Write a regular file atomically (temp file in the same folder, fsync, rename)."""
+        real = self.path(host_path)
+        parent = os.path.dirname(real)
+        self._makedirs(os.path.dirname(host_path), created_dirs)
+        tmp = os.path.join(parent, "." + os.path.basename(real) + TMP_MARK)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, real)
+            _fsync_dir(parent)
+        except OSError as e:
+            raise KnobError(f"cannot write {host_path}: {e.strerror}") from e
+
+    def remove_file(self, host_path: str) -> None:
+        real = self.path(host_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(real)
+            _fsync_dir(os.path.dirname(real))
+
+    def _makedirs(self, host_dir: str, created: list[str]) -> None:
+        missing: list[str] = []
+        d = host_dir
+        while d not in ("", "/") and not os.path.isdir(self.path(d)):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for m in reversed(missing):
+            os.mkdir(self.path(m), 0o755)
+            created.append(m)
+
+
+def _natural(s: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# Observing knobs: a knob is one or more files; each file has raw content and a value.
+
+
+@dataclass
+class FileState:
+    path: str
+    raw: str  # the content as read
+    value: str  # normalized value
+    wanted: str  # the normalized value the setting asks for
+    write: str  # what to write to get `wanted` (kernel attributes) or the file content
+    style: str = "kernel"  # kernel (sysfs/procfs attribute) or file (regular file)
+    options: list[str] = field(default_factory=list)  # for selection files
+
+    @property
+    def differs(self) -> bool:
+        return self.value != self.wanted
+
+
+@dataclass
+class Observation:
+    id: str
+    wanted: str
+    files: list[FileState]
+    missing: bool = False
+    error: str | None = None
+
+    @property
+    def actual(self) -> str | None:
+        if self.missing or self.error:
+            return None
+        return summarize([f.value for f in self.files])
+
+    @property
+    def differs(self) -> bool:
+        return any(f.differs for f in self.files)
+
+
+def summarize(values: list[str]) -> str:
+    """One value when all files agree, else counts: `performance x250, schedutil x6`."""
+    if not values:
+        return ""
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    if len(counts) == 1:
+        return values[0]
+    return ", ".join(f"{v} x{n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def normalize(raw: str) -> str:
+    return " ".join(raw.split())
+
+
+def parse_selection(raw: str) -> tuple[str, list[str]]:
+    """`always [madvise] never` -> ("madvise", [always, madvise, never])."""
+    words = raw.split()
+    options = [w.strip("[]") for w in words]
+    chosen = [w.strip("[]") for w in words if w.startswith("[") and w.endswith("]")]
+    if chosen:
+        return chosen[0], options
+    return normalize(raw), options
+
+
+def render_selection(value: str, options: list[str]) -> str:
+    return " ".join(f"[{o}]" if o == value else o for o in options) + "\n"
+
+
+def observe(host: Host, spec: dict[str, Any]) -> Observation:
+    kind = spec["kind"]
+    sid = spec["id"]
+    wanted = str(spec["value"])
+    try:
+        if kind == "sysctl":
+            name = spec["name"]
+            if not SYSCTL_NAME.match(name):
+                raise KnobError(f"not a sysctl name: {name!r}")
+            path = "/proc/sys/" + name.replace(".", "/")
+            if not host.exists(path):
+                return Observation(sid, wanted, [], missing=True)
+            raw = host.read(path)
+            w = normalize(wanted)
+            return Observation(sid, wanted, [FileState(path, raw, normalize(raw), w, w + "\n")])
+        if kind == "selection":
+            path = spec["path"]
+            if not host.exists(path):
+                return Observation(sid, wanted, [], missing=True)
+            raw = host.read(path)
+            value, options = parse_selection(raw)
+            if wanted not in options:
+                raise KnobError(
+                    f"{path} does not offer {wanted!r} on this host (offers: {', '.join(options)})"
+                )
+            f = FileState(path, raw, value, wanted, wanted, options=options)
+            return Observation(sid, wanted, [f])
+        if kind == "governor":
+            paths = host.glob(CPU_DIR + "/cpu[0-9]*/cpufreq/scaling_governor")
+            if not paths:
+                return Observation(sid, wanted, [], missing=True)
+            files = []
+            for p in paths:
+                avail_path = os.path.dirname(p) + "/scaling_available_governors"
+                if host.exists(avail_path):
+                    avail = host.read(avail_path).split()
+                    if wanted not in avail:
+                        cpu = p.split("/")[5]
+                        raise KnobError(
+                            f"governor {wanted!r} is not available on {cpu} "
+                            f"(available: {', '.join(avail)})"
+                        )
+                raw = host.read(p)
+                files.append(FileState(p, raw, normalize(raw), wanted, wanted + "\n"))
+            return Observation(sid, wanted, files)
+        if kind == "cpuidle":
+            state = spec["state"]
+            if not SAFE_STATE.match(state):
+                raise KnobError(f"not an idle state name: {state!r}")
+            want_disable = "1" if wanted == "disabled" else "0"
+            files = []
+            for name_path in host.glob(CPU_DIR + "/cpu[0-9]*/cpuidle/state[0-9]*/name"):
+                if host.read(name_path).strip() != state:
+                    continue
+                p = os.path.dirname(name_path) + "/disable"
+                raw = host.read(p)
+                value = "disabled" if raw.strip() == "1" else "enabled"
+                files.append(FileState(p, raw, value, wanted, want_disable + "\n"))
+            if not files:
+                return Observation(sid, wanted, [], missing=True)
+            return Observation(sid, wanted, files)
+        raise KnobError(f"unknown knob kind {kind!r}")
+    except KnobError as e:
+        return Observation(sid, wanted, [], error=str(e))
+
+
+def observe_file(host: Host, sid: str, path: str, content: str | None) -> Observation:
+    """A regular file tuner owns: wanted content (None: the file should not exist)."""
+    try:
+        real = host.path(path)
+        if os.path.exists(real):
+            raw = host.read(path)
+            value = "present" if content is None else ("as wanted" if raw == content else "differs")
+        else:
+            raw, value = "", "absent"
+        wanted = "absent" if content is None else "as wanted"
+        f = FileState(path, raw, value, wanted, content or "", style="file")
+        return Observation(sid, wanted, [f])
+    except KnobError as e:
+        return Observation(sid, "as wanted", [], error=str(e))
+
+
+# ---------------------------------------------------------------------------------------
+# Persistence across reboot: a sysctl.d drop-in and a tmpfiles.d entry for sysfs settings.
+
+
+def persistence(specs: list[dict[str, Any]], obs: dict[str, Observation]) -> dict[str, str]:
+    """The persistence files' content for the settings this host has."""
+    sysctl_lines: list[str] = []
+    tmp_lines: list[str] = []
+    for spec in specs:
+        o = obs.get(spec["id"])
+        if o is None or o.missing or o.error:
+            continue
+        kind = spec["kind"]
+        if kind == "sysctl":
+            sysctl_lines.append(f"{spec['name']} = {normalize(str(spec['value']))}")
+        elif kind == "selection":
+            tmp_lines.append(f"w {spec['path']} - - - - {spec['value']}")
+        elif kind == "governor":
+            tmp_lines.append(f"w {CPU_DIR}/cpu*/cpufreq/scaling_governor - - - - {spec['value']}")
+        elif kind == "cpuidle":
+            # tmpfiles.d matches by path, not by state name: one line per state index.
+            idx = sorted({f.path.split("/")[7] for f in o.files}, key=_natural)
+            val = "1" if spec["value"] == "disabled" else "0"
+            tmp_lines += [f"w {CPU_DIR}/cpu*/cpuidle/{i}/disable - - - - {val}" for i in idx]
+    head = "# Written by tuner. Rolled back by `tuner rollback`.\n"
+    out: dict[str, str] = {}
+    if sysctl_lines:
+        out[SYSCTL_DROPIN] = head + "\n".join(sysctl_lines) + "\n"
+    if tmp_lines:
+        out[TMPFILES_DROPIN] = head + "\n".join(tmp_lines) + "\n"
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Originals: saved on the host before the first write, merged (first value wins).
+
+
+def load_originals(host: Host) -> dict[str, Any] | None:
+    real = host.path(ORIGINALS)
+    if not os.path.exists(real):
+        return None
+    try:
+        with open(real, encoding="utf-8") as f:
+            data: dict[str, Any] = json.load(f)
+    except (OSError, ValueError) as e:
+        raise KnobError(f"cannot read {ORIGINALS}: {e}") from e
+    return data
+
+
+def save_originals(host: Host, data: dict[str, Any]) -> None:
+    created: list[str] = []
+    host.write_file(ORIGINALS, json.dumps(data, indent=1, sort_keys=True) + "\n", created)
+
+
+@contextlib.contextmanager
+def locked(host: Host, create: bool = True) -> Iterator[None]:
+    """Hold tuner's lock on this host (a killed run's leftover process finishes first)."""
+    real = host.path(LOCK)
+    if not os.path.exists(real):
+        if not create:  # nothing of tuner's is here, and a dry run must not create it
+            yield
+            return
+        host._makedirs(STATE_DIR, [])
+    fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def clean_temp_files(host: Host, check: bool) -> list[str]:
+    """Remove temp files a killed run left beside the files tuner writes."""
+    found: list[str] = []
+    for d in {os.path.dirname(SYSCTL_DROPIN), os.path.dirname(TMPFILES_DROPIN), STATE_DIR}:
+        found += host.glob(d + "/.*" + TMP_MARK)
+    if not check:
+        for p in found:
+            host.remove_file(p)
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# The three operations. Results are plain dicts (JSON), one per setting.
+
+
+def _result(o: Observation, status: str, after: str | None, message: str = "") -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "wanted": o.wanted,
+        "before": o.actual,
+        "after": after,
+        "status": status,
+        "message": message or (o.error or ""),
+    }
+
+
+def observe_all(host: Host, specs: list[dict[str, Any]], persist: bool) -> list[Observation]:
+    obs = [observe(host, s) for s in specs]
+    if persist:
+        files = persistence(specs, {o.id: o for o in obs})
+        for path, sid in ((SYSCTL_DROPIN, "persist.sysctl"), (TMPFILES_DROPIN, "persist.tmpfiles")):
+            obs.append(observe_file(host, sid, path, files.get(path)))
+    return obs
+
+
+def apply(
+    host: Host, specs: list[dict[str, Any]], persist: bool, check: bool
+) -> list[dict[str, Any]]:
+    with locked(host, create=not check):
+        clean_temp_files(host, check)
+        obs = observe_all(host, specs, persist)
+        todo = [o for o in obs if not o.missing and not o.error and o.differs]
+        if check:
+            return [_planned(o, "would change" if o in todo else None) for o in obs]
+        if todo:
+            _remember(host, todo)
+        results = []
+        created: list[str] = []
+        for o in obs:
+            if o not in todo:
+                results.append(_planned(o, None))
+                continue
+            try:
+                for f in o.files:
+                    if not f.differs:
+                        continue
+                    if f.style == "file":
+                        if f.wanted == "absent":
+                            host.remove_file(f.path)
+                        else:
+                            host.write_file(f.path, f.write, created)
+                    else:
+                        _write_kernel(host, f, f.write)
+            except KnobError as e:
+                results.append(_result(o, "failed", None, str(e)))
+                continue
+            again = _reobserve(host, o, specs, persist)
+            if again.differs or again.error:
+                msg = (
+                    again.error or f"'{o.id}' = '{again.actual}', expected '{o.wanted}' after write"
+                )
+                results.append(_result(o, "failed", again.actual, msg))
+            else:
+                results.append(_result(o, "changed", again.actual))
+        if created:
+            _remember_dirs(host, created)
+        return results
+
+
+def _planned(o: Observation, status: str | None) -> dict[str, Any]:
+    if o.error:
+        return _result(o, "failed", None)
+    if o.missing:
+        return _result(o, "missing", None, "not present on this host")
+    if status:
+        return _result(o, status, o.wanted)
+    return _result(o, "unchanged", o.actual)
+
+
+def _reobserve(
+    host: Host, o: Observation, specs: list[dict[str, Any]], persist: bool
+) -> Observation:
+    for s in specs:
+        if s["id"] == o.id:
+            return observe(host, s)
+    f = o.files[0]
+    return observe_file(host, o.id, f.path, None if f.wanted == "absent" else f.write)
+
+
+def _write_kernel(host: Host, f: FileState, value: str) -> None:
+    """Write a kernel attribute; in the simulator, render what the kernel would then show."""
+    if f.options and host.sim_kernel:
+        host.write_kernel(f.path, render_selection(value.strip(), f.options))
+    else:
+        host.write_kernel(f.path, value)
+
+
+def _remember(host: Host, todo: list[Observation]) -> None:
+    data = load_originals(host) or {"version": 1, "saved": time.time(), "files": {}, "dirs": []}
+    files = data["files"]
+    changed = False
+    for o in todo:
+        for f in o.files:
+            if f.path in files:
+                continue  # the first original wins: a second apply keeps it
+            if f.style == "file":
+                entry = {"style": "file", "exists": f.value != "absent", "raw": f.raw}
+            else:
+                value = parse_selection(f.raw)[0] if f.options else f.raw
+                entry = {"style": "kernel", "raw": f.raw, "write": value, "options": f.options}
+            entry["order"] = len(files)
+            files[f.path] = entry
+            changed = True
+    if changed:
+        save_originals(host, data)
+
+
+def _remember_dirs(host: Host, created: list[str]) -> None:
+    data = load_originals(host)
+    if data is None:
+        return
+    data["dirs"] = list(dict.fromkeys(data.get("dirs", []) + created))
+    save_originals(host, data)
+
+
+def verify(host: Host, specs: list[dict[str, Any]], persist: bool) -> list[dict[str, Any]]:
+    out = []
+    for o in observe_all(host, specs, persist):
+        if o.error:
+            status, msg = "failed", f"failed to read: {o.error}"
+        elif o.missing:
+            status, msg = "missing", "not present on this host"
+        elif o.differs:
+            bad = [f.path for f in o.files if f.differs]
+            status = "drift"
+            msg = f"'{o.id}' = '{o.actual}', expected '{o.wanted}'" + (
+                f" ({len(bad)} of {len(o.files)} files differ, e.g. {bad[0]})"
+                if len(o.files) > 1
+                else ""
+            )
+        else:
+            status, msg = "ok", ""
+        out.append(
+            {"id": o.id, "wanted": o.wanted, "actual": o.actual, "status": status, "message": msg}
+        )
+    return out
+
+
+def rollback(host: Host, check: bool) -> list[dict[str, Any]]:
+    with locked(host, create=False):
+        stale = clean_temp_files(host, check)
+        data = load_originals(host)
+        results: list[dict[str, Any]] = [
+            {
+                "path": p,
+                "status": "would remove" if check else "removed",
+                "message": "temp file of a killed run",
+            }
+            for p in stale
+        ]
+        if data is None:
+            return results
+        entries = sorted(data["files"].items(), key=lambda kv: -int(kv[1].get("order", 0)))
+        failed = False
+        for path, e in entries:
+            try:
+                current = host.read(path) if host.exists(path) else None
+                if e["style"] == "file":
+                    if not e["exists"]:
+                        todo = current is not None
+                        if todo and not check:
+                            host.remove_file(path)
+                    else:
+                        todo = current != e["raw"]
+                        if todo and not check:
+                            host.write_file(path, e["raw"], [])
+                else:
+                    todo = current != e["raw"]
+                    if todo and not check:
+                        f = FileState(
+                            path, current or "", "", "", "", options=e.get("options") or []
+                        )
+                        _write_kernel(host, f, e["write"])
+                status = ("would restore" if check else "restored") if todo else "unchanged"
+                results.append({"path": path, "status": status, "message": ""})
+            except KnobError as err:
+                failed = True
+                results.append({"path": path, "status": "failed", "message": str(err)})
+        if check or failed:
+            return results
+        for d in sorted(data.get("dirs", []), key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(host.path(d))
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        hist = host.path(f"{STATE_DIR}/history")
+        os.makedirs(hist, exist_ok=True)
+        os.replace(host.path(ORIGINALS), os.path.join(hist, f"originals-rolled-back-{stamp}.json"))
+        return results

@@ -1,0 +1,289 @@
+"""The simulated fleet: N node trees, one real sshd per node on loopback, an inventory.
+
+Layout of the state folder (`tuner sim up --state-dir DIR`, default $TUNER_STATE_DIR or
+~/.local/state/tuner):
+
+    sim/fleet.json            what `sim up` made (nodes, ports, pids)
+    sim/inventory.yml         the Ansible inventory for the fleet
+    sim/ssh/                  the fleet's client key, host key and known_hosts
+    sim/nodes/NAME/root/      the node's `/` (tuner_root)
+    sim/nodes/NAME/sshd_config, sshd.pid, sshd.log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel
+
+from agent.errors import BadInput, Failed
+from agent.sim.nodetree import Topology, build_node
+
+SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
+Connection = Literal["ssh", "local"]
+
+
+class SimNode(BaseModel):
+    name: str
+    root: str
+    group: str
+    port: int | None = None
+    sshd_pid: int | None = None
+
+
+class SimFleet(BaseModel):
+    state_dir: str
+    inventory: str
+    connection: Connection
+    nodes: list[SimNode]
+
+
+def sim_dir(state_dir: Path) -> Path:
+    return state_dir / "sim"
+
+
+def find_sshd() -> str | None:
+    found = shutil.which("sshd")
+    if found:
+        return found
+    return next((c for c in SSHD_CANDIDATES if os.access(c, os.X_OK)), None)
+
+
+def load(state_dir: Path) -> SimFleet | None:
+    f = sim_dir(state_dir) / "fleet.json"
+    if not f.is_file():
+        return None
+    return SimFleet.model_validate_json(f.read_text())
+
+
+def up(
+    state_dir: Path, nodes: int, connection: str = "auto", topology: Topology | None = None
+) -> SimFleet:
+    if nodes < 1 or nodes > 512:
+        raise BadInput(f"--nodes must be from 1 to 512, got {nodes}", field="--nodes")
+    if connection not in ("auto", "ssh", "local"):
+        raise BadInput("--connection must be auto, ssh or local", field="--connection")
+    base = sim_dir(state_dir)
+    if (base / "fleet.json").exists():
+        raise BadInput(
+            f"a simulated fleet is already up in {base}; run `tuner sim down` first",
+            field="--state-dir",
+        )
+    sshd = find_sshd()
+    if connection == "ssh" and not sshd:
+        raise BadInput(
+            "sshd not found: install OpenSSH's server (Debian: apt-get install openssh-server) "
+            "or use --connection local",
+            field="--connection",
+        )
+    conn: Connection = (
+        "ssh" if (connection == "ssh" or (connection == "auto" and sshd)) else "local"
+    )
+    if base.exists():
+        shutil.rmtree(base)  # leftovers of a half-made fleet (no fleet.json)
+    base.mkdir(parents=True)
+    width = max(2, len(str(nodes)))
+    sim_nodes = []
+    for i in range(1, nodes + 1):
+        name = f"node{i:0{width}d}"
+        root = base / "nodes" / name / "root"
+        build_node(root, name, topology or Topology())
+        sim_nodes.append(SimNode(name=name, root=str(root), group="head" if i == 1 else "workers"))
+    fleet = SimFleet(
+        state_dir=str(state_dir),
+        inventory=str(base / "inventory.yml"),
+        connection=conn,
+        nodes=sim_nodes,
+    )
+    try:
+        if conn == "ssh":
+            assert sshd is not None
+            _start_sshds(base, fleet, sshd)
+        _write_inventory(base, fleet)
+    except BaseException:
+        _stop_sshds(fleet)
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    (base / "fleet.json").write_text(fleet.model_dump_json(indent=1))
+    return fleet
+
+
+def down(state_dir: Path) -> SimFleet | None:
+    base = sim_dir(state_dir)
+    fleet = load(state_dir)
+    if fleet is not None:
+        _stop_sshds(fleet)
+    if base.exists():
+        shutil.rmtree(base)
+    return fleet
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _run(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Failed(f"{cmd[0]} failed: {r.stderr.strip()}")
+
+
+def _start_sshds(base: Path, fleet: SimFleet, sshd: str) -> None:
+    ssh = base / "ssh"
+    ssh.mkdir(mode=0o700)
+    _run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "tuner-sim",
+            "-f",
+            str(ssh / "id_ed25519"),
+        ]
+    )
+    _run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "tuner-sim-host",
+            "-f",
+            str(ssh / "host_key"),
+        ]
+    )
+    shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
+    host_pub = (ssh / "host_key.pub").read_text().split()[:2]
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    ports = _free_ports(len(fleet.nodes))
+    known = []
+    for node, port in zip(fleet.nodes, ports, strict=True):
+        d = Path(node.root).parent
+        cfg = d / "sshd_config"
+        cfg.write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {ssh / 'host_key'}",
+                    f"PidFile {d / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {ssh / 'authorized_keys'}",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "MaxStartups 256:30:512",
+                    "MaxSessions 256",
+                    "LogLevel ERROR",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+        r = subprocess.run(
+            [sshd, "-f", str(cfg), "-E", str(d / "sshd.log")], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            raise Failed(f"sshd for {node.name} did not start: {r.stderr.strip()}")
+        node.port = port
+        known.append(f"[127.0.0.1]:{port} {' '.join(host_pub)}")
+    (ssh / "known_hosts").write_text("\n".join(known) + "\n")
+    deadline = time.monotonic() + 10
+    for node in fleet.nodes:
+        pidfile = Path(node.root).parent / "sshd.pid"
+        while True:
+            if pidfile.is_file() and pidfile.read_text().strip() and _port_open(node.port):
+                node.sshd_pid = int(pidfile.read_text().strip())
+                break
+            if time.monotonic() > deadline:
+                raise Failed(f"sshd for {node.name} did not come up on port {node.port}")
+            time.sleep(0.02)
+
+
+def _port_open(port: int | None) -> bool:
+    if port is None:
+        return False
+    with contextlib.closing(socket.socket()) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop_sshds(fleet: SimFleet) -> None:
+    for node in fleet.nodes:
+        if node.sshd_pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(node.sshd_pid, signal.SIGTERM)
+
+
+def _write_inventory(base: Path, fleet: SimFleet) -> None:
+    common: dict[str, object] = {
+        "tuner_sim": True,
+        "ansible_python_interpreter": sys.executable,
+    }
+    if fleet.connection == "ssh":
+        ssh = base / "ssh"
+        common.update(
+            {
+                "ansible_host": "127.0.0.1",
+                "ansible_user": getpass.getuser(),
+                "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
+                "ansible_ssh_common_args": " ".join(
+                    [
+                        "-o",
+                        "UserKnownHostsFile=" + shlex.quote(str(ssh / "known_hosts")),
+                        "-o",
+                        "StrictHostKeyChecking=yes",
+                        "-o",
+                        "IdentitiesOnly=yes",
+                    ]
+                ),
+            }
+        )
+    else:
+        common["ansible_connection"] = "local"
+    groups: dict[str, dict[str, dict[str, object]]] = {"head": {}, "workers": {}}
+    for node in fleet.nodes:
+        hv: dict[str, object] = {"tuner_root": node.root}
+        if node.port:
+            hv["ansible_port"] = node.port
+        groups[node.group][node.name] = hv
+    inv = {
+        "all": {
+            "vars": common,
+            "children": {g: {"hosts": hosts} for g, hosts in groups.items() if hosts},
+        }
+    }
+    header = "# Written by `tuner sim up`: the simulated fleet. Removed by `tuner sim down`.\n"
+    Path(fleet.inventory).write_text(header + yaml.safe_dump(inv, sort_keys=False))

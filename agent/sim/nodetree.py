@@ -1,0 +1,279 @@
+"""Simulated node trees: the /proc and /sys files of a dual-socket EPYC 9575F node.
+
+A node tree is a folder that stands for a node's `/`. tuner's playbooks run against it with
+`tuner_root` set to that folder. Kernel attributes are plain files holding what the kernel
+would show (THP files in the bracket format, one value per cpufreq/cpuidle file), with the
+values a freshly booted Debian 12 has (`numa_balancing` 1, `nmi_watchdog` 1,
+`randomize_va_space` 2, THP `madvise`, governor `schedutil`, every idle state enabled).
+
+What BIOS decides is part of the tree: NUMA nodes follow NPS (NPS x sockets nodes) and the
+logical CPUs follow SMT (256 with SMT on, 128 off). `reboot` rebuilds the kernel files for a
+topology and then replays the node's sysctl.d and tmpfiles.d drop-ins, as systemd-sysctl
+and systemd-tmpfiles do at boot, so persistence can be tested.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+GOVERNORS = "conservative ondemand userspace powersave performance schedutil"
+IDLE_STATES = (  # name, desc, latency (us), residency (us)
+    ("POLL", "CPUIDLE CORE POLL IDLE", 0, 0),
+    ("C1", "ACPI FFH MWAIT 0x0", 1, 2),
+    ("C2", "ACPI IOPORT 0x814", 400, 800),
+)
+KERNEL_DEFAULTS = {
+    "kernel/numa_balancing": "1",
+    "kernel/nmi_watchdog": "1",
+    "kernel/randomize_va_space": "2",
+    "kernel/sched_autogroup_enabled": "1",
+    "kernel/watchdog_thresh": "10",
+    "vm/swappiness": "60",
+    "vm/zone_reclaim_mode": "0",
+    "vm/max_map_count": "65530",
+}
+TOPOLOGY_FILE = "var/lib/tuner-sim/topology.json"
+
+
+@dataclass
+class Topology:
+    sockets: int = 2
+    cores_per_socket: int = 64
+    smt: bool = True
+    nps: int = 1
+    mem_gib_per_socket: int = 768
+    cpu_model: str = "AMD EPYC 9575F 64-Core Processor"
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+    @property
+    def logical_cpus(self) -> int:
+        return self.cores * (2 if self.smt else 1)
+
+    @property
+    def numa_nodes(self) -> int:
+        return self.sockets * self.nps if self.nps else 1  # NPS0: one node for the system
+
+
+def _w(path: Path, content: str) -> None:
+    path.write_text(content if content.endswith("\n") else content + "\n")
+
+
+def _ranges(ids: list[int]) -> str:
+    """[0,1,2,5] -> '0-2,5' as the kernel prints cpu lists."""
+    out: list[str] = []
+    ids = sorted(ids)
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def _cpu_map(t: Topology) -> dict[int, tuple[int, int, int]]:
+    """logical cpu -> (socket, core id, numa node). Thread 1 of core c is cpu c + cores."""
+    out: dict[int, tuple[int, int, int]] = {}
+    per_node = t.cores_per_socket // max(t.nps, 1)
+    for thread in range(2 if t.smt else 1):
+        for core in range(t.cores):
+            socket = core // t.cores_per_socket
+            local = core % t.cores_per_socket
+            node = socket * t.nps + local // per_node if t.nps else 0
+            out[core + thread * t.cores] = (socket, local, node)
+    return out
+
+
+def build_kernel_files(root: Path, t: Topology) -> None:
+    """(Re)create /proc/sys, /sys/kernel/mm and /sys/devices/system as at boot."""
+    for sub in ("proc/sys", "sys/kernel/mm/transparent_hugepage", "sys/devices/system"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    for rel, value in KERNEL_DEFAULTS.items():
+        p = root / "proc/sys" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        _w(p, value)
+    thp = root / "sys/kernel/mm/transparent_hugepage"
+    thp.mkdir(parents=True)
+    _w(thp / "enabled", "always [madvise] never")
+    _w(thp / "defrag", "always defer defer+madvise [madvise] never")
+    _w(thp / "use_zero_page", "1")
+    _w(thp / "hpage_pmd_size", "2097152")
+
+    cpu_root = root / "sys/devices/system/cpu"
+    cpus = _cpu_map(t)
+    n = t.logical_cpus
+    cpu_root.mkdir(parents=True)
+    for name in ("online", "possible", "present"):
+        _w(cpu_root / name, f"0-{n - 1}")
+    smt = cpu_root / "smt"
+    smt.mkdir()
+    _w(smt / "active", "1" if t.smt else "0")
+    _w(smt / "control", "on" if t.smt else "notsupported")
+    for cpu, (socket, core, _node) in cpus.items():
+        d = cpu_root / f"cpu{cpu}"
+        (d / "cpufreq").mkdir(parents=True)
+        if cpu:
+            _w(d / "online", "1")
+        f = d / "cpufreq"
+        _w(f / "scaling_governor", "schedutil")
+        _w(f / "scaling_available_governors", GOVERNORS)
+        _w(f / "scaling_driver", "acpi-cpufreq")
+        _w(f / "cpuinfo_min_freq", "1500000")
+        _w(f / "cpuinfo_max_freq", "3300000")
+        _w(f / "scaling_min_freq", "1500000")
+        _w(f / "scaling_max_freq", "3300000")
+        for i, (sname, desc, lat, res) in enumerate(IDLE_STATES):
+            s = d / "cpuidle" / f"state{i}"
+            s.mkdir(parents=True)
+            _w(s / "name", sname)
+            _w(s / "desc", desc)
+            _w(s / "latency", str(lat))
+            _w(s / "residency", str(res))
+            _w(s / "disable", "0")
+            _w(s / "usage", "0")
+            _w(s / "time", "0")
+        topo = d / "topology"
+        topo.mkdir()
+        siblings = [c for c, v in cpus.items() if v[0] == socket and v[1] == core]
+        _w(topo / "physical_package_id", str(socket))
+        _w(topo / "core_id", str(core))
+        _w(topo / "thread_siblings_list", _ranges(siblings))
+        _w(topo / "core_cpus_list", _ranges(siblings))
+
+    node_root = root / "sys/devices/system/node"
+    node_root.mkdir(parents=True)
+    nodes = list(range(t.numa_nodes))
+    for name in ("online", "possible", "has_cpu", "has_memory", "has_normal_memory"):
+        _w(node_root / name, _ranges(nodes))
+    per_socket = max(t.nps, 1)
+    mem_kb = t.mem_gib_per_socket * 1024 * 1024 // per_socket
+    for node in nodes:
+        d = node_root / f"node{node}"
+        d.mkdir()
+        _w(d / "cpulist", _ranges([c for c, v in cpus.items() if v[2] == node]))
+        _w(
+            d / "meminfo",
+            f"Node {node} MemTotal:       {mem_kb} kB\n"
+            f"Node {node} MemFree:        {mem_kb - 1048576} kB",
+        )
+        _w(
+            d / "distance",
+            " ".join(
+                "10" if o == node else ("12" if o // per_socket == node // per_socket else "32")
+                for o in nodes
+            ),
+        )
+
+
+def build_node(root: Path, hostname: str, t: Topology | None = None) -> None:
+    """Create a node tree: kernel files plus the /etc and /var a Debian 12 node has."""
+    t = t or Topology()
+    root.mkdir(parents=True, exist_ok=True)
+    for d in ("etc/sysctl.d", "etc/tmpfiles.d", "etc/systemd/system", "var/lib", "run", "tmp"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    _w(root / "etc/hostname", hostname)
+    _w(
+        root / "etc/os-release",
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"',
+    )
+    _w(
+        root / "etc/sysctl.d/README.sysctl",
+        "Files in /etc/sysctl.d/ are read by systemd-sysctl at boot.",
+    )
+    build_kernel_files(root, t)
+    save_topology(root, t)
+
+
+def save_topology(root: Path, t: Topology) -> None:
+    p = root / TOPOLOGY_FILE
+    p.parent.mkdir(parents=True, exist_ok=True)
+    _w(p, json.dumps(asdict(t), sort_keys=True))
+
+
+def load_topology(root: Path) -> Topology:
+    p = root / TOPOLOGY_FILE
+    return Topology(**json.loads(p.read_text())) if p.is_file() else Topology()
+
+
+def reboot(root: Path, t: Topology | None = None) -> None:
+    """Boot the node again: kernel files at their defaults, then the persistent drop-ins."""
+    t = t or load_topology(root)
+    build_kernel_files(root, t)
+    save_topology(root, t)
+    _replay_sysctl_d(root)
+    _replay_tmpfiles_d(root)
+
+
+def apply_bios_topology(root: Path, nps: int, smt: bool) -> None:
+    """What a BIOS reset shows in the OS: NUMA nodes follow NPS, logical CPUs follow SMT."""
+    t = load_topology(root)
+    t.nps, t.smt = nps, smt
+    reboot(root, t)
+
+
+def _inside(root: Path, host_path: str) -> Path | None:
+    parts = [p for p in host_path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return None
+    return root.joinpath(*parts)
+
+
+def _replay_sysctl_d(root: Path) -> None:
+    d = root / "etc/sysctl.d"
+    for conf in sorted(d.glob("*.conf")) if d.is_dir() else []:
+        for line in conf.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith(("#", ";")) or "=" not in line:
+                continue
+            key, value = (x.strip() for x in line.split("=", 1))
+            if not re.match(r"^[A-Za-z0-9_.-]+$", key):
+                continue
+            p = _inside(root, "/proc/sys/" + key.replace(".", "/"))
+            if p is not None and p.is_file():
+                _w(p, value)
+
+
+def _replay_tmpfiles_d(root: Path) -> None:
+    d = root / "etc/tmpfiles.d"
+    for conf in sorted(d.glob("*.conf")) if d.is_dir() else []:
+        for line in conf.read_text().splitlines():
+            fields = line.split(None, 6)
+            if len(fields) < 7 or fields[0] != "w":
+                continue
+            pattern, value = fields[1], fields[6]
+            for p in _glob(root, pattern):
+                if p.name in ("enabled", "defrag") and "transparent_hugepage" in str(p):
+                    options = [w.strip("[]") for w in p.read_text().split()]
+                    _w(p, " ".join(f"[{o}]" if o == value else o for o in options))
+                else:
+                    _w(p, value)
+
+
+def _glob(root: Path, pattern: str) -> list[Path]:
+    parts = [p for p in pattern.split("/") if p]
+    if ".." in parts:
+        return []
+    found = [root]
+    for part in parts:
+        nxt: list[Path] = []
+        for base in found:
+            if any(c in part for c in "*?["):
+                try:
+                    names = os.listdir(base)
+                except OSError:
+                    continue
+                nxt += [base / n for n in sorted(names) if fnmatch.fnmatchcase(n, part)]
+            elif (base / part).exists():
+                nxt.append(base / part)
+        found = nxt
+    return [p for p in found if p.is_file()]

@@ -1,0 +1,57 @@
+#!/usr/bin/python
+"""Ansible module: apply, verify or roll back tuner's OS settings on one host.
+
+All the knob logic lives in module_utils/tuner_knobs.py (the same file as agent/knobs.py).
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.tuner_knobs import Host, KnobError, apply, rollback, verify
+
+DOCUMENTATION = r"""
+module: tuner_os
+short_description: Apply, verify or roll back tuner OS settings under a host root
+options:
+  mode: {type: str, choices: [apply, verify, rollback], required: true}
+  root: {type: path, default: /}
+  sim_kernel: {type: bool, default: false}
+  settings: {type: list, elements: dict, default: []}
+  persist: {type: bool, default: true}
+"""
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "mode": {"type": "str", "choices": ["apply", "verify", "rollback"], "required": True},
+            "root": {"type": "path", "default": "/"},
+            "sim_kernel": {"type": "bool", "default": False},
+            "settings": {"type": "list", "elements": "dict", "default": []},
+            "persist": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    host = Host(root=p["root"], sim_kernel=p["sim_kernel"])
+    try:
+        if p["mode"] == "apply":
+            results = apply(host, p["settings"], p["persist"], module.check_mode)
+            changed = any(r["status"] in ("changed", "would change") for r in results)
+        elif p["mode"] == "verify":
+            results = verify(host, p["settings"], p["persist"])
+            changed = False
+        else:
+            results = rollback(host, module.check_mode)
+            changed = any(r["status"] in ("restored", "removed") for r in results)
+    except (KnobError, OSError) as e:
+        module.fail_json(msg=f"tuner_os {p['mode']} failed: {e}", results=[])
+        return
+    failed = any(r["status"] == "failed" for r in results)
+    if failed:
+        module.fail_json(msg="some settings failed", results=results, changed=changed)
+    module.exit_json(changed=changed, results=results)
+
+
+if __name__ == "__main__":
+    main()
