@@ -14,9 +14,14 @@ from typing import Any
 
 import pytest
 
+from agent.sim.fleet import find_sshd
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 TUNER = [sys.executable, "-m", "agent.cli"]
+# Simulated nodes are reached through a real sshd each; without OpenSSH's server installed
+# (scripts/test.sh installs it on Debian), the fleet tests fall back to local connections.
+CONNECTION = os.environ.get("TUNER_TEST_CONNECTION") or ("ssh" if find_sshd() else "local")
 
 
 @dataclass
@@ -81,7 +86,7 @@ def make_fleet(state: Path, nodes: int, cores_per_socket: int = 8) -> Iterator[F
         "--nodes",
         str(nodes),
         "--connection",
-        "ssh",
+        CONNECTION,
         "--json",
         "--cores-per-socket",
         str(cores_per_socket),

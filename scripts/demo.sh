@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on a simulated fleet: set up, start 4 simulated MI355X nodes (real sshd per
+# node when OpenSSH's server is installed, else local connections), dry-run, apply and
+# verify the `inference` profile, then show that rollback restores the nodes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export TUNER_STATE_DIR=${TUNER_STATE_DIR:-$PWD/.demo-state}
+T=.venv/bin/tuner
+$T sim down >/dev/null
+$T sim up --nodes 4
+echo; echo "== dry run: what would change (nothing is written)"
+$T apply --profile inference --check --limit head
+echo; echo "== apply"
+$T apply --profile inference
+echo; echo "== verify"
+$T verify --profile inference
+echo; echo "== apply again: nothing left to change"
+$T apply --profile inference
+echo; echo "The fleet stays up in $TUNER_STATE_DIR. Try: TUNER_STATE_DIR=$TUNER_STATE_DIR $T rollback"
+echo "Stop it with: TUNER_STATE_DIR=$TUNER_STATE_DIR $T sim down"

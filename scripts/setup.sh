@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up tuner for development: a virtualenv in .venv with tuner (editable) and test tools.
+# Idempotent: a second run only checks. Needs Python >= 3.11 and a C compiler (cc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.tuner-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test]'
+    touch "$stamp"
+fi
