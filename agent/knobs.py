@@ -61,16 +61,28 @@ class Host:
     root: str = "/"
     sim_kernel: bool = False  # plain files stand for sysfs: render what the kernel would show
 
+    def __post_init__(self) -> None:
+        self._real_root = os.path.realpath(self.root)
+        self._dirs: dict[str, str] = {}  # folder -> its resolved path (symlinks followed)
+
     def path(self, host_path: str) -> str:
         if not host_path.startswith("/") or "\x00" in host_path:
             raise PathEscape(f"not an absolute path: {host_path!r}")
         parts = [p for p in host_path.split("/") if p not in ("", ".")]
         if ".." in parts:
             raise PathEscape(f"path leaves the host root: {host_path!r}")
-        root = os.path.realpath(self.root)
+        root = self._real_root
         real = os.path.join(root, *parts)
-        resolved = os.path.realpath(real)
-        if root != "/" and resolved != root and not resolved.startswith(root + os.sep):
+        if root == "/":
+            return real
+        # Resolve the folder once (cached: a node has a few hundred), then the last part.
+        parent, name = os.path.split(real)
+        rparent = self._dirs.get(parent)
+        if rparent is None:
+            rparent = self._dirs[parent] = os.path.realpath(parent)
+        last = os.path.join(rparent, name)
+        resolved = os.path.realpath(last) if os.path.islink(last) else last
+        if resolved != root and not resolved.startswith(root + os.sep):
             raise PathEscape(f"path leaves the host root: {host_path!r}")
         return real
 
@@ -254,8 +266,10 @@ def observe(host: Host, spec: dict[str, Any]) -> Observation:
                 return Observation(sid, wanted, [], missing=True)
             files = []
             for p in paths:
+                raw = host.read(p)
                 avail_path = os.path.dirname(p) + "/scaling_available_governors"
-                if host.exists(avail_path):
+                # Only a CPU that must change needs the governor to be available.
+                if normalize(raw) != wanted and host.exists(avail_path):
                     avail = host.read(avail_path).split()
                     if wanted not in avail:
                         cpu = p.split("/")[5]
@@ -263,7 +277,6 @@ def observe(host: Host, spec: dict[str, Any]) -> Observation:
                             f"governor {wanted!r} is not available on {cpu} "
                             f"(available: {', '.join(avail)})"
                         )
-                raw = host.read(p)
                 files.append(FileState(p, raw, normalize(raw), wanted, wanted + "\n"))
             return Observation(sid, wanted, files)
         if kind == "cpuidle":
@@ -301,6 +314,29 @@ def observe_file(host: Host, sid: str, path: str, content: str | None) -> Observ
         return Observation(sid, wanted, [f])
     except KnobError as e:
         return Observation(sid, "as wanted", [], error=str(e))
+
+
+def host_facts(host: Host) -> dict[str, Any]:
+    """What the OS shows of decisions BIOS makes: sockets, NUMA nodes, threads per core."""
+    cpus = host.glob(CPU_DIR + "/cpu[0-9]*/topology/physical_package_id")
+    sockets: set[str] = set()
+    cores: set[tuple[str, str]] = set()
+    for p in cpus:
+        try:
+            pkg = host.read(p).strip()
+            core = host.read(os.path.dirname(p) + "/core_id").strip()
+        except KnobError:
+            continue
+        sockets.add(pkg)
+        cores.add((pkg, core))
+    nodes = host.glob("/sys/devices/system/node/node[0-9]*")
+    return {
+        "logical_cpus": len(cpus),
+        "sockets": len(sockets),
+        "cores": len(cores),
+        "threads_per_core": (len(cpus) // len(cores)) if cores else None,
+        "numa_nodes": len(nodes),
+    }
 
 
 # ---------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ class HostVerify(BaseModel):
     status: Literal["ok", "drift", "failed", "unreachable"]
     message: str = ""
     settings: list[SettingCheck]
+    facts: dict[str, Any] = {}  # topology the OS shows: sockets, numa_nodes, threads_per_core
 
 
 class VerifyReport(BaseModel):
@@ -176,6 +177,7 @@ def build_verify(
                 status=status,  # type: ignore[arg-type]
                 message=o.message if o.status != "ok" else "",
                 settings=settings,
+                facts=o.facts,
             )
         )
     return VerifyReport(

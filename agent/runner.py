@@ -29,6 +29,7 @@ class HostOutcome(BaseModel):
     status: str  # ok | failed | unreachable | no result
     message: str = ""
     results: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {}  # what the module reports of the host (verify: topology)
 
 
 ProgressFn = Callable[[str, str], None]  # (host, status) when a host finishes
@@ -83,7 +84,9 @@ def run_playbook(
         host = data.get("host", "")
         res = data.get("res") or {}
         if kind == "runner_on_ok":
-            o = HostOutcome(host=host, status="ok", results=res.get("results", []))
+            o = HostOutcome(
+                host=host, status="ok", results=res.get("results", []), facts=res.get("facts") or {}
+            )
         elif kind == "runner_on_failed":
             o = HostOutcome(
                 host=host, status="failed", message=_msg(res), results=res.get("results", [])

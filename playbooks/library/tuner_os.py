@@ -7,7 +7,14 @@ All the knob logic lives in module_utils/tuner_knobs.py (the same file as agent/
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tuner_knobs import Host, KnobError, apply, rollback, verify
+from ansible.module_utils.tuner_knobs import (
+    Host,
+    KnobError,
+    apply,
+    host_facts,
+    rollback,
+    verify,
+)
 
 DOCUMENTATION = r"""
 module: tuner_os
@@ -34,12 +41,14 @@ def main() -> None:
     )
     p = module.params
     host = Host(root=p["root"], sim_kernel=p["sim_kernel"])
+    facts: dict = {}
     try:
         if p["mode"] == "apply":
             results = apply(host, p["settings"], p["persist"], module.check_mode)
             changed = any(r["status"] in ("changed", "would change") for r in results)
         elif p["mode"] == "verify":
             results = verify(host, p["settings"], p["persist"])
+            facts = host_facts(host)
             changed = False
         else:
             results = rollback(host, module.check_mode)
@@ -49,8 +58,8 @@ def main() -> None:
         return
     failed = any(r["status"] == "failed" for r in results)
     if failed:
-        module.fail_json(msg="some settings failed", results=results, changed=changed)
-    module.exit_json(changed=changed, results=results)
+        module.fail_json(msg="some settings failed", results=results, changed=changed, facts=facts)
+    module.exit_json(changed=changed, results=results, facts=facts)
 
 
 if __name__ == "__main__":
