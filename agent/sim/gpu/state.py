@@ -1,0 +1,564 @@
+"""A simulated node's GPUs: pydantic models, the state file the C library reads, node install.
+
+``NodeGpuState.healthy()`` gives a healthy 8 x MI355X node (one XGMI hive, 7 links up per GPU,
+PCIe Gen5 x16, no errors). Change fields to build a scenario, then ``install_node(root,
+state, lib)`` lays out a simulated node under ``root``:
+
+* ``root/opt/rocm/lib/libamd_smi.so`` -- the simulated library (``ROCM_PATH=root/opt/rocm``),
+* ``root/opt/rocm/share/tuner-sim/gpu-state`` -- the state file (docs/sim-gpu-state.md),
+* ``root/sys/bus/pci/devices/<bdf>/`` -- the PCI bus view of every GPU, including the ones
+  hidden from amdsmi (``enumerated=False``).
+
+The defaults here mirror the C library's defaults for keys a hand-written state file omits
+(``sim_gpu_defaults`` in libamd_smi.c); a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STATE_RELPATH = Path("opt/rocm/share/tuner-sim/gpu-state")
+LIB_RELPATH = Path("opt/rocm/lib/libamd_smi.so")
+ROCM_RELPATH = Path("opt/rocm")
+PCI_DEVICES_RELPATH = Path("sys/bus/pci/devices")
+STATE_ENV = "TUNER_SIM_GPU_STATE"
+
+#: PCI bus numbers of GPUs 0-7 (GPU i >= 8 uses domain i // 8, bus of i % 8).
+DEFAULT_BUSES = (0x05, 0x15, 0x65, 0x75, 0x85, 0x95, 0xE5, 0xF5)
+#: Firmware ids (amdsmi ``AMDSMI_FW_ID_*`` without the prefix) and versions of a healthy GPU.
+DEFAULT_FIRMWARE: dict[str, int] = {
+    "CP_MEC1": 43,
+    "CP_MEC2": 43,
+    "RLC": 98,
+    "SDMA0": 19,
+    "SDMA1": 19,
+    "VCN": 0x0111000E,
+    "PSP_SOSDRV": 0x00370036,
+    "TA_RAS": 0x1B00013E,
+    "TA_XGMI": 0x20000014,
+    "PM": 0x00550E00,
+}
+#: The 19 GPU blocks amdsmi reports ECC counts and RAS features for.
+GPU_BLOCKS = (
+    "UMC", "SDMA", "GFX", "MMHUB", "ATHUB", "PCIE_BIF", "HDP", "XGMI_WAFL", "DF", "SMN", "SEM",
+    "MP0", "MP1", "FUSE", "MCA", "VCN", "JPEG", "IH", "MPIO",
+)
+RAS_STATES = ("NONE", "DISABLED", "PARITY", "SING_C", "MULT_UC", "POISON", "ENABLED")
+CPER_NOTIFY_TYPES = (
+    "CMC", "CPE", "MCE", "PCIE", "INIT", "NMI", "BOOT", "DMAR", "SEA", "SEI", "PEI",
+    "CXL_COMPONENT",
+)
+_BDF_RE = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\.[0-7]$")
+_HEX_RE = re.compile(r"^(0[xX])?[0-9a-fA-F]*$")
+_STATUS_RE = re.compile(r"^(AMDSMI_STATUS_)?[A-Z0-9_]+$")
+_FUNC_RE = re.compile(r"^amdsmi_[a-z0-9_A-Z]+$")
+
+Status = int | str  # an integer, or a name like "DRIVER_NOT_LOADED" / "AMDSMI_STATUS_BUSY"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_fail(fail: dict[str, Status]) -> dict[str, Status]:
+    for func, status in fail.items():
+        if not _FUNC_RE.match(func):
+            raise ValueError(f"fail: {func!r} is not an amdsmi C function name (amdsmi_...)")
+        if isinstance(status, str) and not _STATUS_RE.match(status.upper()):
+            raise ValueError(f"fail.{func}: bad status {status!r}")
+        if isinstance(status, int) and not 0 <= status <= 0xFFFFFFFF:
+            raise ValueError(f"fail.{func}: status {status} out of range")
+    return fail
+
+
+class EccCounts(_Model):
+    correctable: int = Field(default=0, ge=0)
+    uncorrectable: int = Field(default=0, ge=0)
+    deferred: int = Field(default=0, ge=0)
+
+
+class BadPageStatus(StrEnum):
+    RESERVED = "reserved"  # 0
+    PENDING = "pending"  # 1
+    UNRESERVABLE = "unreservable"  # 2
+
+
+class BadPage(_Model):
+    address: int = Field(ge=0)
+    size: int = Field(default=4096, ge=0)
+    status: BadPageStatus = BadPageStatus.RESERVED
+
+
+class PcieState(_Model):
+    """Speeds in MT/s as amdsmi reports them (32000 = Gen5 32 GT/s)."""
+
+    max_width: int = 16
+    max_speed: int = 32000
+    interface_version: int = 5
+    max_interface_version: int = 5
+    slot_type: str = "OAM"  # PCIE, OAM, CEM, UNKNOWN
+    width: int = 16
+    speed: int = 32000
+    bandwidth: int = 0
+    replay_count: int = 0
+    l0_to_recovery_count: int = 0
+    replay_roll_over_count: int = 0
+    nak_sent_count: int = 0
+    nak_received_count: int = 0
+    lc_perf_other_end_recovery_count: int = 0
+
+
+LinkState = Literal["U", "D", "X"]  # up, down, disabled
+
+
+def _seven_links_up() -> list[LinkState]:
+    return ["U"] * 7
+
+
+class XgmiState(_Model):
+    link_status: list[LinkState] = Field(default_factory=_seven_links_up, max_length=8)
+    error_status: int = Field(default=0, ge=0, le=2)  # 0 none, 1 one error, 2 multiple errors
+    lanes: int = 16
+    hive_id: int | None = None  # None: derived from the node index
+    node_id: int | None = None  # None: the GPU index
+    index: int | None = None  # None: the GPU index
+
+
+class TempSensor(_Model):
+    """Degrees C; None = NOT_SUPPORTED for that metric."""
+
+    current: int | None = None
+    max: int | None = None
+    critical: int | None = None
+    emergency: int | None = None
+
+
+class Temperatures(_Model):
+    hotspot: TempSensor = Field(
+        default_factory=lambda: TempSensor(current=45, max=100, critical=105, emergency=110)
+    )
+    vram: TempSensor = Field(
+        default_factory=lambda: TempSensor(current=40, max=95, critical=100, emergency=105)
+    )
+    edge: TempSensor = Field(default_factory=TempSensor)  # not reported on MI3xx
+
+
+class VbiosInfo(_Model):
+    name: str = "AMD MI355X GENERIC"
+    build_date: str = "2025/05/20 12:00"
+    part_number: str = "113-M3550100-101"
+    version: str = "022.040.003.043.000001"
+
+
+class DriverInfo(_Model):
+    name: str = "amdgpu"
+    version: str = "6.14.14"
+    date: str = "2015/01/01 00:00"
+
+
+class GpuProcess(_Model):
+    pid: int = Field(ge=0, le=0xFFFFFFFF)
+    name: str
+    vram: int = Field(default=0, ge=0)  # bytes
+    cu_occupancy: int = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _no_comma(cls, v: str) -> str:
+        if "," in v or "\n" in v:
+            raise ValueError("process name must not contain ',' or a newline")
+        return v
+
+
+class CperEntry(_Model):
+    severity: Literal["FATAL", "NON_FATAL_UNCORRECTED", "NON_FATAL_CORRECTED"] = "FATAL"
+    timestamp: dt.datetime = dt.datetime(2025, 1, 1, 0, 0, 0)
+    notify_type: str = "MCE"
+    record_id: str | None = Field(default=None, max_length=8, pattern=r"^[A-Za-z0-9_.:-]*$")
+
+    @field_validator("notify_type")
+    @classmethod
+    def _notify(cls, v: str) -> str:
+        if v.upper() not in CPER_NOTIFY_TYPES:
+            raise ValueError(f"notify_type must be one of {CPER_NOTIFY_TYPES}")
+        return v.upper()
+
+
+class GpuState(_Model):
+    """One GPU. Identity fields left None are derived from the GPU's index (see below)."""
+
+    enumerated: bool = True  # False: on the PCI bus but missing from amdsmi
+    bdf: str | None = None
+    uuid: str | None = None
+    drm_render: int | None = None
+    drm_card: int | None = None
+    hsa_id: int | None = None
+    hip_id: int | None = None
+    hip_uuid: str | None = None
+    kfd_id: int | None = None
+    kfd_node_id: int | None = None
+    current_partition_id: int = 0
+    market_name: str = "AMD Instinct MI355X"
+    vendor_id: int = 0x1002
+    vendor_name: str = "Advanced Micro Devices Inc. [AMD/ATI]"
+    subvendor_id: int = 0x1002
+    device_id: int = 0x75A3
+    rev_id: int = 0x00
+    asic_serial: str | None = None  # hex digits (amdsmi parses it with int(s, 16))
+    oam_id: int | None = None
+    num_compute_units: int = 256
+    target_graphics_version: str = "gfx950"
+    subsystem_id: int = 0x75A3
+    model_number: str = "102-G30211-00"
+    product_serial: str | None = None
+    fru_id: str = ""
+    product_name: str = "AMD Instinct MI355X OAM"
+    manufacturer_name: str = "AMD"
+    ecc: dict[str, EccCounts] = Field(default_factory=dict)  # block name -> counts
+    ras_features: dict[str, str] = Field(default_factory=dict)  # block -> state (ENABLED)
+    ras_eeprom_version: int = 0x30000
+    ras_ecc_schema_flag: int = 0xF
+    bad_pages: list[BadPage] = Field(default_factory=list)
+    bad_page_threshold: int = 128
+    pcie: PcieState = Field(default_factory=PcieState)
+    xgmi: XgmiState = Field(default_factory=XgmiState)
+    temperatures: Temperatures = Field(default_factory=Temperatures)
+    firmware: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_FIRMWARE))
+    vbios: VbiosInfo = Field(default_factory=VbiosInfo)
+    driver: DriverInfo = Field(default_factory=DriverInfo)
+    processes: list[GpuProcess] = Field(default_factory=list)
+    compute_partition: str = "SPX"
+    memory_partition: str = "NPS1"
+    numa_node: int | None = None
+    cper: list[CperEntry] = Field(default_factory=list)
+    fail: dict[str, Status] = Field(default_factory=dict)  # C function -> status
+
+    @field_validator("bdf")
+    @classmethod
+    def _bdf(cls, v: str | None) -> str | None:
+        if v is not None and not _BDF_RE.match(v):
+            raise ValueError(f"bdf must look like 0000:05:00.0, got {v!r}")
+        return v.lower() if v else v
+
+    @field_validator("asic_serial")
+    @classmethod
+    def _serial(cls, v: str | None) -> str | None:
+        if v is not None and not _HEX_RE.match(v):
+            raise ValueError("asic_serial must be hex digits (amdsmi parses it as hex) or empty")
+        return v
+
+    @field_validator("ecc", "ras_features")
+    @classmethod
+    def _blocks(cls, v: dict[str, object]) -> dict[str, object]:
+        for block in v:
+            if block.upper() not in GPU_BLOCKS:
+                raise ValueError(f"unknown GPU block {block!r}; one of {GPU_BLOCKS}")
+        return {k.upper(): val for k, val in v.items()}
+
+    @field_validator("ras_features")
+    @classmethod
+    def _ras_states(cls, v: dict[str, str]) -> dict[str, str]:
+        for block, state in v.items():
+            if state.upper() not in RAS_STATES:
+                raise ValueError(f"ras_features[{block}]: state must be one of {RAS_STATES}")
+        return {k: s.upper() for k, s in v.items()}
+
+    @field_validator("firmware")
+    @classmethod
+    def _fw(cls, v: dict[str, int]) -> dict[str, int]:
+        valid = _valid_fw_names()
+        out = {}
+        for name, version in v.items():
+            short = name.upper().removeprefix("AMDSMI_FW_ID_")
+            if valid and short not in valid:
+                raise ValueError(f"firmware {name!r} is not an id amdsmi accepts")
+            out[short] = version
+        return out
+
+    @field_validator("fail")
+    @classmethod
+    def _fail(cls, v: dict[str, Status]) -> dict[str, Status]:
+        return _check_fail(v)
+
+    def fill_identity(self, index: int, node_index: int) -> None:
+        """Fill every identity field left None with the value derived from ``index``."""
+        serial = 0x5A11_0000_0000_0000 + node_index * 0x1000 + index
+        derived: dict[str, object] = {
+            "bdf": f"{index // 8:04x}:{DEFAULT_BUSES[index % 8]:02x}:00.0",
+            "uuid": f"{index & 0xFF:02x}ff75a3-0000-1000-8000-{serial & 0xFFFFFFFFFFFF:012x}",
+            "drm_render": 128 + index,
+            "drm_card": index + 1,
+            "hsa_id": index + 2,
+            "hip_id": index,
+            "hip_uuid": f"GPU-{serial:016x}",
+            "kfd_id": 0x6000 + index,
+            "kfd_node_id": index + 2,
+            "asic_serial": f"{serial:016X}",
+            "oam_id": index,
+            "product_serial": f"692{node_index:05d}{index:04d}",
+            "numa_node": 0 if index % 8 < 4 else 1,
+        }
+        for name, value in derived.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        x = self.xgmi
+        if x.hive_id is None:
+            x.hive_id = 0x4D49_3335_3558_0000 + node_index
+        if x.node_id is None:
+            x.node_id = index
+        if x.index is None:
+            x.index = index
+
+
+class NodeGpuState(_Model):
+    """All GPUs of one simulated node (list position = GPU index = ``[gpu.N]``)."""
+
+    index: int = Field(default=0, ge=0, le=0xFFFFFFFF)  # node number: seeds serials and hive id
+    gpus: list[GpuState] = Field(default_factory=list, max_length=64)
+    fail: dict[str, Status] = Field(default_factory=dict)  # node-wide, e.g. amdsmi_init
+
+    @field_validator("fail")
+    @classmethod
+    def _fail(cls, v: dict[str, Status]) -> dict[str, Status]:
+        return _check_fail(v)
+
+    @model_validator(mode="after")
+    def _identity(self) -> NodeGpuState:
+        for i, gpu in enumerate(self.gpus):
+            gpu.fill_identity(i, self.index)
+        return self
+
+    @classmethod
+    def healthy(cls, gpu_count: int = 8, node_index: int = 0) -> NodeGpuState:
+        """A healthy node of ``gpu_count`` MI355X in one XGMI hive."""
+        return cls(index=node_index, gpus=[GpuState() for _ in range(gpu_count)])
+
+
+def _valid_fw_names() -> frozenset[str]:
+    """Firmware ids the installed amdsmi accepts (empty if amdsmi is not installed)."""
+    global _FW_CACHE
+    if _FW_CACHE is None:
+        try:
+            from agent.sim.gpu import gen_stubs
+
+            names = gen_stubs._valid_fw_names(
+                gen_stubs.amdsmi_package_dir() / "amdsmi_interface.py"
+            )
+        except Exception:  # noqa: BLE001 - amdsmi missing: let the C library validate
+            names = []
+        _FW_CACHE = frozenset(n.removeprefix("AMDSMI_FW_ID_") for n in names)
+    return _FW_CACHE
+
+
+_FW_CACHE: frozenset[str] | None = None
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _q(value: str) -> str:
+    """Render a string value; quote it when it would not survive the plain syntax."""
+    if value == "" or value != value.strip() or "#" in value or ";" in value or '"' in value:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+def _fail_lines(fail: dict[str, Status]) -> list[str]:
+    return [f"fail.{func} = {status}" for func, status in fail.items()]
+
+
+def _ensure_identity(state: NodeGpuState) -> None:
+    for i, gpu in enumerate(state.gpus):  # GPUs appended after validation
+        gpu.fill_identity(i, state.index)
+
+
+def render_state(state: NodeGpuState) -> str:
+    """The state file text for ``state`` (every value explicit)."""
+    _ensure_identity(state)
+    lines = [
+        "# tuner simulated GPU state (docs/sim-gpu-state.md); read by libamd_smi.so at every",
+        "# amdsmi_init.",
+        "[node]",
+        f"index = {state.index}",
+        *_fail_lines(state.fail),
+    ]
+    for i, g in enumerate(state.gpus):
+        p, x = g.pcie, g.xgmi
+        lines += [
+            "",
+            f"[gpu.{i}]",
+            f"enumerated = {'true' if g.enumerated else 'false'}",
+            f"bdf = {g.bdf}",
+            f"uuid = {_q(g.uuid or '')}",
+            f"drm_render = {g.drm_render}",
+            f"drm_card = {g.drm_card}",
+            f"hsa_id = {g.hsa_id}",
+            f"hip_id = {g.hip_id}",
+            f"hip_uuid = {_q(g.hip_uuid or '')}",
+            f"kfd_id = {g.kfd_id}",
+            f"kfd_node_id = {g.kfd_node_id}",
+            f"current_partition_id = {g.current_partition_id}",
+            f"market_name = {_q(g.market_name)}",
+            f"vendor_id = {g.vendor_id:#06x}",
+            f"vendor_name = {_q(g.vendor_name)}",
+            f"subvendor_id = {g.subvendor_id:#06x}",
+            f"device_id = {g.device_id:#06x}",
+            f"rev_id = {g.rev_id:#04x}",
+            f"asic_serial = {_q(g.asic_serial or '')}",
+            f"oam_id = {g.oam_id}",
+            f"num_compute_units = {g.num_compute_units}",
+            f"target_graphics_version = {g.target_graphics_version}",
+            f"subsystem_id = {g.subsystem_id:#06x}",
+            f"board.model_number = {_q(g.model_number)}",
+            f"board.product_serial = {_q(g.product_serial or '')}",
+            f"board.fru_id = {_q(g.fru_id)}",
+            f"board.product_name = {_q(g.product_name)}",
+            f"board.manufacturer_name = {_q(g.manufacturer_name)}",
+            f"numa_node = {g.numa_node}",
+        ]
+        for block, counts in g.ecc.items():
+            lines += [
+                f"ecc.{block.lower()}.correctable = {counts.correctable}",
+                f"ecc.{block.lower()}.uncorrectable = {counts.uncorrectable}",
+                f"ecc.{block.lower()}.deferred = {counts.deferred}",
+            ]
+        lines += [f"ras.{b.lower()} = {s}" for b, s in g.ras_features.items()]
+        lines += [
+            f"ras.eeprom_version = {g.ras_eeprom_version:#x}",
+            f"ras.ecc_schema_flag = {g.ras_ecc_schema_flag:#x}",
+            f"bad_page_threshold = {g.bad_page_threshold}",
+        ]
+        lines += [
+            f"bad_page = {bp.address:#x}, {bp.size}, {bp.status.value}" for bp in g.bad_pages
+        ]
+        lines += [
+            f"pcie.max_width = {p.max_width}",
+            f"pcie.max_speed = {p.max_speed}",
+            f"pcie.interface_version = {p.interface_version}",
+            f"pcie.max_interface_version = {p.max_interface_version}",
+            f"pcie.slot_type = {p.slot_type}",
+            f"pcie.width = {p.width}",
+            f"pcie.speed = {p.speed}",
+            f"pcie.bandwidth = {p.bandwidth}",
+            f"pcie.replay_count = {p.replay_count}",
+            f"pcie.l0_to_recovery_count = {p.l0_to_recovery_count}",
+            f"pcie.replay_roll_over_count = {p.replay_roll_over_count}",
+            f"pcie.nak_sent_count = {p.nak_sent_count}",
+            f"pcie.nak_received_count = {p.nak_received_count}",
+            f"pcie.lc_perf_other_end_recovery_count = {p.lc_perf_other_end_recovery_count}",
+            f"xgmi.link_status = {' '.join(x.link_status)}",
+            f"xgmi.error_status = {x.error_status}",
+            f"xgmi.lanes = {x.lanes}",
+            f"xgmi.hive_id = {x.hive_id:#x}",
+            f"xgmi.node_id = {x.node_id}",
+            f"xgmi.index = {x.index}",
+        ]
+        for sensor in ("hotspot", "vram", "edge"):
+            t: TempSensor = getattr(g.temperatures, sensor)
+            for metric in ("current", "max", "critical", "emergency"):
+                v = getattr(t, metric)
+                lines.append(f"temp.{sensor}.{metric} = {'unsupported' if v is None else v}")
+        lines.append("fw = none")
+        lines += [f"fw.{name} = {version:#x}" for name, version in g.firmware.items()]
+        lines += [
+            f"vbios.name = {_q(g.vbios.name)}",
+            f"vbios.build_date = {_q(g.vbios.build_date)}",
+            f"vbios.part_number = {_q(g.vbios.part_number)}",
+            f"vbios.version = {_q(g.vbios.version)}",
+            f"driver.name = {_q(g.driver.name)}",
+            f"driver.version = {_q(g.driver.version)}",
+            f"driver.date = {_q(g.driver.date)}",
+            f"compute_partition = {_q(g.compute_partition)}",
+            f"memory_partition = {_q(g.memory_partition)}",
+        ]
+        lines += [
+            f"process = {pr.pid}, {pr.name}, {pr.vram}, {pr.cu_occupancy}" for pr in g.processes
+        ]
+        for c in g.cper:
+            rid = f", {c.record_id}" if c.record_id else ""
+            lines.append(
+                f"cper = {c.severity}, {c.timestamp:%Y-%m-%d %H:%M:%S}, {c.notify_type}{rid}"
+            )
+        lines += _fail_lines(g.fail)
+    return "\n".join(lines) + "\n"
+
+
+def write_state(path: Path, state: NodeGpuState) -> Path:
+    """Write the state file atomically (the library may be reading it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_state(state), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------- node install
+
+
+def sysfs_link_speed(mts: int) -> str:
+    """Kernel format of a PCIe link speed given in MT/s: 32000 -> '32.0 GT/s PCIe'."""
+    return f"{mts / 1000:.1f} GT/s PCIe"
+
+
+def write_pci_view(root: Path, state: NodeGpuState) -> list[Path]:
+    """Write ``root/sys/bus/pci/devices/<bdf>/`` for every GPU (hidden ones included)."""
+    _ensure_identity(state)
+    devices = Path(root) / PCI_DEVICES_RELPATH
+    driver_dir = Path(root) / "sys/bus/pci/drivers/amdgpu"
+    devices.mkdir(parents=True, exist_ok=True)
+    driver_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for g in state.gpus:
+        assert g.bdf is not None
+        d = devices / g.bdf
+        if d.is_symlink() or d.is_file():
+            d.unlink()
+        d.mkdir(parents=True, exist_ok=True)
+        files = {
+            "vendor": f"{g.vendor_id:#06x}",
+            "device": f"{g.device_id:#06x}",
+            "subsystem_vendor": f"{g.subvendor_id:#06x}",
+            "subsystem_device": f"{g.subsystem_id:#06x}",
+            "class": "0x120000",  # processing accelerator (MI300-series OAM)
+            "revision": f"{g.rev_id:#04x}",
+            "numa_node": str(g.numa_node),
+            "current_link_width": str(g.pcie.width),
+            "max_link_width": str(g.pcie.max_width),
+            "current_link_speed": sysfs_link_speed(g.pcie.speed),
+            "max_link_speed": sysfs_link_speed(g.pcie.max_speed),
+        }
+        for name, value in files.items():
+            (d / name).write_text(value + "\n")
+        link = d / "driver"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if g.enumerated:  # a GPU the driver refused has no driver bound
+            link.symlink_to(Path("../../drivers/amdgpu"))
+        out.append(d)
+    return out
+
+
+def install_node(root: Path, state: NodeGpuState, lib: Path) -> Path:
+    """Lay out a simulated node under ``root``; return its ROCM_PATH (``root/opt/rocm``)."""
+    root = Path(root)
+    dest = root / LIB_RELPATH
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(lib, tmp)
+    except OSError:
+        shutil.copy2(lib, tmp)
+    os.replace(tmp, dest)
+    write_state(root / STATE_RELPATH, state)
+    write_pci_view(root, state)
+    return root / ROCM_RELPATH
