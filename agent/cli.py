@@ -274,8 +274,15 @@ def _state(state_dir: str | None) -> Path:
 @sim_app.command("up")
 def sim_up(
     nodes: Annotated[
-        int, typer.Option("--nodes", "-n", min=1, max=512, help="How many nodes.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--nodes", "-n", min=1, max=512, help="How many nodes (default: the scenario's, 4)."
+        ),
+    ] = None,
+    scenario: Annotated[
+        str,
+        typer.Option("--scenario", help="GPU state of the nodes (tuner sim scenarios lists them)."),
+    ] = "healthy",
     state_dir: StateDirOpt = None,
     connection: Annotated[
         str,
@@ -302,10 +309,13 @@ def sim_up(
         if connection not in ("auto", "ssh", "local"):
             raise BadInput("must be auto, ssh or local", field="--connection")
         sd = _state(state_dir)
-        with _progress(1, f"sim up ({nodes} nodes)", as_json):
-            f = simfleet.up(sd, nodes, connection, Topology(cores_per_socket=cores_per_socket))
+        with _progress(1, "sim up", as_json):
+            f = simfleet.up(
+                sd, nodes, connection, Topology(cores_per_socket=cores_per_socket), scenario
+            )
         data = {
             "inventory": f.inventory,
+            "scenario": f.scenario,
             "connection": f.connection,
             "nodes": [
                 {"name": n.name, "root": n.root, "group": n.group, "ssh_port": n.port}
@@ -317,7 +327,8 @@ def sim_up(
             out.print(
                 f"{len(f.nodes)} simulated nodes up ({f.connection}); inventory: {f.inventory}"
             )
-            out.print("next: tuner apply --profile inference")
+            out.print(f"GPU scenario: {f.scenario}")
+            out.print("next: tuner apply --profile inference; tuner check")
 
         _emit(data, as_json, human)
 
@@ -366,6 +377,130 @@ def sim_reboot(
             as_json,
             lambda: out.print(f"rebooted {len(picked)} nodes"),
         )
+
+
+# ------------------------------------------------------------------------------ GPU gate
+
+DeadlineOpt = Annotated[
+    float,
+    typer.Option("--deadline", min=1, max=3600, help="Seconds a node may take (then it fails)."),
+]
+
+
+@app.command()
+def facts(
+    local: Annotated[bool, typer.Option("--local", help="This node, in-process.")] = False,
+    root: Annotated[
+        str, typer.Option("--root", help="The node's / (a simulated node's tree).")
+    ] = "/",
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    deadline: DeadlineOpt = 60,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print GPU facts: every GPU amdsmi sees, the PCI bus view, host facts."""
+    from agent.gpu.run import fleet_facts, local_facts
+
+    with _errors(as_json):
+        if local:
+            f = local_facts(root)
+            _emit(f, as_json, lambda: out.print_json(f.model_dump_json()))
+            return
+        _, inv = _prepare(None, inventory, limit)
+        with _progress(len(inv.hosts), "facts", as_json) as prog:
+            got, failures, _ = fleet_facts(inv, deadline, forks, prog)
+        doc = {"nodes": [f.model_dump(mode="json") for f in got], "failed": failures}
+        _emit(doc, as_json, lambda: out.print_json(json.dumps(doc)))
+        raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def check(
+    local: Annotated[bool, typer.Option("--local", help="Check this node, in-process.")] = False,
+    root: Annotated[str, typer.Option("--root", help="The node's / (with --local).")] = "/",
+    facts_files: Annotated[
+        list[str] | None,
+        typer.Option("--facts", help="Evaluate saved facts (tuner facts --json) instead."),
+    ] = None,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    deadline: DeadlineOpt = 60,
+    min_gpus: Annotated[
+        int | None, typer.Option("--min-gpus", min=0, help="Fail the gate below N usable GPUs.")
+    ] = None,
+    min_gpus_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--min-gpus-per-node", min=1, max=64, help="Exclude a node with fewer usable GPUs."
+        ),
+    ] = None,
+    max_excluded_nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-excluded-nodes", min=0, help="Fail the gate when more nodes are out at once."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Health policy (default: checks/default.yml).")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the usable-GPU inventory here.")
+    ] = None,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The pre-run health gate: per-GPU verdicts and the usable-GPU inventory.
+
+    Exit 0 when the gate passes, 1 when it fails, 2 on bad input."""
+    from agent.gpu.gate import GateOptions
+    from agent.gpu.policy import load_policy
+    from agent.gpu.run import fleet_facts, gate, load_facts_files, local_facts, print_inventory
+
+    with _errors(as_json):
+        pol = load_policy(policy)
+        opts = GateOptions(
+            min_gpus=min_gpus,
+            min_gpus_per_node=min_gpus_per_node,
+            max_excluded_nodes=max_excluded_nodes,
+        )
+        failures: dict[str, str] = {}
+        if facts_files:
+            got = load_facts_files(facts_files)
+            order = [f.name for f in got]
+        elif local:
+            got = [local_facts(root)]
+            order = [got[0].name]
+        else:
+            _, inv = _prepare(None, inventory, limit)
+            order = [h.name for h in inv.hosts]
+            with _progress(len(inv.hosts), "check", as_json) as prog:
+                got, failures, _ = fleet_facts(inv, deadline, forks, prog)
+        result = gate(got, failures, order, pol, opts)
+        doc = result.model_dump_inventory()
+        if output:
+            from agent.gpu.run import write_atomic
+
+            write_atomic(output, doc)
+        _emit(doc, as_json, lambda: print_inventory(result, out))
+        raise typer.Exit(0 if result.gate.passed else 1)
+
+
+@sim_app.command("scenarios")
+def sim_scenarios(as_json: JsonOpt = False) -> None:
+    """List the GPU scenarios of the simulated fleet."""
+    from agent.sim.scenarios import SCENARIOS
+
+    items = [
+        {"name": s.name, "nodes": s.nodes, "description": s.description, "expect": s.expect}
+        for s in SCENARIOS.values()
+    ]
+
+    def human() -> None:
+        for i in items:
+            out.print(f"{i['name']:<26} {i['nodes']:>3} nodes  {i['description']}")
+
+    _emit({"scenarios": items}, as_json, human)
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ class SimNode(BaseModel):
 
 class SimFleet(BaseModel):
     state_dir: str
+    scenario: str = "healthy"
     inventory: str
     connection: Connection
     nodes: list[SimNode]
@@ -69,8 +70,21 @@ def load(state_dir: Path) -> SimFleet | None:
 
 
 def up(
-    state_dir: Path, nodes: int, connection: str = "auto", topology: Topology | None = None
+    state_dir: Path,
+    nodes: int | None,
+    connection: str = "auto",
+    topology: Topology | None = None,
+    scenario: str = "healthy",
 ) -> SimFleet:
+    from agent.sim.scenarios import SCENARIOS, install_gpus
+
+    if scenario not in SCENARIOS:
+        raise BadInput(
+            f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})",
+            field="--scenario",
+        )
+    scen = SCENARIOS[scenario]
+    nodes = scen.nodes if nodes is None else nodes
     if nodes < 1 or nodes > 512:
         raise BadInput(f"--nodes must be from 1 to 512, got {nodes}", field="--nodes")
     if connection not in ("auto", "ssh", "local"):
@@ -103,11 +117,13 @@ def up(
         sim_nodes.append(SimNode(name=name, root=str(root), group="head" if i == 1 else "workers"))
     fleet = SimFleet(
         state_dir=str(state_dir),
+        scenario=scenario,
         inventory=str(base / "inventory.yml"),
         connection=conn,
         nodes=sim_nodes,
     )
     try:
+        install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
         if conn == "ssh":
             assert sshd is not None
             _start_sshds(base, fleet, sshd)

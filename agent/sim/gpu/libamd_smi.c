@@ -14,6 +14,8 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <errno.h>
+#include <time.h>
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -117,6 +119,7 @@ static int g_num_gpus;
 static sim_socket_t g_sockets[SIM_MAX_GPUS];
 static int g_num_sockets;
 static uint32_t g_node_index;
+static uint32_t g_hang_ms; /* [node] hang_ms: amdsmi_init blocks this long */
 static uint8_t g_node_fail_set[SIM_NUM_SYMBOLS];
 static uint32_t g_node_fail[SIM_NUM_SYMBOLS];
 static int g_init;
@@ -745,6 +748,11 @@ static int sim_parse_state(const char *path, char *text) {
                 if (!sim_parse_u64(val, &v) || v > 0xFFFFFFFFu)
                     return sim_error(&pos, "index: expected an unsigned integer");
                 g_node_index = (uint32_t)v;
+            } else if (!strcmp(key, "hang_ms")) {
+                uint64_t v;
+                if (!sim_parse_u64(val, &v) || v > 3600000u)
+                    return sim_error(&pos, "hang_ms: expected milliseconds (0-3600000)");
+                g_hang_ms = (uint32_t)v;
             } else if (!strncmp(key, "fail.", 5)) {
                 if (!sim_set_fail(&pos, key + 5, val, g_node_fail_set, g_node_fail)) return 0;
             } else {
@@ -881,7 +889,12 @@ SIM_API const char *tuner_sim_state_path(void) {
 
 uint32_t amdsmi_init(uint64_t flags) {
     g_init = 0;
+    g_hang_ms = 0;
     if (!sim_load_state()) return AMDSMI_STATUS_INIT_ERROR;
+    if (g_hang_ms) { /* a hung driver: init blocks (tests the gate's per-node deadline) */
+        struct timespec ts = {(time_t)(g_hang_ms / 1000), (long)(g_hang_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+    }
     uint32_t st;
     if (sim_injected(__func__, NULL, &st) && st != AMDSMI_STATUS_SUCCESS) {
         sim_reset();

@@ -324,6 +324,7 @@ class NodeGpuState(_Model):
     index: int = Field(default=0, ge=0, le=0xFFFFFFFF)  # node number: seeds serials and hive id
     gpus: list[GpuState] = Field(default_factory=list, max_length=64)
     fail: dict[str, Status] = Field(default_factory=dict)  # node-wide, e.g. amdsmi_init
+    hang_ms: int = Field(default=0, ge=0, le=3_600_000)  # amdsmi_init blocks (a hung driver)
 
     @field_validator("fail")
     @classmethod
@@ -387,6 +388,7 @@ def render_state(state: NodeGpuState) -> str:
         "# amdsmi_init.",
         "[node]",
         f"index = {state.index}",
+        *([f"hang_ms = {state.hang_ms}"] if state.hang_ms else []),
         *_fail_lines(state.fail),
     ]
     for i, g in enumerate(state.gpus):

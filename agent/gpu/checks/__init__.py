@@ -1,0 +1,49 @@
+"""GPU health checks: one module per family, each check a pure function of the facts.
+
+A check takes a GPU's facts and its policy section and returns a CheckResult with a status
+(pass / warn / fail / unknown) and the evidence it saw. Checks never touch hardware; to add
+one, write a function here, give it a policy model in agent/gpu/policy.py and list it in
+GPU_CHECKS (docs/checks.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent.gpu.model import GpuFacts
+
+Status = Literal["pass", "warn", "fail", "unknown"]
+RANK = {"pass": 0, "warn": 1, "unknown": 2, "fail": 3}
+
+
+class CheckResult(BaseModel):
+    check: str
+    status: Status
+    required: bool = True
+    evidence: dict[str, Any] = {}
+    message: str = ""
+
+    @property
+    def blocks(self) -> bool:
+        """Does this result make the GPU unusable? Unknown on a required check does."""
+        return self.status == "fail" or (self.status == "unknown" and self.required)
+
+
+def unknown(check: str, gpu: GpuFacts, keys: tuple[str, ...], required: bool) -> CheckResult:
+    """The facts a check needs are missing: say why (query error or not supported)."""
+    errs = {k: gpu.errors[k] for k in keys if k in gpu.errors}
+    unsup = [k for k in keys if k in gpu.unsupported]
+    why = "; ".join(errs.values()) or (f"not supported: {', '.join(unsup)}" if unsup else "no data")
+    return CheckResult(
+        check=check,
+        status="unknown",
+        required=required,
+        evidence={"errors": errs, "unsupported": unsup},
+        message=why,
+    )
+
+
+GpuCheck = Callable[[GpuFacts, Any], CheckResult]

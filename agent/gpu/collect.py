@@ -1,0 +1,344 @@
+"""Gather a node's GPU facts: every GPU amdsmi enumerates, the PCI bus view, host facts.
+
+Host side, like agent/knobs.py: shipped to nodes as Ansible module_utils
+(``playbooks/module_utils/tuner_gpu_collect.py`` links here), so it imports only the standard
+library, the real ``amdsmi`` package (imported lazily, after ``ROCM_PATH`` is set), and
+optionally pyudev / psutil. It returns plain JSON-able dicts; the controller validates them
+into ``agent.gpu.model.NodeFacts`` and evaluates checks there (pure).
+
+Every amdsmi call is recorded: a value, ``NOT_SUPPORTED`` (unknown, not failed), or an error
+with the amdsmi status, so a check can fail closed on exactly the GPU whose query failed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+AMD_VENDOR = "0x1002"
+# PCI classes of AMD GPUs: display controllers (0x03xxxx) and processing accelerators
+# (0x12xxxx, what MI300/MI350 OAM modules report).
+GPU_CLASSES = ("0x03", "0x12")
+NOT_SUPPORTED = 2
+
+
+class RocmNotFound(Exception):
+    """The amdsmi package or libamd_smi.so could not be loaded."""
+
+
+def _load_amdsmi(rocm_path: str | None) -> Any:
+    if rocm_path:
+        os.environ["ROCM_PATH"] = rocm_path
+    try:
+        import amdsmi
+    except ImportError as e:
+        raise RocmNotFound(
+            f"the amdsmi Python package is not installed ({e}); install it (pip install amdsmi) "
+            "in the Python that runs tuner on the node"
+        ) from e
+    except Exception as e:  # the wrapper raises KeyError('libamd_smi.so') without the library
+        where = os.environ.get("ROCM_PATH") or os.environ.get("ROCM_HOME") or "/opt/rocm"
+        raise RocmNotFound(
+            f"the ROCm library libamd_smi.so was not found (looked in {where}/lib, the linker "
+            f"path and /opt/rocm/lib: {type(e).__name__}: {e}); install ROCm's amd-smi-lib or "
+            "set ROCM_PATH to the ROCm folder that holds lib/libamd_smi.so"
+        ) from e
+    return amdsmi
+
+
+class _Calls:
+    """Runs amdsmi calls for one GPU and records what failed or was unsupported."""
+
+    def __init__(self, amdsmi: Any) -> None:
+        self.amdsmi = amdsmi
+        self.errors: dict[str, str] = {}
+        self.unsupported: list[str] = []
+
+    def __call__(self, key: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except self.amdsmi.AmdSmiLibraryException as e:
+            code = int(getattr(e, "err_code", -1))
+            if code == NOT_SUPPORTED:
+                self.unsupported.append(key)
+            else:
+                self.errors[key] = f"{fn.__name__}: {_status_name(self.amdsmi, code)} ({code})"
+        except Exception as e:  # the wrapper's own bugs (KeyError, TypeError, ValueError)
+            self.errors[key] = f"{getattr(fn, '__name__', key)}: {type(e).__name__}: {e}"
+        return None
+
+
+def _status_name(amdsmi: Any, code: int) -> str:
+    try:
+        names = amdsmi.amdsmi_wrapper.amdsmi_status_t__enumvalues
+        return str(names.get(code, f"status {code}"))
+    except AttributeError:
+        return f"status {code}"
+
+
+def _na(v: Any) -> Any:
+    return None if v in ("N/A", None) else v
+
+
+def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
+    c = _Calls(amdsmi)
+    g: dict[str, Any] = {"index": index}
+    g["bdf"] = c("bdf", amdsmi.amdsmi_get_gpu_device_bdf, h)
+    g["uuid"] = c("uuid", amdsmi.amdsmi_get_gpu_device_uuid, h)
+    enum = c("enumeration", amdsmi.amdsmi_get_gpu_enumeration_info, h) or {}
+    g["hip_id"] = _na(enum.get("hip_id"))
+    g["drm_render"] = _na(enum.get("drm_render"))
+    asic = c("asic", amdsmi.amdsmi_get_gpu_asic_info, h) or {}
+    g["market_name"] = asic.get("market_name")
+    g["device_id"] = _na(asic.get("device_id"))
+    board = c("board", amdsmi.amdsmi_get_gpu_board_info, h) or {}
+    g["serial"] = _na(board.get("product_serial")) or _na(asic.get("asic_serial"))
+
+    tot = c("ecc", amdsmi.amdsmi_get_gpu_total_ecc_count, h)
+    g["ecc"] = (
+        None
+        if tot is None
+        else {
+            "correctable": tot["correctable_count"],
+            "uncorrectable": tot["uncorrectable_count"],
+            "deferred": tot["deferred_count"],
+        }
+    )
+    blocks: dict[str, dict[str, int]] = {}
+    for block in amdsmi.AmdSmiGpuBlock:
+        if block.name in ("INVALID", "RESERVED", "LAST", "FIRST"):
+            continue
+        try:
+            v = amdsmi.amdsmi_get_gpu_ecc_count(h, block)
+        except amdsmi.AmdSmiLibraryException:
+            continue  # per-block counts are evidence only; the total is what checks read
+        except Exception:
+            continue
+        if any(v.get(k) for k in ("correctable_count", "uncorrectable_count", "deferred_count")):
+            blocks[block.name] = {
+                "correctable": v.get("correctable_count", 0),
+                "uncorrectable": v.get("uncorrectable_count", 0),
+                "deferred": v.get("deferred_count", 0),
+            }
+    g["ecc_blocks"] = blocks
+
+    pages = c("bad_pages", amdsmi.amdsmi_get_gpu_bad_page_info, h)
+    g["bad_pages"] = (
+        None
+        if pages is None
+        else [
+            {
+                "address": _na(p.get("page_address")),
+                "size": _na(p.get("page_size")),
+                "status": _page_status(p.get("status")),
+            }
+            for p in pages
+        ]
+    )
+    g["bad_page_threshold"] = c("bad_page_threshold", amdsmi.amdsmi_get_gpu_bad_page_threshold, h)
+
+    pcie = c("pcie", amdsmi.amdsmi_get_pcie_info, h)
+    if pcie is None:
+        g["pcie"] = None
+    else:
+        s, m = pcie["pcie_static"], pcie["pcie_metric"]
+        g["pcie"] = {
+            "max_width": _na(s.get("max_pcie_width")),
+            "max_speed": _na(s.get("max_pcie_speed")),
+            "width": _na(m.get("pcie_width")),
+            "speed": _na(m.get("pcie_speed")),
+            "replay_count": _na(m.get("pcie_replay_count")),
+            "l0_to_recovery_count": _na(m.get("pcie_l0_to_recovery_count")),
+            "nak_sent_count": _na(m.get("pcie_nak_sent_count")),
+            "nak_received_count": _na(m.get("pcie_nak_received_count")),
+        }
+
+    links = c("xgmi_links", amdsmi.amdsmi_get_gpu_xgmi_link_status, h)
+    g["xgmi_links"] = None if links is None else list(links.get("status", []))
+    g["xgmi_error_status"] = c("xgmi_errors", amdsmi.amdsmi_gpu_xgmi_error_status, h)
+    xinfo = c("xgmi_info", amdsmi.amdsmi_get_xgmi_info, h) or {}
+    g["xgmi_hive_id"] = _na(xinfo.get("xgmi_hive_id"))
+
+    temps: dict[str, dict[str, int | None]] = {}
+    T, M = amdsmi.AmdSmiTemperatureType, amdsmi.AmdSmiTemperatureMetric
+    for sensor, ttype in (("hotspot", T.HOTSPOT), ("vram", T.VRAM)):
+        temps[sensor] = {
+            metric: c(f"temperature.{sensor}.{metric}", amdsmi.amdsmi_get_temp_metric, h, ttype, m)
+            for metric, m in (("current", M.CURRENT), ("max", M.MAX), ("critical", M.CRITICAL))
+        }
+    g["temperatures"] = temps
+
+    fw = c("firmware", amdsmi.amdsmi_get_fw_info, h)
+    g["firmware"] = (
+        None
+        if fw is None
+        else {
+            str(getattr(f["fw_name"], "name", f["fw_name"])).replace("AMDSMI_FW_ID_", ""): str(
+                f["fw_version"]
+            )
+            for f in fw.get("fw_list", [])
+        }
+    )
+    vb = c("vbios", amdsmi.amdsmi_get_gpu_vbios_info, h) or {}
+    g["vbios_version"] = vb.get("version")
+    drv = c("driver", amdsmi.amdsmi_get_gpu_driver_info, h) or {}
+    g["driver_version"] = drv.get("driver_version")
+
+    procs = c("processes", amdsmi.amdsmi_get_gpu_process_list, h)
+    g["processes"] = (
+        None if procs is None else [{"pid": p.get("pid"), "name": p.get("name")} for p in procs]
+    )
+    g["compute_partition"] = c("compute_partition", amdsmi.amdsmi_get_gpu_compute_partition, h)
+    g["memory_partition"] = c("memory_partition", amdsmi.amdsmi_get_gpu_memory_partition, h)
+
+    fatal = 1 << int(getattr(amdsmi.amdsmi_wrapper, "AMDSMI_CPER_SEV_FATAL", 1))
+    cper = c("cper", amdsmi.amdsmi_get_gpu_cper_entries, h, fatal)
+    g["cper_fatal"] = (
+        None
+        if cper is None
+        else [
+            {"timestamp": e.get("timestamp"), "notify_type": e.get("notify_type")}
+            for e in cper[0].values()
+            if e.get("error_severity") == "fatal"
+        ]
+    )
+    g["errors"] = c.errors
+    g["unsupported"] = c.unsupported
+    return g
+
+
+def _page_status(v: Any) -> str:
+    s = str(getattr(v, "name", v)).lower()
+    for name in ("reserved", "pending", "unreservable"):
+        if name in s:
+            return name
+    return {"0": "reserved", "1": "pending", "2": "unreservable"}.get(s, s)
+
+
+def pci_gpus(root: str = "/") -> list[dict[str, Any]]:
+    """AMD GPUs on the PCI bus: pyudev on a real host, the node root's sysfs in the simulator."""
+    if root == "/":
+        try:
+            import pyudev
+
+            out = []
+            for d in pyudev.Context().list_devices(subsystem="pci"):
+                vendor = (
+                    d.attributes.asstring("vendor")
+                    if "vendor" in d.attributes.available_attributes
+                    else ""
+                )
+                cls = (
+                    d.attributes.asstring("class")
+                    if "class" in d.attributes.available_attributes
+                    else ""
+                )
+                if vendor.lower() == AMD_VENDOR and cls.startswith(GPU_CLASSES):
+                    out.append(
+                        {
+                            "bdf": d.sys_name,
+                            "vendor": vendor,
+                            "device": d.attributes.asstring("device"),
+                            "class": cls,
+                        }
+                    )
+            return sorted(out, key=lambda x: x["bdf"])
+        except Exception:  # no libudev: fall back to reading sysfs directly
+            pass
+    out = []
+    base = os.path.join(root, "sys/bus/pci/devices")
+    for d in sorted(glob.glob(os.path.join(base, "*"))):
+        try:
+            vendor = _read(os.path.join(d, "vendor"))
+            cls = _read(os.path.join(d, "class"))
+        except OSError:
+            continue
+        if vendor.lower() == AMD_VENDOR and cls.startswith(GPU_CLASSES):
+            out.append(
+                {
+                    "bdf": os.path.basename(d),
+                    "vendor": vendor,
+                    "device": _read(os.path.join(d, "device")),
+                    "class": cls,
+                }
+            )
+    return out
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def host_facts(root: str = "/") -> dict[str, Any]:
+    """CPUs, NUMA nodes and memory: sysfs under the root, psutil for memory."""
+    cpus = glob.glob(os.path.join(root, "sys/devices/system/cpu/cpu[0-9]*"))
+    nodes = glob.glob(os.path.join(root, "sys/devices/system/node/node[0-9]*"))
+    mem: int | None = None
+    try:
+        import psutil
+
+        if root == "/":
+            mem = int(psutil.virtual_memory().total)
+        else:
+            meminfo = os.path.join(root, "proc/meminfo")
+            if os.path.exists(meminfo):
+                old = psutil.PROCFS_PATH
+                psutil.PROCFS_PATH = os.path.join(root, "proc")
+                try:
+                    mem = int(psutil.virtual_memory().total)
+                finally:
+                    psutil.PROCFS_PATH = old
+    except Exception:
+        mem = None
+    return {"logical_cpus": len(cpus), "numa_nodes": len(nodes), "memory_bytes": mem}
+
+
+def gather(
+    root: str = "/", rocm_path: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """The node's facts. Raises RocmNotFound when amdsmi cannot be loaded at all."""
+    if rocm_path is None and root != "/" and "ROCM_PATH" not in os.environ:
+        rocm_path = os.path.join(root, "opt/rocm")
+    t0 = time.monotonic()
+    amdsmi = _load_amdsmi(rocm_path)
+    facts: dict[str, Any] = {
+        "name": name or socket.gethostname(),
+        "root": root,
+        "collected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "gpus": [],
+        "pci_gpus": pci_gpus(root),
+        "host": host_facts(root),
+        "errors": [],
+    }
+    try:
+        amdsmi.amdsmi_init(amdsmi.AmdSmiInitFlags.INIT_AMD_GPUS)
+    except Exception as e:
+        facts["errors"].append(f"amdsmi_init: {_describe(amdsmi, e)}")
+        facts["seconds"] = round(time.monotonic() - t0, 3)
+        return facts
+    try:
+        try:
+            handles = amdsmi.amdsmi_get_processor_handles()
+        except Exception as e:
+            facts["errors"].append(f"amdsmi_get_processor_handles: {_describe(amdsmi, e)}")
+            handles = []
+        facts["gpus"] = [_gpu(amdsmi, h, i) for i, h in enumerate(handles)]
+    finally:
+        try:
+            amdsmi.amdsmi_shut_down()
+        except Exception:
+            pass
+    facts["seconds"] = round(time.monotonic() - t0, 3)
+    return facts
+
+
+def _describe(amdsmi: Any, e: Exception) -> str:
+    code = getattr(e, "err_code", None)
+    if code is not None:
+        return f"{_status_name(amdsmi, int(code))} ({code})"
+    return f"{type(e).__name__}: {e}"

@@ -1,0 +1,356 @@
+"""The pre-run health gate: per-GPU verdicts, fleet consistency, the usable-GPU inventory.
+
+Pure: it takes node facts (or why a node gave none) and a policy, and returns the inventory
+(docs/gpu-inventory.md is its schema). It decides per GPU, keeps a node that lost one GPU,
+and never counts a GPU it could not prove healthy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent.gpu.checks import RANK, CheckResult, ecc, links, pages, state
+from agent.gpu.model import GpuFacts, NodeFacts
+from agent.gpu.policy import Policy
+
+SCHEMA = "tuner.gpu-inventory/1"
+
+# check id -> (function, attribute of policy.checks)
+GPU_CHECKS: list[tuple[str, Any, str]] = [
+    ("gpu.query", state.query, "query"),
+    ("gpu.ecc.uncorrectable", ecc.uncorrectable, "ecc_uncorrectable"),
+    ("gpu.ecc.deferred", ecc.deferred, "ecc_deferred"),
+    ("gpu.bad_pages.count", pages.count, "bad_pages"),
+    ("gpu.bad_pages.unreservable", pages.unreservable, "bad_pages_unreservable"),
+    ("gpu.bad_pages.pending", pages.pending, "bad_pages_pending"),
+    ("gpu.cper.fatal", state.cper_fatal, "cper_fatal"),
+    ("gpu.xgmi.links", links.xgmi_links, "xgmi_links"),
+    ("gpu.xgmi.errors", links.xgmi_errors, "xgmi_errors"),
+    ("gpu.pcie.width", links.pcie_width, "pcie_width"),
+    ("gpu.pcie.speed", links.pcie_speed, "pcie_speed"),
+    ("gpu.pcie.errors", links.pcie_errors, "pcie_errors"),
+    ("gpu.temperature", state.temperature, "temperature"),
+    ("gpu.processes", state.processes, "processes"),
+    ("gpu.partition", state.partition, "partition"),
+]
+
+
+class GpuEntry(BaseModel):
+    index: int | None  # as the runtime numbers it (HIP index with all GPUs visible)
+    bdf: str | None
+    uuid: str | None
+    serial: str | None
+    checks: list[CheckResult] = []  # usable: warnings; excluded: what failed
+
+
+class NodeEntry(BaseModel):
+    name: str
+    status: Literal["ok", "degraded", "excluded", "failed"]
+    reason: str = ""
+    installed: int | None = None  # AMD GPUs on the PCI bus
+    enumerated: int | None = None  # GPUs amdsmi reports
+    usable: list[GpuEntry] = []
+    excluded: list[GpuEntry] = []
+    warnings: list[str] = []
+    seconds: float | None = None
+
+
+class GateOptions(BaseModel):
+    min_gpus: int | None = None
+    min_gpus_per_node: int | None = None
+    max_excluded_nodes: int | None = None
+
+
+class Gate(BaseModel):
+    passed: bool
+    reasons: list[str]
+    options: GateOptions
+    policy: str | None
+
+
+class FleetInfo(BaseModel):
+    firmware_majority: dict[str, str] = {}
+    driver_majority: str | None = None
+    vbios_majority: str | None = None
+    warnings: list[str] = []
+
+
+class GpuInventory(BaseModel):
+    schema_: str = SCHEMA
+    generated_at: str
+    gate: Gate
+    usable_gpus: int
+    installed_gpus: int
+    excluded_gpus: int
+    nodes_total: int
+    nodes_usable: int
+    nodes_excluded: int
+    nodes: list[NodeEntry]
+    fleet: FleetInfo
+
+    def model_dump_inventory(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json")
+        d["schema"] = d.pop("schema_")
+        return d
+
+
+def _entry(g: GpuFacts, checks: list[CheckResult]) -> GpuEntry:
+    return GpuEntry(index=g.runtime_index, bdf=g.bdf, uuid=g.uuid, serial=g.serial, checks=checks)
+
+
+def _fw_signature(g: GpuFacts) -> tuple[tuple[str, str], ...] | None:
+    if g.firmware is None:
+        return None
+    return tuple(sorted(g.firmware.items())) + (("vbios", g.vbios_version or ""),)
+
+
+def evaluate_gpu(g: GpuFacts, policy: Policy) -> list[CheckResult]:
+    out = []
+    for _cid, fn, attr in GPU_CHECKS:
+        p = getattr(policy.checks, attr)
+        if p.enabled:
+            out.append(fn(g, p))
+    return out
+
+
+def failed_node(name: str, reason: str) -> NodeEntry:
+    """A node that gave no facts (unreachable, past its deadline, no ROCm): nothing usable."""
+    return NodeEntry(name=name, status="failed", reason=reason)
+
+
+def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
+    node = NodeEntry(
+        name=facts.name,
+        status="ok",
+        installed=len(facts.pci_gpus),
+        enumerated=len(facts.gpus),
+        seconds=facts.seconds,
+    )
+    checks = policy.checks
+    if facts.errors:
+        # amdsmi could not start or enumerate: no GPU on this node is proven healthy.
+        err = CheckResult(
+            check="gpu.query",
+            status="fail",
+            evidence={"errors": facts.errors},
+            message="; ".join(facts.errors),
+        )
+        node.excluded = [
+            GpuEntry(index=None, bdf=p.bdf, uuid=None, serial=None, checks=[err])
+            for p in facts.pci_gpus
+        ]
+        node.status, node.reason = "failed", "amdsmi failed: " + "; ".join(facts.errors)
+        return node
+
+    results = {g.index: evaluate_gpu(g, policy) for g in facts.gpus}
+
+    # Firmware: drift inside the node warns; mixed firmware inside one XGMI hive fails it.
+    if checks.firmware.enabled:
+        sigs = {g.index: _fw_signature(g) for g in facts.gpus}
+        known = [s for s in sigs.values() if s is not None]
+        majority = Counter(known).most_common(1)[0][0] if known else None
+        hives: dict[Any, set[Any]] = {}
+        for g in facts.gpus:
+            if sigs[g.index] is not None and g.xgmi_hive_id is not None:
+                hives.setdefault(g.xgmi_hive_id, set()).add(sigs[g.index])
+        mixed = {h for h, s in hives.items() if len(s) > 1}
+        for g in facts.gpus:
+            sig = sigs[g.index]
+            if sig is None:
+                results[g.index].append(
+                    CheckResult(
+                        check="gpu.firmware",
+                        status="unknown",
+                        required=checks.firmware.required,
+                        evidence={"errors": {k: v for k, v in g.errors.items() if k == "firmware"}},
+                        message="firmware versions could not be read",
+                    )
+                )
+            elif g.xgmi_hive_id in mixed:
+                diff = _fw_diff(sig, majority)
+                results[g.index].append(
+                    CheckResult(
+                        check="gpu.firmware",
+                        status=checks.firmware.mixed_hive,
+                        evidence={"hive": g.xgmi_hive_id, "differs_from_node_majority": diff},
+                        message=f"mixed firmware inside XGMI hive {g.xgmi_hive_id}",
+                    )
+                )
+            elif sig != majority:
+                results[g.index].append(
+                    CheckResult(
+                        check="gpu.firmware",
+                        status=checks.firmware.severity,
+                        required=checks.firmware.required,
+                        evidence={"differs_from_node_majority": _fw_diff(sig, majority)},
+                        message="firmware differs from the other GPUs of this node",
+                    )
+                )
+        if mixed and checks.firmware.mixed_hive == "fail":
+            node.reason = "mixed firmware inside one XGMI hive"
+            for g in facts.gpus:
+                if not any(
+                    r.check == "gpu.firmware" and r.status == "fail" for r in results[g.index]
+                ):
+                    results[g.index].append(
+                        CheckResult(
+                            check="gpu.firmware",
+                            status="fail",
+                            evidence={"hive": g.xgmi_hive_id},
+                            message="node failed: mixed firmware inside its XGMI hive",
+                        )
+                    )
+
+    for g in facts.gpus:
+        res = results[g.index]
+        blocking = [r for r in res if r.blocks]
+        if blocking:
+            node.excluded.append(_entry(g, blocking))
+        else:
+            node.usable.append(_entry(g, [r for r in res if r.status != "pass"]))
+
+    # A GPU on the PCI bus that amdsmi does not enumerate (the driver refused it).
+    if checks.missing.enabled:
+        seen = {(g.bdf or "").lower() for g in facts.gpus}
+        for p in facts.pci_gpus:
+            if p.bdf.lower() not in seen:
+                node.excluded.append(
+                    GpuEntry(
+                        index=None,
+                        bdf=p.bdf,
+                        uuid=None,
+                        serial=None,
+                        checks=[
+                            CheckResult(
+                                check="gpu.missing",
+                                status="fail",
+                                evidence={"bdf": p.bdf, "on_pci_bus": True, "in_amdsmi": False},
+                                message=f"GPU {p.bdf} is on the PCI bus but amdsmi does not see it",
+                            )
+                        ],
+                    )
+                )
+        expected = policy.expected_gpus_per_node
+        found = len(seen | {p.bdf.lower() for p in facts.pci_gpus})
+        if expected is not None and found < expected:
+            for _ in range(expected - found):
+                node.excluded.append(
+                    GpuEntry(
+                        index=None,
+                        bdf=None,
+                        uuid=None,
+                        serial=None,
+                        checks=[
+                            CheckResult(
+                                check="gpu.missing",
+                                status="fail",
+                                evidence={"expected": expected, "found": found},
+                                message=f"{found} GPUs found, {expected} expected",
+                            )
+                        ],
+                    )
+                )
+
+    node.usable.sort(key=lambda e: e.index if e.index is not None else -1)
+    if not node.usable:
+        node.status = "failed"
+        node.reason = node.reason or "no usable GPU"
+    elif node.excluded:
+        node.status = "degraded"
+        node.reason = node.reason or f"{len(node.excluded)} GPU(s) excluded"
+    return node
+
+
+def _fw_diff(sig: Any, majority: Any) -> dict[str, list[str]]:
+    a, b = dict(sig or ()), dict(majority or ())
+    return {
+        k: [a.get(k, ""), b.get(k, "")] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+    }
+
+
+def evaluate_fleet(
+    nodes: list[NodeEntry], facts: list[NodeFacts], policy: Policy, options: GateOptions
+) -> GpuInventory:
+    fleet = _fleet_consistency(nodes, facts, policy)
+    if options.min_gpus_per_node is not None:
+        k = options.min_gpus_per_node
+        for n in nodes:
+            if n.usable and len(n.usable) < k:
+                res = CheckResult(
+                    check="gate.min_gpus_per_node",
+                    status="fail",
+                    evidence={"usable": len(n.usable), "min_gpus_per_node": k},
+                    message=f"node has {len(n.usable)} usable GPUs, fewer than {k}",
+                )
+                n.excluded += [
+                    GpuEntry(**{**e.model_dump(exclude={"checks"}), "checks": [res]})
+                    for e in n.usable
+                ]
+                n.usable = []
+                n.status, n.reason = "excluded", res.message
+    usable = sum(len(n.usable) for n in nodes)
+    excluded_nodes = [n for n in nodes if not n.usable]
+    reasons = []
+    if options.max_excluded_nodes is not None and len(excluded_nodes) > options.max_excluded_nodes:
+        reasons.append(
+            f"{len(excluded_nodes)} nodes failed or excluded at once, more than "
+            f"--max-excluded-nodes {options.max_excluded_nodes}: suspect the infrastructure "
+            f"(SSH, driver rollout) rather than the GPUs "
+            f"({', '.join(n.name for n in excluded_nodes[:10])})"
+        )
+    if options.min_gpus is not None and usable < options.min_gpus:
+        reasons.append(f"{usable} usable GPUs, fewer than --min-gpus {options.min_gpus}")
+    if usable == 0:
+        reasons.append("no usable GPU in the fleet")
+    installed = sum(max(n.installed or 0, len(n.usable) + len(n.excluded)) for n in nodes)
+    return GpuInventory(
+        generated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        gate=Gate(passed=not reasons, reasons=reasons, options=options, policy=policy.file),
+        usable_gpus=usable,
+        installed_gpus=installed,
+        excluded_gpus=sum(len(n.excluded) for n in nodes),
+        nodes_total=len(nodes),
+        nodes_usable=len(nodes) - len(excluded_nodes),
+        nodes_excluded=len(excluded_nodes),
+        nodes=nodes,
+        fleet=fleet,
+    )
+
+
+def _fleet_consistency(nodes: list[NodeEntry], facts: list[NodeFacts], policy: Policy) -> FleetInfo:
+    """Firmware, VBIOS and driver that differ from the fleet majority: a warning."""
+    info = FleetInfo()
+    gpus = [g for f in facts for g in f.gpus]
+    if not gpus or not policy.checks.firmware.enabled:
+        return info
+    fw = Counter(tuple(sorted(g.firmware.items())) for g in gpus if g.firmware is not None)
+    drv = Counter(g.driver_version for g in gpus if g.driver_version)
+    vb = Counter(g.vbios_version for g in gpus if g.vbios_version)
+    if fw:
+        info.firmware_majority = dict(fw.most_common(1)[0][0])
+    info.driver_majority = drv.most_common(1)[0][0] if drv else None
+    info.vbios_majority = vb.most_common(1)[0][0] if vb else None
+    by_name = {n.name: n for n in nodes}
+    for f in facts:
+        odd = []
+        for g in f.gpus:
+            if g.firmware is not None and dict(g.firmware) != info.firmware_majority:
+                odd.append(f"GPU {g.runtime_index} firmware")
+            if g.driver_version and g.driver_version != info.driver_majority:
+                odd.append(f"GPU {g.runtime_index} driver {g.driver_version}")
+            if g.vbios_version and g.vbios_version != info.vbios_majority:
+                odd.append(f"GPU {g.runtime_index} VBIOS {g.vbios_version}")
+        if odd:
+            msg = f"{f.name}: differs from the fleet majority: {', '.join(odd[:8])}"
+            info.warnings.append(msg)
+            if f.name in by_name:
+                by_name[f.name].warnings.append(msg)
+    return info
+
+
+def worst(results: list[CheckResult]) -> str:
+    return max((r.status for r in results), key=lambda s: RANK[s], default="pass")

@@ -1,0 +1,107 @@
+"""GPU facts as pydantic models: what agent/gpu/collect.py gathers on a node.
+
+A saved snapshot (`tuner facts --local --json > node.json`) validates into `NodeFacts` and can
+be evaluated offline (`tuner check --facts node.json`): facts from a real node are test data.
+A field is None when its query failed or is not supported; `errors` / `unsupported` say which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Ecc(_M):
+    correctable: int = 0
+    uncorrectable: int = 0
+    deferred: int = 0
+
+
+class BadPage(_M):
+    address: int | None = None
+    size: int | None = None
+    status: str  # reserved | pending | unreservable
+
+
+class Pcie(_M):
+    max_width: int | None = None
+    max_speed: int | None = None  # MT/s
+    width: int | None = None
+    speed: int | None = None
+    replay_count: int | None = None
+    l0_to_recovery_count: int | None = None
+    nak_sent_count: int | None = None
+    nak_received_count: int | None = None
+
+
+class Temp(_M):
+    current: int | None = None
+    max: int | None = None
+    critical: int | None = None
+
+
+class Process(_M):
+    pid: int | None = None
+    name: str | None = None
+
+
+class GpuFacts(_M):
+    index: int  # enumeration order
+    bdf: str | None = None
+    uuid: str | None = None
+    hip_id: int | None = None
+    drm_render: int | None = None
+    market_name: str | None = None
+    device_id: Any = None
+    serial: str | None = None
+    ecc: Ecc | None = None
+    ecc_blocks: dict[str, Ecc] = {}
+    bad_pages: list[BadPage] | None = None
+    bad_page_threshold: int | None = None
+    pcie: Pcie | None = None
+    xgmi_links: list[str] | None = None
+    xgmi_error_status: int | None = None
+    xgmi_hive_id: int | None = None
+    temperatures: dict[str, Temp] = {}
+    firmware: dict[str, str] | None = None
+    vbios_version: str | None = None
+    driver_version: str | None = None
+    processes: list[Process] | None = None
+    compute_partition: str | None = None
+    memory_partition: str | None = None
+    cper_fatal: list[dict[str, Any]] | None = None
+    errors: dict[str, str] = {}  # query key -> "function: STATUS (code)"
+    unsupported: list[str] = []
+
+    @property
+    def runtime_index(self) -> int:
+        """The index the HIP runtime gives this GPU when all GPUs are visible."""
+        return self.hip_id if self.hip_id is not None else self.index
+
+
+class PciGpu(_M):
+    bdf: str
+    vendor: str | None = None
+    device: str | None = None
+
+
+class HostFacts(_M):
+    logical_cpus: int | None = None
+    numa_nodes: int | None = None
+    memory_bytes: int | None = None
+
+
+class NodeFacts(_M):
+    name: str
+    root: str = "/"
+    collected_at: str | None = None
+    seconds: float | None = None
+    gpus: list[GpuFacts] = []
+    pci_gpus: list[PciGpu] = []
+    host: HostFacts = HostFacts()
+    errors: list[str] = []  # node-wide: amdsmi_init or enumeration failed

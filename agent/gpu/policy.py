@@ -1,0 +1,133 @@
+"""The health policy: which checks run, their thresholds and severities (checks/*.yml).
+
+Typed comparators only (max, fractions, expected values): nothing from a policy file is
+ever evaluated as code. A bad policy is bad input (exit 2, file and field named).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import BadInput
+from agent.paths import share_dir
+
+Severity = Literal["warn", "fail"]
+
+
+class _C(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    required: bool = True  # unknown (could not be read) counts as fail
+
+
+class CountCheck(_C):
+    max: int = Field(default=0, ge=0)
+    severity: Severity = "fail"
+
+
+class BadPagesCheck(_C):
+    warn_fraction: float = Field(default=0.9, gt=0)
+    fail_fraction: float = Field(default=1.0, gt=0)
+
+
+class XgmiLinksCheck(_C):
+    expected_up: int = Field(default=7, ge=0)
+    severity: Severity = "fail"
+
+
+class SeverityCheck(_C):
+    severity: Severity = "fail"
+
+
+class ProcessesCheck(_C):
+    allowed: list[str] = []  # process names that may run on a GPU (monitoring agents)
+    severity: Severity = "fail"
+
+
+class PartitionCheck(_C):
+    compute: str | None = "SPX"
+    memory: str | None = "NPS1"
+    severity: Severity = "fail"
+
+
+class FirmwareCheck(_C):
+    required: bool = False
+    severity: Severity = "warn"  # drift within a node or from the fleet majority
+    mixed_hive: Severity = "fail"  # different firmware inside one XGMI hive fails the node
+
+
+class Checks(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    query: _C = Field(default_factory=_C, alias="gpu.query")
+    missing: _C = Field(default_factory=_C, alias="gpu.missing")
+    ecc_uncorrectable: CountCheck = Field(
+        default_factory=lambda: CountCheck(), alias="gpu.ecc.uncorrectable"
+    )
+    ecc_deferred: CountCheck = Field(
+        default_factory=lambda: CountCheck(severity="warn", required=False),
+        alias="gpu.ecc.deferred",
+    )
+    bad_pages: BadPagesCheck = Field(default_factory=BadPagesCheck, alias="gpu.bad_pages.count")
+    bad_pages_unreservable: CountCheck = Field(
+        default_factory=CountCheck, alias="gpu.bad_pages.unreservable"
+    )
+    bad_pages_pending: CountCheck = Field(
+        default_factory=lambda: CountCheck(severity="warn"), alias="gpu.bad_pages.pending"
+    )
+    cper_fatal: CountCheck = Field(
+        default_factory=lambda: CountCheck(required=False), alias="gpu.cper.fatal"
+    )
+    xgmi_links: XgmiLinksCheck = Field(default_factory=XgmiLinksCheck, alias="gpu.xgmi.links")
+    xgmi_errors: CountCheck = Field(default_factory=lambda: CountCheck(), alias="gpu.xgmi.errors")
+    pcie_width: SeverityCheck = Field(default_factory=SeverityCheck, alias="gpu.pcie.width")
+    pcie_speed: SeverityCheck = Field(
+        default_factory=lambda: SeverityCheck(severity="warn", required=False),
+        alias="gpu.pcie.speed",
+    )
+    pcie_errors: CountCheck = Field(
+        default_factory=lambda: CountCheck(max=100), alias="gpu.pcie.errors"
+    )
+    temperature: _C = Field(default_factory=_C, alias="gpu.temperature")
+    processes: ProcessesCheck = Field(default_factory=ProcessesCheck, alias="gpu.processes")
+    firmware: FirmwareCheck = Field(default_factory=FirmwareCheck, alias="gpu.firmware")
+    partition: PartitionCheck = Field(default_factory=PartitionCheck, alias="gpu.partition")
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "default"
+    description: str = ""
+    expected_gpus_per_node: int | None = Field(default=8, ge=1, le=64)
+    checks: Checks = Field(default_factory=Checks)
+    file: str | None = None
+
+
+def default_policy_path() -> Path:
+    return share_dir("checks") / "default.yml"
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    p = Path(path) if path else default_policy_path()
+    if not p.is_file():
+        raise BadInput(f"policy file {p} not found", field="--policy")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise BadInput(f"not valid YAML: {e}", file=str(p)) from e
+    if not isinstance(raw, dict):
+        raise BadInput("a policy must be a YAML mapping", file=str(p))
+    try:
+        pol = Policy.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if "input" in err and err["type"] != "extra_forbidden":
+            msg += f" (got {err['input']!r})"
+        raise BadInput(msg, file=str(p), field=loc) from e
+    pol.file = str(p)
+    return pol

@@ -1,0 +1,143 @@
+"""The gate's edges: gather facts (this node in-process, the fleet through Ansible), then hand
+them to the pure evaluation in agent/gpu/gate.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from agent.errors import BadInput
+from agent.gpu.gate import (
+    GateOptions,
+    GpuInventory,
+    NodeEntry,
+    evaluate_fleet,
+    evaluate_node,
+    failed_node,
+)
+from agent.gpu.model import NodeFacts
+from agent.gpu.policy import Policy
+
+
+def local_facts(root: str = "/", rocm_path: str | None = None) -> NodeFacts:
+    from agent.gpu.collect import RocmNotFound, gather
+
+    try:
+        raw = gather(root, rocm_path)
+    except RocmNotFound as e:
+        raise BadInput(str(e), field="ROCM_PATH") from e
+    return NodeFacts.model_validate(raw)
+
+
+def load_facts_files(paths: list[str]) -> list[NodeFacts]:
+    out = []
+    for p in paths:
+        try:
+            data = json.loads(Path(p).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise BadInput(f"cannot read facts: {e}", file=p) from e
+        docs = data.get("nodes") if isinstance(data, dict) and "nodes" in data else [data]
+        for d in docs if isinstance(docs, list) else []:
+            try:
+                out.append(NodeFacts.model_validate(d))
+            except ValidationError as e:
+                raise BadInput(f"not a facts snapshot: {e.errors()[0]['msg']}", file=p) from e
+    return out
+
+
+def fleet_facts(
+    inv: Any, deadline: float, forks: int | None, progress: Any
+) -> tuple[list[NodeFacts], dict[str, str], str]:
+    """Facts of every selected node, and why each node without facts has none."""
+    from agent.runner import run_playbook
+
+    outcomes, artifacts = run_playbook(
+        "gpu.yml",
+        inv,
+        {"tuner_deadline": int(deadline)},
+        forks=forks,
+        progress=progress,
+        module="tuner_gpu",
+    )
+    facts: list[NodeFacts] = []
+    failures: dict[str, str] = {}
+    for name, o in outcomes.items():
+        if o.status == "ok":
+            try:
+                f = NodeFacts.model_validate(o.facts)
+                f.name = name
+                facts.append(f)
+                continue
+            except ValidationError as e:
+                failures[name] = f"unreadable facts from the node: {e.errors()[0]['msg']}"
+                continue
+        msg = o.message or o.status
+        if "expected time frame" in msg or "timed out" in msg.lower():
+            failures[name] = f"past its deadline of {int(deadline)} s: {msg}"
+        elif o.status == "unreachable":
+            failures[name] = f"unreachable: {msg}"
+        else:
+            failures[name] = f"{o.status}: {msg}"
+    return facts, failures, artifacts
+
+
+def gate(
+    facts: list[NodeFacts],
+    failures: dict[str, str],
+    order: list[str],
+    policy: Policy,
+    options: GateOptions,
+) -> GpuInventory:
+    entries: dict[str, NodeEntry] = {f.name: evaluate_node(f, policy) for f in facts}
+    entries.update({n: failed_node(n, why) for n, why in failures.items()})
+    names = order + [n for n in entries if n not in order]
+    return evaluate_fleet([entries[n] for n in names if n in entries], facts, policy, options)
+
+
+def write_atomic(path: str, data: dict[str, Any]) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def print_inventory(inv: GpuInventory, console: Console) -> None:
+    t = Table(title="tuner check: usable GPUs per node")
+    for c in ("node", "status", "usable", "excluded GPU", "why"):
+        t.add_column(c)
+    for n in inv.nodes:
+        usable = f"{len(n.usable)}/{n.installed if n.installed is not None else '?'}"
+        style = {"ok": "green", "degraded": "yellow"}.get(n.status, "bold red")
+        status = f"[{style}]{n.status}[/]"
+        if not n.excluded:
+            t.add_row(n.name, status, usable, "", n.reason if n.status != "ok" else "")
+            continue
+        for i, e in enumerate(n.excluded):
+            gpu = f"{e.index if e.index is not None else '-'} {e.bdf or ''}".strip()
+            why = "; ".join(f"{c.check}: {c.message}" for c in e.checks)
+            t.add_row(
+                n.name if i == 0 else "",
+                status if i == 0 else "",
+                usable if i == 0 else "",
+                gpu,
+                why,
+            )
+        if not n.excluded and n.reason:
+            t.add_row("", "", "", "", n.reason)
+    console.print(t)
+    for w in inv.fleet.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    verdict = "[green]PASSED[/]" if inv.gate.passed else "[bold red]FAILED[/]"
+    console.print(
+        f"{inv.usable_gpus} of {inv.installed_gpus} GPUs usable on "
+        f"{inv.nodes_usable} of {inv.nodes_total} nodes. Gate {verdict}"
+    )
+    for r in inv.gate.reasons:
+        console.print(f"  - {r}")

@@ -1,0 +1,237 @@
+"""GPU scenarios for the simulated fleet (`tuner sim up --scenario NAME`).
+
+Each scenario says how many nodes it has by default and what is wrong with which GPU. The
+failure scenarios put one failure on GPU 3 of node 2 (index 1) so that its neighbours and
+the other nodes show that exactly the affected GPU is excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.sim.gpu.state import (
+    BadPage,
+    BadPageStatus,
+    CperEntry,
+    EccCounts,
+    GpuProcess,
+    GpuState,
+    NodeGpuState,
+)
+
+Mutator = Callable[[NodeGpuState], None]
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    nodes: int
+    faults: dict[int, Mutator]  # node index -> what is wrong there
+    expect: str  # the gate's expected outcome, for docs and tests
+
+
+def _gpu(i: int, fn: Callable[[GpuState], None]) -> Mutator:
+    def apply(node: NodeGpuState) -> None:
+        fn(node.gpus[i])
+
+    return apply
+
+
+def _set(**kw: object) -> Callable[[GpuState], None]:
+    def apply(g: GpuState) -> None:
+        for k, v in kw.items():
+            setattr(g, k, v)
+
+    return apply
+
+
+def _pcie(**kw: object) -> Callable[[GpuState], None]:
+    def apply(g: GpuState) -> None:
+        for k, v in kw.items():
+            setattr(g.pcie, k, v)
+
+    return apply
+
+
+def _temp(current: int) -> Callable[[GpuState], None]:
+    def apply(g: GpuState) -> None:
+        g.temperatures.hotspot.current = current
+
+    return apply
+
+
+def _pages(n: int, status: BadPageStatus = BadPageStatus.RESERVED) -> Callable[[GpuState], None]:
+    def apply(g: GpuState) -> None:
+        g.bad_pages = [BadPage(address=0x100000 * (k + 1), status=status) for k in range(n)]
+
+    return apply
+
+
+def _links(states: list[str]) -> Callable[[GpuState], None]:
+    def apply(g: GpuState) -> None:
+        g.xgmi.link_status = states  # type: ignore[assignment]
+
+    return apply
+
+
+def _fw(g: GpuState) -> None:
+    g.firmware = {**g.firmware, "PM": g.firmware["PM"] + 1}
+
+
+def _driver(node: NodeGpuState) -> None:
+    for g in node.gpus:
+        g.driver.version = "6.16.6"
+
+
+def _node(**kw: object) -> Mutator:
+    def apply(node: NodeGpuState) -> None:
+        for k, v in kw.items():
+            setattr(node, k, v)
+
+    return apply
+
+
+G = 3  # the failing GPU in single-failure scenarios
+ONE = {
+    "ecc-uncorrectable": (
+        "uncorrectable ECC errors in HBM (UMC)",
+        _set(ecc={"UMC": EccCounts(uncorrectable=4)}),
+        "excluded",
+    ),
+    "ecc-deferred": (
+        "deferred ECC errors (a warning by default)",
+        _set(ecc={"UMC": EccCounts(deferred=2)}),
+        "usable, warned",
+    ),
+    "bad-pages-threshold": ("retired pages at the driver's threshold", _pages(128), "excluded"),
+    "bad-pages-near-threshold": (
+        "retired pages at 90% of the threshold",
+        _pages(116),
+        "usable, warned",
+    ),
+    "bad-pages-unreservable": (
+        "a bad page that could not be reserved",
+        _pages(1, BadPageStatus.UNRESERVABLE),
+        "excluded",
+    ),
+    "bad-pages-pending": (
+        "a bad page pending retirement",
+        _pages(1, BadPageStatus.PENDING),
+        "usable, warned",
+    ),
+    "cper-fatal": ("a fatal CPER record", _set(cper=[CperEntry(severity="FATAL")]), "excluded"),
+    "xgmi-link-down": (
+        "one XGMI link down",
+        _links(["U", "U", "D", "U", "U", "U", "U"]),
+        "excluded",
+    ),
+    "xgmi-errors": (
+        "XGMI error status set",
+        lambda g: setattr(g.xgmi, "error_status", 2),
+        "excluded",
+    ),
+    "pcie-downtrained": ("PCIe link trained at x8 of x16", _pcie(width=8), "excluded"),
+    "pcie-slow": ("PCIe link at 16 GT/s of 32", _pcie(speed=16000), "usable, warned"),
+    "pcie-errors": (
+        "PCIe L0->recovery and NAK counters over 100",
+        _pcie(l0_to_recovery_count=250, nak_received_count=180),
+        "excluded",
+    ),
+    "temperature-critical": ("hotspot at its critical limit", _temp(105), "excluded"),
+    "temperature-high": ("hotspot above its max (warning)", _temp(101), "usable, warned"),
+    "foreign-process": (
+        "another job's process on the GPU",
+        _set(processes=[GpuProcess(pid=4242, name="python3", vram=1 << 30)]),
+        "excluded",
+    ),
+    "partition-mode": (
+        "GPU in CPX compute partition mode",
+        _set(compute_partition="CPX"),
+        "excluded",
+    ),
+    "gpu-missing": (
+        "GPU on the PCI bus but not enumerated by amdsmi",
+        _set(enumerated=False),
+        "excluded",
+    ),
+    "amdsmi-error": (
+        "amdsmi returns an error for one GPU's ECC query",
+        _set(fail={"amdsmi_get_gpu_total_ecc_count": "DRIVER_NOT_LOADED"}),
+        "excluded (fail closed)",
+    ),
+    "firmware-mixed-hive": (
+        "one GPU with different PM firmware inside the node's XGMI hive",
+        _fw,
+        "node failed",
+    ),
+}
+
+SCENARIOS: dict[str, Scenario] = {
+    "healthy": Scenario("healthy", "every GPU healthy", 4, {}, "all usable"),
+    "mlperf-llama2-70b": Scenario(
+        "mlperf-llama2-70b",
+        "11 nodes x 8 MI355X; one GPU with uncorrectable ECC errors -> 87 usable",
+        11,
+        {6: _gpu(5, _set(ecc={"UMC": EccCounts(uncorrectable=12)}))},
+        "87 usable",
+    ),
+    "mlperf-gpt-oss-120b": Scenario(
+        "mlperf-gpt-oss-120b",
+        "12 nodes x 8 MI355X; one GPU over its bad-page threshold vanished from amdsmi, one "
+        "with an XGMI link down -> 94 usable",
+        12,
+        {
+            3: _gpu(2, _set(enumerated=False)),
+            9: _gpu(7, _links(["U", "U", "U", "U", "D", "U", "U"])),
+        },
+        "94 usable",
+    ),
+    "firmware-fleet-drift": Scenario(
+        "firmware-fleet-drift",
+        "node 2 runs a different driver than the rest (warning)",
+        3,
+        {1: _driver},
+        "all usable, fleet warning",
+    ),
+    "amdsmi-init-error": Scenario(
+        "amdsmi-init-error",
+        "amdsmi_init fails on node 2 (driver not loaded)",
+        2,
+        {1: _node(fail={"amdsmi_init": "DRIVER_NOT_LOADED"})},
+        "node failed",
+    ),
+    "node-hang": Scenario(
+        "node-hang",
+        "amdsmi_init hangs for 10 minutes on node 2 (past any sane deadline)",
+        2,
+        {1: _node(hang_ms=600_000)},
+        "node failed (deadline)",
+    ),
+}
+for _name, (_desc, _fn, _expect) in ONE.items():
+    SCENARIOS[_name] = Scenario(_name, _desc + f" (node 2, GPU {G})", 2, {1: _gpu(G, _fn)}, _expect)
+
+
+def node_state(scenario: Scenario, node_index: int, gpus: int = 8) -> NodeGpuState:
+    state = NodeGpuState.healthy(gpu_count=gpus, node_index=node_index)
+    fault = scenario.faults.get(node_index)
+    if fault:
+        fault(state)
+    return state
+
+
+def install_gpus(base: Path, roots: list[Path], scenario: Scenario) -> None:
+    """Build the simulated libamd_smi.so once and give every node its GPU state."""
+    from agent.errors import Failed
+    from agent.sim.gpu.build import BuildError, build_library
+    from agent.sim.gpu.state import install_node
+
+    try:
+        lib = build_library(base / "lib")
+    except BuildError as e:
+        raise Failed(f"cannot build the simulated GPU library: {e}") from e
+    for i, root in enumerate(roots):
+        install_node(root, node_state(scenario, i), lib)
