@@ -207,7 +207,7 @@ SCENARIOS: dict[str, Scenario] = {
         "node-hang",
         "amdsmi_init hangs for 10 minutes on node 2 (past any sane deadline)",
         2,
-        {1: _node(hang_ms=600_000)},
+        {1: _node(hang_ms=120_000)},
         "node failed (deadline)",
     ),
 }
