@@ -12,12 +12,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TUNER, Fleet, make_fleet, run_tuner
+from conftest import REPO, TUNER, Fleet, run_tuner
 
 from agent.sim.gpu.build import BuildError, build_library
 from agent.sim.gpu.state import install_node

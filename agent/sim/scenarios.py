@@ -205,7 +205,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "node-hang": Scenario(
         "node-hang",
-        "amdsmi_init hangs for 10 minutes on node 2 (past any sane deadline)",
+        "amdsmi_init hangs for 2 minutes on node 2 (try: tuner check --deadline 10)",
         2,
         {1: _node(hang_ms=120_000)},
         "node failed (deadline)",
