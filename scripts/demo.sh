@@ -17,5 +17,7 @@ echo; echo "== verify"
 $T verify --profile inference
 echo; echo "== apply again: nothing left to change"
 $T apply --profile inference
+echo; echo "== GPU health gate: usable-GPU inventory in $TUNER_STATE_DIR/usable-gpus.json"
+$T check --output "$TUNER_STATE_DIR/usable-gpus.json"
 echo; echo "The fleet stays up in $TUNER_STATE_DIR. Try: TUNER_STATE_DIR=$TUNER_STATE_DIR $T rollback"
 echo "Stop it with: TUNER_STATE_DIR=$TUNER_STATE_DIR $T sim down"
