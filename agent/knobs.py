@@ -597,12 +597,17 @@ def rollback(host: Host, check: bool) -> list[dict[str, Any]]:
                         todo = current != e["raw"]
                         if todo and not check:
                             host.write_file(path, e["raw"], [])
+                elif current is None:
+                    # A kernel attribute that is gone (a CPU that SMT-off or a reboot took
+                    # away): there is nothing to restore.
+                    results.append(
+                        {"path": path, "status": "gone", "message": "no longer on this host"}
+                    )
+                    continue
                 else:
                     todo = current != e["raw"]
                     if todo and not check:
-                        f = FileState(
-                            path, current or "", "", "", "", options=e.get("options") or []
-                        )
+                        f = FileState(path, current, "", "", "", options=e.get("options") or [])
                         _write_kernel(host, f, e["write"])
                 status = ("would restore" if check else "restored") if todo else "unchanged"
                 results.append({"path": path, "status": status, "message": ""})

@@ -165,3 +165,33 @@ def test_persistence_files(tmp_path: Path) -> None:
     tmp = files[knobs.TMPFILES_DROPIN]
     assert "w /sys/kernel/mm/transparent_hugepage/enabled - - - - always" in tmp
     assert "w /sys/devices/system/cpu/cpu*/cpuidle/state2/disable - - - - 1" in tmp
+
+
+def test_profiles_cli(tmp_path: Path) -> None:
+    from conftest import run_tuner
+
+    r = run_tuner("profiles", "list", "--json", state=tmp_path)
+    assert r.rc == 0
+    names = [p["name"] for p in r.json()["profiles"]]
+    assert "inference" in names and "inference-nps4" in names
+    s = run_tuner("profiles", "show", "inference-nps4", "--json", state=tmp_path)
+    doc = s.json()
+    assert doc["bios"]["nps"] == 4 and doc["os"]["cpu"]["governor"] == "performance"
+    assert doc["sources"]["bios.nps"].endswith("inference-nps4.yml")
+    human = run_tuner("profiles", "show", "inference-nps4", state=tmp_path)
+    assert human.rc == 0 and "inference-nps4.yml" in human.out and "bios.nps" in human.out
+
+
+def test_rollback_skips_kernel_files_that_are_gone(tmp_path: Path) -> None:
+    """SMT off (a BIOS change) takes CPUs away: their files cannot and need not be restored."""
+    import shutil
+
+    host = small_node(tmp_path)
+    specs = load_profile("inference").os_settings()
+    knobs.apply(host, specs, True, False)
+    shutil.rmtree(Path(host.root) / "sys/devices/system/cpu/cpu3")
+    res = knobs.rollback(host, False)
+    gone = [r for r in res if r["status"] == "gone"]
+    assert gone and all("/cpu3/" in r["path"] for r in gone)
+    assert not [r for r in res if r["status"] == "failed"]
+    assert not (Path(host.root) / "var/lib/tuner/originals.json").exists()
