@@ -36,7 +36,7 @@ EXPECT: dict[str, tuple[str, dict[str, Any], bool]] = {
     "xgmi-link-down": ("gpu.xgmi.links", {"down": [2], "up": 6}, True),
     "xgmi-errors": ("gpu.xgmi.errors", {"xgmi_error_status": 2}, True),
     "pcie-downtrained": ("gpu.pcie.width", {"width": 8, "max_width": 16}, True),
-    "pcie-slow": ("gpu.pcie.speed", {"speed_mts": 16000, "max_speed_mts": 32000}, False),
+    "pcie-slow": ("gpu.pcie.speed", {"speed": 16000, "max_speed": 32000}, False),
     "pcie-errors": ("gpu.pcie.errors", {"l0_to_recovery_count": 250}, True),
     "temperature-critical": ("gpu.temperature", {}, True),
     "temperature-high": ("gpu.temperature", {}, False),

@@ -158,9 +158,8 @@ def test_missing_settings_are_reported_as_missing(fleet: Fleet, tmp_path: Path) 
     assert gov["status"] == "missing" and gov["missing_ok"] is True
 
 
-@pytest.mark.parametrize("delay", [0.4, 1.0, 1.6, 2.2])
-def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: float) -> None:
-    pristine = fleet.hashes()
+def kill_apply_after(fleet: Fleet, delay: float) -> None:
+    """Start `tuner apply` and kill -9 its whole process group after `delay` seconds."""
     env = dict(os.environ, TUNER_STATE_DIR=str(fleet.state))
     p = subprocess.Popen(
         [*TUNER, "apply", "-p", "inference"],
@@ -173,6 +172,12 @@ def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: floa
     time.sleep(delay)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.0, 1.6, 2.2])
+def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: float) -> None:
+    pristine = fleet.hashes()
+    kill_apply_after(fleet, delay)
     # a killed run can be re-run to converge ...
     r = fleet.tuner("apply", "-p", "inference")
     assert r.rc == 0, r.out + r.err
@@ -184,18 +189,7 @@ def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: floa
 
 def test_killed_apply_then_rollback_directly(fleet: Fleet) -> None:
     pristine = fleet.hashes()
-    env = dict(os.environ, TUNER_STATE_DIR=str(fleet.state))
-    p = subprocess.Popen(
-        [*TUNER, "apply", "-p", "inference"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    time.sleep(1.3)
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_apply_after(fleet, 1.3)
     r = fleet.tuner("rollback")
     assert r.rc == 0, r.out
     assert fleet.hashes() == pristine

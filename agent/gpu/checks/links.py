@@ -35,36 +35,30 @@ def xgmi_errors(gpu: GpuFacts, p: CountCheck) -> CheckResult:
     return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
 
 
-def pcie_width(gpu: GpuFacts, p: SeverityCheck) -> CheckResult:
-    c = "gpu.pcie.width"
-    if gpu.pcie is None or gpu.pcie.width is None or gpu.pcie.max_width is None:
-        return unknown(c, gpu, ("pcie",), p.required)
-    ev = {"width": gpu.pcie.width, "max_width": gpu.pcie.max_width}
-    if gpu.pcie.width < gpu.pcie.max_width:
+def _below_max(check: str, gpu: GpuFacts, p: SeverityCheck, field: str, unit: str) -> CheckResult:
+    """PCIe width or speed: the link trained below what both ends are capable of."""
+    cur = getattr(gpu.pcie, field, None) if gpu.pcie else None
+    top = getattr(gpu.pcie, f"max_{field}", None) if gpu.pcie else None
+    if cur is None or top is None:
+        return unknown(check, gpu, ("pcie",), p.required)
+    ev = {field: cur, f"max_{field}": top}
+    if cur < top:
         return CheckResult(
-            check=c,
+            check=check,
             status=p.severity,
             required=p.required,
             evidence=ev,
-            message=f"PCIe x{gpu.pcie.width}, capable of x{gpu.pcie.max_width}",
+            message=f"PCIe {field} {cur}{unit}, capable of {top}{unit}",
         )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+    return CheckResult(check=check, status="pass", required=p.required, evidence=ev)
+
+
+def pcie_width(gpu: GpuFacts, p: SeverityCheck) -> CheckResult:
+    return _below_max("gpu.pcie.width", gpu, p, "width", " lanes")
 
 
 def pcie_speed(gpu: GpuFacts, p: SeverityCheck) -> CheckResult:
-    c = "gpu.pcie.speed"
-    if gpu.pcie is None or gpu.pcie.speed is None or gpu.pcie.max_speed is None:
-        return unknown(c, gpu, ("pcie",), p.required)
-    ev = {"speed_mts": gpu.pcie.speed, "max_speed_mts": gpu.pcie.max_speed}
-    if gpu.pcie.speed < gpu.pcie.max_speed:
-        return CheckResult(
-            check=c,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message=f"PCIe {gpu.pcie.speed} MT/s, capable of {gpu.pcie.max_speed}",
-        )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+    return _below_max("gpu.pcie.speed", gpu, p, "speed", " MT/s")
 
 
 def pcie_errors(gpu: GpuFacts, p: CountCheck) -> CheckResult:
