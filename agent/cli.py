@@ -172,34 +172,80 @@ def _prepare(profile: str | None, inventory: str | None, limit: str | None) -> t
     return prof, inv
 
 
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Do not verify the BMCs' TLS certificates.")
+]
+CaBundleOpt = Annotated[
+    str | None,
+    typer.Option("--ca-bundle", help="CA certificates (PEM) to verify the BMCs' TLS with."),
+]
+BmcTimeoutOpt = Annotated[
+    float,
+    typer.Option("--bmc-timeout", min=0.1, max=600, help="Seconds to wait for a BMC answer."),
+]
+
+
 @app.command()
 def apply(
     profile: ProfileOpt,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Show what would change; write nothing.")
+        bool, typer.Option("--check", help="Show what would change; write/send nothing.")
     ] = False,
     forks: ForksOpt = None,
+    reboot: Annotated[
+        str,
+        typer.Option(
+            "--reboot",
+            help="never (BIOS values stay pending until the next reboot) or if-needed "
+            "(reset hosts whose BIOS values are pending, in rolling batches).",
+        ),
+    ] = "never",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, help="BIOS hosts per batch (default: all)."),
+    ] = None,
+    max_failed: Annotated[
+        int | None,
+        typer.Option(
+            "--max-failed",
+            min=0,
+            help="Start no new batch once more than M hosts have failed (whole run).",
+        ),
+    ] = None,
+    insecure: InsecureOpt = False,
+    ca_bundle: CaBundleOpt = None,
+    bmc_timeout: BmcTimeoutOpt = 30.0,
+    reset_timeout: Annotated[
+        float,
+        typer.Option(
+            "--reset-timeout", min=1, max=7200, help="Seconds a node may take to boot after reset."
+        ),
+    ] = 1200.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Apply a profile's OS settings to the hosts (through Ansible)."""
-    from agent import report
-    from agent.runner import run_playbook
+    """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
+    from agent.bios import run as bios
 
     with _errors(as_json):
-        prof, inv = _prepare(profile, inventory, limit)
-        extravars = {
-            "tuner_mode": "apply",
-            "tuner_settings": prof.os_settings(),
-            "tuner_persist": prof.os.persist,
-        }
-        with _progress(len(inv.hosts), "apply", as_json) as prog:
-            outcomes, artifacts = run_playbook(
-                "os.yml", inv, extravars, check=check, forks=forks, progress=prog, module="tuner_os"
+        opts = bios.check_options(
+            bios.BiosOptions(
+                reboot=reboot,
+                batch_size=batch_size,
+                max_failed=max_failed,
+                insecure=insecure,
+                ca_bundle=ca_bundle,
+                timeout=bmc_timeout,
+                reset_timeout=reset_timeout,
+                poll=min(2.0, max(0.2, reset_timeout / 100)),
             )
-        r = report.build_apply(prof.name, check, inv.path, artifacts, outcomes)
-        _emit(r, as_json, lambda: report.print_apply(r, out))
+        )
+        prof, inv = _prepare(profile, inventory, limit)
+        n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
+        with _progress(n, "apply", as_json) as prog:
+            r = bios.apply_all(prof, inv, opts, check=check, forks=forks, progress=prog)
+        _emit(r, as_json, lambda: bios.print_apply(r, out))
         raise typer.Exit(r.exit_code)
 
 
@@ -209,25 +255,25 @@ def verify(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     forks: ForksOpt = None,
+    insecure: InsecureOpt = False,
+    ca_bundle: CaBundleOpt = None,
+    bmc_timeout: BmcTimeoutOpt = 30.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare every host's live settings with a profile (exit 0 only if all conform)."""
-    from agent import report
-    from agent.runner import run_playbook
+    """Compare every host's OS and BIOS with a profile, and the OS with the BIOS.
+
+    Exit 0 only if all conform."""
+    from agent.bios import run as bios
 
     with _errors(as_json):
+        opts = bios.check_options(
+            bios.BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
+        )
         prof, inv = _prepare(profile, inventory, limit)
-        extravars = {
-            "tuner_mode": "verify",
-            "tuner_settings": prof.os_settings(),
-            "tuner_persist": prof.os.persist,
-        }
-        with _progress(len(inv.hosts), "verify", as_json) as prog:
-            outcomes, artifacts = run_playbook(
-                "os.yml", inv, extravars, forks=forks, progress=prog, module="tuner_os"
-            )
-        r = report.build_verify(prof.name, inv.path, artifacts, outcomes, prof.missing_ok)
-        _emit(r, as_json, lambda: report.print_verify(r, out))
+        n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
+        with _progress(n, "verify", as_json) as prog:
+            r = bios.verify_all(prof, inv, opts, forks=forks, progress=prog)
+        _emit(r, as_json, lambda: bios.print_verify(r, out))
         raise typer.Exit(r.exit_code)
 
 
@@ -299,9 +345,26 @@ def sim_up(
             help="Cores per socket (2 sockets, SMT on). 64 is an EPYC 9575F; fewer is faster.",
         ),
     ] = 64,
+    bmc_vendor: Annotated[
+        str,
+        typer.Option(
+            "--bmc-vendor",
+            help="BMC personality of the nodes: dell, hpe, supermicro, amd, mixed (in turn) "
+            "or none (no BMCs).",
+        ),
+    ] = "mixed",
+    bmc_tls: Annotated[
+        bool, typer.Option("--bmc-tls/--no-bmc-tls", help="Serve the BMCs over HTTPS.")
+    ] = True,
+    bmc_reset_delay: Annotated[
+        float,
+        typer.Option(
+            "--bmc-reset-delay", min=0, max=600, help="Seconds a simulated BIOS reset takes."
+        ),
+    ] = 5.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a simulated fleet: node trees, sshd per node, an Ansible inventory."""
+    """Create a simulated fleet: node trees, sshd and a Redfish BMC per node, an inventory."""
     from agent.sim import fleet as simfleet
     from agent.sim.nodetree import Topology
 
@@ -311,16 +374,31 @@ def sim_up(
         sd = _state(state_dir)
         with _progress(1, "sim up", as_json):
             f = simfleet.up(
-                sd, nodes, connection, Topology(cores_per_socket=cores_per_socket), scenario
+                sd,
+                nodes,
+                connection,
+                Topology(cores_per_socket=cores_per_socket),
+                scenario,
+                bmc_vendor=bmc_vendor,
+                bmc_tls=bmc_tls,
+                bmc_reset_delay=bmc_reset_delay,
             )
+        from agent.sim import bmcfleet
         data = {
             "inventory": f.inventory,
             "scenario": f.scenario,
             "connection": f.connection,
             "nodes": [
-                {"name": n.name, "root": n.root, "group": n.group, "ssh_port": n.port}
+                {
+                    "name": n.name,
+                    "root": n.root,
+                    "group": n.group,
+                    "ssh_port": n.port,
+                    **({"bmc": b} if (b := bmcfleet.describe(f, n.name)) else {}),
+                }
                 for n in f.nodes
             ],
+            "bmc_pid": f.bmc_pid,
         }
 
         def human() -> None:

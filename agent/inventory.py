@@ -28,6 +28,7 @@ class InventoryHost(BaseModel):
     root: str = "/"
     sim: bool = False
     vars: dict[str, Any] = {}
+    secret_vars: list[str] = []  # names of secret variables set for the host (never values)
 
 
 class Inventory(BaseModel):
@@ -119,6 +120,7 @@ def _validate_host(path: Path, name: str, groups: list[str], hv: dict[str, Any])
     if not isinstance(sim, bool) and not _templated(sim):
         raise BadInput(f"{where}: tuner_sim must be true or false, got {sim!r}", file=str(path))
     safe_vars = {k: v for k, v in hv.items() if not _secret(k)}
+    secret_vars = sorted(k for k in hv if _secret(k))
     return InventoryHost(
         name=name,
         address=str(address),
@@ -126,9 +128,12 @@ def _validate_host(path: Path, name: str, groups: list[str], hv: dict[str, Any])
         root=str(root),
         sim=bool(sim),
         vars=safe_vars,
+        secret_vars=secret_vars,
     )
 
 
 def _secret(key: str) -> bool:
     k = key.lower()
+    if k.endswith("password_file"):
+        return False  # a path (bmc_password_file), not the secret itself
     return any(w in k for w in ("pass", "secret", "token", "key_file", "private_key"))

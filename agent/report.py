@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from agent.bios.models import BiosRun, CrossCheck, HostBios
 from agent.runner import HostOutcome
 
 
@@ -23,9 +24,10 @@ class SettingChange(BaseModel):
 
 class HostApply(BaseModel):
     host: str
-    status: Literal["unchanged", "changed", "would change", "failed", "unreachable"]
+    status: Literal["unchanged", "changed", "would change", "failed", "unreachable", "not started"]
     message: str = ""
     settings: list[SettingChange]
+    bios: HostBios | None = None  # None: the profile has no bios section
 
 
 class Summary(BaseModel):
@@ -41,10 +43,12 @@ class ApplyReport(BaseModel):
     artifacts: str
     summary: Summary
     hosts: list[HostApply]
+    bios: BiosRun | None = None
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(h.status in ("failed", "unreachable") for h in self.hosts) else 0
+        bad = ("failed", "unreachable", "not started")
+        return 1 if any(h.status in bad for h in self.hosts) else 0
 
 
 class SettingCheck(BaseModel):
@@ -62,6 +66,8 @@ class HostVerify(BaseModel):
     message: str = ""
     settings: list[SettingCheck]
     facts: dict[str, Any] = {}  # topology the OS shows: sockets, numa_nodes, threads_per_core
+    bios: HostBios | None = None  # None: the profile has no bios section
+    cross: list[CrossCheck] = []  # does the OS agree with the BIOS?
 
 
 class VerifyReport(BaseModel):
@@ -79,7 +85,9 @@ class VerifyReport(BaseModel):
 
 class FileRestore(BaseModel):
     path: str
-    status: Literal["restored", "would restore", "unchanged", "removed", "would remove", "failed"]
+    status: Literal[
+        "restored", "would restore", "unchanged", "removed", "would remove", "gone", "failed"
+    ]
     message: str = ""
 
 
@@ -199,7 +207,7 @@ def build_rollback(
         if status is None:
             if o.status != "ok" or any(f.status == "failed" for f in files):
                 status = "failed"
-            elif any(f.status != "unchanged" for f in files):
+            elif any(f.status not in ("unchanged", "gone") for f in files):
                 status = "restored"
             else:
                 status = "nothing to do"

@@ -89,7 +89,11 @@ def run_playbook(
             )
         elif kind == "runner_on_failed":
             o = HostOutcome(
-                host=host, status="failed", message=_msg(res), results=res.get("results", [])
+                host=host,
+                status="failed",
+                message=_msg(res),
+                results=res.get("results", []),
+                facts=res.get("facts") or {},
             )
         else:
             o = HostOutcome(host=host, status="unreachable", message=_msg(res))

@@ -58,6 +58,8 @@ def main() -> None:
             "ssh",
             "--cores-per-socket",
             str(a.cores_per_socket),
+            "--bmc-vendor",
+            "none",  # an OS benchmark: no BMCs
         ],
         env,
     )

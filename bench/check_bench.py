@@ -83,6 +83,8 @@ def main() -> None:
                 "2",
                 "--connection",
                 "ssh",
+                "--bmc-vendor",
+                "none",
             ],
             env=fenv,
             check=True,

@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 export TUNER_STATE_DIR=${TUNER_STATE_DIR:-$PWD/.demo-state}
 T=.venv/bin/tuner
 $T sim down >/dev/null
-$T sim up --nodes 4
+$T sim up --nodes 4 --bmc-reset-delay 1   # + one simulated Redfish BMC per node
 echo; echo "== dry run: what would change (nothing is written)"
 $T apply --profile inference --check --limit head
-echo; echo "== apply"
-$T apply --profile inference
+echo; echo "== apply: BIOS through each BMC (rolling reboot), then OS"
+$T apply --profile inference --reboot if-needed --batch-size 2
 echo; echo "== verify"
 $T verify --profile inference
 echo; echo "== apply again: nothing left to change"

@@ -78,8 +78,12 @@ class Fleet:
         return run_tuner(*args, state=self.state, **kw)
 
 
-def make_fleet(state: Path, nodes: int, cores_per_socket: int = 8) -> Iterator[Fleet]:
-    """A fleet of small nodes (2 x 8 cores, SMT: 32 CPUs) unless a test needs full size."""
+def make_fleet(
+    state: Path, nodes: int, cores_per_socket: int = 8, *extra: str, bmc_vendor: str = "none"
+) -> Iterator[Fleet]:
+    """A fleet of small nodes (2 x 8 cores, SMT: 32 CPUs) unless a test needs full size.
+
+    No BMCs unless `bmc_vendor` names a personality (or mixed): the OS tests stay OS only."""
     r = run_tuner(
         "sim",
         "up",
@@ -90,6 +94,9 @@ def make_fleet(state: Path, nodes: int, cores_per_socket: int = 8) -> Iterator[F
         "--json",
         "--cores-per-socket",
         str(cores_per_socket),
+        "--bmc-vendor",
+        bmc_vendor,
+        *extra,
         state=state,
     )
     assert r.rc == 0, r.err

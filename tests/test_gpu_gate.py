@@ -216,7 +216,16 @@ def test_bad_policy(tmp_path: Path) -> None:
 )
 def test_mlperf_scenarios(tmp_path: Path, scenario: str, usable: int, installed: int) -> None:
     r = run_tuner(
-        "sim", "up", "--scenario", scenario, "--cores-per-socket", "2", "--json", state=tmp_path
+        "sim",
+        "up",
+        "--scenario",
+        scenario,
+        "--cores-per-socket",
+        "2",
+        "--bmc-vendor",
+        "none",
+        "--json",
+        state=tmp_path,
     )
     assert r.rc == 0, r.err
     try:
@@ -245,6 +254,8 @@ def hang_fleet(tmp_path: Path) -> Any:
         "3",
         "--cores-per-socket",
         "2",
+        "--bmc-vendor",
+        "none",
         "--json",
         state=tmp_path,
     )

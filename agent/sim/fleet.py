@@ -41,6 +41,9 @@ class SimNode(BaseModel):
     group: str
     port: int | None = None
     sshd_pid: int | None = None
+    bmc_url: str | None = None  # the node's simulated BMC (agent/sim/bmcfleet.py)
+    bmc_vendor: str | None = None
+    bmc_password_file: str | None = None
 
 
 class SimFleet(BaseModel):
@@ -49,6 +52,9 @@ class SimFleet(BaseModel):
     inventory: str
     connection: Connection
     nodes: list[SimNode]
+    bmc_pid: int | None = None  # the BMC simulator process (one for all nodes)
+    bmc_username: str | None = None
+    bmc_ca: str | None = None
 
 
 def sim_dir(state_dir: Path) -> Path:
@@ -75,8 +81,14 @@ def up(
     connection: str = "auto",
     topology: Topology | None = None,
     scenario: str = "healthy",
+    bmc_vendor: str = "none",
+    bmc_tls: bool = True,
+    bmc_reset_delay: float = 5.0,
 ) -> SimFleet:
+    from agent.sim import bmcfleet
     from agent.sim.scenarios import SCENARIOS, install_gpus
+
+    bmcfleet.check_vendor(bmc_vendor)
 
     if scenario not in SCENARIOS:
         raise BadInput(
@@ -127,9 +139,11 @@ def up(
         if conn == "ssh":
             assert sshd is not None
             _start_sshds(base, fleet, sshd)
+        bmcfleet.start(base, fleet, bmc_vendor, bmc_tls, bmc_reset_delay)
         _write_inventory(base, fleet)
     except BaseException:
         _stop_sshds(fleet)
+        bmcfleet.stop(fleet)
         shutil.rmtree(base, ignore_errors=True)
         raise
     (base / "fleet.json").write_text(fleet.model_dump_json(indent=1))
@@ -141,6 +155,9 @@ def down(state_dir: Path) -> SimFleet | None:
     fleet = load(state_dir)
     if fleet is not None:
         _stop_sshds(fleet)
+        from agent.sim import bmcfleet
+
+        bmcfleet.stop(fleet)
     if base.exists():
         shutil.rmtree(base)
     return fleet
@@ -169,34 +186,8 @@ def _run(cmd: list[str]) -> None:
 def _start_sshds(base: Path, fleet: SimFleet, sshd: str) -> None:
     ssh = base / "ssh"
     ssh.mkdir(mode=0o700)
-    _run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "tuner-sim",
-            "-f",
-            str(ssh / "id_ed25519"),
-        ]
-    )
-    _run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "tuner-sim-host",
-            "-f",
-            str(ssh / "host_key"),
-        ]
-    )
+    for key, comment in (("id_ed25519", "tuner-sim"), ("host_key", "tuner-sim-host")):
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(ssh / key)])
     shutil.copy(ssh / "id_ed25519.pub", ssh / "authorized_keys")
     host_pub = (ssh / "host_key.pub").read_text().split()[:2]
     if os.geteuid() == 0:
@@ -291,7 +282,9 @@ def _write_inventory(base: Path, fleet: SimFleet) -> None:
         common["ansible_connection"] = "local"
     groups: dict[str, dict[str, dict[str, object]]] = {"head": {}, "workers": {}}
     for node in fleet.nodes:
-        hv: dict[str, object] = {"tuner_root": node.root}
+        from agent.sim import bmcfleet
+
+        hv: dict[str, object] = {"tuner_root": node.root, **bmcfleet.host_vars(fleet, node.name)}
         if node.port:
             hv["ansible_port"] = node.port
         groups[node.group][node.name] = hv

@@ -1,0 +1,484 @@
+"""BIOS planning: vendor-neutral settings + a host's attribute registry -> the host's plan.
+
+A pure function of its inputs (no I/O), and stdlib only: the same file runs in tuner and,
+as `playbooks/module_utils/tuner_bios_plan.py` (a symlink), inside the `tuner_bios` Ansible
+module that talks to the BMC.
+
+Inputs are what Redfish shows:
+
+* `settings`: the profile's `bios` section (`nps`, `smt`, ..., `vendor_attributes`);
+* `registry`: the attribute registry (`RegistryEntries.Attributes` and `.Dependencies`);
+* `current`: `Bios.Attributes` (the values in effect);
+* `pending`: the values waiting in the settings object for the next reset.
+
+The vendor is recognised from the registry's attribute names (never trusted from the
+inventory); Supermicro names carry a build-specific hex suffix and are matched by prefix or
+by DisplayName. Every value is checked against the registry before anything may be sent, and
+the registry's dependencies (a power profile that must be Custom first, determinism control
+manual before the determinism value, ...) add the gate attributes the change needs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# A write: (attribute base name, value to write, other current values that mean the same).
+Write = tuple[str, str, tuple[str, ...]]
+
+
+def _w(attr: str, value: str, *accept: str) -> Write:
+    return (attr, value, accept)
+
+
+def _onoff(attr: str, on: str = "Enabled", off: str = "Disabled", *on_alias: str) -> dict:
+    return {True: [_w(attr, on, *on_alias)], False: [_w(attr, off)]}
+
+
+# family -> neutral setting -> neutral value -> attribute writes
+FAMILIES: dict[str, dict[str, dict[Any, list[Write]]]] = {
+    "dell": {
+        "power_profile": {
+            "maximum_performance": [_w("SysProfile", "Custom"), _w("ProcPwrPerf", "MaxPerf")],
+            "custom": [_w("SysProfile", "Custom")],
+            "balanced": [_w("SysProfile", "Custom"), _w("ProcPwrPerf", "SysDbpm")],
+        },
+        "nps": {n: [_w("NumaNodesPerSocket", str(n))] for n in (1, 2, 4)},
+        "smt": _onoff("LogicalProc"),
+        "core_performance_boost": _onoff("ProcTurboMode"),
+        "apbdis": {1: [_w("ApbDis", "Enabled")], 0: [_w("ApbDis", "Disabled")]},
+        "df_cstates": _onoff("DfCState"),
+        "determinism": {
+            "power": [_w("DeterminismSlider", "PowerDeterminism")],
+            "performance": [_w("DeterminismSlider", "PerfDeterminism")],
+        },
+        "global_cstates": _onoff("ProcCStates"),
+    },
+    "hpe": {
+        "power_profile": {
+            "maximum_performance": [
+                _w("WorkloadProfile", "Custom"),
+                _w("PowerRegulator", "StaticHighPerf"),
+            ],
+            "custom": [_w("WorkloadProfile", "Custom")],
+            "balanced": [
+                _w("WorkloadProfile", "Custom"),
+                _w("PowerRegulator", "DynamicPowerSavings"),
+            ],
+        },
+        "nps": {
+            1: [_w("NumaMemoryDomainsPerSocket", "OneMemoryDomainPerSocket")],
+            2: [_w("NumaMemoryDomainsPerSocket", "TwoMemoryDomainsPerSocket")],
+            4: [_w("NumaMemoryDomainsPerSocket", "FourMemoryDomainsPerSocket")],
+        },
+        "smt": _onoff("ProcSMT"),
+        "core_performance_boost": _onoff("ProcAMDBoost"),
+        "apbdis": {
+            1: [_w("ApplicationPowerBoost", "Disabled"), _w("InfinityFabricPstate", "P0")],
+            0: [_w("ApplicationPowerBoost", "Enabled")],
+        },
+        "df_cstates": _onoff("DataFabricCStateEnable", "ForceEnabled", "Disabled", "Auto"),
+        "determinism": {
+            "power": [
+                _w("DeterminismControl", "DeterminismCtrlManual"),
+                _w("PerformanceDeterminism", "PowerDeterministic"),
+            ],
+            "performance": [
+                _w("DeterminismControl", "DeterminismCtrlManual"),
+                _w("PerformanceDeterminism", "PerformanceDeterministic"),
+            ],
+        },
+        "global_cstates": {
+            True: [_w("MinProcIdlePower", "C6")],
+            False: [_w("MinProcIdlePower", "NoCStates")],
+        },
+    },
+    "supermicro": {
+        "power_profile": {
+            "maximum_performance": [_w("PowerProfileSelection", "High Performance Mode")],
+            "balanced": [_w("PowerProfileSelection", "Efficiency Mode")],
+        },
+        "nps": {n: [_w("NUMANodesPerSocket", f"NPS{n}")] for n in (1, 2, 4)},
+        "smt": _onoff("SMTControl", "Enabled", "Disabled", "Auto"),
+        "core_performance_boost": _onoff("CorePerformanceBoost", "Auto", "Disabled"),
+        "apbdis": {1: [_w("APBDIS", "1"), _w("FixedSOCPstate", "P0")], 0: [_w("APBDIS", "0")]},
+        "df_cstates": _onoff("DFCstates", "Enabled", "Disabled", "Auto"),
+        "determinism": {
+            "power": [_w("DeterminismControl", "Manual"), _w("DeterminismEnable", "Power")],
+            "performance": [
+                _w("DeterminismControl", "Manual"),
+                _w("DeterminismEnable", "Performance"),
+            ],
+        },
+        "global_cstates": _onoff("GlobalC_stateControl", "Enabled", "Disabled", "Auto"),
+    },
+    "amd": {
+        "nps": {n: [_w("CbsDfCmnDramNps", f"NPS{n}")] for n in (1, 2, 4)},
+        "smt": _onoff("CbsCpuSmtCtrl", "Enabled", "Disabled", "Auto"),
+        "core_performance_boost": _onoff("CbsCmnCpuCpb", "Auto", "Disabled"),
+        "apbdis": {
+            1: [_w("CbsCmnApbdis", "1"), _w("CbsCmnFixedSocPstate", "P0")],
+            0: [_w("CbsCmnApbdis", "0")],
+        },
+        "df_cstates": _onoff("CbsCmnGnbSmuDfCstates", "Enabled", "Disabled", "Auto"),
+        "determinism": {
+            "power": [
+                _w("CbsCmnDeterminismCtl", "Manual"),
+                _w("CbsCmnDeterminismEnable", "Power"),
+            ],
+            "performance": [
+                _w("CbsCmnDeterminismCtl", "Manual"),
+                _w("CbsCmnDeterminismEnable", "Performance"),
+            ],
+        },
+        "global_cstates": _onoff("CbsCmnCpuGlobalCstateCtrl", "Enabled", "Disabled", "Auto"),
+    },
+}
+
+# Registry DisplayNames for names that carry a build suffix (Supermicro), lower case.
+DISPLAY_NAMES = {
+    "NUMANodesPerSocket": "numa nodes per socket",
+    "APBDIS": "apbdis",
+    "FixedSOCPstate": "fixed soc p-state",
+    "DFCstates": "df c-states",
+    "SMTControl": "smt control",
+    "CorePerformanceBoost": "core performance boost",
+    "DeterminismControl": "determinism control",
+    "DeterminismEnable": "determinism enable",
+    "GlobalC_stateControl": "global c-state control",
+    "PowerProfileSelection": "power profile selection",
+}
+
+# What the OS will show for the NPS / SMT values in effect (values outside the writes).
+NPS_EXTRA = {"0": 0, "NPS0": 0, "Auto": 1, "OneMemoryDomainPerSocket": 1}
+SETTINGS_ORDER = (
+    "power_profile",
+    "nps",
+    "smt",
+    "core_performance_boost",
+    "apbdis",
+    "df_cstates",
+    "determinism",
+    "global_cstates",
+)
+GLOBAL_CSTATES_WARNING = (
+    "global_cstates is disabled: AMD advises keeping Global C-state control enabled"
+)
+
+
+def neutral_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def attr_text(value: Any) -> str | None:
+    """Attribute values as text for comparison and reports (booleans as true/false)."""
+    if value is None:
+        return None
+    return neutral_text(value)
+
+
+class Registry:
+    """An attribute registry's entries, indexed."""
+
+    def __init__(self, registry: dict[str, Any]) -> None:
+        entries = registry.get("RegistryEntries") or {}
+        self.attrs: dict[str, dict[str, Any]] = {}
+        for a in entries.get("Attributes") or []:
+            if isinstance(a, dict) and isinstance(a.get("AttributeName"), str):
+                self.attrs[a["AttributeName"]] = a
+        self.id = str(registry.get("Id") or "")
+        # target -> [(gate, value the gate must have)]
+        self.gates: dict[str, list[tuple[str, str]]] = {}
+        for d in entries.get("Dependencies") or []:
+            dep = d.get("Dependency") or {} if isinstance(d, dict) else {}
+            if d.get("Type") != "Map" or dep.get("MapToProperty") != "ReadOnly":
+                continue
+            if dep.get("MapToValue") is not True:
+                continue
+            target = dep.get("MapToAttribute") or d.get("DependencyFor")
+            for term in dep.get("MapFrom") or []:
+                if term.get("MapFromProperty", "CurrentValue") != "CurrentValue":
+                    continue
+                if term.get("MapFromCondition") == "NEQ":
+                    gate, value = term.get("MapFromAttribute"), term.get("MapFromValue")
+                    if isinstance(target, str) and isinstance(gate, str):
+                        self.gates.setdefault(target, []).append((gate, attr_text(value) or ""))
+
+    def resolve(self, base: str, display: bool = True) -> str | None:
+        """The host's name for an attribute: exact, NAME_XXXX (build suffix), or DisplayName."""
+        if base in self.attrs:
+            return base
+        pat = re.compile(re.escape(base) + r"_[0-9A-Fa-f]{4}$")
+        hits = [n for n in self.attrs if pat.match(n)]
+        if len(hits) == 1:
+            return hits[0]
+        shown = DISPLAY_NAMES.get(base) if display else None
+        if shown:
+            hits = [
+                n
+                for n, a in self.attrs.items()
+                if str(a.get("DisplayName", "")).strip().lower() == shown
+            ]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def check_value(self, name: str, value: Any) -> tuple[Any, str]:
+        """(value as the BMC wants it, error or ""): the registry's type and allowed values."""
+        a = self.attrs[name]
+        typ = a.get("Type")
+        if a.get("ReadOnly") is True:
+            return value, f"{name} is read-only on this host"
+        if typ == "Enumeration":
+            allowed = [str(v.get("ValueName")) for v in a.get("Value") or []]
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                return value, f"{name} takes one of {', '.join(allowed)}, got {value!r}"
+            text = str(value)
+            if text not in allowed:
+                return value, f"{name}={text} is not allowed here (allowed: {', '.join(allowed)})"
+            return text, ""
+        if typ == "Integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return value, f"{name} takes an integer, got {value!r}"
+            lo, hi = a.get("LowerBound"), a.get("UpperBound")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                return value, f"{name}={value} is outside {lo}..{hi}"
+            return value, ""
+        if typ == "Boolean":
+            if not isinstance(value, bool):
+                return value, f"{name} takes true or false, got {value!r}"
+            return value, ""
+        if typ == "String":
+            if not isinstance(value, str):
+                return value, f"{name} takes a string, got {value!r}"
+            mx = a.get("MaxLength")
+            if mx is not None and len(value) > mx:
+                return value, f"{name} is longer than {mx} characters"
+            return value, ""
+        return value, f"{name} has a type tuner does not write ({typ})"
+
+
+def detect_family(reg: Registry) -> str | None:
+    """The vendor family whose attribute names this registry has most of (None: unknown)."""
+    best, score = None, 0
+    for fam, spec in FAMILIES.items():
+        bases = {w[0] for values in spec.values() for writes in values.values() for w in writes}
+        n = sum(1 for b in bases if reg.resolve(b, display=False))
+        if n > score:
+            best, score = fam, n
+    return best if score >= 2 else None
+
+
+def _same(current: Any, values: tuple[str, ...]) -> bool:
+    return current is not None and attr_text(current) in values
+
+
+def plan(
+    settings: dict[str, Any],
+    registry: dict[str, Any],
+    current: dict[str, Any],
+    pending: dict[str, Any] | None = None,
+    *,
+    verify: bool = False,
+) -> dict[str, Any]:
+    """The host's plan. Rows are one per attribute; `patch` is what a PATCH must carry.
+
+    Row status: `ok` (in effect), `change` (to send), `pending` (already waiting for the next
+    reset), `error` (this host cannot take it; nothing may be sent to its BMC), and, with
+    `verify`, `drift` instead of change/pending.
+    """
+    pending = dict(pending or {})
+    reg = Registry(registry)
+    family = detect_family(reg)
+    errors: list[str] = []
+    warnings: list[str] = []
+    rows: list[dict[str, Any]] = []
+    # attribute -> (value to send, accepted values, row)
+    wanted: dict[str, tuple[Any, tuple[str, ...], dict[str, Any]]] = {}
+
+    def want(setting: str, base: str, value: Any, accept: tuple[str, ...], raw: bool) -> None:
+        name = reg.resolve(base) if not raw else (base if base in reg.attrs else reg.resolve(base))
+        row: dict[str, Any] = {
+            "setting": setting,
+            "attribute": name or base,
+            "wanted": attr_text(value),
+            "current": None,
+            "pending": None,
+            "status": "error",
+            "message": "",
+        }
+        rows.append(row)
+        if name is None:
+            row["message"] = f"this host's BIOS has no attribute {base}" + (
+                f" ({family} registry {reg.id})" if family else f" (registry {reg.id})"
+            )
+            errors.append(f"{setting}: {row['message']}")
+            return
+        row["current"] = attr_text(current.get(name))
+        row["pending"] = attr_text(pending.get(name)) if name in pending else None
+        send, err = reg.check_value(name, value)
+        accepted = (attr_text(send) or "", *accept)
+        if err and not (verify or _same(current.get(name), accepted)):
+            row["message"] = err
+            errors.append(f"{setting}: {err}")
+            return
+        if name in wanted and attr_text(wanted[name][0]) != attr_text(send):
+            other = wanted[name][2]["setting"]
+            row["message"] = (
+                f"{name} is wanted as {wanted[name][0]} by {other} and {send} by {setting}"
+            )
+            errors.append(f"{setting}: {row['message']}")
+            return
+        row["wanted"] = attr_text(send)
+        row["status"] = "ok"
+        if name not in wanted:
+            wanted[name] = (send, accepted, row)
+        else:
+            row["status"] = "same"  # a duplicate write of the same value: shown once
+
+    for key in SETTINGS_ORDER:
+        value = settings.get(key)
+        if value is None:
+            continue
+        if key == "global_cstates" and value is False:
+            warnings.append(GLOBAL_CSTATES_WARNING)
+        spec = FAMILIES.get(family or "", {}).get(key)
+        if family is None:
+            msg = f"{key}: the BIOS attribute registry {reg.id!r} is not one tuner recognises"
+            rows.append(_error_row(key, "", neutral_text(value), msg))
+            errors.append(msg)
+            continue
+        if spec is None or value not in spec:
+            msg = f"{key}={neutral_text(value)}: a {family} BIOS has no such setting"
+            rows.append(_error_row(key, "", neutral_text(value), msg))
+            errors.append(msg)
+            continue
+        for base, v, accept in spec[value]:
+            want(key, base, v, accept, raw=False)
+    for name, value in sorted((settings.get("vendor_attributes") or {}).items()):
+        want(f"vendor_attributes.{name}", name, value, (), raw=True)
+    rows = [r for r in rows if r["status"] != "same"]
+
+    # Status of each wanted attribute against current and pending values.
+    for name, (_send, accepted, row) in wanted.items():
+        cur_ok = _same(current.get(name), accepted)
+        pend = pending.get(name) if name in pending else None
+        if name in pending and not _same(pend, accepted):
+            row["status"] = "drift" if verify else "change"
+        elif cur_ok:
+            row["status"] = "ok"
+        elif name in pending:
+            row["status"] = "drift" if verify else "pending"
+            if verify:
+                row["message"] = "the wanted value is pending: it takes effect at the next reset"
+        else:
+            row["status"] = "drift" if verify else "change"
+
+    # Gates: what must hold before the attributes being changed may change.
+    if not verify:
+        todo = [n for n, (_, _, r) in wanted.items() if r["status"] in ("change", "pending")]
+        seen: set[str] = set()
+        while todo:
+            target = todo.pop(0)
+            if target in seen:
+                continue
+            seen.add(target)
+            for gate, gate_value in reg.gates.get(target, []):
+                if gate in wanted:
+                    if attr_text(wanted[gate][0]) != gate_value:
+                        msg = (
+                            f"{target} can only change while {gate}={gate_value}, "
+                            f"but the profile sets {gate}={wanted[gate][0]}"
+                        )
+                        wanted[gate][2]["status"] = "error"
+                        wanted[gate][2]["message"] = msg
+                        errors.append(msg)
+                    continue
+                effective = pending.get(gate, current.get(gate))
+                if attr_text(effective) == gate_value:
+                    continue
+                if gate not in reg.attrs:
+                    msg = f"{target} depends on {gate}, which this host's registry does not list"
+                    errors.append(msg)
+                    continue
+                send, err = reg.check_value(gate, gate_value)
+                row = {
+                    "setting": f"required by {target}",
+                    "attribute": gate,
+                    "wanted": gate_value,
+                    "current": attr_text(current.get(gate)),
+                    "pending": attr_text(pending.get(gate)) if gate in pending else None,
+                    "status": "error" if err else "change",
+                    "message": err,
+                }
+                if err:
+                    errors.append(f"{gate}: {err}")
+                rows.append(row)
+                wanted[gate] = (send, (gate_value,), row)
+                todo.append(gate)
+
+    patch = {n: s for n, (s, _a, r) in wanted.items() if r["status"] == "change"}
+    foreign = {
+        n: v
+        for n, v in pending.items()
+        if n not in wanted and attr_text(v) != attr_text(current.get(n))
+    }
+    if foreign and not verify:
+        warnings.append(
+            "values tuner did not set are pending and will apply at the next reset: "
+            + ", ".join(sorted(foreign))
+        )
+    reboot = any(
+        r["status"] in ("change", "pending")
+        and reg.attrs.get(r["attribute"], {}).get("ResetRequired", True) is not False
+        for r in rows
+    )
+    return {
+        "vendor": family or "unknown",
+        "registry": reg.id,
+        "rows": rows,
+        "patch": {} if errors else patch,
+        "errors": errors,
+        "warnings": warnings,
+        "reboot_needed": reboot and not errors,
+        "topology": topology(registry, current, family),
+    }
+
+
+def _error_row(setting: str, attribute: str, wanted: str, message: str) -> dict[str, Any]:
+    return {
+        "setting": setting,
+        "attribute": attribute,
+        "wanted": wanted,
+        "current": None,
+        "pending": None,
+        "status": "error",
+        "message": message,
+    }
+
+
+def topology(
+    registry: dict[str, Any], current: dict[str, Any], family: str | None = None
+) -> dict[str, Any]:
+    """The NPS and SMT in effect, in neutral terms (None when unknown): what the OS must show."""
+    reg = Registry(registry)
+    family = family or detect_family(reg)
+    spec = FAMILIES.get(family or "")
+    out: dict[str, Any] = {"nps": None, "smt": None}
+    if not spec:
+        return out
+    for key in ("nps", "smt"):
+        for neutral, writes in spec[key].items():
+            base, value, accept = writes[0]
+            name = reg.resolve(base)
+            if name is None:
+                break
+            cur = attr_text(current.get(name))
+            if cur in (value, *accept):
+                out[key] = neutral
+                break
+            if key == "nps" and cur in NPS_EXTRA:
+                out[key] = NPS_EXTRA[cur]
+    return out

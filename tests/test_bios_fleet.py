@@ -1,0 +1,338 @@
+"""BIOS through Redfish end to end: the real CLI, real Ansible, running Redfish BMCs.
+
+The mixed fleet has one node per personality (Dell, HPE, Supermicro, AMD CBS) behind the
+`python -m agent.sim.bmc` process `tuner sim up` starts (TLS, the fleet's CA). Faults and
+batches use BMCs started in-process (their faults can be set at run time), with the
+password in TUNER_BMC_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import DATA, REPO, TUNER, Fleet, Result, make_fleet
+
+from agent.sim.bmc import BmcHandle, start_bmcs
+
+BIOS_ONLY = str(DATA / "bios" / "bios-only.yml")
+POWER_PROFILE = str(DATA / "bios" / "power-profile.yml")
+VENDOR = {"node01": "dell", "node02": "hpe", "node03": "supermicro", "node04": "amd"}
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def writes(path: Path) -> list[dict[str, Any]]:
+    return [e for e in log_lines(path) if e["method"] in ("PATCH", "POST")]
+
+
+def by_host(rep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in rep["hosts"]}
+
+
+def numa_nodes(root: Path) -> int:
+    return len(list((root / "sys/devices/system/node").glob("node[0-9]*")))
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    state = tmp_path_factory.mktemp("bios") / "state"
+    yield from make_fleet(state, 4, 8, "--bmc-reset-delay", "0.3", bmc_vendor="mixed")
+
+
+def test_sim_up_lists_bmcs(mixed: Fleet) -> None:
+    fleet = json.loads((mixed.state / "sim/fleet.json").read_text())
+    assert fleet["bmc_pid"] and Path(f"/proc/{fleet['bmc_pid']}").exists()
+    for n in mixed.info["nodes"]:
+        b = n["bmc"]
+        assert b["url"].startswith("https://127.0.0.1:") and b["username"]
+        assert b["vendor"] == VENDOR[n["name"]]
+        pw = Path(b["password_file"])
+        assert pw.stat().st_mode & 0o777 == 0o600
+        assert pw.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
+    logs = {n: mixed.state / f"sim/bmc/logs/{n}.jsonl" for n in VENDOR}
+    outputs: list[str] = []
+
+    def tuner(*args: str) -> Result:
+        r = mixed.tuner(*args)
+        outputs.extend([r.out, r.err])
+        return r
+
+    # --check: a plan per vendor, and not one PATCH or POST reaches a BMC
+    r = tuner("apply", "-p", "inference-nps4", "--check", "--json")
+    assert r.rc == 0, r.err
+    rep = r.json()
+    for name, h in by_host(rep).items():
+        assert h["status"] == "would change"
+        assert h["bios"]["vendor"] == VENDOR[name]
+        assert h["bios"]["status"] == "would change"
+        assert h["bios"]["reboot"] == "needed"
+        assert {"nps", "smt", "apbdis"} <= {a["setting"] for a in h["bios"]["attributes"]}
+    assert by_host(rep)["node01"]["bios"]["attributes"][-1]["attribute"] == "SysProfile"
+    for log in logs.values():
+        assert log_lines(log), "the plan read the BMC"
+        assert writes(log) == []
+
+    # --reboot never: values staged (PATCH), no reset, the OS unchanged; verify sees pending
+    r = tuner("apply", "-p", "inference-nps4", "--json")
+    assert r.rc == 0, r.err
+    for h in r.json()["hosts"]:
+        assert h["status"] == "changed"
+        assert h["bios"]["status"] == "pending reboot" and h["bios"]["reboot"] == "needed"
+    for name, log in logs.items():
+        methods = [e["method"] for e in writes(log)]
+        assert methods == ["PATCH"], (name, methods)
+        assert numa_nodes(mixed.roots[name]) == 2
+    v = tuner("verify", "-p", "inference-nps4", "--json")
+    assert v.rc == 1
+    for h in v.json()["hosts"]:
+        assert h["status"] == "drift" and h["bios"]["status"] == "drift"
+        assert all(c["status"] == "ok" and c["source"] == "bios" for c in h["cross"])
+
+    # --reboot if-needed in 2 batches: reset, wait, verified; the nodes' OS follows the BIOS
+    r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--batch-size", "2")
+    assert r.rc == 0, r.out + r.err
+    r = tuner("verify", "-p", "inference-nps4", "--json")
+    assert r.rc == 0, r.out
+    for name, h in by_host(r.json()).items():
+        assert h["bios"]["status"] == "ok" and h["bios"]["topology"] == {"nps": 4, "smt": False}
+        cross = {c["id"]: c for c in h["cross"]}
+        assert cross["numa_nodes"]["actual"] == "8" and cross["numa_nodes"]["status"] == "ok"
+        assert cross["threads_per_core"]["actual"] == "1"
+        assert numa_nodes(mixed.roots[name]) == 8
+        assert [e.get("reset_type") for e in writes(logs[name]) if e["method"] == "POST"] == [
+            "GracefulRestart"
+        ]
+    # batch 2 was reset only after batch 1 was back
+    first = max(e["time"] for n in ("node01", "node02") for e in writes(logs[n]))
+    second = min(e["time"] for n in ("node03", "node04") for e in log_lines(logs[n])[-8:])
+    assert first < second
+
+    # converged: a re-run sends nothing
+    before = {n: len(writes(log)) for n, log in logs.items()}
+    r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--json")
+    assert r.rc == 0 and r.json()["summary"]["by_status"] == {"unchanged": 4}
+    assert {n: len(writes(log)) for n, log in logs.items()} == before
+
+    # the OS no longer agrees with the BIOS: a cross-layer mismatch
+    from agent.sim.nodetree import apply_bios_topology
+
+    apply_bios_topology(mixed.roots["node02"], 1, False)
+    r = tuner("verify", "-p", "inference-nps4", "--json")
+    assert r.rc == 1
+    h = by_host(r.json())["node02"]
+    assert h["status"] == "drift" and h["bios"]["status"] == "ok"
+    assert {c["id"]: c["status"] for c in h["cross"]}["numa_nodes"] == "mismatch"
+    apply_bios_topology(mixed.roots["node02"], 4, False)
+
+    # TLS: verified against the fleet's CA; a wrong CA fails every host, --insecure is explicit
+    from agent.sim.bmc.server import generate_self_signed
+
+    other_ca, _ = generate_self_signed(mixed.state / "other-ca")
+    r = tuner("verify", "-p", "inference-nps4", "--ca-bundle", str(other_ca), "--json")
+    assert r.rc == 1
+    for h in r.json()["hosts"]:
+        assert h["bios"]["status"] == "failed" and "not trusted" in h["bios"]["message"]
+    r = tuner("verify", "-p", "inference-nps4", "--insecure", "--json")
+    assert r.rc == 0, r.out
+    r = tuner("verify", "-p", "inference-nps4", "--insecure", "--ca-bundle", str(other_ca))
+    assert r.rc == 2
+
+    # secrets: no password (nor its Basic form) in any output, log or artifact
+    secrets = []
+    for n in mixed.info["nodes"]:
+        pw = Path(n["bmc"]["password_file"]).read_text().strip()
+        basic = base64.b64encode(f"{n['bmc']['username']}:{pw}".encode()).decode()
+        secrets += [pw, basic]
+    for text in outputs:
+        for s in secrets:
+            assert s not in text
+    searched = 0
+    for path in mixed.state.rglob("*"):
+        if path.is_file() and "secrets" not in path.parts:
+            data = path.read_bytes()
+            searched += 1
+            for s in secrets:
+                assert s.encode() not in data, path
+    assert searched > 50
+    assert list((mixed.state / "runs/artifacts").glob("*-bios"))
+
+
+# ------------------------------------------------------------------ in-process BMCs
+
+
+PASSWORD = "s3cr3t-Test-Pw"
+
+
+def bmc_fleet(tmp: Path, nodes: list[dict[str, Any]]) -> tuple[BmcHandle, Path]:
+    pw = tmp / "pw"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
+    cfg = [
+        {
+            "port": 0,
+            "vendor": "dell",
+            "username": "root",
+            "password_file": str(pw),
+            "reset_delay": 0.2,
+            "request_log": str(tmp / f"{n['name']}.jsonl"),
+            **n,
+        }
+        for n in nodes
+    ]
+    handle = start_bmcs({"nodes": cfg})
+    hosts = {n["name"]: {"bmc_url": handle.url(n["name"]), "bmc_username": "root"} for n in nodes}
+    inv = {
+        "all": {
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+            "hosts": hosts,
+        }
+    }
+    path = tmp / "inventory.yml"
+    path.write_text(yaml.safe_dump(inv))
+    return handle, path
+
+
+def run(state: Path, *args: str, password: str | None = PASSWORD) -> Result:
+    env = dict(os.environ, TUNER_STATE_DIR=str(state))
+    env.pop("TUNER_INVENTORY", None)
+    env.pop("TUNER_BMC_PASSWORD", None)
+    if password:
+        env["TUNER_BMC_PASSWORD"] = password
+    p = subprocess.run(
+        [*TUNER, *args], capture_output=True, text=True, env=env, timeout=300, cwd=REPO
+    )
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def test_faults_fail_their_host_only_and_rerun_converges(tmp_path: Path) -> None:
+    nodes = [
+        {"name": "ok1", "vendor": "hpe"},
+        {"name": "down", "faults": {"down": True}},
+        {"name": "slow", "faults": {"slow": 3}},
+        {"name": "err500", "faults": {"error500": True}},
+        {"name": "reject", "faults": {"reject_patch": True}},
+        {"name": "atreset", "faults": {"fail_at_reset": True}, "vendor": "supermicro"},
+        {"name": "amd", "vendor": "amd"},
+    ]
+    handle, inv = bmc_fleet(tmp_path, nodes)
+    state = tmp_path / "state"
+    try:
+        args = ("apply", "-p", BIOS_ONLY, "-i", str(inv), "--reboot", "if-needed")
+        r = run(state, *args, "--bmc-timeout", "1", "--reset-timeout", "20", "--json")
+        assert r.rc == 1, r.err
+        h = by_host(r.json())
+        assert h["ok1"]["status"] == "changed" and h["ok1"]["bios"]["reboot"] == "done"
+        assert h["amd"]["status"] == "changed"
+        why = {n: h[n]["bios"]["message"] for n in ("down", "slow", "err500", "reject", "atreset")}
+        assert all(h[n]["status"] == "failed" for n in why), why
+        assert "connection refused" in why["down"]
+        assert "timeout" in why["slow"]
+        assert "HTTP 500" in why["err500"]
+        assert "SettingsFailed" in why["reject"] and "patch" in why["reject"]
+        assert "SettingsFailed" in why["atreset"] and "not applied" in why["atreset"]
+        assert handle.state("reject")["pending"] == {}
+
+        # a setting the host cannot take: that host fails, nothing is sent to its BMC
+        before = len(writes(tmp_path / "amd.jsonl"))
+        r = run(state, "apply", "-p", POWER_PROFILE, "-i", str(inv), "-l", "amd,ok1", "--json")
+        assert r.rc == 1
+        h = by_host(r.json())
+        assert h["amd"]["status"] == "failed" and "power_profile" in h["amd"]["bios"]["message"]
+        assert len(writes(tmp_path / "amd.jsonl")) == before
+        assert h["ok1"]["bios"]["status"] == "pending reboot"
+
+        for n in nodes:
+            handle.clear_faults(n["name"])
+        r = run(state, *args, "--json")
+        assert r.rc == 0, r.out
+        assert all(x["bios"]["status"] in ("changed", "unchanged") for x in r.json()["hosts"])
+        r = run(state, *args, "--json")
+        assert r.rc == 0 and r.json()["summary"]["by_status"] == {"unchanged": len(nodes)}
+    finally:
+        handle.stop()
+    for path in [*state.rglob("*"), *tmp_path.glob("*.jsonl")]:
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_batches_and_global_failure_cap(tmp_path: Path) -> None:
+    names = [f"n{i}" for i in range(1, 7)]
+    nodes = [
+        {"name": n, **({"faults": {"down": True}} if n in ("n1", "n3") else {})} for n in names
+    ]
+    handle, inv = bmc_fleet(tmp_path, nodes)
+    state = tmp_path / "state"
+    try:
+        # one failure per batch: never more than 1 in a batch, but 2 > 1 across the run
+        r = run(
+            state,
+            *("apply", "-p", BIOS_ONLY, "-i", str(inv), "--reboot", "if-needed"),
+            *("--batch-size", "2", "--max-failed", "1", "--json"),
+        )
+        assert r.rc == 1
+        rep = r.json()
+        assert rep["bios"]["batches"] == 2 and rep["bios"]["failed"] == 2
+        assert rep["bios"]["stopped"] is True
+        st = {h["host"]: (h["status"], h["bios"]["batch"]) for h in rep["hosts"]}
+        assert st == {
+            "n1": ("failed", 1),
+            "n2": ("changed", 1),
+            "n3": ("failed", 2),
+            "n4": ("changed", 2),
+            "n5": ("not started", 3),
+            "n6": ("not started", 3),
+        }
+        for n in ("n5", "n6"):
+            assert log_lines(tmp_path / f"{n}.jsonl") == []
+        assert handle.state("n2")["boot_count"] > handle.state("n5")["boot_count"]
+
+        # a bigger cap lets the run finish the batches
+        r = run(
+            state,
+            *("apply", "-p", BIOS_ONLY, "-i", str(inv), "--reboot", "if-needed"),
+            *("--batch-size", "4", "--max-failed", "2", "--json"),
+        )
+        assert r.rc == 1
+        rep = r.json()
+        assert rep["bios"]["stopped"] is False and rep["bios"]["batches"] == 2
+        assert by_host(rep)["n5"]["status"] == "changed"
+    finally:
+        handle.stop()
+
+
+def test_bad_bios_input_exits_2_and_touches_nothing(tmp_path: Path) -> None:
+    handle, inv = bmc_fleet(tmp_path, [{"name": "a"}])
+    state = tmp_path / "state"
+    try:
+        base = ("apply", "-p", BIOS_ONLY, "-i", str(inv))
+        assert run(state, *base, "--reboot", "always").rc == 2
+        assert run(state, *base, "--ca-bundle", str(tmp_path / "nope.pem")).rc == 2
+        r = run(state, *base, password=None)
+        assert r.rc == 2 and "bmc_password" in r.err
+        doc = yaml.safe_load(inv.read_text())
+        doc["all"]["hosts"]["a"]["bmc_password_file"] = str(tmp_path / "missing.pw")
+        inv.write_text(yaml.safe_dump(doc))
+        r = run(state, *base, "--json")
+        assert r.rc == 2 and r.json()["field"] == "bmc_password_file"
+        doc["all"]["hosts"]["a"]["bmc_url"] = "ftp://x"
+        inv.write_text(yaml.safe_dump(doc))
+        assert run(state, *base).rc == 2
+        assert log_lines(tmp_path / "a.jsonl") == []
+    finally:
+        handle.stop()
