@@ -46,4 +46,17 @@ def unknown(check: str, gpu: GpuFacts, keys: tuple[str, ...], required: bool) ->
     )
 
 
+def verdict(check: str, p: Any, evidence: dict[str, Any], problem: str | None) -> CheckResult:
+    """The result of a check that found `problem` (None: it passed), at the policy's severity."""
+    if problem is None:
+        return CheckResult(check=check, status="pass", required=p.required, evidence=evidence)
+    return CheckResult(
+        check=check,
+        status=getattr(p, "severity", "fail"),
+        required=p.required,
+        evidence=evidence,
+        message=problem,
+    )
+
+
 GpuCheck = Callable[[GpuFacts, Any], CheckResult]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.gpu.checks import CheckResult, unknown
+from agent.gpu.checks import CheckResult, unknown, verdict
 from agent.gpu.model import GpuFacts
 from agent.gpu.policy import CountCheck
 
@@ -13,16 +13,11 @@ def _count(check: str, gpu: GpuFacts, p: CountCheck, field: str) -> CheckResult:
     n = getattr(gpu.ecc, field)
     blocks = {b: getattr(c, field) for b, c in gpu.ecc_blocks.items() if getattr(c, field)}
     ev = {field: n, "max": p.max, "blocks": blocks}
+    problem = None
     if n > p.max:
         where = f" ({', '.join(f'{b} {v}' for b, v in blocks.items())})" if blocks else ""
-        return CheckResult(
-            check=check,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message=f"{n} {field} ECC errors{where}, max {p.max}",
-        )
-    return CheckResult(check=check, status="pass", required=p.required, evidence=ev)
+        problem = f"{n} {field} ECC errors{where}, max {p.max}"
+    return verdict(check, p, ev, problem)
 
 
 def uncorrectable(gpu: GpuFacts, p: CountCheck) -> CheckResult:

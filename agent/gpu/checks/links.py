@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.gpu.checks import CheckResult, unknown
+from agent.gpu.checks import CheckResult, unknown, verdict
 from agent.gpu.model import GpuFacts
 from agent.gpu.policy import CountCheck, SeverityCheck, XgmiLinksCheck
 
@@ -14,12 +14,11 @@ def xgmi_links(gpu: GpuFacts, p: XgmiLinksCheck) -> CheckResult:
     up = gpu.xgmi_links.count("U")
     down = [i for i, s in enumerate(gpu.xgmi_links) if s == "D"]
     ev = {"links": "".join(gpu.xgmi_links), "up": up, "expected_up": p.expected_up, "down": down}
+    problem = None
     if down or up < p.expected_up:
         what = f"links down: {down}" if down else f"{up} links up, expected {p.expected_up}"
-        return CheckResult(
-            check=c, status=p.severity, required=p.required, evidence=ev, message=f"XGMI {what}"
-        )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+        problem = f"XGMI {what}"
+    return verdict(c, p, ev, problem)
 
 
 def xgmi_errors(gpu: GpuFacts, p: CountCheck) -> CheckResult:
@@ -27,12 +26,11 @@ def xgmi_errors(gpu: GpuFacts, p: CountCheck) -> CheckResult:
     if gpu.xgmi_error_status is None:
         return unknown(c, gpu, ("xgmi_errors",), p.required)
     ev = {"xgmi_error_status": gpu.xgmi_error_status, "max": p.max}
+    problem = None
     if gpu.xgmi_error_status > p.max:
         kind = {1: "one error", 2: "multiple errors"}.get(gpu.xgmi_error_status, "errors")
-        return CheckResult(
-            check=c, status=p.severity, required=p.required, evidence=ev, message=f"XGMI {kind}"
-        )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+        problem = f"XGMI {kind}"
+    return verdict(c, p, ev, problem)
 
 
 def _below_max(check: str, gpu: GpuFacts, p: SeverityCheck, field: str, unit: str) -> CheckResult:
@@ -42,15 +40,9 @@ def _below_max(check: str, gpu: GpuFacts, p: SeverityCheck, field: str, unit: st
     if cur is None or top is None:
         return unknown(check, gpu, ("pcie",), p.required)
     ev = {field: cur, f"max_{field}": top}
-    if cur < top:
-        return CheckResult(
-            check=check,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message=f"PCIe {field} {cur}{unit}, capable of {top}{unit}",
-        )
-    return CheckResult(check=check, status="pass", required=p.required, evidence=ev)
+    return verdict(
+        check, p, ev, f"PCIe {field} {cur}{unit}, capable of {top}{unit}" if cur < top else None
+    )
 
 
 def pcie_width(gpu: GpuFacts, p: SeverityCheck) -> CheckResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.gpu.checks import CheckResult, unknown
+from agent.gpu.checks import CheckResult, unknown, verdict
 from agent.gpu.model import GpuFacts
 from agent.gpu.policy import BadPagesCheck, CountCheck
 
@@ -41,15 +41,7 @@ def _by_status(check: str, gpu: GpuFacts, p: CountCheck, status: str) -> CheckRe
         "max": p.max,
         "addresses": [hex(pg.address) for pg in pages[:16] if pg.address is not None],
     }
-    if len(pages) > p.max:
-        return CheckResult(
-            check=check,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message=f"{len(pages)} {status} bad pages",
-        )
-    return CheckResult(check=check, status="pass", required=p.required, evidence=ev)
+    return verdict(check, p, ev, f"{len(pages)} {status} bad pages" if len(pages) > p.max else None)
 
 
 def unreservable(gpu: GpuFacts, p: CountCheck) -> CheckResult:

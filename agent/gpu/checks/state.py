@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.gpu.checks import CheckResult, Status, unknown
+from agent.gpu.checks import CheckResult, Status, unknown, verdict
 from agent.gpu.model import GpuFacts
 from agent.gpu.policy import _C, CountCheck, PartitionCheck, ProcessesCheck
 
@@ -39,16 +39,11 @@ def processes(gpu: GpuFacts, p: ProcessesCheck) -> CheckResult:
         return unknown(c, gpu, ("processes",), p.required)
     foreign = [pr for pr in gpu.processes if (pr.name or "") not in p.allowed]
     ev = {"processes": [pr.model_dump() for pr in foreign], "allowed": p.allowed}
+    problem = None
     if foreign:
         who = ", ".join(f"{pr.name} (pid {pr.pid})" for pr in foreign[:5])
-        return CheckResult(
-            check=c,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message=f"processes on the GPU: {who}",
-        )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+        problem = f"processes on the GPU: {who}"
+    return verdict(c, p, ev, problem)
 
 
 def partition(gpu: GpuFacts, p: PartitionCheck) -> CheckResult:
@@ -60,15 +55,7 @@ def partition(gpu: GpuFacts, p: PartitionCheck) -> CheckResult:
         return unknown(c, gpu, keys, p.required)
     ev = {"actual": got, "expected": want}
     bad = [f"{k} {got[k]} (expected {v})" for k, v in want.items() if v is not None and got[k] != v]
-    if bad:
-        return CheckResult(
-            check=c,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message="partition mode " + ", ".join(bad),
-        )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+    return verdict(c, p, ev, "partition mode " + ", ".join(bad) if bad else None)
 
 
 def cper_fatal(gpu: GpuFacts, p: CountCheck) -> CheckResult:
@@ -76,15 +63,12 @@ def cper_fatal(gpu: GpuFacts, p: CountCheck) -> CheckResult:
     if gpu.cper_fatal is None:
         return unknown(c, gpu, ("cper",), p.required)
     ev = {"fatal_records": len(gpu.cper_fatal), "records": gpu.cper_fatal[:8], "max": p.max}
-    if len(gpu.cper_fatal) > p.max:
-        return CheckResult(
-            check=c,
-            status=p.severity,
-            required=p.required,
-            evidence=ev,
-            message=f"{len(gpu.cper_fatal)} fatal CPER records",
-        )
-    return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
+    return verdict(
+        c,
+        p,
+        ev,
+        f"{len(gpu.cper_fatal)} fatal CPER records" if len(gpu.cper_fatal) > p.max else None,
+    )
 
 
 def query(gpu: GpuFacts, p: _C) -> CheckResult:
