@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
 
 class TunerError(Exception):
     """An error the user can act on. `exit_code` follows the CLI's convention."""
@@ -29,3 +34,35 @@ class Failed(TunerError):
     """The command ran but could not finish its work (exit 1)."""
 
     exit_code = 1
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    m = model
+    for part in loc[:-1]:
+        fields = {f.alias or n: f for n, f in m.model_fields.items()}
+        f = fields.get(str(part))
+        ann = f.annotation if f else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        m = ann
+    return [f.alias or n for n, f in m.model_fields.items()]
+
+
+def validation_text(e: ValidationError, model: type[BaseModel] = BaseModel) -> tuple[str, str]:
+    """The field (dotted) and a message for the first error of a pydantic validation."""
+    err = e.errors()[0]
+    loc = ".".join(
+        str(x) for x in err["loc"] if not str(x).startswith(("function-", "constrained"))
+    )
+    loc = re.sub(r"\.(str|int|bool|literal\[.*?\])$", "", loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, tuple(err["loc"]))
+        msg = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    elif err["type"] == "string_pattern_mismatch":
+        pattern = err["ctx"]["pattern"]
+        msg = f"value {err.get('input')!r} is not allowed here (allowed: {pattern})"
+    elif "input" in err and err["type"] not in ("missing",):
+        msg = f"{msg} (got {err['input']!r})"
+    more = f" (and {len(e.errors()) - 1} more errors)" if len(e.errors()) > 1 else ""
+    return loc, msg + more

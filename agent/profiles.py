@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from agent import knobs
-from agent.errors import BadInput
+from agent.errors import BadInput, validation_text
 from agent.paths import profiles_dir
 
 Governor = Literal["performance", "powersave", "ondemand", "conservative", "schedutil", "userspace"]
@@ -185,36 +185,6 @@ def _merge(base: dict[str, Any], child: dict[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    m = model
-    for part in loc[:-1]:
-        f = m.model_fields.get(str(part))
-        ann = f.annotation if f else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        m = ann
-    return list(m.model_fields)
-
-
-def _error_text(e: ValidationError, model: type[BaseModel] = BaseModel) -> tuple[str, str]:
-    err = e.errors()[0]
-    loc = ".".join(
-        str(x) for x in err["loc"] if not str(x).startswith(("function-", "constrained"))
-    )
-    loc = re.sub(r"\.(str|int|bool|literal\[.*?\])$", "", loc)
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, tuple(err["loc"]))
-        msg = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    elif err["type"] == "string_pattern_mismatch":
-        pattern = err["ctx"]["pattern"]
-        msg = f"value {err.get('input')!r} is not allowed here (allowed: {pattern})"
-    elif "input" in err and err["type"] not in ("missing",):
-        msg = f"{msg} (got {err['input']!r})"
-    more = f" (and {len(e.errors()) - 1} more errors)" if len(e.errors()) > 1 else ""
-    return loc, msg + more
-
-
 def find_profile(ref: str) -> Path:
     """A profile name from profiles/, or a path to a YAML file."""
     p = Path(ref)
@@ -253,7 +223,7 @@ def _read_doc(path: Path) -> tuple[ProfileDoc, dict[str, Any]]:
     try:
         doc = ProfileDoc.model_validate(raw)
     except ValidationError as e:
-        loc, msg = _error_text(e, ProfileDoc)
+        loc, msg = validation_text(e, ProfileDoc)
         raise BadInput(msg, file=str(path), field=loc) from e
     return doc, raw
 
@@ -289,7 +259,7 @@ def load_profile(ref: str) -> Profile:
         os_sec = OsSection.model_validate(_drop_none(merged.get("os") or {}))
         bios_sec = BiosSection.model_validate(_drop_none(merged.get("bios") or {}))
     except ValidationError as e:
-        loc, msg = _error_text(e)
+        loc, msg = validation_text(e)
         raise BadInput(msg, file=str(top), field=loc) from e
     flat_final: dict[str, Any] = {}
     dump = {

@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.errors import BadInput
+from agent.errors import BadInput, validation_text
 from agent.paths import share_dir
 
 Severity = Literal["warn", "fail"]
@@ -123,11 +123,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     try:
         pol = Policy.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        if "input" in err and err["type"] != "extra_forbidden":
-            msg += f" (got {err['input']!r})"
+        loc, msg = validation_text(e, Policy)
         raise BadInput(msg, file=str(p), field=loc) from e
     pol.file = str(p)
     return pol
