@@ -69,6 +69,9 @@ def run_playbook(
     forks = max(1, min(forks or len(names), MAX_FORKS))
     runs = state_dir() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
+    # ansible-runner records the process environment in each run's artifacts: keep them
+    # readable by this user only.
+    runs.chmod(0o700)
     ident = (
         time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}-{playbook.split('.')[0]}"
     )
