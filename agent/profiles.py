@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 from agent import knobs
 from agent.errors import BadInput, validation_text
 from agent.paths import profiles_dir
+from agent.yamlfile import load_model
 
 Governor = Literal["performance", "powersave", "ondemand", "conservative", "schedutil", "userspace"]
 ThpEnabled = Literal["always", "madvise", "never"]
@@ -208,24 +208,7 @@ def list_profiles() -> list[str]:
 
 
 def _read_doc(path: Path) -> tuple[ProfileDoc, dict[str, Any]]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise BadInput(
-            f"not valid YAML: {getattr(e, 'problem', e)}", file=str(path), field=where
-        ) from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"cannot read: {e}", file=str(path)) from e
-    if not isinstance(raw, dict):
-        raise BadInput("a profile must be a YAML mapping", file=str(path))
-    try:
-        doc = ProfileDoc.model_validate(raw)
-    except ValidationError as e:
-        loc, msg = validation_text(e, ProfileDoc)
-        raise BadInput(msg, file=str(path), field=loc) from e
-    return doc, raw
+    return load_model(path, ProfileDoc, "profile")
 
 
 def load_profile(ref: str) -> Profile:

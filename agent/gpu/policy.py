@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from agent.errors import BadInput, validation_text
+from agent.errors import BadInput
 from agent.paths import share_dir
+from agent.yamlfile import load_model
 
 Severity = Literal["warn", "fail"]
 
@@ -114,16 +114,6 @@ def load_policy(path: str | Path | None = None) -> Policy:
     p = Path(path) if path else default_policy_path()
     if not p.is_file():
         raise BadInput(f"policy file {p} not found", field="--policy")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise BadInput(f"not valid YAML: {e}", file=str(p)) from e
-    if not isinstance(raw, dict):
-        raise BadInput("a policy must be a YAML mapping", file=str(p))
-    try:
-        pol = Policy.model_validate(raw)
-    except ValidationError as e:
-        loc, msg = validation_text(e, Policy)
-        raise BadInput(msg, file=str(p), field=loc) from e
+    pol, _ = load_model(p, Policy, "policy", empty=True)
     pol.file = str(p)
     return pol
