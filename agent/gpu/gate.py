@@ -219,19 +219,10 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         for p in facts.pci_gpus:
             if p.bdf.lower() not in seen:
                 node.excluded.append(
-                    GpuEntry(
-                        index=None,
-                        bdf=p.bdf,
-                        uuid=None,
-                        serial=None,
-                        checks=[
-                            CheckResult(
-                                check="gpu.missing",
-                                status="fail",
-                                evidence={"bdf": p.bdf, "on_pci_bus": True, "in_amdsmi": False},
-                                message=f"GPU {p.bdf} is on the PCI bus but amdsmi does not see it",
-                            )
-                        ],
+                    _missing(
+                        p.bdf,
+                        {"bdf": p.bdf, "on_pci_bus": True, "in_amdsmi": False},
+                        f"GPU {p.bdf} is on the PCI bus but amdsmi does not see it",
                     )
                 )
         expected = policy.expected_gpus_per_node
@@ -239,19 +230,10 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         if expected is not None and found < expected:
             for _ in range(expected - found):
                 node.excluded.append(
-                    GpuEntry(
-                        index=None,
-                        bdf=None,
-                        uuid=None,
-                        serial=None,
-                        checks=[
-                            CheckResult(
-                                check="gpu.missing",
-                                status="fail",
-                                evidence={"expected": expected, "found": found},
-                                message=f"{found} GPUs found, {expected} expected",
-                            )
-                        ],
+                    _missing(
+                        None,
+                        {"expected": expected, "found": found},
+                        f"{found} GPUs found, {expected} expected",
                     )
                 )
 
@@ -263,6 +245,12 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         node.status = "degraded"
         node.reason = node.reason or f"{len(node.excluded)} GPU(s) excluded"
     return node
+
+
+def _missing(bdf: str | None, evidence: dict[str, Any], message: str) -> GpuEntry:
+    """An excluded GPU that amdsmi does not show: known by its PCI address at most."""
+    res = CheckResult(check="gpu.missing", status="fail", evidence=evidence, message=message)
+    return GpuEntry(index=None, bdf=bdf, uuid=None, serial=None, checks=[res])
 
 
 def _fw_diff(sig: Any, majority: Any) -> dict[str, list[str]]:
