@@ -79,16 +79,20 @@ class Fleet:
 
 
 def make_fleet(
-    state: Path, nodes: int, cores_per_socket: int = 8, *extra: str, bmc_vendor: str = "none"
+    state: Path,
+    nodes: int | None,
+    cores_per_socket: int = 8,
+    *extra: str,
+    bmc_vendor: str = "none",
 ) -> Iterator[Fleet]:
     """A fleet of small nodes (2 x 8 cores, SMT: 32 CPUs) unless a test needs full size.
 
-    No BMCs unless `bmc_vendor` names a personality (or mixed): the OS tests stay OS only."""
+    No BMCs unless `bmc_vendor` names a personality (or mixed): the OS tests stay OS only.
+    `nodes` None: the scenario's node count (pass `--scenario NAME` in `extra`)."""
     r = run_tuner(
         "sim",
         "up",
-        "--nodes",
-        str(nodes),
+        *(["--nodes", str(nodes)] if nodes is not None else []),
         "--connection",
         CONNECTION,
         "--json",

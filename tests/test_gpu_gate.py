@@ -12,11 +12,12 @@ import json
 import os
 import signal
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TUNER, Fleet, run_tuner
+from conftest import REPO, TUNER, Fleet, make_fleet, run_tuner
 
 from agent.sim.gpu.build import BuildError, build_library
 from agent.sim.gpu.state import install_node
@@ -215,21 +216,8 @@ def test_bad_policy(tmp_path: Path) -> None:
     [("mlperf-llama2-70b", 87, 88), ("mlperf-gpt-oss-120b", 94, 96)],
 )
 def test_mlperf_scenarios(tmp_path: Path, scenario: str, usable: int, installed: int) -> None:
-    r = run_tuner(
-        "sim",
-        "up",
-        "--scenario",
-        scenario,
-        "--cores-per-socket",
-        "2",
-        "--bmc-vendor",
-        "none",
-        "--json",
-        state=tmp_path,
-    )
-    assert r.rc == 0, r.err
-    try:
-        c = run_tuner("check", "--json", "--output", str(tmp_path / "inv.json"), state=tmp_path)
+    with contextmanager(make_fleet)(tmp_path, None, 2, "--scenario", scenario) as fleet:
+        c = fleet.tuner("check", "--json", "--output", str(tmp_path / "inv.json"))
         assert c.rc == 0, c.out[-2000:]
         inv = json.loads((tmp_path / "inv.json").read_text())
         assert inv == c.json()
@@ -239,29 +227,11 @@ def test_mlperf_scenarios(tmp_path: Path, scenario: str, usable: int, installed:
             (n["name"], e["checks"][0]["check"]) for n in inv["nodes"] for e in n["excluded"]
         ]
         assert len(excluded) == installed - usable
-    finally:
-        run_tuner("sim", "down", state=tmp_path)
 
 
 @pytest.fixture
 def hang_fleet(tmp_path: Path) -> Any:
-    r = run_tuner(
-        "sim",
-        "up",
-        "--scenario",
-        "node-hang",
-        "--nodes",
-        "3",
-        "--cores-per-socket",
-        "2",
-        "--bmc-vendor",
-        "none",
-        "--json",
-        state=tmp_path,
-    )
-    assert r.rc == 0, r.err
-    yield Fleet(tmp_path, r.json())
-    run_tuner("sim", "down", state=tmp_path)
+    yield from make_fleet(tmp_path, 3, 2, "--scenario", "node-hang")
 
 
 def test_node_past_deadline_and_unreachable_node_fail_closed(hang_fleet: Fleet) -> None:
