@@ -293,6 +293,7 @@ def plan(
     reg = Registry(registry)
     family = detect_family(reg)
     errors: list[str] = []
+    forbidden: list[str] = []  # errors where the registry forbids the value (bad input)
     warnings: list[str] = []
     rows: list[dict[str, Any]] = []
     # attribute -> (value to send, accepted values, row)
@@ -323,6 +324,7 @@ def plan(
         if err and not (verify or _same(current.get(name), accepted)):
             row["message"] = err
             errors.append(f"{setting}: {err}")
+            forbidden.append(f"{setting}: {err}")
             return
         if name in wanted and attr_text(wanted[name][0]) != attr_text(send):
             other = wanted[name][2]["setting"]
@@ -441,6 +443,7 @@ def plan(
         "rows": rows,
         "patch": {} if errors else patch,
         "errors": errors,
+        "forbidden": forbidden,
         "warnings": warnings,
         "reboot_needed": reboot and not errors,
         "topology": topology(registry, current, family),

@@ -1,46 +1,101 @@
-"""A small Redfish client for BIOS work: stdlib only (urllib + ssl).
+"""tuner's Redfish client for BIOS work, built on OpenStack sushy.
 
 Shipped to the `tuner_bios` Ansible module as `playbooks/module_utils/tuner_redfish.py` (a
-symlink). TLS is verified unless the caller says otherwise; a CA bundle can be given. The
-password is held only in memory: it is never part of an error message, and with session auth
-it is sent once (the login POST) and a token is used afterwards.
+symlink); the module runs on the control node with the interpreter tuner runs in
+(`ansible_playbook_python`), where sushy is installed as a dependency of tuner.
+
+What sushy does for us: the HTTP session (requests), Basic or session auth with a new login
+when a session answers 401 (`sushy.auth`), and the registry `Location` forms of a
+`MessageRegistryFile` (`Uri`; `ArchiveUri` + `ArchiveFile`, a zip; `PublicationUri`, fetched
+from the publisher). What this thin layer adds (see docs/bios.md "The Redfish client"):
+
+* retries with exponential backoff and an overall bound, for connection errors, 5xx/503
+  answers to GETs and vendor "busy" answers to anything (iDRAC `SYS518`, iLO
+  `InvalidOperationForSystemState`, Base `ServiceTemporarilyUnavailable`);
+* the system selector (`bmc_system`, else the one System that has a Bios, else an error
+  naming the choices);
+* registry discovery through the Registries collection whatever the files are called, and
+  Dell's `Bios/BiosRegistry`; a registry that does not parse is bad input;
+* PATCH with `If-Match` = the settings resource's own ETag (one retry with a fresh ETag on
+  412/428), `@Redfish.SettingsApplyTime` only when `SupportedApplyTimes` advertises it (and
+  one retry without it on a 400 naming it), 202 task monitors followed, a job/task that waits
+  for the reset reported (Dell's BIOS configuration job), a committed job not fought;
+* a reboot wait that watches power state, the settings object emptying, `Settings.Time` and
+  `ETag`, settings messages (by severity) and the job, with a deadline, every state reported.
+
+The password is held only in memory and never appears in a message.
+
+API (used by `playbooks/library/tuner_bios.py`)::
+
+    c = BmcClient(url, user, password, auth="basic"|"session", verify=True, ca_bundle=None,
+                  timeout=30, system=None, retry_for=60)
+    c.connect()                  # service root + login; RedfishError on failure
+    c.select_system() -> str     # the system URI (BadInput when bmc_system names none)
+    c.get_bios() -> dict         # the Bios resource (Attributes, @Redfish.Settings, ...)
+    c.registry() -> dict         # the attribute registry (BadInput when it does not parse)
+    c.pending() -> dict          # attributes waiting for the next reset (diff for iLO)
+    c.discover() -> dict         # all of the above, for planning (GETs only)
+    c.patch_settings(values) -> dict   # {"status", "apply_time", "etag_retry", "job", ...}
+    c.reset(reset_type) -> str   # the reset type sent
+    c.wait_applied(before, deadline_s, poll, report=print) -> dict  # {"bios", "states", ...}
+    c.close()                    # log out (session auth)
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import socket
-import ssl
+import logging
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+
+import requests
+import sushy
+from sushy import auth as sushy_auth
+from sushy import connector as sushy_connector
+from sushy import exceptions as sushy_exc
+from sushy.resources import base as sushy_base
+from sushy.resources.registry import message_registry_file as sushy_mrf
+
+logging.getLogger("sushy").setLevel(logging.CRITICAL)  # its warnings would reach stderr
+
+# Vendor answers that mean "busy, try again" (as sushy's connector knows them, plus DMTF's).
+BUSY_MARKERS = ("SYS518", "InvalidOperationForSystemState", "ServiceTemporarilyUnavailable")
+# A job/task in one of these states waits for the system reset (Dell: "Scheduled").
+WAITING_STATES = ("New", "Pending", "Scheduled", "Starting", "Suspended", "Service")
+DONE_STATES = ("Completed",)
+FAILED_STATES = ("Exception", "Killed", "Cancelled", "Failed", "CompletedWithErrors")
+COMMITTED_MARKERS = ("already committed", "SYS011", "pending configuration")
 
 
 class RedfishError(Exception):
     """A request failed: connection, timeout, TLS, HTTP status or a bad answer."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, bad_input: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.bad_input = bad_input
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # never follow a redirect with credentials attached
+class BadInput(RedfishError):
+    """The inventory or the BMC's own description makes the work impossible (exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, bad_input=True)
 
 
-def error_text(body: bytes) -> str:
-    """The message of a Redfish error body (MessageIds and messages), else ''."""
-    try:
-        doc = json.loads(body.decode("utf-8", "replace"))
-    except ValueError:
+def error_text(body: Any) -> str:
+    """The messages of a Redfish error body (MessageId: Message; ...), else ''."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return ""
+    if not isinstance(body, dict):
         return ""
-    if not isinstance(doc, dict):
-        return ""
-    err = doc.get("error") or {}
+    err: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else body
     infos = err.get("@Message.ExtendedInfo") or []
     parts = []
     for i in infos if isinstance(infos, list) else []:
@@ -52,7 +107,66 @@ def error_text(body: bytes) -> str:
     return "; ".join(parts)[:400]
 
 
-class Client:
+def odata_id(doc: dict[str, Any], key: str) -> str | None:
+    v = doc.get(key)
+    if isinstance(v, dict) and isinstance(v.get("@odata.id"), str):
+        return str(v["@odata.id"])
+    return None
+
+
+# --------------------------------------------------------------------------- messages
+
+
+FAILURE_IDS = ("SettingsFailed", "PropertyValueConflict", "PropertyValueNotInList")
+
+
+def classify_message(m: dict[str, Any]) -> dict[str, Any]:
+    """A settings message as {id, severity, kind (ok|warning|failure), text, related}.
+
+    Severity is `MessageSeverity` (Message v1_1+), else the older `Severity`; a message
+    without either takes its kind from the MessageId (`Success` ok, `SettingsFailed` and
+    conflicts failure, anything else warning). `Critical` is a failure, `OK` is success.
+    """
+    mid = str(m.get("MessageId", ""))
+    short = mid.split(".")[-1]
+    sev = str(m.get("MessageSeverity") or m.get("Severity") or "")
+    if sev == "Critical" or short in FAILURE_IDS:
+        kind = "failure"
+    elif sev == "OK" or (not sev and short == "Success"):
+        kind = "ok"
+    else:
+        kind = "warning"
+    related = [str(r).split("/")[-1] for r in m.get("RelatedProperties") or []]
+    text = str(m.get("Message") or "")
+    shown = f"{short}{'(' + ','.join(related) + ')' if related else ''}: {text}".strip(": ")
+    return {"id": mid, "severity": sev or None, "kind": kind, "text": shown, "related": related}
+
+
+def classify_messages(msgs: Any) -> list[dict[str, Any]]:
+    return [classify_message(m) for m in msgs or [] if isinstance(m, dict)]
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class _RawResource(sushy_base.ResourceBase):  # type: ignore[misc]
+    """Any resource, kept as its JSON (sushy's readers fetch it: plain, zip or public)."""
+
+
+class _Public:
+    """sushy's connector for PublicationUri downloads, with a timeout."""
+
+    def __init__(self, timeout: float, verify: bool | str) -> None:
+        self.timeout = timeout
+        self.verify = verify
+
+    def get(self, path: str, **_: Any) -> requests.Response:
+        return requests.get(path, timeout=self.timeout, verify=self.verify)
+
+
+class BmcClient:
+    """One BMC, one system on it. See the module docstring for the API."""
+
     def __init__(
         self,
         base_url: str,
@@ -63,213 +177,650 @@ class Client:
         verify: bool = True,
         ca_bundle: str | None = None,
         timeout: float = 30.0,
+        system: str | None = None,
+        retry_for: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         u = urllib.parse.urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.netloc:
-            raise RedfishError(f"not an http(s) URL: {base_url!r}")
+            raise BadInput(f"not an http(s) URL: {base_url!r}")
         self.base = f"{u.scheme}://{u.netloc}"
-        self.username = username
-        self._password = password
-        self.auth = auth
         self.timeout = timeout
-        self._token: str | None = None
-        self._session_uri: str | None = None
-        handlers: list[Any] = [_NoRedirect()]
-        if u.scheme == "https":
-            ctx = ssl.create_default_context(cafile=ca_bundle) if verify else None
-            if not verify:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            handlers.append(urllib.request.HTTPSHandler(context=ctx))
-        self._opener = urllib.request.build_opener(*handlers)
+        self.system_wanted = system or None
+        # retries stop after this many seconds (default: 3 request timeouts, 3..120 s)
+        self.retry_for = retry_for if retry_for is not None else min(max(3 * timeout, 3.0), 120.0)
+        self._sleep = sleep
+        self._verify: bool | str = (ca_bundle or True) if verify else False
+        self._auth = (
+            sushy_auth.SessionAuth(username, password)
+            if auth == "session"
+            else sushy_auth.BasicAuth(username, password)
+        )
+        self._conn = sushy_connector.Connector(
+            self.base,
+            verify=self._verify,
+            # sushy retries a 5xx GET (and busy answers) once; our loop (backoff, a bound)
+            # wraps every request. (0 would make sushy try lost connections 3 times.)
+            server_side_retries=1,
+            server_side_retries_delay=0.05,
+            default_request_timeout=timeout,
+        )
+        self._root: Any = None
+        self.root_doc: dict[str, Any] = {}
+        self.system_uri: str | None = None
+        self.system_doc: dict[str, Any] = {}
+        self.bios_uri: str | None = None
+        self.settings_uri: str | None = None
+        self._registry: dict[str, Any] | None = None
+        self.registry_uri: str | None = None
+        self.retries: list[str] = []  # what was retried, for the report
 
     # ------------------------------------------------------------------ requests
 
-    def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool = True
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        url = self.base + path if path.startswith("/") else path
-        if not url.startswith(self.base + "/"):
-            raise RedfishError(f"refusing to follow a link to another host: {path}")
-        headers = {"Accept": "application/json", "OData-Version": "4.0"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if auth:
-            if self._token:
-                headers["X-Auth-Token"] = self._token
-            else:
-                cred = f"{self.username}:{self._password}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(cred).decode()
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        what = f"{method} {path}"
+    def connect(self) -> None:
+        """GET the service root and log in (session auth: one POST, then a token)."""
+        self._retrying("GET /redfish/v1/", lambda: self._open_root())
+        self.root_doc = dict(self._root.json or {})
+
+    def _open_root(self) -> None:
+        self._root = sushy.Sushy(self.base, auth=self._auth, connector=self._conn)
+
+    def close(self) -> None:
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-                status = resp.status
-                hdrs = {k.lower(): v for k, v in resp.headers.items()}
-        except urllib.error.HTTPError as e:
-            raw = e.read() if e.fp else b""
-            detail = error_text(raw)
-            raise RedfishError(
-                f"{what}: HTTP {e.code} {e.reason}" + (f" ({detail})" if detail else ""), e.code
-            ) from None
-        except urllib.error.URLError as e:
-            raise RedfishError(f"{what}: {_reason(e.reason, self.timeout)}") from None
-        except TimeoutError:
-            raise RedfishError(f"{what}: no answer within {self.timeout:g} s (timeout)") from None
-        except (OSError, ValueError) as e:  # connection reset, bad status line, ...
-            raise RedfishError(f"{what}: {_reason(e, self.timeout)}") from None
+            self._auth.close()
+        except Exception:  # noqa: BLE001 - logging out is best effort
+            pass
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """One request with retries -> (status, JSON body or {}, lower-case headers)."""
+        url = path if path.startswith("/") else path
+        if not path.startswith("/"):
+            if not path.startswith(self.base + "/"):
+                raise RedfishError(f"refusing to follow a link to another host: {path}")
+            url = path[len(self.base) :]
+
+        def once() -> requests.Response:
+            return self._conn._op(  # noqa: SLF001 - the one generic entry point sushy has
+                method, url, data=body, headers=headers, timeout=self.timeout
+            )
+
+        resp = self._retrying(f"{method} {url}", once, idempotent=method in ("GET", "HEAD"))
         doc: dict[str, Any] = {}
-        if raw:
+        if resp.content:
             try:
-                parsed = json.loads(raw.decode("utf-8"))
+                parsed = resp.json()
             except ValueError:
-                raise RedfishError(f"{what}: the answer is not JSON") from None
+                raise RedfishError(f"{method} {url}: the answer is not JSON") from None
             if isinstance(parsed, dict):
                 doc = parsed
-        return status, doc, hdrs
+        return resp.status_code, doc, {k.lower(): v for k, v in resp.headers.items()}
 
     def get(self, path: str) -> dict[str, Any]:
         return self.request("GET", path)[1]
 
-    def login(self) -> None:
-        """Session auth: one POST with the credentials, then the token."""
-        if self.auth != "session" or self._token:
-            return
-        root = self.request("GET", "/redfish/v1/", auth=False)[1]
-        sessions = (root.get("Links") or {}).get("Sessions", {}).get("@odata.id")
-        sessions = sessions or "/redfish/v1/SessionService/Sessions"
-        _, _, hdrs = self.request(
-            "POST", sessions, {"UserName": self.username, "Password": self._password}, auth=False
-        )
-        token = hdrs.get("x-auth-token")
-        if not token:
-            raise RedfishError("session login gave no X-Auth-Token")
-        self._token = token
-        loc = hdrs.get("location", "")
-        self._session_uri = urllib.parse.urlsplit(loc).path if loc else None
-
-    def logout(self) -> None:
-        if self._token and self._session_uri:
+    def _retrying(self, what: str, fn: Callable[[], Any], idempotent: bool = True) -> Any:
+        """Call fn; retry busy answers (and, for GETs, 5xx and lost connections) with backoff."""
+        end = time.monotonic() + self.retry_for
+        delay = 0.2
+        while True:
             try:
-                self.request("DELETE", self._session_uri)
-            except RedfishError:
-                pass
-        self._token = None
+                return fn()
+            except sushy_exc.HTTPError as e:
+                detail = _http_detail(e)
+                busy = any(m in detail for m in BUSY_MARKERS) or e.status_code == 503
+                retry = busy or (idempotent and e.status_code >= 500)
+                err = RedfishError(
+                    f"{what}: HTTP {e.status_code}" + (f" ({detail})" if detail else ""),
+                    e.status_code,
+                )
+                err.body = getattr(e, "body", None) or {}  # type: ignore[attr-defined]
+            except sushy_exc.ConnectionError as e:
+                retry = idempotent or "refused" in str(e).lower()
+                err = RedfishError(f"{what}: {_conn_reason(e, self.timeout)}")
+            except sushy_exc.SushyError as e:
+                raise RedfishError(f"{what}: {e}") from None
+            if not retry or time.monotonic() + delay > end:
+                raise err
+            self.retries.append(f"{what}: {err} (retried)")
+            self._sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    # ------------------------------------------------------------------ discovery
+
+    def select_system(self) -> str:
+        """The system to work on: `bmc_system`, else the one System that has a Bios."""
+        if self.system_uri:
+            return self.system_uri
+        systems = odata_id(self.root_doc, "Systems") or "/redfish/v1/Systems"
+        members = [
+            str(m["@odata.id"])
+            for m in self.get(systems).get("Members") or []
+            if isinstance(m, dict) and isinstance(m.get("@odata.id"), str)
+        ]
+        if not members:
+            raise RedfishError("the BMC lists no computer system")
+        ids = [m.rstrip("/").split("/")[-1] for m in members]
+        if self.system_wanted:
+            want = self.system_wanted.rstrip("/")
+            hits = [m for m, i in zip(members, ids, strict=True) if want in (i, m.rstrip("/"))]
+            if not hits:
+                raise BadInput(
+                    f"bmc_system {self.system_wanted!r} is not a system of this BMC "
+                    f"(it has: {', '.join(ids)})"
+                )
+            self.system_uri = hits[0]
+            self.system_doc = self.get(hits[0])
+            return hits[0]
+        with_bios = []
+        docs = {}
+        for m in members:
+            docs[m] = doc = self.get(m)
+            if odata_id(doc, "Bios"):
+                with_bios.append(m)
+        if len(with_bios) != 1:
+            why = "none has a Bios resource" if not with_bios else "several have a Bios"
+            choices = [m.rstrip("/").split("/")[-1] for m in (with_bios or members)]
+            raise BadInput(
+                f"this BMC has {len(members)} systems and {why}: set bmc_system to one of "
+                + ", ".join(choices)
+            )
+        self.system_uri = with_bios[0]
+        self.system_doc = docs[with_bios[0]]
+        return self.system_uri
+
+    def get_bios(self) -> dict[str, Any]:
+        """The Bios resource of the selected system (values in effect, @Redfish.Settings)."""
+        system_uri = self.select_system()
+        if not self.bios_uri:
+            self.bios_uri = odata_id(self.system_doc, "Bios")
+            if not self.bios_uri:
+                raise RedfishError(f"{system_uri} has no Bios resource")
+        bios = self.get(self.bios_uri)
+        self.settings_uri = self.settings_uri or settings_uri_of(bios)
+        if not self.settings_uri:
+            # AMI MegaRAC: no @Redfish.Settings in Bios, but the settings object is there.
+            guess = self.bios_uri.rstrip("/") + "/Settings"
+            try:
+                self.get(guess)
+            except RedfishError as e:
+                if e.status not in (404, 405, 501):
+                    raise
+                raise RedfishError(
+                    f"{self.bios_uri} has no @Redfish.Settings SettingsObject "
+                    f"(and {guess} does not exist)"
+                ) from None
+            self.settings_uri = guess
+        return bios
+
+    def get_settings(self) -> tuple[dict[str, Any], str | None]:
+        """The settings object and its own ETag (header, else @odata.etag)."""
+        if not self.settings_uri:
+            self.get_bios()
+        assert self.settings_uri
+        _, doc, hdrs = self.request("GET", self.settings_uri)
+        etag = hdrs.get("etag") or doc.get("@odata.etag")
+        return doc, (str(etag) if etag else None)
+
+    def pending(self, bios: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Values waiting for the next reset. iLO shows every attribute there: the diff."""
+        bios = bios if bios is not None else self.get_bios()
+        doc, _ = self.get_settings()
+        current = bios.get("Attributes") or {}
+        staged = doc.get("Attributes") or {}
+        if not isinstance(staged, dict):
+            return {}
+        return {k: v for k, v in staged.items() if k not in current or current.get(k) != v}
+
+    def registry(self, bios: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The attribute registry named by Bios.AttributeRegistry, found wherever it lives."""
+        if self._registry is not None:
+            return self._registry
+        bios = bios if bios is not None else self.get_bios()
+        rid = str(bios.get("AttributeRegistry") or "")
+        regs = odata_id(self.root_doc, "Registries") or "/redfish/v1/Registries"
+        tried: list[str] = []
+        bodies: list[tuple[str, dict[str, Any]]] = []
+        try:
+            members = [
+                str(m["@odata.id"])
+                for m in self.get(regs).get("Members") or []
+                if isinstance(m, dict) and isinstance(m.get("@odata.id"), str)
+            ]
+        except RedfishError as e:
+            if e.status not in (404, 405, 501):
+                raise
+            members = []
+
+        def rank(uri: str) -> int:
+            tail = uri.rstrip("/").split("/")[-1].lower()
+            if rid and tail == rid.lower():
+                return 0
+            if rid and tail.split(".")[0] == rid.lower().split(".")[0]:
+                return 1
+            if "bios" in tail or "attribute" in tail:
+                return 2
+            return 3
+
+        # Files named like the registry first; message registries (rank 3) last, only if needed.
+        for uri in sorted(members, key=rank):
+            if rank(uri) == 3 and bodies:
+                break
+            for loc_uri, body in self._registry_bodies(uri, tried):
+                if "AttributeRegistry" not in str(body.get("@odata.type", "")):
+                    if not isinstance(body.get("RegistryEntries"), dict) or not (
+                        body.get("RegistryEntries") or {}
+                    ).get("Attributes"):
+                        continue
+                bodies.append((loc_uri, body))
+                if rid and body.get("Id") == rid:
+                    return self._keep(loc_uri, body)
+        # Dell: the registry body also lives next to the Bios resource.
+        if self.bios_uri:
+            dell = self.bios_uri.rstrip("/") + "/BiosRegistry"
+            if dell not in tried:
+                tried.append(dell)
+                try:
+                    body = self.get(dell)
+                except RedfishError as e:
+                    if e.status not in (404, 405, 501):
+                        raise
+                    body = {}
+                if body:
+                    if not rid or body.get("Id") == rid or not bodies:
+                        return self._keep(dell, body)
+        if len(bodies) == 1:
+            return self._keep(*bodies[0])
+        names = ", ".join(str(b.get("Id")) for _, b in bodies) or "none"
+        raise RedfishError(
+            f"attribute registry {rid!r} not found under {regs} "
+            f"(attribute registries there: {names}; tried {len(tried)} locations)"
+        )
+
+    def _registry_bodies(self, file_uri: str, tried: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Each Location of a registry file, read with sushy (Uri, ArchiveUri, PublicationUri)."""
+        try:
+            f = sushy_mrf.MessageRegistryFile(self._conn, file_uri)
+        except sushy_exc.SushyError as e:
+            status = getattr(e, "status_code", None)
+            if status in (404, 405, 501) or isinstance(e, sushy_exc.MissingAttributeError):
+                return []
+            raise RedfishError(f"GET {file_uri}: {e}", status) from None
+        out = []
+        for loc in f.location or []:
+            if loc.uri:
+                where, reader = loc.uri, None
+                conn = self._conn
+            elif loc.archive_uri:
+                where, reader = loc.archive_uri, sushy_base.JsonArchiveReader(loc.archive_file)
+                conn = self._conn
+            elif loc.publication_uri:
+                where, reader = loc.publication_uri, sushy_base.JsonPublicFileReader()
+                conn = _Public(self.timeout, self._verify)
+            else:
+                continue
+            tried.append(where)
+
+            def fetch(w: str = where, r: Any = reader, c: Any = conn) -> Any:
+                return _RawResource(c, w, reader=r)
+
+            try:
+                res = self._retrying(f"GET {where}", fetch)
+            except RedfishError as e:
+                if e.status in (404, 405, 501) or e.status is None and loc.publication_uri:
+                    continue
+                raise
+            except (ValueError, sushy_exc.SushyError, requests.RequestException) as e:
+                raise BadInput(f"the attribute registry at {where} does not parse: {e}") from None
+            body = res.json
+            if isinstance(body, dict):
+                out.append((where, body))
+        return out
+
+    def _keep(self, uri: str, body: dict[str, Any]) -> dict[str, Any]:
+        check_registry(body, uri)
+        self.registry_uri = uri
+        self._registry = body
+        return body
+
+    def discover(self) -> dict[str, Any]:
+        """Everything planning needs, GETs only."""
+        self.select_system()
+        bios = self.get_bios()
+        registry = self.registry(bios)
+        settings_doc, settings_etag = self.get_settings()
+        current = bios.get("Attributes") or {}
+        staged = settings_doc.get("Attributes") or {}
+        pending = {k: v for k, v in staged.items() if k not in current or current.get(k) != v}
+        s = bios.get("@Redfish.Settings") or {}
+        system = self.system_doc
+        actions = (system.get("Actions") or {}).get("#ComputerSystem.Reset") or {}
+        apply_times = list(
+            s.get("SupportedApplyTimes")
+            or (settings_doc.get("@Redfish.Settings") or {}).get("SupportedApplyTimes")
+            or []
+        )
+        return {
+            "vendor": str(self.root_doc.get("Vendor") or system.get("Manufacturer") or ""),
+            "system_uri": self.system_uri,
+            "system_id": str(system.get("Id") or ""),
+            "serial": system.get("SerialNumber"),
+            "power_state": system.get("PowerState"),
+            "reset_uri": actions.get("target") or f"{self.system_uri}/Actions/ComputerSystem.Reset",
+            "reset_types": actions.get("ResetType@Redfish.AllowableValues") or [],
+            "bios_uri": self.bios_uri,
+            "settings_uri": self.settings_uri,
+            "settings_etag": settings_etag,
+            "settings_time": s.get("Time"),
+            "bios_settings_etag": s.get("ETag"),
+            "supported_apply_times": apply_times,
+            "messages": s.get("Messages") or [],
+            "current": current,
+            "pending": pending,
+            "registry": registry,
+            "registry_uri": self.registry_uri,
+        }
+
+    # ------------------------------------------------------------------ writes
+
+    def patch_settings(
+        self, values: dict[str, Any], apply_times: list[str] | None = None
+    ) -> dict[str, Any]:
+        """PATCH the settings object. -> {status, apply_time, etag_retry, job, messages}.
+
+        `apply_times`: what the service advertises; `OnReset` is sent only when listed.
+        """
+        if not self.settings_uri:
+            self.get_bios()
+        assert self.settings_uri
+        _, etag = self.get_settings()
+        body: dict[str, Any] = {"Attributes": dict(values)}
+        use_apply = "OnReset" in (apply_times or [])
+        if use_apply:
+            body["@Redfish.SettingsApplyTime"] = {"ApplyTime": "OnReset"}
+        out: dict[str, Any] = {
+            "status": None,
+            "apply_time": None,
+            "etag_retry": False,
+            "apply_time_retry": False,
+            "job": None,
+            "messages": [],
+        }
+        for _attempt in range(3):
+            headers = {"If-Match": etag} if etag else None
+            try:
+                status, doc, hdrs = self.request("PATCH", self.settings_uri, body, headers)
+            except RedfishError as e:
+                text = str(e)
+                if e.status in (412, 428) and not out["etag_retry"]:
+                    out["etag_retry"] = True
+                    _, etag = self.get_settings()
+                    if e.status == 428 and not etag:
+                        raise RedfishError(
+                            f"{text}: the BMC requires If-Match but shows no ETag "
+                            "on the settings object",
+                            e.status,
+                        ) from None
+                    continue
+                if (
+                    e.status == 400
+                    and use_apply
+                    and not out["apply_time_retry"]
+                    and "SettingsApplyTime" in text + json.dumps(getattr(e, "body", {}))
+                ):
+                    out["apply_time_retry"] = True
+                    body.pop("@Redfish.SettingsApplyTime", None)
+                    use_apply = False
+                    continue
+                if any(m.lower() in text.lower() for m in COMMITTED_MARKERS):
+                    raise RedfishError(
+                        "a BIOS configuration job is already committed on this BMC; tuner "
+                        "leaves it alone: reboot the system to apply it (or delete the job) "
+                        f"and run tuner again ({text})",
+                        e.status,
+                    ) from None
+                raise
+            out["status"] = status
+            out["apply_time"] = "OnReset" if use_apply else None
+            out["messages"] = classify_messages(
+                (doc.get("error") or {}).get("@Message.ExtendedInfo")
+                or doc.get("@Message.ExtendedInfo")
+            )
+            loc = hdrs.get("location")
+            if status == 202 and loc:
+                out["job"] = self.follow_task(urllib.parse.urlsplit(loc).path)
+            return out
+        raise RedfishError(f"PATCH {self.settings_uri}: gave up after retries")
+
+    def follow_task(self, monitor: str, deadline_s: float | None = None) -> dict[str, Any]:
+        """Follow a 202 task monitor until it is done or waits for the reset.
+
+        -> {"uri", "state", "messages"}. A job that waits for the reset (Dell "Scheduled")
+        is returned as it is; a failed one raises.
+        """
+        end = time.monotonic() + (deadline_s if deadline_s is not None else self.timeout * 4)
+        delay = 0.2
+        while True:
+            status, doc, hdrs = self.request("GET", monitor)
+            state = _task_state(doc)
+            msgs = classify_messages(doc.get("Messages"))
+            if state in FAILED_STATES:
+                text = "; ".join(m["text"] for m in msgs) or doc.get("Message") or ""
+                raise RedfishError(f"task {monitor} {state}" + (f": {text}" if text else ""))
+            if status != 202 and (state is None or state in DONE_STATES):
+                return {"uri": monitor, "state": state or "Completed", "messages": msgs}
+            if state in WAITING_STATES:
+                return {"uri": monitor, "state": state, "messages": msgs}
+            if time.monotonic() >= end:
+                return {"uri": monitor, "state": state or "Running", "messages": msgs}
+            retry_after = hdrs.get("retry-after")
+            wait = delay
+            if retry_after and retry_after.isdigit():
+                wait = min(float(retry_after), 5.0)
+            self._sleep(wait)
+            delay = min(delay * 1.5, 2.0)
+
+    def reset(self, reset_type: str, allowed: list[str] | None = None, power: Any = None) -> str:
+        """POST ComputerSystem.Reset; picks a type the system allows. -> the type sent."""
+        self.select_system()
+        actions = (self.system_doc.get("Actions") or {}).get("#ComputerSystem.Reset") or {}
+        target = actions.get("target") or f"{self.system_uri}/Actions/ComputerSystem.Reset"
+        allowed = allowed or actions.get("ResetType@Redfish.AllowableValues") or []
+        if allowed and reset_type not in allowed:
+            reset_type = "ForceRestart" if "ForceRestart" in allowed else reset_type
+        if power is not None and power != "On":
+            reset_type = "On"
+        self.request("POST", target, {"ResetType": reset_type})
+        return reset_type
+
+    # ------------------------------------------------------------------ the wait
+
+    def wait_applied(
+        self,
+        before: dict[str, Any],
+        deadline_s: float,
+        poll: float = 2.0,
+        report: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Wait after a reset until the BIOS took the pending values, or the deadline.
+
+        `before`: {"settings_time", "bios_settings_etag", "messages", "job", "pending"} as
+        seen before the PATCH/reset. Done when PowerState is On, the job (if any) is
+        Completed, and the pending values are gone from the settings object or
+        Settings.Time/ETag moved. -> {"bios", "states", "outcome" (applied|timeout|failed),
+        "messages" (new ones, classified), "stale" (messages older than our PATCH)}.
+        """
+        assert self.system_uri and self.bios_uri
+        end = time.monotonic() + deadline_s
+        states: list[str] = []
+        last_key: tuple[Any, ...] | None = None  # the last state reported
+        job = before.get("job") or None
+        delay = min(poll, 0.2)
+        bios: dict[str, Any] = {}
+        old_msgs = [json.dumps(m, sort_keys=True) for m in before.get("messages") or []]
+        seen_off = False
+
+        def note(text: str) -> None:
+            states.append(text)
+            if report:
+                report(text)
+
+        note("reset accepted")
+        while True:
+            try:
+                power = self.get(self.system_uri).get("PowerState")
+                seen_off = seen_off or power != "On"
+                job_state = None
+                if job and job.get("uri"):
+                    job_doc = self.get(job["uri"])
+                    job_state = _task_state(job_doc)
+                    if job_state in FAILED_STATES:
+                        msgs = classify_messages(job_doc.get("Messages"))
+                        note(f"job {job['uri'].split('/')[-1]} {job_state}")
+                        return {
+                            "bios": bios,
+                            "states": states,
+                            "outcome": "failed",
+                            "messages": msgs,
+                            "stale": [],
+                            "reason": f"job {job_state}: " + "; ".join(m["text"] for m in msgs),
+                        }
+                pending_left: dict[str, Any] | None = None
+                moved = False
+                if power == "On":
+                    bios = self.get(self.bios_uri)
+                    s = bios.get("@Redfish.Settings") or {}
+                    moved = (
+                        s.get("Time") is not None and s.get("Time") != before.get("settings_time")
+                    ) or (
+                        s.get("ETag") is not None
+                        and before.get("bios_settings_etag") is not None
+                        and s.get("ETag") != before.get("bios_settings_etag")
+                    )
+                    pending_left = self.pending(bios)
+                    ours = {k for k in before.get("pending") or {}}
+                    pending_left = {k: v for k, v in pending_left.items() if k in ours}
+                key: tuple[Any, ...] = (power, job_state, moved, bool(pending_left))
+                if key != last_key:
+                    last_key = key
+                    parts = [f"PowerState {power}"]
+                    if job:
+                        parts.append(f"job {job_state}")
+                    if power == "On":
+                        parts.append("settings applied (Time/ETag moved)" if moved else "")
+                        parts.append(
+                            f"still pending: {', '.join(sorted(pending_left))}"
+                            if pending_left
+                            else "settings object empty"
+                        )
+                    note(", ".join(p for p in parts if p))
+                job_done = not job or job_state in DONE_STATES or job_state is None
+                if power == "On" and job_done and (moved or (not pending_left and seen_off)):
+                    msgs = classify_messages((bios.get("@Redfish.Settings") or {}).get("Messages"))
+                    raw = (bios.get("@Redfish.Settings") or {}).get("Messages") or []
+                    fresh: list[dict[str, Any]] = []
+                    stale: list[dict[str, Any]] = []
+                    for m, c in zip([m for m in raw if isinstance(m, dict)], msgs, strict=True):
+                        same = json.dumps(m, sort_keys=True) in old_msgs
+                        (stale if same and not moved else fresh).append(c)
+                    failed = [m for m in fresh if m["kind"] == "failure"]
+                    return {
+                        "bios": bios,
+                        "states": states,
+                        "outcome": "failed" if failed else "applied",
+                        "messages": fresh,
+                        "stale": stale,
+                        "reason": "; ".join(m["text"] for m in failed),
+                    }
+            except RedfishError as e:
+                if e.status == 401 or e.bad_input:
+                    raise
+                key = ("error", str(e)[:40])
+                if key != last_key:
+                    last_key = key
+                    note(f"no answer: {e}")
+            if time.monotonic() >= end:
+                note(f"deadline {deadline_s:g} s passed")
+                return {
+                    "bios": bios,
+                    "states": states,
+                    "outcome": "timeout",
+                    "messages": [],
+                    "stale": [],
+                    "reason": f"the node was not back within {deadline_s:g} s ({states[-2]})",
+                }
+            self._sleep(delay)
+            delay = min(delay * 1.5, poll)
 
 
-def _reason(reason: object, timeout: float) -> str:
-    if isinstance(reason, (TimeoutError, socket.timeout)):
-        return f"no answer within {timeout:g} s (timeout)"
-    if isinstance(reason, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({reason.verify_message}); pass --ca-bundle FILE"
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused (BMC down?)"
-    return str(reason) or reason.__class__.__name__
+def settings_uri_of(bios: dict[str, Any]) -> str | None:
+    """The settings object named by @Redfish.Settings.SettingsObject (None: not given)."""
+    s = bios.get("@Redfish.Settings")
+    uri = odata_id(s, "SettingsObject") if isinstance(s, dict) else None
+    return uri
 
 
-def odata_id(doc: dict[str, Any], key: str) -> str | None:
-    v = doc.get(key)
-    if isinstance(v, dict) and isinstance(v.get("@odata.id"), str):
-        return str(v["@odata.id"])
+def check_registry(body: Any, where: str) -> None:
+    """BadInput unless `body` is an attribute registry tuner can read."""
+    if not isinstance(body, dict):
+        raise BadInput(f"the attribute registry at {where} does not parse: not a JSON object")
+    entries = body.get("RegistryEntries")
+    attrs = entries.get("Attributes") if isinstance(entries, dict) else None
+    if not isinstance(attrs, list) or not attrs:
+        raise BadInput(
+            f"the attribute registry at {where} does not parse: "
+            "RegistryEntries.Attributes is missing or empty"
+        )
+    bad = [
+        i
+        for i, a in enumerate(attrs)
+        if not isinstance(a, dict) or not isinstance(a.get("AttributeName"), str)
+    ]
+    if bad:
+        raise BadInput(
+            f"the attribute registry at {where} does not parse: "
+            f"RegistryEntries.Attributes[{bad[0]}] has no AttributeName"
+        )
+    deps = entries.get("Dependencies") if isinstance(entries, dict) else None
+    if deps is not None and not isinstance(deps, list):
+        raise BadInput(
+            f"the attribute registry at {where} does not parse: "
+            "RegistryEntries.Dependencies is not a list"
+        )
+
+
+def _task_state(doc: dict[str, Any]) -> str | None:
+    for key in ("TaskState", "JobState"):
+        if isinstance(doc.get(key), str):
+            return str(doc[key])
     return None
 
 
-def discover(c: Client) -> dict[str, Any]:
-    """Read what planning needs: system, Bios, registry, settings object (GETs only)."""
-    root = c.get("/redfish/v1/")
-    systems_uri = odata_id(root, "Systems") or "/redfish/v1/Systems"
-    members = c.get(systems_uri).get("Members") or []
-    if not members or not isinstance(members[0], dict):
-        raise RedfishError("the BMC lists no computer system")
-    system_uri = str(members[0].get("@odata.id"))
-    system = c.get(system_uri)
-    bios_uri = odata_id(system, "Bios")
-    if not bios_uri:
-        raise RedfishError(f"{system_uri} has no Bios resource")
-    bios = c.get(bios_uri)
-    settings = bios.get("@Redfish.Settings") or {}
-    settings_uri = odata_id(settings, "SettingsObject")
-    if not settings_uri:
-        raise RedfishError(f"{bios_uri} has no @Redfish.Settings SettingsObject")
-    registry = find_registry(c, root, str(bios.get("AttributeRegistry") or ""))
-    settings_doc = c.get(settings_uri)
-    current = bios.get("Attributes") or {}
-    staged = settings_doc.get("Attributes") or {}
-    # Some BMCs (iLO) show the full attribute set in the settings object: pending = the diff.
-    pending = {k: v for k, v in staged.items() if current.get(k) != v or k not in current}
-    reset = ((system.get("Actions") or {}).get("#ComputerSystem.Reset") or {}).get("target")
-    return {
-        "vendor": str(root.get("Vendor") or system.get("Manufacturer") or ""),
-        "system_uri": system_uri,
-        "power_state": system.get("PowerState"),
-        "reset_uri": reset or f"{system_uri}/Actions/ComputerSystem.Reset",
-        "reset_types": (
-            ((system.get("Actions") or {}).get("#ComputerSystem.Reset") or {}).get(
-                "ResetType@Redfish.AllowableValues"
-            )
-            or []
-        ),
-        "bios_uri": bios_uri,
-        "settings_uri": settings_uri,
-        "settings_time": settings.get("Time"),
-        "messages": settings.get("Messages") or [],
-        "current": current,
-        "pending": pending,
-        "registry": registry,
-    }
+def _http_detail(e: Any) -> str:
+    body = getattr(e, "body", None)
+    text = error_text({"error": body}) if isinstance(body, dict) else ""
+    return text or str(getattr(e, "detail", "") or "")
 
 
-def find_registry(c: Client, root: dict[str, Any], registry_id: str) -> dict[str, Any]:
-    regs_uri = odata_id(root, "Registries") or "/redfish/v1/Registries"
-    members = c.get(regs_uri).get("Members") or []
-    uris = [str(m.get("@odata.id")) for m in members if isinstance(m, dict)]
-    picked = [u for u in uris if u.rstrip("/").split("/")[-1] == registry_id] or uris
-    for uri in picked:
-        f = c.get(uri)
-        if f.get("Id") not in (registry_id, None) and len(picked) > 1:
-            continue
-        for loc in f.get("Location") or []:
-            target = loc.get("Uri") if isinstance(loc, dict) else None
-            if isinstance(target, str):
-                reg = c.get(target)
-                if reg.get("RegistryEntries"):
-                    return reg
-    raise RedfishError(f"attribute registry {registry_id!r} not found under {regs_uri}")
+def _conn_reason(e: Exception, timeout: float) -> str:
+    text = str(e)
+    low = text.lower()
+    if "certificate verify failed" in low or "sslcertverification" in low:
+        return "TLS certificate not trusted; pass --ca-bundle FILE"
+    if "timed out" in low or "timeout" in low:
+        return f"no answer within {timeout:g} s (timeout)"
+    if "refused" in low:
+        return "connection refused (BMC down?)"
+    return text[:300]
 
 
-def wait_power_on(
-    c: Client,
-    system_uri: str,
-    bios_uri: str,
-    time_before: str | None,
-    deadline_s: float,
-    poll: float = 0.5,
-) -> dict[str, Any]:
-    """Wait until PowerState is On and the settings were applied (Time moved). -> Bios doc."""
-    end = time.monotonic() + deadline_s
-    last = "no answer yet"
-    delay = min(poll, 0.2)  # back off from 0.2 s to `poll`
-    while True:
-        try:
-            system = c.get(system_uri)
-            state = system.get("PowerState")
-            if state == "On":
-                bios = c.get(bios_uri)
-                t = (bios.get("@Redfish.Settings") or {}).get("Time")
-                if time_before is None or t != time_before:
-                    return bios
-                last = "PowerState On but the settings were not applied yet"
-            else:
-                last = f"PowerState {state}"
-        except RedfishError as e:
-            if e.status == 401:
-                raise
-            last = str(e)
-        if time.monotonic() >= end:
-            raise RedfishError(f"the node was not back within {deadline_s:g} s ({last})")
-        time.sleep(delay)
-        delay = min(delay * 1.5, poll)
+def parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -5,9 +5,12 @@ Runs on the control node (the playbook delegates to localhost) and talks Redfish
 host's BMC. Planning lives in module_utils/tuner_bios_plan.py (= agent/bios/plan.py), the
 HTTP client in module_utils/tuner_redfish.py (= agent/bios/redfish.py).
 
-mode=plan sends GETs only (what `tuner apply --check` uses). mode=apply PATCHes the settings
-object, then, with reboot=if-needed and something pending, resets the system, waits for
-PowerState On and checks the values took effect. mode=verify compares.
+mode=plan sends GETs only (what `tuner apply --check` uses; with session auth, plus the
+login POST and the logout DELETE). mode=apply PATCHes the settings object, then, with
+reboot=if-needed and something pending, resets the system, waits until the BIOS took the
+values (power state, settings object, Settings.Time/ETag, job, messages) and checks them.
+mode=verify compares. A failure that is bad input (an unknown `system`, a registry that does
+not parse, a value the registry forbids) sets facts.bad_input: nothing was sent.
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_bios_plan import attr_text, plan, topology
-from ansible.module_utils.tuner_redfish import Client, RedfishError, discover, wait_power_on
+from ansible.module_utils.tuner_redfish import (
+    BmcClient,
+    RedfishError,
+    classify_messages,
+)
 
 DOCUMENTATION = r"""
 module: tuner_bios
@@ -29,6 +36,7 @@ options:
   password: {type: str, no_log: true}
   password_file: {type: path}
   auth: {type: str, choices: [basic, session], default: basic}
+  system: {type: str}
   validate_certs: {type: bool, default: true}
   ca_bundle: {type: path}
   timeout: {type: float, default: 30}
@@ -63,57 +71,63 @@ def _password(p: dict[str, Any]) -> str:
     raise RedfishError(f"no BMC password: set bmc_password, bmc_password_file or {PASSWORD_ENV}")
 
 
-def _messages(msgs: list[Any]) -> list[str]:
-    out = []
-    for m in msgs:
-        if isinstance(m, dict):
-            mid = str(m.get("MessageId", "")).split(".")[-1]
-            rel = ",".join(str(r).split("/")[-1] for r in m.get("RelatedProperties") or [])
-            out.append(f"{mid}{'(' + rel + ')' if rel else ''}: {m.get('Message', '')}".strip())
-    return out
+def _texts(msgs: list[dict[str, Any]]) -> list[str]:
+    return [m["text"] for m in msgs]
+
+
+def _client(p: dict[str, Any]) -> BmcClient:
+    return BmcClient(
+        p["url"],
+        p["username"],
+        _password(p),
+        auth=p["auth"],
+        verify=p["validate_certs"],
+        ca_bundle=p.get("ca_bundle"),
+        timeout=p["timeout"],
+        system=p.get("system"),
+    )
 
 
 def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
     """-> (failed, result). Never raises RedfishError (it becomes a failure with the reason)."""
     mode = "plan" if check_mode else p["mode"]
-    facts: dict[str, Any] = {"mode": mode, "status": "failed", "reboot": "not needed"}
+    facts: dict[str, Any] = {
+        "mode": mode,
+        "status": "failed",
+        "reboot": "not needed",
+        "bad_input": False,
+    }
     res: dict[str, Any] = {"results": [], "facts": facts, "changed": False}
-    c: Client | None = None
+    c: BmcClient | None = None
     stage = "connect"
     try:
-        c = Client(
-            p["url"],
-            p["username"],
-            _password(p),
-            auth="basic" if mode != "apply" else p["auth"],  # plan/verify: GETs only
-            verify=p["validate_certs"],
-            ca_bundle=p.get("ca_bundle"),
-            timeout=p["timeout"],
-        )
-        c.login()
+        c = _client(p)
+        c.connect()
         stage = "read"
-        d = discover(c)
+        d = c.discover()
         pl = plan(p["settings"], d["registry"], d["current"], d["pending"], verify=mode == "verify")
+        msgs = classify_messages(d["messages"])
         facts.update(
             vendor=pl["vendor"],
             bmc_vendor=d["vendor"],
+            system=d["system_id"],
+            serial=d["serial"],
             registry=pl["registry"],
             warnings=pl["warnings"],
             topology=pl["topology"],
             power_state=d["power_state"],
-            settings_messages=_messages(d["messages"]),
+            settings_messages=_texts([m for m in msgs if m["kind"] != "ok"]),
         )
         rows = pl["rows"]
         res["results"] = rows
         if pl["errors"]:
             facts["status"] = "failed"
+            facts["bad_input"] = bool(pl.get("forbidden"))
             res["msg"] = "nothing sent: " + "; ".join(pl["errors"])
             return True, res
         if mode == "verify":
             drift = [r for r in rows if r["status"] != "ok"]
             facts["status"] = "drift" if drift else "ok"
-            if facts["settings_messages"]:
-                facts["status"] = "drift"
             return False, res
         if mode == "plan":
             for r in rows:
@@ -127,21 +141,36 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                     facts["status"] = "pending reboot"
             return False, res
         # apply
+        before = {
+            "settings_time": d["settings_time"],
+            "bios_settings_etag": d["bios_settings_etag"],
+            "messages": d["messages"],
+            "pending": dict(d["pending"]),
+            "job": None,
+        }
         if pl["patch"]:
             stage = "patch"
-            c.request(
-                "PATCH",
-                d["settings_uri"],
-                {"Attributes": pl["patch"], "@Redfish.SettingsApplyTime": {"ApplyTime": "OnReset"}},
-            )
+            sent = c.patch_settings(pl["patch"], d["supported_apply_times"])
             res["changed"] = True
             facts["sent"] = True
-            staged = c.get(d["settings_uri"]).get("Attributes") or {}
+            facts["apply_time"] = sent["apply_time"]
+            facts["job"] = sent["job"]
+            before["job"] = sent["job"]
+            notes = []
+            if sent["etag_retry"]:
+                notes.append("the settings ETag changed under us: sent again with a fresh one")
+            if sent["apply_time_retry"]:
+                notes.append("the BMC refused @Redfish.SettingsApplyTime: sent without it")
+            if sent["job"]:
+                notes.append(f"BMC job {sent['job']['uri'].split('/')[-1]}: {sent['job']['state']}")
+            facts["warnings"] = facts["warnings"] + notes
+            staged = c.pending()
             lost = [n for n, v in pl["patch"].items() if attr_text(staged.get(n)) != attr_text(v)]
             if lost:
                 raise RedfishError(
                     "the BMC accepted the PATCH but does not show pending: " + ", ".join(lost)
                 )
+            before["pending"].update(pl["patch"])
         if not pl["reboot_needed"]:
             for r in rows:
                 r["status"] = {"ok": "unchanged", "change": "changed"}.get(r["status"], r["status"])
@@ -154,32 +183,27 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             facts["reboot"] = "needed"
             return False, res
         stage = "reset"
-        reset_type = p["reset_type"]
-        if d["reset_types"] and reset_type not in d["reset_types"]:
-            reset_type = "ForceRestart" if "ForceRestart" in d["reset_types"] else reset_type
-        if d["power_state"] != "On":
-            reset_type = "On"
-        c.request("POST", d["reset_uri"], {"ResetType": reset_type})
+        c.reset(p["reset_type"], d["reset_types"], d["power_state"])
         res["changed"] = True
         facts["reboot"] = "done"
         stage = "wait"
-        bios = wait_power_on(
-            c,
-            d["system_uri"],
-            d["bios_uri"],
-            d["settings_time"],
-            p["reset_timeout"],
-            p["poll_interval"],
-        )
+        w = c.wait_applied(before, p["reset_timeout"], p["poll_interval"])
+        facts["reset_states"] = w["states"]
+        facts["settings_messages"] = _texts([m for m in w["messages"] if m["kind"] != "ok"])
+        if w["stale"]:
+            facts["warnings"] = facts["warnings"] + [
+                "older than tuner's PATCH, ignored: " + m["text"] for m in w["stale"]
+            ]
+        if w["outcome"] == "timeout":
+            raise RedfishError(w["reason"])
         stage = "verify"
+        bios = w["bios"]
         after = bios.get("Attributes") or {}
-        msgs = _messages((bios.get("@Redfish.Settings") or {}).get("Messages") or [])
-        facts["settings_messages"] = msgs
         failed_attrs = []
         for r in rows:
-            before = r["status"]
+            before_status = r["status"]
             r["after"] = attr_text(after.get(r["attribute"]))
-            if before == "ok":
+            if before_status == "ok":
                 r["status"] = "unchanged"
             elif r["after"] == r["wanted"]:
                 r["status"] = "changed"
@@ -188,15 +212,21 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                 r["message"] = "not in effect after the reset"
                 failed_attrs.append(r["attribute"])
         facts["topology"] = topology(d["registry"], after)
-        if failed_attrs or msgs:
+        if failed_attrs or w["outcome"] == "failed":
+            failures = [m["text"] for m in w["messages"] if m["kind"] == "failure"]
+            if w["outcome"] == "failed" and not failures and w.get("reason"):
+                failures = [w["reason"]]
             res["msg"] = "after the reset: " + "; ".join(
-                ([f"not applied: {', '.join(failed_attrs)}"] if failed_attrs else []) + msgs
+                ([f"not applied: {', '.join(failed_attrs)}"] if failed_attrs else []) + failures
             )
             return True, res
         facts["status"] = "changed"
         return False, res
     except RedfishError as e:
         res["msg"] = f"BMC {stage} failed: {e}"
+        if e.bad_input:
+            facts["bad_input"] = True
+            res["msg"] = f"nothing sent: {e}"
         if stage == "patch":
             for r in res["results"]:
                 if r["status"] == "change":
@@ -204,7 +234,8 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
         return True, res
     finally:
         if c is not None:
-            c.logout()
+            facts["retries"] = c.retries
+            c.close()
 
 
 def main() -> None:
@@ -216,6 +247,7 @@ def main() -> None:
             "password": {"type": "str", "no_log": True},
             "password_file": {"type": "path", "no_log": False},
             "auth": {"type": "str", "choices": ["basic", "session"], "default": "basic"},
+            "system": {"type": "str"},
             "validate_certs": {"type": "bool", "default": True},
             "ca_bundle": {"type": "path"},
             "timeout": {"type": "float", "default": 30.0},

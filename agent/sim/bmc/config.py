@@ -12,7 +12,14 @@ from typing import Any
 
 from agent.sim.bmc.personalities import AttrValue, canonical_vendor
 
-FAULT_NAMES: tuple[str, ...] = ("down", "slow", "error500", "reject_patch", "fail_at_reset")
+FAULT_NAMES: tuple[str, ...] = (
+    "down",
+    "slow",
+    "error500",
+    "reject_patch",
+    "fail_at_reset",
+    "busy",
+)
 
 
 class Faults:
@@ -26,6 +33,7 @@ class Faults:
         error500: bool = False,
         reject_patch: bool = False,
         fail_at_reset: bool = False,
+        busy: int = 0,
     ) -> None:
         self._lock = threading.Lock()
         self.down = bool(down)
@@ -33,6 +41,7 @@ class Faults:
         self.error500 = bool(error500)
         self.reject_patch = bool(reject_patch)
         self.fail_at_reset = bool(fail_at_reset)
+        self.busy = int(busy)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Faults:
@@ -45,13 +54,26 @@ class Faults:
         if name not in FAULT_NAMES:
             raise ValueError(f"unknown fault {name!r}; choose one of {FAULT_NAMES}")
         with self._lock:
-            if name == "slow":
+            if name == "busy":
+                n = int(value or 0)
+                if n < 0:
+                    raise ValueError("fault 'busy' must be >= 0 requests")
+                self.busy = n
+            elif name == "slow":
                 v = float(value or 0.0)
                 if v < 0:
                     raise ValueError("fault 'slow' must be >= 0 seconds")
                 self.slow = v
             else:
                 setattr(self, name, bool(value))
+
+    def take_busy(self) -> bool:
+        """True (and one less to go) while the next requests are to answer "busy"."""
+        with self._lock:
+            if self.busy > 0:
+                self.busy -= 1
+                return True
+            return False
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:

@@ -117,6 +117,16 @@ _MESSAGES: dict[str, tuple[str, str, str]] = {
         "Critical",
         "Try the operation again using the appropriate ETag.",
     ),
+    "PreconditionRequired": (
+        "A precondition header or annotation is required to change the resource at the URI %1.",
+        "Critical",
+        "Try the request again with the appropriate precondition header or annotation.",
+    ),
+    "ServiceTemporarilyUnavailable": (
+        "The service is temporarily unavailable.  Retry in %1 seconds.",
+        "Critical",
+        "Wait for the indicated retry duration and retry the operation.",
+    ),
     "ResetRequired": (
         "In order to apply changes, recover from errors, or other reasons, the component %1 "
         "requires a reset.",
@@ -158,3 +168,42 @@ def error_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
         else "A general error has occurred. See ExtendedInfo for more information."
     )
     return {"error": {"code": first, "message": text, "@Message.ExtendedInfo": messages}}
+
+
+# Vendor messages (OEM registries), as the vendors document them; see docs/sim-bmc.md.
+VENDOR_MESSAGES: dict[str, tuple[str, str, str]] = {
+    "IDRAC.2.9.SYS518": (
+        "iDRAC is not ready. The configuration values cannot be accessed. Please retry after "
+        "a few minutes.",
+        "Critical",
+        "Wait for a few minutes and retry the operation.",
+    ),
+    "IDRAC.2.9.SYS011": (
+        "Pending configuration values are already committed, unable to perform another set "
+        "operation.",
+        "Critical",
+        "Wait for the scheduled job to complete or delete the configuration job before "
+        "attempting more set attribute operations.",
+    ),
+    "iLO.2.14.InvalidOperationForSystemState": (
+        "The operation is not allowed in the current system state.",
+        "Critical",
+        "Retry the operation when the system is in the required state (after POST).",
+    ),
+    "Base.1.16.ServiceTemporarilyUnavailable": (
+        "The service is temporarily unavailable.  Retry in 1 seconds.",
+        "Critical",
+        "Wait for the indicated retry duration and retry the operation.",
+    ),
+}
+
+
+def vendor_message(message_id: str) -> dict[str, Any]:
+    text, severity, resolution = VENDOR_MESSAGES[message_id]
+    return {
+        "MessageId": message_id,
+        "Message": text,
+        "MessageArgs": [],
+        "MessageSeverity": severity,
+        "Resolution": resolution,
+    }

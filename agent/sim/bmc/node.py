@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.sim.bmc.config import Faults, NodeConfig
-from agent.sim.bmc.messages import error_body, message
+from agent.sim.bmc.messages import error_body, message, vendor_message
 from agent.sim.bmc.personalities import AttrDef, AttrValue, Personality, get_personality
 
 log = logging.getLogger("agent.sim.bmc")
@@ -86,6 +86,9 @@ class BmcNode:
         self.uuid = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{cfg.name}.bmc.sim"))
         self.boot_count = 0
         self.on_boot: list[Callable[[BmcNode], None]] = []
+        # iDRAC BIOS configuration jobs: id -> {"JobState", "Message", "PercentComplete"}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self._job_counter = 0
 
     # ------------------------------------------------------------------ auth
     def check_password(self, user: str, password: str) -> bool:
@@ -151,8 +154,22 @@ class BmcNode:
             "@odata.id": "/redfish/v1/Systems",
             "@odata.type": T_SYSTEMS,
             "Name": "Computer System Collection",
-            "Members@odata.count": 1,
-            "Members": [{"@odata.id": self.personality.system_path}],
+            "Members@odata.count": 1 + len(self.personality.extra_systems),
+            "Members": [{"@odata.id": self.personality.system_path}]
+            + [{"@odata.id": f"/redfish/v1/Systems/{x}"} for x in self.personality.extra_systems],
+        }
+
+    def extra_system(self, sid: str) -> dict[str, Any]:
+        """A System of the same BMC without a Bios (a GPU baseboard, a sled's other node)."""
+        return {
+            "@odata.id": f"/redfish/v1/Systems/{sid}",
+            "@odata.type": T_SYSTEM,
+            "Id": sid,
+            "Name": f"{sid} System",
+            "SystemType": "Physical",
+            "Manufacturer": self.personality.manufacturer,
+            "PowerState": self.power_state,
+            "Status": {"State": "Enabled", "Health": "OK"},
         }
 
     def system(self) -> dict[str, Any]:
@@ -193,7 +210,7 @@ class BmcNode:
     def bios(self) -> dict[str, Any]:
         p = self.personality
         with self._lock:
-            return {
+            doc: dict[str, Any] = {
                 "@odata.id": p.bios_path,
                 "@odata.type": T_BIOS,
                 "Id": "Bios",
@@ -202,15 +219,21 @@ class BmcNode:
                 "AttributeRegistry": p.registry_id,
                 "Attributes": dict(self.current),
                 "ResetBiosToDefaultsPending": False,
-                "@Redfish.Settings": {
-                    "@odata.type": T_SETTINGS,
-                    "SettingsObject": {"@odata.id": p.settings_path},
-                    "Time": _iso(self._settings_time),
-                    "ETag": self.bios_etag(),
-                    "Messages": [dict(m) for m in self.settings_messages],
-                    "SupportedApplyTimes": list(SUPPORTED_APPLY_TIMES),
-                },
             }
+            if not p.settings_link:
+                return doc
+            settings: dict[str, Any] = {
+                "@odata.type": T_SETTINGS,
+                "SettingsObject": {"@odata.id": p.settings_path},
+                "ETag": self.bios_etag(),
+                "Messages": [dict(m) for m in self.settings_messages],
+            }
+            if p.settings_time:
+                settings["Time"] = _iso(self._settings_time)
+            if p.apply_times:
+                settings["SupportedApplyTimes"] = list(p.apply_times)
+            doc["@Redfish.Settings"] = settings
+            return doc
 
     def settings(self) -> dict[str, Any]:
         p = self.personality
@@ -228,14 +251,18 @@ class BmcNode:
                 "Attributes": attrs,
             }
 
+    @property
+    def registry_file_path(self) -> str:
+        p = self.personality
+        return f"/redfish/v1/Registries/{p.registry_file_id or p.registry_id}"
+
     def registries(self) -> dict[str, Any]:
-        rid = self.personality.registry_id
         return {
             "@odata.id": "/redfish/v1/Registries",
             "@odata.type": T_REGISTRIES,
             "Name": "Registry File Collection",
             "Members@odata.count": 1,
-            "Members": [{"@odata.id": f"/redfish/v1/Registries/{rid}"}],
+            "Members": [{"@odata.id": self.registry_file_path}],
         }
 
     def registry_file(self) -> dict[str, Any]:
@@ -243,9 +270,9 @@ class BmcNode:
         major, minor, _ = p.registry_version.split(".")
         base_name = p.registry_id.split(".")[0]
         return {
-            "@odata.id": f"/redfish/v1/Registries/{p.registry_id}",
+            "@odata.id": self.registry_file_path,
             "@odata.type": T_REGISTRY_FILE,
-            "Id": p.registry_id,
+            "Id": p.registry_file_id or p.registry_id,
             "Name": "BIOS Attribute Registry File",
             "Description": "Location of the BIOS attribute registry",
             "Languages": ["en"],
@@ -260,21 +287,38 @@ class BmcNode:
             entries.append(_registry_entry(a, order, p.menu_name))
         deps: list[dict[str, Any]] = []
         for d in p.dependencies:
+            if p.dependency_style == "equ":
+                # HPE: one EQU term per value that locks the target, joined with OR
+                gate = p.attr(d.gate)
+                others = [v for v in (gate.values if gate else ()) if v != d.gate_value]
+                terms: list[dict[str, Any]] = []
+                for i, v in enumerate(others):
+                    term: dict[str, Any] = {
+                        "MapFromAttribute": d.gate,
+                        "MapFromProperty": "CurrentValue",
+                        "MapFromCondition": "EQU",
+                        "MapFromValue": v,
+                    }
+                    if i:
+                        term["MapTerms"] = "OR"
+                    terms.append(term)
+            else:
+                terms = [
+                    {
+                        "MapFromAttribute": d.gate,
+                        "MapFromProperty": "CurrentValue",
+                        "MapFromCondition": "NEQ",
+                        "MapFromValue": d.gate_value,
+                    }
+                ]
             deps.append(
                 {
                     "DependencyFor": d.target,
                     "Type": "Map",
                     "Dependency": {
-                        "MapFrom": [
-                            {
-                                "MapFromAttribute": d.gate,
-                                "MapFromProperty": "CurrentValue",
-                                "MapFromCondition": "NEQ",
-                                "MapFromValue": d.gate_value,
-                            }
-                        ],
+                        "MapFrom": terms,
                         "MapToAttribute": d.target,
-                        "MapToProperty": "ReadOnly",
+                        "MapToProperty": d.lock,
                         "MapToValue": True,
                     },
                 }
@@ -349,7 +393,10 @@ class BmcNode:
 
     # ------------------------------------------------------------------ BIOS PATCH
     def patch_settings(self, body: Any, if_match: str | None = None) -> Result:
-        """Validate a PATCH of the settings object and store its values as pending."""
+        """Validate a PATCH of the settings object and store its values as pending.
+
+        -> (200, settings) or, when the PATCH created an iDRAC job, (202, {"job": id}).
+        """
         p = self.personality
         if self.faults.reject_patch:
             names = []
@@ -360,12 +407,19 @@ class BmcNode:
         if not isinstance(body, dict):
             return 400, error_body([message("MalformedJSON")])
         with self._lock:
+            if p.etag_required and not if_match:
+                return 428, error_body([message("PreconditionRequired", [p.settings_path])])
+            if p.jobs and any(j["JobState"] == "Scheduled" for j in self.jobs.values()):
+                return 400, error_body([vendor_message("IDRAC.2.9.SYS011")])
             if if_match and if_match.strip() != "*":
                 tags = {t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")}
                 if self.settings_etag() not in tags:
                     return 412, error_body([message("PreconditionFailed")])
             errors: list[dict[str, Any]] = []
             for key in body:
+                if key == "@Redfish.SettingsApplyTime" and p.apply_time_unknown:
+                    errors.append(message("PropertyUnknown", [key], [f"/{key}"]))
+                    continue
                 if key in ("Attributes", "@Redfish.SettingsApplyTime"):
                     continue
                 if key in (
@@ -380,9 +434,9 @@ class BmcNode:
                 else:
                     errors.append(message("PropertyUnknown", [key], [f"/{key}"]))
             apply_time = body.get("@Redfish.SettingsApplyTime")
-            if apply_time is not None:
+            if apply_time is not None and not p.apply_time_unknown:
                 value = apply_time.get("ApplyTime") if isinstance(apply_time, dict) else apply_time
-                if value not in SUPPORTED_APPLY_TIMES:
+                if value not in (p.apply_times or SUPPORTED_APPLY_TIMES):
                     errors.append(
                         message(
                             "PropertyValueNotInList",
@@ -429,7 +483,36 @@ class BmcNode:
             if errors:
                 return 400, error_body(errors)
             self.pending.update(changes)
+            if p.jobs and apply_time is not None and changes:
+                self._job_counter += 1
+                jid = f"JID_{int(time.time()) % 1000000:06d}{self._job_counter:06d}"
+                self.jobs[jid] = {
+                    "JobState": "Scheduled",
+                    "Message": "Task successfully scheduled.",
+                    "PercentComplete": 0,
+                    "StartTime": _iso(_now()),
+                }
+                return 202, {"job": jid}
             return 200, self.settings()
+
+    def job_path(self, jid: str) -> str:
+        return f"/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/{jid}"
+
+    def job(self, jid: str) -> dict[str, Any] | None:
+        """An iDRAC job (DellJob), as iDRAC shows it under Managers/iDRAC.Embedded.1/Jobs."""
+        with self._lock:
+            j = self.jobs.get(jid)
+            if j is None:
+                return None
+            return {
+                "@odata.id": self.job_path(jid),
+                "@odata.type": "#DellJob.v1_6_0.DellJob",
+                "Id": jid,
+                "Name": "Configure: BIOS.Setup.1-1",
+                "JobType": "BIOSConfiguration",
+                "TargetSettingsURI": None,
+                **j,
+            }
 
     # ------------------------------------------------------------------ reset / boot
     def reset(self, body: Any) -> Result:
@@ -489,12 +572,30 @@ class BmcNode:
             self._boot_timer = None
             self.power_state = "On"
             self.boot_count += 1
+        if any(j["JobState"] == "Running" for j in self.jobs.values()):
+            # iDRAC shows the new values before its job says Completed
+            t = threading.Timer(max(0.3, self.cfg.reset_delay * 0.5), self._finish_jobs)
+            t.daemon = True
+            t.start()
         for hook in list(self.on_boot):
             try:
                 hook(self)
             except Exception:  # pragma: no cover - hooks are test helpers
                 log.exception("%s: boot hook failed", self.name)
         log.info("%s: boot complete, PowerState On", self.name)
+
+    def _finish_jobs(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            for j in self.jobs.values():
+                if j["JobState"] == "Running":
+                    j.update(
+                        JobState="Completed",
+                        Message="Job completed successfully.",
+                        PercentComplete=100,
+                        EndTime=_iso(_now()),
+                    )
 
     def _bump_time_locked(self) -> None:
         new = _now()
@@ -504,6 +605,9 @@ class BmcNode:
 
     def _apply_pending_locked(self) -> None:
         """POST-time application of pending values (vendor BIOS behaviour)."""
+        for j in self.jobs.values():
+            if j["JobState"] == "Scheduled":
+                j.update(JobState="Running", Message="Job in progress.", PercentComplete=50)
         if not self.pending:
             return
         p = self.personality
@@ -547,6 +651,9 @@ class BmcNode:
                     [f"/Attributes/{name}", f"/Attributes/{gate}"],
                 )
             )
+        if p.success_message:
+            # iLO: one Base.1.0.Success for the transfer, then one message per failure
+            msgs.insert(0, {"MessageId": "Base.1.0.Success"})
         self.settings_messages = msgs
         if failed:
             log.warning("%s: settings failed at reset: %s", self.name, sorted(failed))

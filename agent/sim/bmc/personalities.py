@@ -46,11 +46,16 @@ class AttrDef:
 
 @dataclass(frozen=True)
 class Dependency:
-    """``target`` may only be changed while ``gate`` holds ``gate_value``."""
+    """``target`` may only be changed while ``gate`` holds ``gate_value``.
+
+    ``lock`` is the registry property the dependency sets while the gate does not hold
+    (``ReadOnly`` or, as HPE does for some settings, ``GrayOut``).
+    """
 
     target: str
     gate: str
     gate_value: str
+    lock: str = "ReadOnly"
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,18 @@ class Personality:
     nps_map: Mapping[str, int]
     smt_attr: str
     smt_map: Mapping[str, bool]
+    # Real behaviours per vendor (docs/sim-bmc.md "Vendor behaviours" names the sources).
+    registry_file_id: str | None = None  # Registries member name, when not the registry's Id
+    settings_time: bool = True  # @Redfish.Settings.Time shown (iDRAC9 leaves it out)
+    settings_link: bool = True  # Bios carries @Redfish.Settings (AMI: only Bios/Settings)
+    success_message: bool = False  # iLO: Base.1.0.Success in Messages after an apply
+    etag_required: bool = False  # AMI: PATCH without If-Match -> 428
+    apply_times: tuple[str, ...] = ("OnReset",)  # SupportedApplyTimes advertised
+    apply_time_unknown: bool = False  # Supermicro: @Redfish.SettingsApplyTime -> 400
+    jobs: bool = False  # iDRAC: PATCH with an apply time -> 202 + a BIOS job
+    dependency_style: Literal["neq", "equ"] = "neq"  # how the registry writes dependencies
+    busy_message: str = "Base.1.16.ServiceTemporarilyUnavailable"
+    extra_systems: tuple[str, ...] = ()  # Systems without a Bios on the same BMC
 
     @property
     def system_path(self) -> str:
@@ -203,6 +220,16 @@ def dell(build: str | None = None) -> Personality:
         nps_map={"0": 0, "1": 1, "2": 2, "4": 4},
         smt_attr="LogicalProc",
         smt_map={"Enabled": True, "Disabled": False},
+        registry_file_id="BiosAttributeRegistry",
+        settings_time=False,
+        apply_times=(
+            "Immediate",
+            "OnReset",
+            "AtMaintenanceWindowStart",
+            "InMaintenanceWindowOnReset",
+        ),
+        jobs=True,
+        busy_message="IDRAC.2.9.SYS518",
     )
 
 
@@ -218,9 +245,14 @@ def hpe(build: str | None = None) -> Personality:
         "DeterminismControl",
         "PerformanceDeterminism",
     )
-    deps = [Dependency(t, "WorkloadProfile", "Custom") for t in gated]
+    deps = [
+        Dependency(
+            t, "WorkloadProfile", "Custom", "GrayOut" if t == "InfinityFabricPstate" else "ReadOnly"
+        )
+        for t in (*gated, "ProcAMDBoost")
+    ]
     deps.append(Dependency("PerformanceDeterminism", "DeterminismControl", "DeterminismCtrlManual"))
-    deps.append(Dependency("InfinityFabricPstate", "ApplicationPowerBoost", "Disabled"))
+    deps.append(Dependency("InfinityFabricPstate", "ApplicationPowerBoost", "Disabled", "GrayOut"))
     attrs = (
         _enum(
             "WorkloadProfile",
@@ -324,6 +356,9 @@ def hpe(build: str | None = None) -> Personality:
         },
         smt_attr="ProcSMT",
         smt_map={"Enabled": True, "Disabled": False},
+        success_message=True,
+        dependency_style="equ",
+        busy_message="iLO.2.14.InvalidOperationForSystemState",
     )
 
 
@@ -411,6 +446,8 @@ def supermicro(build: str | None = None) -> Personality:
         nps_map=_NPS_MAP,
         smt_attr=n("SMTControl"),
         smt_map=_SMT_AED,
+        apply_times=(),
+        apply_time_unknown=True,
     )
 
 
@@ -450,8 +487,8 @@ def amd(build: str | None = None) -> Personality:
         registry_version="1.0.0",
         owning_entity="AMD",
         registry_path="/redfish/v1/Registries/BiosAttributeRegistry/BiosAttributeRegistry",
-        settings_path="/redfish/v1/Systems/system/Bios/Pending",
-        settings_id="Pending",
+        settings_path="/redfish/v1/Systems/system/Bios/Settings",
+        settings_id="Settings",
         settings_shows_full=False,
         dependency_mode="reject",
         menu_name="AMDCBS",
@@ -462,6 +499,9 @@ def amd(build: str | None = None) -> Personality:
         nps_map=_NPS_MAP,
         smt_attr="CbsCpuSmtCtrl",
         smt_map=_SMT_AED,
+        settings_link=False,
+        etag_required=True,
+        extra_systems=("UBB",),
     )
 
 

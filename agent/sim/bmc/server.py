@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.sim.bmc.config import ConfigInput, NodeConfig, load_config
-from agent.sim.bmc.messages import error_body, message
+from agent.sim.bmc.messages import error_body, message, vendor_message
 from agent.sim.bmc.node import BmcNode
 
 log = logging.getLogger("agent.sim.bmc")
@@ -318,6 +318,11 @@ class _Handler(BaseHTTPRequestHandler):
                 error_body([message("NoValidSession")]),
                 {"WWW-Authenticate": 'Basic realm="Redfish"'},
             )
+        if node.faults.take_busy():
+            # the vendor's "busy, retry later" answer (iDRAC SYS518, iLO during POST)
+            return _Response(
+                503, error_body([vendor_message(p.busy_message)]), {"Retry-After": "1"}
+            )
 
         routes: dict[str, Any] = {
             "/redfish/v1/Systems": node.systems,
@@ -325,11 +330,13 @@ class _Handler(BaseHTTPRequestHandler):
             p.bios_path: node.bios,
             p.settings_path: node.settings,
             "/redfish/v1/Registries": node.registries,
-            f"/redfish/v1/Registries/{p.registry_id}": node.registry_file,
+            node.registry_file_path: node.registry_file,
             p.registry_path: node.attribute_registry,
             "/redfish/v1/SessionService": node.session_service,
             _SESSIONS: node.sessions_collection,
         }
+        for extra in p.extra_systems:
+            routes[f"/redfish/v1/Systems/{extra}"] = lambda x=extra: node.extra_system(x)
         reset_path = f"{p.system_path}/Actions/ComputerSystem.Reset"
 
         if path == p.settings_path and method == "PATCH":
@@ -342,7 +349,15 @@ class _Handler(BaseHTTPRequestHandler):
             headers: dict[str, str] = {}
             if status == 200:
                 headers["ETag"] = f'"{node.settings_etag()}"'
+            if status == 202 and payload:
+                jid = str(payload["job"])
+                self._extra["job"] = jid
+                return _Response(202, None, {"Location": node.job_path(jid)})
             return _Response(status, payload, headers)
+        if get and path.startswith("/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/"):
+            job = node.job(path.rsplit("/", 1)[-1])
+            if job is not None:
+                return _Response(200, job)
         if path == reset_path and method == "POST":
             body, ok = self._json(raw)
             if not ok:
