@@ -147,6 +147,17 @@ DISPLAY_NAMES = {
     "DeterminismEnable": "determinism enable",
     "GlobalC_stateControl": "global c-state control",
     "PowerProfileSelection": "power profile selection",
+    # AMD CBS tokens: AMI-based BIOSes (Gigabyte, ASRock Rack, Lenovo) publish them under coded
+    # names (`Rome0059`) whose meaning is only in DisplayName / HelpText.
+    "CbsDfCmnDramNps": "numa nodes per socket",
+    "CbsCmnApbdis": "apbdis",
+    "CbsCmnFixedSocPstate": "fixed soc p-state",
+    "CbsCmnGnbSmuDfCstates": "df c-states",
+    "CbsCpuSmtCtrl": "smt control",
+    "CbsCmnCpuCpb": "core performance boost",
+    "CbsCmnDeterminismCtl": "determinism control",
+    "CbsCmnDeterminismEnable": "determinism enable",
+    "CbsCmnCpuGlobalCstateCtrl": "global c-state control",
 }
 
 # What the OS will show for the NPS / SMT values in effect (values outside the writes).
@@ -189,40 +200,65 @@ class Registry:
             if isinstance(a, dict) and isinstance(a.get("AttributeName"), str):
                 self.attrs[a["AttributeName"]] = a
         self.id = str(registry.get("Id") or "")
-        # target -> [(gate, value the gate must have)]
-        self.gates: dict[str, list[tuple[str, str]]] = {}
+        # Map dependencies: (target, property, value, [terms]) — DSP0270 "Dependencies"
+        self.maps: list[tuple[str, str, Any, list[dict[str, Any]]]] = []
         for d in entries.get("Dependencies") or []:
-            dep = d.get("Dependency") or {} if isinstance(d, dict) else {}
-            if d.get("Type") != "Map" or dep.get("MapToProperty") != "ReadOnly":
+            if not isinstance(d, dict) or d.get("Type") != "Map":
                 continue
-            if dep.get("MapToValue") is not True:
-                continue
+            dep = d.get("Dependency") or {}
             target = dep.get("MapToAttribute") or d.get("DependencyFor")
-            for term in dep.get("MapFrom") or []:
-                if term.get("MapFromProperty", "CurrentValue") != "CurrentValue":
-                    continue
-                if term.get("MapFromCondition") == "NEQ":
-                    gate, value = term.get("MapFromAttribute"), term.get("MapFromValue")
-                    if isinstance(target, str) and isinstance(gate, str):
-                        self.gates.setdefault(target, []).append((gate, attr_text(value) or ""))
+            terms = [t for t in dep.get("MapFrom") or [] if isinstance(t, dict)]
+            if isinstance(target, str) and terms:
+                self.maps.append(
+                    (target, str(dep.get("MapToProperty") or ""), dep.get("MapToValue"), terms)
+                )
+
+    def locks(self, target: str, values: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The dependencies that lock `target` (ReadOnly, GrayOut or Hidden) under `values`."""
+        return [
+            (prop, terms)
+            for t, prop, v, terms in self.maps
+            if t == target and prop in LOCKS and v is True and holds(terms, values)
+        ]
+
+    def forced(self, target: str, values: dict[str, Any]) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """Values the registry maps onto `target` (MapToProperty CurrentValue) under `values`."""
+        return [
+            (v, terms)
+            for t, prop, v, terms in self.maps
+            if t == target and prop == "CurrentValue" and holds(terms, values)
+        ]
 
     def resolve(self, base: str, display: bool = True) -> str | None:
-        """The host's name for an attribute: exact, NAME_XXXX (build suffix), or DisplayName."""
+        """The host's name for an attribute.
+
+        In order: the exact name; NAME_XXXX (Supermicro's build suffix); a short variant of
+        the name (AMI's `CbsCmnGnbSmuDfCstatesRs`); then, with `display`, the registry's
+        DisplayName, else its HelpText (AMI coded names such as `Rome0059`). Only a unique
+        match counts.
+        """
         if base in self.attrs:
             return base
         pat = re.compile(re.escape(base) + r"_[0-9A-Fa-f]{4}$")
         hits = [n for n in self.attrs if pat.match(n)]
         if len(hits) == 1:
             return hits[0]
+        var = re.compile(re.escape(base) + r"[A-Za-z0-9]{1,3}$")
+        hits = [n for n in self.attrs if var.match(n)]
+        if len(hits) == 1:
+            return hits[0]
         shown = DISPLAY_NAMES.get(base) if display else None
         if shown:
-            hits = [
-                n
-                for n, a in self.attrs.items()
-                if str(a.get("DisplayName", "")).strip().lower() == shown
-            ]
-            if len(hits) == 1:
-                return hits[0]
+            for key in ("DisplayName", "HelpText"):
+                hits = [n for n, a in self.attrs.items() if _norm_text(a.get(key)) == shown]
+                if key == "HelpText" and not hits:
+                    hits = [
+                        n
+                        for n, a in self.attrs.items()
+                        if re.search(rf"\b{re.escape(shown)}\b", _norm_text(a.get(key)))
+                    ]
+                if len(hits) == 1:
+                    return hits[0]
         return None
 
     def check_value(self, name: str, value: Any) -> tuple[Any, str]:
@@ -237,6 +273,16 @@ class Registry:
                 return value, f"{name} takes one of {', '.join(allowed)}, got {value!r}"
             text = str(value)
             if text not in allowed:
+                # the same value under the vendor's spelling: ValueDisplayName, or
+                # Enable/Disable for Enabled/Disabled (AMI)
+                same = [
+                    str(v.get("ValueName"))
+                    for v in a.get("Value") or []
+                    if _norm_value(text)
+                    in (_norm_value(v.get("ValueName")), _norm_value(v.get("ValueDisplayName")))
+                ]
+                if len(same) == 1:
+                    return same[0], ""
                 return value, f"{name}={text} is not allowed here (allowed: {', '.join(allowed)})"
             return text, ""
         if typ == "Integer":
@@ -261,14 +307,99 @@ class Registry:
 
 
 def detect_family(reg: Registry) -> str | None:
-    """The vendor family whose attribute names this registry has most of (None: unknown)."""
-    best, score = None, 0
-    for fam, spec in FAMILIES.items():
-        bases = {w[0] for values in spec.values() for writes in values.values() for w in writes}
-        n = sum(1 for b in bases if reg.resolve(b, display=False))
-        if n > score:
-            best, score = fam, n
-    return best if score >= 2 else None
+    """The vendor family whose attribute names this registry has most of (None: unknown).
+
+    Names first; a registry of coded names (AMI) is recognised by DisplayName/HelpText.
+    """
+    for display in (False, True):
+        best, score = None, 0
+        for fam, spec in FAMILIES.items():
+            bases = {w[0] for vals in spec.values() for writes in vals.values() for w in writes}
+            n = sum(1 for b in bases if reg.resolve(b, display=display))
+            if n > score:
+                best, score = fam, n
+        if score >= 2:
+            return best
+    return None
+
+
+LOCKS = ("ReadOnly", "GrayOut", "Hidden")
+CONDITIONS = ("EQU", "NEQ", "GTR", "GEQ", "LSS", "LEQ")
+
+
+def _norm_text(v: Any) -> str:
+    return re.sub(r"\s+", " ", str(v or "")).strip().lower()
+
+
+def _norm_value(v: Any) -> str:
+    t = re.sub(r"[^a-z0-9]", "", str(v or "").lower())
+    return {"enabled": "enable", "disabled": "disable"}.get(t, t)
+
+
+def term_holds(term: dict[str, Any], values: dict[str, Any]) -> bool:
+    """One MapFrom term (CurrentValue EQU/NEQ/GTR/GEQ/LSS/LEQ MapFromValue) under `values`."""
+    if term.get("MapFromProperty", "CurrentValue") != "CurrentValue":
+        return False  # conditions on other properties (ReadOnly of another attribute): unknown
+    cur = values.get(str(term.get("MapFromAttribute")))
+    want = term.get("MapFromValue")
+    cond = term.get("MapFromCondition", "EQU")
+    if cond in ("EQU", "NEQ"):
+        same = attr_text(cur) == attr_text(want)
+        return same if cond == "EQU" else not same
+    try:
+        a, b = float(cur), float(want)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return {"GTR": a > b, "GEQ": a >= b, "LSS": a < b, "LEQ": a <= b}.get(str(cond), False)
+
+
+def holds(terms: list[dict[str, Any]], values: dict[str, Any]) -> bool:
+    """MapFrom terms combined in array order with each later term's MapTerms (AND / OR)."""
+    result = term_holds(terms[0], values)
+    for t in terms[1:]:
+        if t.get("MapTerms") == "OR":
+            result = result or term_holds(t, values)
+        else:
+            result = result and term_holds(t, values)
+    return result
+
+
+def describe(terms: list[dict[str, Any]]) -> str:
+    parts = []
+    for i, t in enumerate(terms):
+        op = {"EQU": "=", "NEQ": "!=", "GTR": ">", "GEQ": ">=", "LSS": "<", "LEQ": "<="}.get(
+            str(t.get("MapFromCondition")), "?"
+        )
+        text = f"{t.get('MapFromAttribute')}{op}{attr_text(t.get('MapFromValue'))}"
+        parts.append(text if i == 0 else f"{t.get('MapTerms', 'AND').lower()} {text}")
+    return " ".join(parts)
+
+
+def unlock_value(reg: Registry, terms: list[dict[str, Any]], values: dict[str, Any]) -> Any:
+    """A value of the one gate attribute that makes `terms` false, or None.
+
+    Only safe choices: the NEQ value the registry names, a value called Custom / Manual
+    (a workload or system profile), or the only value left.
+    """
+    gates = {t.get("MapFromAttribute") for t in terms}
+    if len(gates) != 1:
+        return None
+    gate = str(gates.pop())
+    a = reg.attrs.get(gate)
+    if a is None or a.get("Type") != "Enumeration":
+        return None
+    options = [v.get("ValueName") for v in a.get("Value") or []]
+    free = [o for o in options if not holds(terms, {**values, gate: o})]
+    named = [t.get("MapFromValue") for t in terms if t.get("MapFromCondition") == "NEQ"]
+    for o in free:
+        if o in named:
+            return o
+    custom = [o for o in free if re.search(r"custom|manual", str(o), re.I)]
+    if len(custom) == 1:
+        return custom[0]
+    if len(free) == 1:
+        return free[0]
+    return None
 
 
 def _same(current: Any, values: tuple[str, ...]) -> bool:
@@ -378,48 +509,75 @@ def plan(
         else:
             row["status"] = "drift" if verify else "change"
 
-    # Gates: what must hold before the attributes being changed may change.
+    # Dependencies: a value the registry locks (ReadOnly / GrayOut / Hidden under some
+    # other value) is never sent. The setting that unlocks it is added (a profile set to
+    # Custom, determinism control to manual, ...) when the registry names a safe one; else
+    # the host is refused with the reason. A value the registry maps onto an attribute
+    # (MapToProperty CurrentValue) must not contradict the one wanted.
     if not verify:
         todo = [n for n, (_, _, r) in wanted.items() if r["status"] in ("change", "pending")]
         seen: set[str] = set()
-        while todo:
+        rounds = 0
+        while todo and rounds < 100:
+            rounds += 1
             target = todo.pop(0)
             if target in seen:
                 continue
             seen.add(target)
-            for gate, gate_value in reg.gates.get(target, []):
-                if gate in wanted:
-                    if attr_text(wanted[gate][0]) != gate_value:
-                        msg = (
-                            f"{target} can only change while {gate}={gate_value}, "
-                            f"but the profile sets {gate}={wanted[gate][0]}"
-                        )
-                        wanted[gate][2]["status"] = "error"
-                        wanted[gate][2]["message"] = msg
-                        errors.append(msg)
-                    continue
-                effective = pending.get(gate, current.get(gate))
-                if attr_text(effective) == gate_value:
+            effective = {**current, **pending, **{n: w[0] for n, w in wanted.items()}}
+            for prop, terms in reg.locks(target, effective):
+                gate = str(terms[0].get("MapFromAttribute"))
+                value = unlock_value(reg, terms, effective)
+                why = f"{target} is {prop} while {describe(terms)}"
+                if value is None or gate in wanted:
+                    if gate in wanted:
+                        msg = f"{why}, and the profile sets {gate}={attr_text(wanted[gate][0])}"
+                    else:
+                        msg = f"{why}: tuner will not send it (no safe value of {gate} unlocks it)"
+                    wanted[target][2]["status"] = "error"
+                    wanted[target][2]["message"] = msg
+                    errors.append(msg)
+                    forbidden.append(msg)
                     continue
                 if gate not in reg.attrs:
                     msg = f"{target} depends on {gate}, which this host's registry does not list"
                     errors.append(msg)
                     continue
-                send, err = reg.check_value(gate, gate_value)
+                send, err = reg.check_value(gate, value)
                 row = {
                     "setting": f"required by {target}",
                     "attribute": gate,
-                    "wanted": gate_value,
+                    "wanted": attr_text(send),
                     "current": attr_text(current.get(gate)),
                     "pending": attr_text(pending.get(gate)) if gate in pending else None,
                     "status": "error" if err else "change",
-                    "message": err,
+                    "message": err or f"unlocks {target} ({prop} while {describe(terms)})",
                 }
+                if not err and (
+                    _same(pending.get(gate), (attr_text(send) or "",))
+                    if gate in pending
+                    else False
+                ):
+                    row["status"] = "pending"
                 if err:
                     errors.append(f"{gate}: {err}")
                 rows.append(row)
-                wanted[gate] = (send, (gate_value,), row)
+                wanted[gate] = (send, (attr_text(send) or "",), row)
                 todo.append(gate)
+                seen.discard(target)
+                todo.append(target)  # re-check: another dependency may still lock it
+        effective = {**current, **pending, **{n: w[0] for n, w in wanted.items()}}
+        for name, (send, _acc, row) in wanted.items():
+            for value, terms in reg.forced(name, effective):
+                if attr_text(value) != attr_text(send):
+                    msg = (
+                        f"the registry sets {name}={attr_text(value)} while {describe(terms)}, "
+                        f"not {attr_text(send)}"
+                    )
+                    row["status"] = "error"
+                    row["message"] = msg
+                    errors.append(msg)
+                    forbidden.append(msg)
 
     patch = {n: s for n, (s, _a, r) in wanted.items() if r["status"] == "change"}
     foreign = {

@@ -265,9 +265,15 @@ class BmcClient:
         return self.request("GET", path)[1]
 
     def _retrying(self, what: str, fn: Callable[[], Any], idempotent: bool = True) -> Any:
-        """Call fn; retry busy answers (and, for GETs, 5xx and lost connections) with backoff."""
+        """Call fn; retry with backoff while the retry budget (`retry_for` s) lasts.
+
+        Retried: busy answers (503, iDRAC SYS518, iLO InvalidOperationForSystemState) to
+        any method; 5xx answers to GETs; a refused connection twice (a BMC restarting), a
+        timeout once (each try costs a whole timeout). Never: 4xx, TLS errors.
+        """
         end = time.monotonic() + self.retry_for
         delay = 0.2
+        conn_tries = 0
         while True:
             try:
                 return fn()
@@ -281,13 +287,16 @@ class BmcClient:
                 )
                 err.body = getattr(e, "body", None) or {}  # type: ignore[attr-defined]
             except sushy_exc.ConnectionError as e:
-                retry = idempotent or "refused" in str(e).lower()
-                err = RedfishError(f"{what}: {_conn_reason(e, self.timeout)}")
+                reason = _conn_reason(e, self.timeout)
+                conn_tries += 1
+                limit = 2 if "refused" in reason else (1 if "timeout" in reason else 0)
+                retry = conn_tries <= limit and (idempotent or "refused" in reason)
+                err = RedfishError(f"{what}: {reason}")
             except sushy_exc.SushyError as e:
                 raise RedfishError(f"{what}: {e}") from None
             if not retry or time.monotonic() + delay > end:
                 raise err
-            self.retries.append(f"{what}: {err} (retried)")
+            self.retries.append(f"{err} (retried)")
             self._sleep(delay)
             delay = min(delay * 2, 10.0)
 

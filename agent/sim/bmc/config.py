@@ -19,6 +19,7 @@ FAULT_NAMES: tuple[str, ...] = (
     "reject_patch",
     "fail_at_reset",
     "busy",
+    "bad_registry",
 )
 
 
@@ -34,6 +35,7 @@ class Faults:
         reject_patch: bool = False,
         fail_at_reset: bool = False,
         busy: int = 0,
+        bad_registry: bool = False,
     ) -> None:
         self._lock = threading.Lock()
         self.down = bool(down)
@@ -42,6 +44,7 @@ class Faults:
         self.reject_patch = bool(reject_patch)
         self.fail_at_reset = bool(fail_at_reset)
         self.busy = int(busy)
+        self.bad_registry = bool(bad_registry)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Faults:
