@@ -116,6 +116,23 @@ def _validate_host(path: Path, name: str, groups: list[str], hv: dict[str, Any])
                 f"{where}: tuner_root must be an absolute path without '..', got {root!r}",
                 file=str(path),
             )
+    if "bmc_address" in hv and "bmc_url" not in hv:
+        # older docs said bmc_address: a host written that way would silently get no BIOS work
+        raise BadInput(
+            f"{where}: bmc_address is not a tuner variable; give the BMC as "
+            f"bmc_url: https://{hv['bmc_address']} (its Redfish service)",
+            file=str(path),
+            field="bmc_address",
+        )
+    system = hv.get("bmc_system")
+    if system is not None and not _templated(system):
+        if not isinstance(system, str) or not re.fullmatch(r"[A-Za-z0-9._\-/]{1,200}", system):
+            raise BadInput(
+                f"{where}: bmc_system must be a System Id or URI of the BMC "
+                f"(letters, digits, '.', '-', '_', '/'), got {system!r}",
+                file=str(path),
+                field="bmc_system",
+            )
     sim = hv.get("tuner_sim", False)
     if not isinstance(sim, bool) and not _templated(sim):
         raise BadInput(f"{where}: tuner_sim must be true or false, got {sim!r}", file=str(path))
