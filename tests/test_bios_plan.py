@@ -208,3 +208,67 @@ def test_topology_follows_values_in_effect(vendor: str) -> None:
     p = plan(inference(4), reg, cur, {})
     after = {**cur, **p["patch"]}
     assert topology(reg, after) == {"nps": 4, "smt": False}
+
+
+# ----------------------------------------------------------------------------- registry-driven
+# ami-coded-*.json is a small registry written for these tests in the shape AMI-based BIOSes
+# publish (coded names like `Rome0059` whose meaning is only in DisplayName/HelpText, values
+# `Enable`/`Disable`, EQU/OR, GrayOut, Hidden, GTR and CurrentValue maps): see the sources in
+# docs/sim-bmc.md "Vendor behaviours" (dsx-ai-factory/libredfish PR #34 lists such names).
+
+
+def test_ami_coded_names_resolved_by_display_name_and_values_by_spelling() -> None:
+    reg, cur = load("ami-coded")
+    p = plan({"smt": False, "df_cstates": False, "nps": 4}, reg, cur, {})
+    assert p["vendor"] == "amd" and p["errors"] == [], p["errors"]
+    # SMT Control -> Rome0039, "Disabled" sent as the registry spells it: "Disable";
+    # CbsCmnGnbSmuDfCstates -> its short variant CbsCmnGnbSmuDfCstatesRs
+    assert p["patch"] == {
+        "Rome0039": "Disable",
+        "CbsCmnGnbSmuDfCstatesRs": "Disable",
+        "Rome0059": "NPS4",
+    }
+
+
+def test_locked_values_get_their_unlocking_setting() -> None:
+    reg, cur = load("ami-coded")
+    p = plan({"apbdis": 1, "determinism": "power"}, reg, cur, {})
+    assert p["errors"] == []
+    # Fixed SOC Pstate is GrayOut while APBDIS=0 or Auto: the profile sets APBDIS 1 itself;
+    # Determinism Enable is Hidden while Determinism Control != Manual: Manual is added
+    assert p["patch"] == {
+        "Rome0162": "1",
+        "Rome0163": "P0",
+        "Rome0141": "Manual",
+        "Rome0142": "Power",
+    }
+
+    reg, cur = load("hpe")  # EQU lists joined with OR, one per locking workload profile
+    p = plan({"core_performance_boost": False}, reg, cur, {})
+    assert p["patch"] == {"ProcAMDBoost": "Disabled", "WorkloadProfile": "Custom"}
+    row = next(r for r in p["rows"] if r["attribute"] == "WorkloadProfile")
+    assert row["setting"] == "required by ProcAMDBoost" and "ReadOnly while" in row["message"]
+
+
+def test_locked_value_without_a_safe_unlock_is_refused() -> None:
+    reg, cur = load("ami-coded")
+    p = plan({"vendor_attributes": {"Rome0163": "P0", "Rome0162": "0"}}, reg, cur, {})
+    assert p["patch"] == {} and p["forbidden"]
+    assert any("Rome0163 is GrayOut while Rome0162=0 or Rome0162=Auto" in e for e in p["errors"])
+    # a gate whose unlocking value is not a safe choice (several, none Custom/Manual)
+    reg2 = json.loads(json.dumps(reg))
+    reg2["RegistryEntries"]["Dependencies"][0]["Dependency"]["MapFrom"] = [
+        {"MapFromAttribute": "Rome0039", "MapFromCondition": "EQU", "MapFromValue": "Auto"}
+    ]
+    p = plan({"vendor_attributes": {"Rome0163": "P0"}}, reg2, cur, {})
+    assert p["patch"] == {} and "no safe value of Rome0039 unlocks it" in p["errors"][0]
+
+
+def test_map_to_value_that_would_overwrite_a_wanted_value_is_refused() -> None:
+    reg, cur = load("ami-coded")
+    p = plan({"global_cstates": False, "vendor_attributes": {"Rome0200": 450}}, reg, cur, {})
+    assert p["patch"] == {} and p["forbidden"]
+    assert "the registry sets Rome0070=Enable while Rome0200>450" not in p["errors"][0]
+    assert "Rome0070=Enable while Rome0200>400" in p["errors"][0]
+    ok = plan({"global_cstates": False, "vendor_attributes": {"Rome0200": 300}}, reg, cur, {})
+    assert ok["errors"] == [] and ok["patch"]["Rome0070"] == "Disable"

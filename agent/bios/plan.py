@@ -311,9 +311,12 @@ def detect_family(reg: Registry) -> str | None:
 
     Names first; a registry of coded names (AMI) is recognised by DisplayName/HelpText.
     """
+    suffixed = any(re.search(r"_[0-9A-Fa-f]{4}$", n) for n in reg.attrs)
     for display in (False, True):
         best, score = None, 0
         for fam, spec in FAMILIES.items():
+            if display and fam == "supermicro" and not suffixed:
+                continue  # same display names as AMD's CBS; Supermicro's names carry _XXXX
             bases = {w[0] for vals in spec.values() for writes in vals.values() for w in writes}
             n = sum(1 for b in bases if reg.resolve(b, display=display))
             if n > score:

@@ -353,18 +353,25 @@ class BmcClient:
         bios = self.get(self.bios_uri)
         self.settings_uri = self.settings_uri or settings_uri_of(bios)
         if not self.settings_uri:
-            # AMI MegaRAC: no @Redfish.Settings in Bios, but the settings object is there.
-            guess = self.bios_uri.rstrip("/") + "/Settings"
-            try:
-                self.get(guess)
-            except RedfishError as e:
-                if e.status not in (404, 405, 501):
-                    raise
+            # AMI MegaRAC (Gigabyte, ASRock Rack, Lenovo): no @Redfish.Settings in Bios, but
+            # the settings object is there under one of the usual names.
+            for guess in (
+                self.bios_uri.rstrip("/") + "/Settings",
+                self.bios_uri.rstrip("/") + "/SD",
+            ):
+                try:
+                    self.get(guess)
+                except RedfishError as e:
+                    if e.status not in (404, 405, 501):
+                        raise
+                    continue
+                self.settings_uri = guess
+                break
+            else:
                 raise RedfishError(
-                    f"{self.bios_uri} has no @Redfish.Settings SettingsObject "
-                    f"(and {guess} does not exist)"
-                ) from None
-            self.settings_uri = guess
+                    f"{self.bios_uri} has no @Redfish.Settings SettingsObject, and neither "
+                    "Bios/Settings nor Bios/SD can be read"
+                )
         return bios
 
     def get_settings(self) -> tuple[dict[str, Any], str | None]:
