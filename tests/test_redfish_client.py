@@ -347,3 +347,23 @@ def test_module_session_auth_for_plan_and_verify(bmc: Any) -> None:
         "session"
     }
     assert writes(log) == []
+
+
+def test_stale_settings_failed_is_not_this_applys_failure(bmc: Any) -> None:
+    h, _ = bmc("supermicro", faults={"fail_at_reset": True})
+    c = client(h)
+    d = c.discover()
+    smt = plan_mod.Registry(d["registry"]).resolve("SMTControl")
+    c.patch_settings({smt: "Disabled"})
+    c.reset("ForceRestart")
+    w = c.wait_applied({"settings_time": d["settings_time"], "pending": {smt: "Disabled"}}, 20, 0.1)
+    assert w["outcome"] == "failed" and "SettingsFailed" in w["reason"]
+    # an old job's SettingsFailed is still there at the next reset, which changes nothing
+    h.clear_faults("n1")
+    d = c.discover()
+    assert classify_messages(d["messages"])[0]["kind"] == "failure"
+    before = {"settings_time": d["settings_time"], "messages": d["messages"], "pending": {}}
+    c.reset("ForceRestart")
+    w = c.wait_applied(before, 20, 0.1)
+    assert w["outcome"] == "applied" and w["messages"] == []
+    assert [m["id"] for m in w["stale"]] == ["Base.1.16.SettingsFailed"]
