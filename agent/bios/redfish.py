@@ -294,6 +294,8 @@ class BmcClient:
                 err = RedfishError(f"{what}: {reason}")
             except sushy_exc.SushyError as e:
                 raise RedfishError(f"{what}: {e}") from None
+            except ValueError:
+                raise RedfishError(f"{what}: the answer is not JSON") from None
             if not retry or time.monotonic() + delay > end:
                 raise err
             self.retries.append(f"{err} (retried)")
@@ -488,10 +490,12 @@ class BmcClient:
             try:
                 res = self._retrying(f"GET {where}", fetch)
             except RedfishError as e:
+                if str(e).endswith("the answer is not JSON"):
+                    raise BadInput(f"the attribute registry at {where} does not parse") from None
                 if e.status in (404, 405, 501) or e.status is None and loc.publication_uri:
                     continue
                 raise
-            except (ValueError, sushy_exc.SushyError, requests.RequestException) as e:
+            except Exception as e:  # noqa: BLE001 - whatever the reader met: the body is unusable
                 raise BadInput(f"the attribute registry at {where} does not parse: {e}") from None
             body = res.json
             if isinstance(body, dict):

@@ -232,6 +232,9 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                 if r["status"] == "change":
                     r["status"] = "failed"
         return True, res
+    except Exception as e:  # noqa: BLE001 - a BMC answer the client did not expect
+        res["msg"] = f"BMC {stage} failed: unexpected answer ({type(e).__name__}: {e})"[:600]
+        return True, res
     finally:
         if c is not None:
             facts["retries"] = c.retries
