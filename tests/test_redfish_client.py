@@ -367,3 +367,20 @@ def test_stale_settings_failed_is_not_this_applys_failure(bmc: Any) -> None:
     w = c.wait_applied(before, 20, 0.1)
     assert w["outcome"] == "applied" and w["messages"] == []
     assert [m["id"] for m in w["stale"]] == ["Base.1.16.SettingsFailed"]
+
+
+def test_earlier_api_names_still_work(bmc: Any) -> None:
+    """Client / login / discover(c) / wait_power_on / Registry.gates: the names of tuner's
+    first client, kept for code written against it."""
+    h, _ = bmc("hpe")
+    c = redfish.Client(h.url("n1"), USER, PASSWORD, auth="session", timeout=5)
+    c.login()
+    d = redfish.discover(c)
+    gates = plan_mod.Registry(d["registry"]).gates
+    assert gates["ProcAMDBoost"] == [("WorkloadProfile", "Custom")]
+    assert ("ApplicationPowerBoost", "Disabled") in gates["InfinityFabricPstate"]
+    c.request("PATCH", d["settings_uri"], {"Attributes": {"ProcSMT": "Disabled"}})
+    c.request("POST", d["reset_uri"], {"ResetType": "ForceRestart"})
+    bios = redfish.wait_power_on(c, d["system_uri"], d["bios_uri"], d["settings_time"], 20, 0.1)
+    assert bios["Attributes"]["ProcSMT"] == "Disabled"
+    c.logout()

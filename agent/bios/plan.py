@@ -213,6 +213,20 @@ class Registry:
                     (target, str(dep.get("MapToProperty") or ""), dep.get("MapToValue"), terms)
                 )
 
+    @property
+    def gates(self) -> dict[str, list[tuple[str, str]]]:
+        """target -> [(gate, the value that unlocks it)], for the lock dependencies whose
+        unlocking value is a safe choice (see unlock_value); the form the earlier planner had."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for target, prop, v, terms in self.maps:
+            if prop not in LOCKS or v is not True:
+                continue
+            value = unlock_value(self, terms, {})
+            if value is not None:
+                gate = str(terms[0].get("MapFromAttribute"))
+                out.setdefault(target, []).append((gate, attr_text(value) or ""))
+        return out
+
     def locks(self, target: str, values: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         """The dependencies that lock `target` (ReadOnly, GrayOut or Hidden) under `values`."""
         return [

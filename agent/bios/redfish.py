@@ -218,18 +218,26 @@ class BmcClient:
     # ------------------------------------------------------------------ requests
 
     def connect(self) -> None:
-        """GET the service root and log in (session auth: one POST, then a token)."""
+        """GET the service root and log in (session auth: one POST, then a token). Idempotent."""
+        if self._root is not None:
+            return
         self._retrying("GET /redfish/v1/", lambda: self._open_root())
-        self.root_doc = dict(self._root.json or {})
+        self.root_doc = dict(getattr(self._root, "json", None) or {})
+
+    login = connect  # the name of tuner's earlier client
 
     def _open_root(self) -> None:
         self._root = sushy.Sushy(self.base, auth=self._auth, connector=self._conn)
 
     def close(self) -> None:
+        """Log out (session auth; Basic: nothing to do)."""
         try:
             self._auth.close()
         except Exception:  # noqa: BLE001 - logging out is best effort
             pass
+
+    def logout(self) -> None:  # the name of tuner's earlier client
+        self.close()
 
     def request(
         self,
@@ -239,6 +247,7 @@ class BmcClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """One request with retries -> (status, JSON body or {}, lower-case headers)."""
+        self.connect()
         url = path if path.startswith("/") else path
         if not path.startswith("/"):
             if not path.startswith(self.base + "/"):
@@ -844,3 +853,29 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------- earlier API
+# tuner's first client (urllib) had these names; kept so that code written against it
+# (the rollback mode of the module) runs unchanged on this client.
+Client = BmcClient
+
+
+def discover(c: BmcClient) -> dict[str, Any]:
+    """c.discover() (the old module-level form)."""
+    return c.discover()
+
+
+def wait_power_on(
+    c: BmcClient,
+    system_uri: str,
+    bios_uri: str,
+    time_before: str | None,
+    deadline_s: float,
+    poll: float = 0.5,
+) -> dict[str, Any]:
+    """The old wait (-> the Bios resource; RedfishError at the deadline), on wait_applied."""
+    w = c.wait_applied({"settings_time": time_before, "pending": {}}, deadline_s, poll)
+    if w["outcome"] == "timeout":
+        raise RedfishError(w["reason"])
+    return dict(w["bios"])
