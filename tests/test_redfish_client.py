@@ -384,3 +384,22 @@ def test_earlier_api_names_still_work(bmc: Any) -> None:
     bios = redfish.wait_power_on(c, d["system_uri"], d["bios_uri"], d["settings_time"], 20, 0.1)
     assert bios["Attributes"]["ProcSMT"] == "Disabled"
     c.logout()
+
+
+def test_module_reports_a_committed_dell_job_and_does_not_fight_it(bmc: Any) -> None:
+    h, log = bmc("dell")
+    mod = load_module()
+    failed, res = mod.run(params(h, "apply", {"smt": False}), False)
+    assert not failed and res["facts"]["status"] == "pending reboot", res
+    assert res["facts"]["job"]["state"] == "Scheduled"
+    sent = len(writes(log))
+    # other values while the job waits for its reset: refused before anything is sent
+    failed, res = mod.run(params(h, "apply", {"smt": False, "global_cstates": False}), False)
+    assert failed and "already committed" in res["msg"] and res["msg"].startswith("nothing sent")
+    assert len(writes(log)) == sent and not res["facts"]["bad_input"]
+    # the same values with a reboot: no PATCH, the reset runs the job, the wait follows it
+    failed, res = mod.run(params(h, "apply", {"smt": False}, reboot="if-needed"), False)
+    assert not failed and res["facts"]["status"] == "changed", res
+    assert [e["method"] for e in writes(log)[sent:]] == ["POST"]
+    assert "job Completed" in res["facts"]["reset_states"][-1]
+    assert h.state("n1")["current"]["LogicalProc"] == "Disabled"

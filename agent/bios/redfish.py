@@ -517,6 +517,31 @@ class BmcClient:
         self._registry = body
         return body
 
+    def committed_job(self) -> dict[str, Any] | None:
+        """A BIOS configuration job waiting for the reset in iDRAC's job queue, or None.
+
+        Only asked of an iDRAC (`Managers/iDRAC.Embedded.1/Jobs`); elsewhere None.
+        """
+        vendor = str(self.root_doc.get("Vendor") or self.system_doc.get("Manufacturer") or "")
+        if "dell" not in vendor.lower():
+            return None
+        queue = "/redfish/v1/Managers/iDRAC.Embedded.1/Jobs"
+        try:
+            members = self.get(queue).get("Members") or []
+        except RedfishError as e:
+            if e.status in (401, None) or (e.status or 0) >= 500:
+                raise
+            return None  # no job queue here
+        for m in members:
+            uri = m.get("@odata.id") if isinstance(m, dict) else None
+            if not isinstance(uri, str):
+                continue
+            job = self.get(uri)
+            kind = f"{job.get('JobType', '')} {job.get('Name', '')}".lower()
+            if _task_state(job) in WAITING_STATES and "bios" in kind:
+                return {"uri": uri, "state": _task_state(job), "messages": []}
+        return None
+
     def discover(self) -> dict[str, Any]:
         """Everything planning needs, GETs only."""
         self.select_system()
@@ -553,6 +578,7 @@ class BmcClient:
             "pending": pending,
             "registry": registry,
             "registry_uri": self.registry_uri,
+            "job": self.committed_job(),
         }
 
     # ------------------------------------------------------------------ writes

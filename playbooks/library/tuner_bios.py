@@ -146,8 +146,20 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             "bios_settings_etag": d["bios_settings_etag"],
             "messages": d["messages"],
             "pending": dict(d["pending"]),
-            "job": None,
+            "job": d["job"],  # a committed BIOS job (iDRAC) the reset will run
         }
+        if d["job"]:
+            facts["job"] = d["job"]
+        if pl["patch"] and d["job"]:
+            # iDRAC refuses another set while a BIOS job is committed; tuner does not fight it
+            facts["status"] = "failed"
+            res["msg"] = (
+                f"nothing sent: a BIOS configuration job ({d['job']['uri'].split('/')[-1]}, "
+                f"{d['job']['state']}) is already committed on this BMC with other values; "
+                "tuner leaves it alone: reboot the system to apply it (or delete the job), "
+                "then run tuner again"
+            )
+            return True, res
         if pl["patch"]:
             stage = "patch"
             sent = c.patch_settings(pl["patch"], d["supported_apply_times"])

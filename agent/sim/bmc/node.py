@@ -498,6 +498,18 @@ class BmcNode:
     def job_path(self, jid: str) -> str:
         return f"/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/{jid}"
 
+    def job_collection(self) -> dict[str, Any]:
+        """iDRAC's job queue (Managers/iDRAC.Embedded.1/Jobs)."""
+        with self._lock:
+            ids = sorted(self.jobs)
+        return {
+            "@odata.id": "/redfish/v1/Managers/iDRAC.Embedded.1/Jobs",
+            "@odata.type": "#DellJobCollection.DellJobCollection",
+            "Name": "JobQueue",
+            "Members@odata.count": len(ids),
+            "Members": [{"@odata.id": self.job_path(j)} for j in ids],
+        }
+
     def job(self, jid: str) -> dict[str, Any] | None:
         """An iDRAC job (DellJob), as iDRAC shows it under Managers/iDRAC.Embedded.1/Jobs."""
         with self._lock:

@@ -354,6 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._extra["job"] = jid
                 return _Response(202, None, {"Location": node.job_path(jid)})
             return _Response(status, payload, headers)
+        if get and p.jobs and path == "/redfish/v1/Managers/iDRAC.Embedded.1/Jobs":
+            return _Response(200, node.job_collection())
         if get and path.startswith("/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/"):
             job = node.job(path.rsplit("/", 1)[-1])
             if job is not None:
