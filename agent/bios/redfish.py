@@ -290,6 +290,12 @@ class BmcClient:
                 detail = _http_detail(e)
                 busy = any(m in detail for m in BUSY_MARKERS) or e.status_code == 503
                 retry = busy or (idempotent and e.status_code >= 500)
+                if e.status_code in (401, 403):
+                    detail = (detail + "; " if detail else "") + (
+                        "the BMC refused tuner's credentials: check bmc_username and the password"
+                        if e.status_code == 401
+                        else "the BMC account lacks the privilege for this"
+                    )
                 err = RedfishError(
                     f"{what}: HTTP {e.status_code}" + (f" ({detail})" if detail else ""),
                     e.status_code,
