@@ -403,3 +403,16 @@ def test_module_reports_a_committed_dell_job_and_does_not_fight_it(bmc: Any) -> 
     assert [e["method"] for e in writes(log)[sent:]] == ["POST"]
     assert "job Completed" in res["facts"]["reset_states"][-1]
     assert h.state("n1")["current"]["LogicalProc"] == "Disabled"
+
+
+def test_ilo_patch_during_post_is_retried_until_post_ends(bmc: Any) -> None:
+    h, log = bmc("hpe", reset_delay=1.0)
+    c = client(h, retry_for=30)
+    d = c.discover()
+    c.reset("ForceRestart")
+    out = c.patch_settings({"ProcSMT": "Disabled"}, d["supported_apply_times"])
+    assert out["status"] == 200
+    assert any("InvalidOperationForSystemState" in r for r in c.retries)
+    statuses = [e["status"] for e in lines(log) if e["method"] == "PATCH"]
+    assert statuses[0] == 400 and statuses[-1] == 200
+    assert h.state("n1")["pending"] == {"ProcSMT": "Disabled"}

@@ -407,6 +407,8 @@ class BmcNode:
         if not isinstance(body, dict):
             return 400, error_body([message("MalformedJSON")])
         with self._lock:
+            if p.busy_during_post and self._boot_timer is not None:
+                return 400, error_body([vendor_message(p.busy_message)])
             if p.etag_required and not if_match:
                 return 428, error_body([message("PreconditionRequired", [p.settings_path])])
             if p.jobs and any(j["JobState"] == "Scheduled" for j in self.jobs.values()):

@@ -95,6 +95,7 @@ class Personality:
     jobs: bool = False  # iDRAC: PATCH with an apply time -> 202 + a BIOS job
     dependency_style: Literal["neq", "equ"] = "neq"  # how the registry writes dependencies
     busy_message: str = "Base.1.16.ServiceTemporarilyUnavailable"
+    busy_during_post: bool = False  # iLO: a settings PATCH during POST -> 400, retry later
     extra_systems: tuple[str, ...] = ()  # Systems without a Bios on the same BMC
 
     @property
@@ -359,6 +360,7 @@ def hpe(build: str | None = None) -> Personality:
         success_message=True,
         dependency_style="equ",
         busy_message="iLO.2.14.InvalidOperationForSystemState",
+        busy_during_post=True,
     )
 
 
