@@ -10,6 +10,7 @@ That service names its registry file `BiosAttributeRegistry.v1_0_0` while Bios s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import socket
@@ -39,7 +40,10 @@ def _free_port() -> int:
 
 @pytest.fixture
 def mockup(tmp_path: Path) -> Iterator[str]:
-    pytest.importorskip("grequests")  # the mockup server's one third-party import
+    # the mockup server's one third-party import; not imported here: importing it
+    # monkey-patches this process with gevent
+    if importlib.util.find_spec("grequests") is None:
+        pytest.skip("grequests (a test dependency, for the mockup server) is not installed")
     tree = tmp_path / "mockup"
     shutil.copytree(MOCKUP, tree)
     port = _free_port()
