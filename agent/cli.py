@@ -526,6 +526,9 @@ def check(
         str | None, typer.Option("--output", "-o", help="Write the usable-GPU inventory here.")
     ] = None,
     forks: ForksOpt = None,
+    show_gpus: Annotated[
+        bool, typer.Option("--gpus", help="Show every GPU (grouped), not only excluded ones.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The pre-run health gate: per-GPU verdicts and the usable-GPU inventory.
@@ -533,7 +536,14 @@ def check(
     Exit 0 when the gate passes, 1 when it fails, 2 on bad input."""
     from agent.gpu.gate import GateOptions
     from agent.gpu.policy import load_policy
-    from agent.gpu.run import fleet_facts, gate, load_facts_files, local_facts, print_inventory
+    from agent.gpu.run import (
+        expected_gpus,
+        fleet_facts,
+        gate,
+        load_facts_files,
+        local_facts,
+        print_inventory,
+    )
 
     with _errors(as_json):
         pol = load_policy(policy)
@@ -543,6 +553,7 @@ def check(
             max_excluded_nodes=max_excluded_nodes,
         )
         failures: dict[str, str] = {}
+        expected: dict[str, int] = {}
         if facts_files:
             got = load_facts_files(facts_files)
             order = [f.name for f in got]
@@ -552,15 +563,16 @@ def check(
         else:
             _, inv = _prepare(None, inventory, limit)
             order = [h.name for h in inv.hosts]
+            expected = expected_gpus(inv)
             with _progress(len(inv.hosts), "check", as_json) as prog:
                 got, failures, _ = fleet_facts(inv, deadline, forks, prog)
-        result = gate(got, failures, order, pol, opts)
+        result = gate(got, failures, order, pol, opts, expected)
         doc = result.model_dump_inventory()
         if output:
             from agent.gpu.run import write_atomic
 
             write_atomic(output, doc)
-        _emit(doc, as_json, lambda: print_inventory(result, out))
+        _emit(doc, as_json, lambda: print_inventory(result, out, show_gpus))
         raise typer.Exit(0 if result.gate.passed else 1)
 
 

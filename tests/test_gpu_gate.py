@@ -34,8 +34,14 @@ EXPECT: dict[str, tuple[str, dict[str, Any], bool]] = {
     "bad-pages-unreservable": ("gpu.bad_pages.unreservable", {"unreservable": 1}, True),
     "bad-pages-pending": ("gpu.bad_pages.pending", {"pending": 1}, False),
     "cper-fatal": ("gpu.cper.fatal", {"fatal_records": 1}, True),
-    "xgmi-link-down": ("gpu.xgmi.links", {"down": [2], "up": 6}, True),
-    "xgmi-errors": ("gpu.xgmi.errors", {"xgmi_error_status": 2}, True),
+    "xgmi-errors": ("gpu.xgmi.errors", {"xgmi_wafl_uncorrectable": 3}, True),
+    "ecc-correctable-storm": ("gpu.ecc.correctable", {"blocks": {"UMC": 50_000}}, True),
+    "ras-umc-off": ("gpu.ras.enabled", {}, True),
+    "pcie-replay-storm": ("gpu.pcie.replay", {"replay_count": 5000}, False),
+    "pcie-gen4": ("gpu.pcie.speed", {"speed": 16000, "max_speed": 16000, "expected": 32000}, False),
+    "vram-used-idle": ("gpu.vram", {"used_gb": 20.0}, True),
+    "power-cap-low": ("gpu.power", {"power_cap_w": 1000.0}, True),
+    "render-node-missing": ("gpu.device_access", {"render_node_access": False}, True),
     "pcie-downtrained": ("gpu.pcie.width", {"width": 8, "max_width": 16}, True),
     "pcie-slow": ("gpu.pcie.speed", {"speed": 16000, "max_speed": 32000}, False),
     "pcie-errors": ("gpu.pcie.errors", {"l0_to_recovery_count": 250}, True),
@@ -44,7 +50,7 @@ EXPECT: dict[str, tuple[str, dict[str, Any], bool]] = {
     "foreign-process": ("gpu.processes", {}, True),
     "partition-mode": ("gpu.partition", {"actual": {"compute": "CPX", "memory": "NPS1"}}, True),
     "gpu-missing": ("gpu.missing", {"on_pci_bus": True, "in_amdsmi": False}, True),
-    "amdsmi-error": ("gpu.query", {}, True),
+    "amdsmi-error": ("gpu.ecc.uncorrectable", {}, True),
     "firmware-mixed-hive": ("gpu.firmware", {}, True),
 }
 
@@ -118,10 +124,10 @@ def test_amdsmi_error_is_fail_closed_with_the_status(lib: Path, tmp_path: Path) 
     install_node(root, node_state(SCENARIOS["amdsmi-error"], 1), lib)
     rc, inv, _ = local_check(root)
     bad = inv["nodes"][0]["excluded"][0]
-    query = next(c for c in bad["checks"] if c["check"] == "gpu.query")
-    assert "DRIVER_NOT_LOADED" in query["message"]
+    # The ECC query's error is the ECC checks' result: required and unknown, so it blocks,
+    # with the amdsmi status named.
     ecc = next(c for c in bad["checks"] if c["check"] == "gpu.ecc.uncorrectable")
-    assert ecc["status"] == "unknown"  # required and unknown: it blocks too
+    assert ecc["status"] == "unknown" and "DRIVER_NOT_LOADED" in ecc["message"]
 
 
 def test_saved_facts_evaluate_like_live(lib: Path, tmp_path: Path) -> None:
@@ -138,7 +144,7 @@ def test_saved_facts_evaluate_like_live(lib: Path, tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     facts = json.loads(p.stdout)
     assert len(facts["gpus"]) == 8 and len(facts["pci_gpus"]) == 8
-    assert facts["gpus"][FAULTY]["xgmi_links"] == ["U", "U", "D", "U", "U", "U", "U"]
+    assert facts["gpus"][FAULTY]["xgmi_links"] == ["U", "U", "U", "X", "U", "D", "U", "U"]
     saved = tmp_path / "facts.json"
     saved.write_text(p.stdout)
     offline = run_tuner("check", "--facts", str(saved), "--json", state=tmp_path)
@@ -250,3 +256,111 @@ def test_node_past_deadline_and_unreachable_node_fail_closed(hang_fleet: Fleet) 
     assert inv["usable_gpus"] == 8 and r.rc == 0
     capped = hang_fleet.tuner("check", "--deadline", "4", "--max-excluded-nodes", "1", timeout=120)
     assert capped.rc == 1 and "max-excluded-nodes" in capped.out
+
+
+# ------------------------------------------------------------------ MI355X as ROCm answers
+
+
+def test_mi355x_xgmi_status_inval_on_a_healthy_node(lib: Path, tmp_path: Path) -> None:
+    """amdsmi_gpu_xgmi_error_status answers INVAL on MI355X; the gate reads XGMI_WAFL."""
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["healthy"], 0), lib)
+    rc, inv, _ = local_check(root, "--gpus")
+    assert rc == 0 and inv["usable_gpus"] == 8, inv["nodes"][0]["excluded"]
+    p = subprocess.run(
+        [*TUNER, "facts", "--local", "--root", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    g0 = json.loads(p.stdout)["gpus"][0]
+    assert "INVAL" in g0["errors"]["xgmi_errors"] and g0["xgmi_error_status"] is None
+    assert len(g0["xgmi_links"]) == 8 and g0["xgmi_links"][0] == "X"
+    off = run_tuner(
+        "check", "--facts", str(_save(tmp_path, p.stdout)), "--json", state=tmp_path
+    ).json()
+    ev = off["nodes"][0]["gpus"][0]
+    assert ev["verdict"] == "usable" and ev["xgmi"] == "XUUUUUUU"
+
+
+def _save(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "facts.json"
+    f.write_text(text)
+    return f
+
+
+def test_link_down_between_two_present_gpus_names_the_peer_on_both(
+    lib: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["xgmi-link-down"], 1), lib)
+    rc, inv, _ = local_check(root)
+    node = inv["nodes"][0]
+    assert rc == 0 and inv["usable_gpus"] == 6
+    bad = {e["index"]: e["checks"][0] for e in node["excluded"]}
+    assert set(bad) == {3, 5}
+    assert "GPU 5" in bad[3]["message"] and "GPU 3" in bad[5]["message"]
+    assert bad[3]["evidence"]["down_to"] == ["GPU 5 (0000:95:00.0)"]
+
+
+def test_gpu_off_the_bus_excludes_itself_not_its_peers(lib: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["gpu-missing"], 1), lib)
+    rc, inv, _ = local_check(root)
+    node = inv["nodes"][0]
+    assert rc == 0 and inv["usable_gpus"] == 7 and len(node["excluded"]) == 1
+    peer = next(g for g in node["gpus"] if g["index"] == 0)
+    assert peer["verdict"] == "usable" and peer["xgmi"] == "XUUDUUU"  # 7 sockets -> 7 slots
+
+
+def test_collector_without_root_names_what_needs_root(lib: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["collector-not-root"], 1), lib)
+    rc, inv, _ = local_check(root)
+    node = inv["nodes"][0]
+    assert rc == 1 and inv["usable_gpus"] == 0
+    assert node["needs_root"] == ["CPER records", "bad-page threshold"]
+    assert "needs root: CPER records, bad-page threshold" in inv["gate"]["reasons"][0]
+    checks = {c["check"]: c for c in node["excluded"][0]["checks"]}
+    assert checks["gpu.bad_pages.count"]["message"].startswith("needs root: bad-page threshold")
+    assert "gpu.cper.fatal" not in checks and "gpu.query" not in checks  # optional: no exclusion
+
+
+def test_firmware_outside_the_baseline_on_every_node(lib: Path, tmp_path: Path) -> None:
+    """A bad rollout everywhere agrees with the fleet majority; only the baseline catches it."""
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["healthy"], 0), lib)
+    pol = tmp_path / "baseline.yml"
+    text = (REPO / "checks" / "default.yml").read_text()
+    pol.write_text(text.replace("allowed: {}", 'allowed: {PM: ["00.85.15.00"]}'))
+    rc, inv, err = local_check(root, "--policy", str(pol))
+    assert rc == 1 and inv["usable_gpus"] == 0, err
+    c = inv["nodes"][0]["excluded"][0]["checks"][0]
+    assert c["check"] == "gpu.firmware.baseline"
+    assert c["evidence"]["outside_baseline"] == {"PM": "00.85.14.00"}
+    assert "PM 00.85.14.00 (allowed 00.85.15.00)" in c["message"]
+
+
+def test_unreachable_node_counts_its_gpus_as_unknown() -> None:
+    from agent.gpu.gate import GateOptions
+    from agent.gpu.model import NodeFacts
+    from agent.gpu.policy import load_policy
+    from agent.gpu.run import gate
+
+    facts = [
+        NodeFacts.model_validate(
+            json.loads((Path(__file__).parent / "data" / "facts" / "healthy.json").read_text())
+        )
+    ]
+    name = facts[0].name
+    pol = load_policy()
+    inv = gate(
+        facts, {"node05": "unreachable: ssh timed out"}, [name, "node05"], pol, GateOptions()
+    )
+    assert inv.usable_gpus == 8 and inv.installed_gpus == 16 and inv.unknown_gpus == 8
+    assert inv.summary == "8 of 16 GPUs usable; node05 failed (unreachable), its 8 GPUs unknown"
+    inv = gate(
+        facts, {"node05": "unreachable: x"}, [name, "node05"], pol, GateOptions(), {"node05": 4}
+    )
+    assert inv.installed_gpus == 12 and inv.unknown_gpus == 4

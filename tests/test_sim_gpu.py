@@ -225,10 +225,16 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
     assert gpus[bdfs[1]]["amdsmi_get_gpu_metrics_info"]["pcie_link_width"] == 8
 
     g2 = gpus[bdfs[2]]
+    # total_links = the sockets amdsmi enumerates (7 here: GPU 7 is off the bus), at most 8, as
+    # ROCm computes it; slots past the explicit list are derived (own slot X, a peer U).
     assert g2["amdsmi_get_gpu_xgmi_link_status"] == {
         "status": ["U", "D", "U", "X", "U", "U", "U"], "total_links": 7}
     assert g2["amdsmi_gpu_xgmi_error_status"] == 2
-    assert gpus[bdfs[0]]["amdsmi_get_gpu_xgmi_link_status"]["status"] == ["U"] * 7
+    assert gpus[bdfs[0]]["amdsmi_get_gpu_xgmi_link_status"]["status"] == ["X"] + ["U"] * 6
+    # gpu_metrics keeps all 8 physical slots: the link to GPU 7 (off the bus) reads down (0)
+    assert gpus[bdfs[0]]["amdsmi_get_gpu_metrics_info"]["xgmi_link_status"][7] == 0
+    # MI355X (DF 4.x): the legacy XGMI error status answers INVAL (rocm-systems #11468)
+    assert gpus[bdfs[0]]["amdsmi_gpu_xgmi_error_status"] == {"error": 1}  # AMDSMI_STATUS_INVAL
 
     t3 = gpus[bdfs[3]]["temps"]
     assert (t3["HOTSPOT.CURRENT"], t3["HOTSPOT.MAX"], t3["HOTSPOT.CRITICAL"]) == (107, 100, 105)

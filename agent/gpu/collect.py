@@ -40,6 +40,10 @@ def _load_amdsmi(rocm_path: str | None) -> Any:
             f"the amdsmi Python package is not installed ({e}); install it (pip install amdsmi) "
             "in the Python that runs tuner on the node"
         ) from e
+    except AttributeError as e:
+        # The wrapper binds every C symbol at import: a library without one of them is older
+        # than the Python package (a ROCm upgrade half-way), not a missing library.
+        raise RocmNotFound(_version_mismatch(e)) from e
     except Exception as e:  # the wrapper raises KeyError('libamd_smi.so') without the library
         where = os.environ.get("ROCM_PATH") or os.environ.get("ROCM_HOME") or "/opt/rocm"
         raise RocmNotFound(
@@ -48,6 +52,61 @@ def _load_amdsmi(rocm_path: str | None) -> Any:
             "set ROCM_PATH to the ROCm folder that holds lib/libamd_smi.so"
         ) from e
     return amdsmi
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("amdsmi")
+    except Exception:
+        return "unknown"
+
+
+def _find_library() -> str | None:
+    """The libamd_smi.so the wrapper would load first (ROCM_HOME/ROCM_PATH, then /opt/rocm)."""
+    for base in (os.environ.get("ROCM_HOME"), os.environ.get("ROCM_PATH"), "/opt/rocm"):
+        if base and os.path.isfile(os.path.join(base, "lib", "libamd_smi.so")):
+            return os.path.join(base, "lib", "libamd_smi.so")
+    return None
+
+
+def library_version(path: str | None) -> str | None:
+    """``amdsmi_get_lib_version`` of the library at ``path``, read with ctypes alone."""
+    if not path:
+        return None
+    try:
+        import ctypes
+
+        class _V(ctypes.Structure):
+            _pack_ = 1
+            _fields_ = [
+                ("major", ctypes.c_uint32),
+                ("minor", ctypes.c_uint32),
+                ("release", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32),
+                ("build", ctypes.c_char_p),
+            ]
+
+        lib = ctypes.CDLL(path)
+        v = _V()
+        if lib.amdsmi_get_lib_version(ctypes.byref(v)) != 0:
+            return None
+        return f"{v.major}.{v.minor}.{v.release}"
+    except Exception:
+        return None
+
+
+def _version_mismatch(e: Exception) -> str:
+    lib = _find_library()
+    ver = library_version(lib)
+    missing = str(e).split(":")[-1].strip() or str(e)
+    return (
+        f"libamd_smi.so {ver or '(version unknown)'} at {lib or 'the linker path'} is older than "
+        f"the amdsmi Python package {_package_version()}: it lacks {missing} "
+        "(a ROCm upgrade half-way?); install the amdsmi package that matches ROCm's "
+        "amd-smi-lib on this node (pip install amdsmi==<ROCm version>) or upgrade amd-smi-lib"
+    )
 
 
 class _Calls:
@@ -162,6 +221,41 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
     g["xgmi_error_status"] = c("xgmi_errors", amdsmi.amdsmi_gpu_xgmi_error_status, h)
     xinfo = c("xgmi_info", amdsmi.amdsmi_get_xgmi_info, h) or {}
     g["xgmi_hive_id"] = _na(xinfo.get("xgmi_hive_id"))
+    g["xgmi_index"] = _na(xinfo.get("index"))
+    # Which GPU each link slot reaches (newer ROCm fills the peer BDF; all-ones = none).
+    lm = c("link_metrics", amdsmi.amdsmi_get_link_metrics, h)
+    g["xgmi_peers"] = (
+        None
+        if lm is None
+        else [
+            None
+            if not isinstance(x.get("bdf"), str)
+            or x["bdf"].lower().startswith("ffff")
+            or x["bdf"] == "0000:00:00.0"
+            else x["bdf"].lower()
+            for x in lm.get("links", [])
+        ]
+    )
+    ras = c("ras", amdsmi.amdsmi_get_gpu_ras_block_features_enabled, h)
+    g["ras_features"] = (
+        None
+        if ras is None
+        else {
+            str(r.get("block", "")).replace("AMDSMI_GPU_BLOCK_", ""): str(
+                getattr(r.get("status"), "name", r.get("status"))
+            ).replace("AMDSMI_RAS_ERR_STATE_", "")
+            for r in ras
+        }
+    )
+    vram_t = getattr(amdsmi.AmdSmiMemoryType, "VRAM", None)
+    if vram_t is not None:
+        g["vram_total"] = c("vram_total", amdsmi.amdsmi_get_gpu_memory_total, h, vram_t)
+        g["vram_used"] = c("vram_used", amdsmi.amdsmi_get_gpu_memory_usage, h, vram_t)
+    cap = c("power_cap", amdsmi.amdsmi_get_power_cap_info, h) or {}
+    g["power_cap"] = _na(cap.get("power_cap"))
+    g["power_cap_default"] = _na(cap.get("default_power_cap"))
+    metrics = c("metrics", amdsmi.amdsmi_get_gpu_metrics_info, h) or {}
+    g["throttle_status"] = _na(metrics.get("throttle_status"))
 
     temps: dict[str, dict[str, int | None]] = {}
     T, M = amdsmi.AmdSmiTemperatureType, amdsmi.AmdSmiTemperatureMetric
@@ -209,6 +303,42 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
     g["errors"] = c.errors
     g["unsupported"] = c.unsupported
     return g
+
+
+def device_access(root: str, gpu: dict[str, Any]) -> None:
+    """The GPU's DRM render node and NUMA node (sysfs of its PCI device)."""
+    render = gpu.get("drm_render")
+    if render is not None:
+        path = os.path.join(root, "dev/dri", f"renderD{render}")
+        gpu["render_node"] = f"/dev/dri/renderD{render}"
+        gpu["render_node_access"] = os.path.exists(path) and os.access(path, os.R_OK | os.W_OK)
+    bdf = gpu.get("bdf")
+    if bdf:
+        try:
+            gpu["numa_node"] = int(
+                _read(os.path.join(root, "sys/bus/pci/devices", bdf, "numa_node"))
+            )
+        except (OSError, ValueError):
+            gpu["numa_node"] = None
+
+
+def node_access(root: str) -> dict[str, Any]:
+    """Driver loaded, /dev/kfd, the collector's uid, NICs with their NUMA node."""
+    kfd = os.path.join(root, "dev/kfd")
+    nics = []
+    for d in sorted(glob.glob(os.path.join(root, "sys/class/net/*/device/numa_node"))):
+        try:
+            nics.append({"name": d.split(os.sep)[-3], "numa_node": int(_read(d))})
+        except (OSError, ValueError):
+            continue
+    return {
+        "driver_loaded": os.path.isdir(os.path.join(root, "sys/module/amdgpu"))
+        or os.path.isdir(os.path.join(root, "sys/bus/pci/drivers/amdgpu")),
+        "kfd_present": os.path.exists(kfd),
+        "kfd_access": os.path.exists(kfd) and os.access(kfd, os.R_OK | os.W_OK),
+        "euid": os.geteuid(),
+        "nics": nics,
+    }
 
 
 def _page_status(v: Any) -> str:
@@ -314,6 +444,8 @@ def gather(
         "pci_gpus": pci_gpus(root),
         "host": host_facts(root),
         "errors": [],
+        "amdsmi_package": _package_version(),
+        **node_access(root),
     }
     try:
         amdsmi.amdsmi_init(amdsmi.AmdSmiInitFlags.INIT_AMD_GPUS)
@@ -328,6 +460,13 @@ def gather(
             facts["errors"].append(f"amdsmi_get_processor_handles: {_describe(amdsmi, e)}")
             handles = []
         facts["gpus"] = [_gpu(amdsmi, h, i) for i, h in enumerate(handles)]
+        for g in facts["gpus"]:
+            device_access(root, g)
+        try:
+            v = amdsmi.amdsmi_get_lib_version()
+            facts["amdsmi_library"] = f"{v['major']}.{v['minor']}.{v['release']}"
+        except Exception:
+            facts["amdsmi_library"] = None
     finally:
         try:
             amdsmi.amdsmi_shut_down()

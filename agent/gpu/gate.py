@@ -24,6 +24,8 @@ GPU_CHECKS: list[tuple[str, Any, str]] = [
     ("gpu.query", state.query, "query"),
     ("gpu.ecc.uncorrectable", ecc.uncorrectable, "ecc_uncorrectable"),
     ("gpu.ecc.deferred", ecc.deferred, "ecc_deferred"),
+    ("gpu.ecc.correctable", ecc.correctable, "ecc_correctable"),
+    ("gpu.ras.enabled", ecc.ras_enabled, "ras"),
     ("gpu.bad_pages.count", pages.count, "bad_pages"),
     ("gpu.bad_pages.unreservable", pages.unreservable, "bad_pages_unreservable"),
     ("gpu.bad_pages.pending", pages.pending, "bad_pages_pending"),
@@ -33,6 +35,9 @@ GPU_CHECKS: list[tuple[str, Any, str]] = [
     ("gpu.pcie.width", links.pcie_width, "pcie_width"),
     ("gpu.pcie.speed", links.pcie_speed, "pcie_speed"),
     ("gpu.pcie.errors", links.pcie_errors, "pcie_errors"),
+    ("gpu.pcie.replay", links.pcie_replay, "pcie_replay"),
+    ("gpu.vram", state.vram, "vram"),
+    ("gpu.power", state.power, "power"),
     ("gpu.temperature", state.temperature, "temperature"),
     ("gpu.processes", state.processes, "processes"),
     ("gpu.partition", state.partition, "partition"),
@@ -47,16 +52,34 @@ class GpuEntry(BaseModel):
     checks: list[CheckResult] = []  # usable: warnings; excluded: what failed
 
 
+class GpuView(BaseModel):
+    """One GPU at a glance, for `tuner check --gpus`: readings and the verdict."""
+
+    index: int | None
+    bdf: str | None
+    verdict: Literal["usable", "warned", "excluded"]
+    hotspot_c: int | None = None
+    vram_c: int | None = None
+    ecc: str = ""  # "ce/ue/deferred"
+    xgmi: str = ""  # link letters
+    pcie: str = ""  # "x16 32000"
+    firmware: str = ""  # a short signature (PM and PSP_SOSDRV)
+    numa_node: int | None = None
+    problems: list[str] = []
+
+
 class NodeEntry(BaseModel):
     name: str
     status: Literal["ok", "degraded", "excluded", "failed"]
     reason: str = ""
-    installed: int | None = None  # AMD GPUs on the PCI bus
+    installed: int | None = None  # AMD GPUs on the PCI bus (failed node: expected, unknown)
     enumerated: int | None = None  # GPUs amdsmi reports
     usable: list[GpuEntry] = []
     excluded: list[GpuEntry] = []
     warnings: list[str] = []
     seconds: float | None = None
+    needs_root: list[str] = []  # checks that could not read their data without root
+    gpus: list[GpuView] = []  # every GPU's readings and verdict (the per-GPU view)
 
 
 class GateOptions(BaseModel):
@@ -84,8 +107,10 @@ class GpuInventory(BaseModel):
     generated_at: str
     gate: Gate
     usable_gpus: int
-    installed_gpus: int
+    installed_gpus: int  # includes the expected GPUs of failed nodes
     excluded_gpus: int
+    unknown_gpus: int = 0  # expected GPUs of nodes that gave no facts
+    summary: str = ""
     nodes_total: int
     nodes_usable: int
     nodes_excluded: int
@@ -117,9 +142,10 @@ def evaluate_gpu(g: GpuFacts, policy: Policy) -> list[CheckResult]:
     return out
 
 
-def failed_node(name: str, reason: str) -> NodeEntry:
-    """A node that gave no facts (unreachable, past its deadline, no ROCm): nothing usable."""
-    return NodeEntry(name=name, status="failed", reason=reason)
+def failed_node(name: str, reason: str, expected: int | None = None) -> NodeEntry:
+    """A node that gave no facts (unreachable, past its deadline, no ROCm): nothing usable;
+    its ``expected`` GPUs (policy or host variable) count as installed and unknown."""
+    return NodeEntry(name=name, status="failed", reason=reason, installed=expected)
 
 
 def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
@@ -147,6 +173,30 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         return node
 
     results = {g.index: evaluate_gpu(g, policy) for g in facts.gpus}
+
+    # Node context: the XGMI link graph, device nodes, NUMA placement.
+    expected_n = max(policy.expected_gpus_per_node or 0, len(facts.pci_gpus))
+    missing_n = max(expected_n - len(facts.gpus), 0)
+    if checks.xgmi_links.enabled:
+        graph = links.xgmi_graph(facts, checks.xgmi_links, missing_n)
+        for g in facts.gpus:
+            results[g.index] = [r for r in results[g.index] if r.check != "gpu.xgmi.links"]
+            results[g.index].append(graph[g.index])
+    for g in facts.gpus:
+        if checks.device_access.enabled:
+            results[g.index].append(state.device_access(g, facts, checks.device_access))
+        if checks.numa.enabled:
+            results[g.index].append(state.numa(g, facts, checks.numa))
+        if checks.firmware.enabled and checks.firmware.allowed:
+            results[g.index].append(_baseline(g, checks.firmware))
+    node.needs_root = sorted(
+        {w for g in facts.gpus for r in results[g.index] for w in r.evidence.get("needs_root", [])}
+    )
+    if node.needs_root:
+        who = f"the collector ran as uid {facts.euid}; " if facts.euid else ""
+        node.warnings.append(
+            f"needs root: {', '.join(node.needs_root)} (debugfs; {who}set tuner_become)"
+        )
 
     # Firmware: drift inside the node warns; mixed firmware inside one XGMI hive fails it.
     if checks.firmware.enabled:
@@ -212,6 +262,7 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
             node.excluded.append(_entry(g, blocking))
         else:
             node.usable.append(_entry(g, [r for r in res if r.status != "pass"]))
+        node.gpus.append(_view(g, res, bool(blocking)))
 
     # A GPU on the PCI bus that amdsmi does not enumerate (the driver refused it).
     if checks.missing.enabled:
@@ -245,6 +296,56 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         node.status = "degraded"
         node.reason = node.reason or f"{len(node.excluded)} GPU(s) excluded"
     return node
+
+
+def _baseline(g: GpuFacts, p: Any) -> CheckResult:
+    """Firmware, VBIOS and driver against the policy's known-good versions (a bad rollout to
+    every node agrees with the fleet majority; only a baseline catches it)."""
+    have = {**(g.firmware or {}), "vbios": g.vbios_version or "", "driver": g.driver_version or ""}
+    if g.firmware is None and any(k not in ("vbios", "driver") for k in p.allowed):
+        return CheckResult(
+            check="gpu.firmware.baseline",
+            status="unknown",
+            required=p.required,
+            evidence={"errors": {k: v for k, v in g.errors.items() if k == "firmware"}},
+            message="firmware versions could not be read",
+        )
+    bad = {k: have.get(k, "") for k, ok in p.allowed.items() if have.get(k, "") not in ok}
+    ev = {"outside_baseline": bad, "allowed": p.allowed}
+    if not bad:
+        return CheckResult(
+            check="gpu.firmware.baseline", status="pass", required=p.required, evidence=ev
+        )
+    return CheckResult(
+        check="gpu.firmware.baseline",
+        status=p.baseline_severity,
+        required=p.required,
+        evidence=ev,
+        message="outside the firmware baseline: "
+        + ", ".join(
+            f"{k} {v or '(none)'} (allowed {', '.join(p.allowed[k])})" for k, v in bad.items()
+        ),
+    )
+
+
+def _view(g: GpuFacts, res: list[CheckResult], excluded: bool) -> GpuView:
+    hot = g.temperatures.get("hotspot")
+    vr = g.temperatures.get("vram")
+    fw = g.firmware or {}
+    probs = [f"{r.check}: {r.message}" for r in res if r.status != "pass"]
+    return GpuView(
+        index=g.runtime_index,
+        bdf=g.bdf,
+        verdict="excluded" if excluded else ("warned" if probs else "usable"),
+        hotspot_c=hot.current if hot else None,
+        vram_c=vr.current if vr else None,
+        ecc=f"{g.ecc.correctable}/{g.ecc.uncorrectable}/{g.ecc.deferred}" if g.ecc else "?",
+        xgmi="".join(g.xgmi_links) if g.xgmi_links is not None else "?",
+        pcie=f"x{g.pcie.width} {g.pcie.speed}" if g.pcie else "?",
+        firmware=" ".join(f"{k}={fw[k]}" for k in ("PM", "PSP_SOSDRV") if k in fw) or "?",
+        numa_node=g.numa_node,
+        problems=probs,
+    )
 
 
 def _missing(bdf: str | None, evidence: dict[str, Any], message: str) -> GpuEntry:
@@ -293,14 +394,34 @@ def evaluate_fleet(
     if options.min_gpus is not None and usable < options.min_gpus:
         reasons.append(f"{usable} usable GPUs, fewer than --min-gpus {options.min_gpus}")
     if usable == 0:
-        reasons.append("no usable GPU in the fleet")
+        root = sorted({w for n in nodes for w in n.needs_root})
+        hint = (
+            f": {sum(1 for n in nodes if n.needs_root)} node(s) could not read root-only data "
+            f"(needs root: {', '.join(root)}); run the collector as root (tuner_become)"
+            if root
+            else ""
+        )
+        reasons.append("no usable GPU in the fleet" + hint)
     installed = sum(max(n.installed or 0, len(n.usable) + len(n.excluded)) for n in nodes)
+    unknown_gpus = sum((n.installed or 0) for n in nodes if n.status == "failed" and not n.excluded)
+    failed = [n for n in nodes if n.status == "failed" and not n.excluded]
+    summary = f"{usable} of {installed} GPUs usable"
+    if failed:
+        parts = [
+            f"{n.name} failed ({n.reason.split(':')[0]}), its "
+            f"{n.installed if n.installed is not None else '?'} GPUs unknown"
+            for n in failed[:5]
+        ]
+        more = f" and {len(failed) - 5} more nodes" if len(failed) > 5 else ""
+        summary += "; " + "; ".join(parts) + more
     return GpuInventory(
         generated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         gate=Gate(passed=not reasons, reasons=reasons, options=options, policy=policy.file),
         usable_gpus=usable,
         installed_gpus=installed,
         excluded_gpus=sum(len(n.excluded) for n in nodes),
+        unknown_gpus=unknown_gpus,
+        summary=summary,
         nodes_total=len(nodes),
         nodes_usable=len(nodes) - len(excluded_nodes),
         nodes_excluded=len(excluded_nodes),

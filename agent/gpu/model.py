@@ -75,6 +75,17 @@ class GpuFacts(_M):
     compute_partition: str | None = None
     memory_partition: str | None = None
     cper_fatal: list[dict[str, Any]] | None = None
+    xgmi_index: int | None = None  # the GPU's position in its hive
+    xgmi_peers: list[str | None] | None = None  # peer BDF of each link slot (newer ROCm)
+    ras_features: dict[str, str] | None = None  # block -> ENABLED / DISABLED / ...
+    vram_total: int | None = None  # bytes
+    vram_used: int | None = None  # bytes
+    power_cap: int | None = None  # microwatts
+    power_cap_default: int | None = None
+    throttle_status: Any = None
+    render_node: str | None = None  # /dev/dri/renderD<N>
+    render_node_access: bool | None = None  # exists and the collector may open it read-write
+    numa_node: int | None = None  # of the GPU's PCI device (sysfs)
     errors: dict[str, str] = {}  # query key -> "function: STATUS (code)"
     unsupported: list[str] = []
 
@@ -96,6 +107,11 @@ class HostFacts(_M):
     memory_bytes: int | None = None
 
 
+class Nic(_M):
+    name: str
+    numa_node: int | None = None
+
+
 class NodeFacts(_M):
     name: str
     root: str = "/"
@@ -105,3 +121,10 @@ class NodeFacts(_M):
     pci_gpus: list[PciGpu] = []
     host: HostFacts = HostFacts()
     errors: list[str] = []  # node-wide: amdsmi_init or enumeration failed
+    amdsmi_package: str | None = None  # version of the amdsmi Python package
+    amdsmi_library: str | None = None  # amdsmi_get_lib_version of libamd_smi.so
+    driver_loaded: bool | None = None
+    kfd_present: bool | None = None
+    kfd_access: bool | None = None
+    euid: int | None = None  # the collector's effective uid (0: root)
+    nics: list[Nic] = []

@@ -43,6 +43,42 @@ class SeverityCheck(_C):
     severity: Severity = "fail"
 
 
+class PcieLinkCheck(_C):
+    """Width or speed below what the link is capable of, or below ``expected``."""
+
+    expected: int | None = Field(default=None, ge=1)
+    severity: Severity = "fail"
+
+
+class RasCheck(_C):
+    blocks: list[str] = ["UMC", "SDMA", "GFX", "MMHUB", "XGMI_WAFL"]  # must be ENABLED
+    severity: Severity = "fail"
+
+
+class VramCheck(_C):
+    expected_total_gb: float | None = Field(default=288, gt=0)  # 288 GB HBM3E on MI355X
+    total_tolerance: float = Field(default=0.02, ge=0, lt=1)
+    max_used_gb: float | None = Field(default=2.0, ge=0)  # used at idle (no job running)
+    severity: Severity = "fail"
+
+
+class PowerCheck(_C):
+    expected_cap_w: float | None = Field(default=1400, gt=0)  # MI355X TBP
+    tolerance_w: float = Field(default=5, ge=0)
+    throttle: Severity | Literal["ignore"] = "warn"  # throttling at idle
+    severity: Severity = "fail"
+    required: bool = False
+
+
+class DeviceAccessCheck(_C):
+    severity: Severity = "fail"
+
+
+class NumaCheck(_C):
+    required: bool = False
+    severity: Severity = "warn"
+
+
 class ProcessesCheck(_C):
     allowed: list[str] = []  # process names that may run on a GPU (monitoring agents)
     severity: Severity = "fail"
@@ -58,6 +94,10 @@ class FirmwareCheck(_C):
     required: bool = False
     severity: Severity = "warn"  # drift within a node or from the fleet majority
     mixed_hive: Severity = "fail"  # different firmware inside one XGMI hive fails the node
+    # Known-good baseline: firmware id (PM, PSP_SOSDRV, ..., or "vbios", "driver") -> allowed
+    # versions as amdsmi prints them. Empty: no baseline, only drift is checked.
+    allowed: dict[str, list[str]] = {}
+    baseline_severity: Severity = "fail"
 
 
 class Checks(BaseModel):
@@ -83,11 +123,25 @@ class Checks(BaseModel):
     )
     xgmi_links: XgmiLinksCheck = Field(default_factory=XgmiLinksCheck, alias="gpu.xgmi.links")
     xgmi_errors: CountCheck = Field(default_factory=lambda: CountCheck(), alias="gpu.xgmi.errors")
-    pcie_width: SeverityCheck = Field(default_factory=SeverityCheck, alias="gpu.pcie.width")
-    pcie_speed: SeverityCheck = Field(
-        default_factory=lambda: SeverityCheck(severity="warn", required=False),
+    pcie_width: PcieLinkCheck = Field(default_factory=PcieLinkCheck, alias="gpu.pcie.width")
+    pcie_speed: PcieLinkCheck = Field(
+        default_factory=lambda: PcieLinkCheck(severity="warn", required=False),
         alias="gpu.pcie.speed",
     )
+    pcie_replay: CountCheck = Field(
+        default_factory=lambda: CountCheck(max=100, severity="warn", required=False),
+        alias="gpu.pcie.replay",
+    )
+    ecc_correctable: CountCheck = Field(
+        default_factory=lambda: CountCheck(max=1000), alias="gpu.ecc.correctable"
+    )
+    ras: RasCheck = Field(default_factory=RasCheck, alias="gpu.ras.enabled")
+    vram: VramCheck = Field(default_factory=VramCheck, alias="gpu.vram")
+    power: PowerCheck = Field(default_factory=PowerCheck, alias="gpu.power")
+    device_access: DeviceAccessCheck = Field(
+        default_factory=DeviceAccessCheck, alias="gpu.device_access"
+    )
+    numa: NumaCheck = Field(default_factory=NumaCheck, alias="gpu.numa")
     pcie_errors: CountCheck = Field(
         default_factory=lambda: CountCheck(max=100), alias="gpu.pcie.errors"
     )

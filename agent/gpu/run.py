@@ -87,15 +87,40 @@ def fleet_facts(
     return facts, failures, artifacts
 
 
+def expected_gpus(inv: Any) -> dict[str, int]:
+    """Host variable ``tuner_expected_gpus`` (GPUs a node should have) of every host that
+    sets it; bad values are bad input, raised before any host is touched."""
+    out: dict[str, int] = {}
+    for h in inv.hosts:
+        v = h.vars.get("tuner_expected_gpus")
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
+            raise BadInput(
+                f"host {h.name!r}: tuner_expected_gpus must be an integer 1-64, got {v!r}",
+                file=inv.path,
+                field="tuner_expected_gpus",
+            )
+        out[h.name] = v
+    return out
+
+
 def gate(
     facts: list[NodeFacts],
     failures: dict[str, str],
     order: list[str],
     policy: Policy,
     options: GateOptions,
+    expected: dict[str, int] | None = None,
 ) -> GpuInventory:
+    """Evaluate every node; a failed node counts its expected GPUs (host variable
+    ``tuner_expected_gpus``, else the policy's ``expected_gpus_per_node``) as unknown."""
+    expected = expected or {}
+    per_node = policy.expected_gpus_per_node
     entries: dict[str, NodeEntry] = {f.name: evaluate_node(f, policy) for f in facts}
-    entries.update({n: failed_node(n, why) for n, why in failures.items()})
+    entries.update(
+        {n: failed_node(n, why, expected.get(n, per_node)) for n, why in failures.items()}
+    )
     names = order + [n for n in entries if n not in order]
     return evaluate_fleet([entries[n] for n in names if n in entries], facts, policy, options)
 
@@ -108,7 +133,74 @@ def write_atomic(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, p)
 
 
-def print_inventory(inv: GpuInventory, console: Console) -> None:
+def print_gpus(inv: GpuInventory, console: Console) -> None:
+    """Every GPU: one table per group of nodes whose GPUs all read the same (a healthy
+    64-node fleet is a few lines), then one row per GPU of every other node."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    detailed = []
+    for n in inv.nodes:
+        if not n.gpus:
+            continue
+        if all(g.verdict == "usable" for g in n.gpus):
+            key = tuple((g.xgmi, g.pcie, g.firmware, g.ecc) for g in n.gpus)
+            groups.setdefault(key, []).append(n.name)
+        else:
+            detailed.append(n)
+    if groups:
+        t = Table(title="healthy nodes, grouped by identical GPU readings")
+        for c in ("nodes", "GPUs", "ECC ce/ue/def", "XGMI", "PCIe", "firmware", "hotspot C"):
+            t.add_column(c)
+        by_name = {n.name: n for n in inv.nodes}
+        for key, names in groups.items():
+            first = by_name[names[0]]
+            temps = [g.hotspot_c for nm in names for g in by_name[nm].gpus if g.hotspot_c]
+            label = ", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else "")
+            t.add_row(
+                label,
+                f"{len(first.gpus)} each",
+                key[0][3],
+                key[0][0],
+                key[0][1],
+                key[0][2],
+                f"{min(temps)}-{max(temps)}" if temps else "?",
+            )
+        console.print(t)
+    if detailed:
+        t = Table(title="nodes with a warned or excluded GPU: every GPU")
+        for c in (
+            "node",
+            "GPU",
+            "verdict",
+            "hot/vram C",
+            "ECC ce/ue/def",
+            "XGMI",
+            "PCIe",
+            "firmware",
+            "NUMA",
+            "problems",
+        ):
+            t.add_column(c)
+        for n in detailed:
+            for i, g in enumerate(n.gpus):
+                style = {"usable": "green", "warned": "yellow"}.get(g.verdict, "bold red")
+                t.add_row(
+                    n.name if i == 0 else "",
+                    f"{g.index if g.index is not None else '-'} {g.bdf or ''}",
+                    f"[{style}]{g.verdict}[/]",
+                    f"{g.hotspot_c}/{g.vram_c}",
+                    g.ecc,
+                    g.xgmi,
+                    g.pcie,
+                    g.firmware,
+                    str(g.numa_node),
+                    "; ".join(g.problems)[:160],
+                )
+        console.print(t)
+
+
+def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> None:
+    if gpus:
+        print_gpus(inv, console)
     t = Table(title="tuner check: usable GPUs per node")
     for c in ("node", "status", "usable", "excluded GPU", "why"):
         t.add_column(c)
@@ -134,10 +226,14 @@ def print_inventory(inv: GpuInventory, console: Console) -> None:
     console.print(t)
     for w in inv.fleet.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+    for n in inv.nodes:
+        for w in n.warnings:
+            if w.startswith("needs root"):
+                console.print(f"[yellow]warning:[/] {n.name}: {w}")
     verdict = "[green]PASSED[/]" if inv.gate.passed else "[bold red]FAILED[/]"
     console.print(
-        f"{inv.usable_gpus} of {inv.installed_gpus} GPUs usable on "
-        f"{inv.nodes_usable} of {inv.nodes_total} nodes. Gate {verdict}"
+        f"{inv.summary or f'{inv.usable_gpus} of {inv.installed_gpus} GPUs usable'}; "
+        f"{inv.nodes_usable} of {inv.nodes_total} nodes usable. Gate {verdict}"
     )
     for r in inv.gate.reasons:
         console.print(f"  - {r}")

@@ -70,9 +70,38 @@ def _pages(n: int, status: BadPageStatus = BadPageStatus.RESERVED) -> Callable[[
     return apply
 
 
-def _links(states: list[str]) -> Callable[[GpuState], None]:
+def _link_down(a: int, b: int) -> Mutator:
+    """The XGMI link between GPUs ``a`` and ``b`` down, as both ends see it."""
+
+    def apply(node: NodeGpuState) -> None:
+        for me, peer in ((a, b), (b, a)):
+            slots: list[str] = ["U"] * 8
+            slots[me] = "X"
+            slots[peer] = "D"
+            node.gpus[me].xgmi.link_status = slots  # type: ignore[assignment]
+
+    return apply
+
+
+def _xgmi_dead(i: int) -> Mutator:
+    """Every XGMI link of GPU ``i`` down (its XGMI PHY failed): it and each peer see it."""
+
+    def apply(node: NodeGpuState) -> None:
+        for k, g in enumerate(node.gpus):
+            slots: list[str] = ["U"] * 8
+            slots[k] = "X"
+            if k == i:
+                slots = ["D" if s == "U" else s for s in slots]
+            else:
+                slots[i] = "D"
+            g.xgmi.link_status = slots  # type: ignore[assignment]
+
+    return apply
+
+
+def _ecc(block: str, **kw: int) -> Callable[[GpuState], None]:
     def apply(g: GpuState) -> None:
-        g.xgmi.link_status = states  # type: ignore[assignment]
+        g.ecc = {**g.ecc, block: EccCounts(**kw)}
 
     return apply
 
@@ -123,14 +152,40 @@ ONE = {
         "usable, warned",
     ),
     "cper-fatal": ("a fatal CPER record", _set(cper=[CperEntry(severity="FATAL")]), "excluded"),
-    "xgmi-link-down": (
-        "one XGMI link down",
-        _links(["U", "U", "D", "U", "U", "U", "U"]),
+    "xgmi-errors": (
+        "uncorrectable XGMI errors (the XGMI_WAFL RAS block, as MI300/MI355 count them)",
+        _ecc("XGMI_WAFL", uncorrectable=3),
         "excluded",
     ),
-    "xgmi-errors": (
-        "XGMI error status set",
-        lambda g: setattr(g.xgmi, "error_status", 2),
+    "ecc-correctable-storm": (
+        "a correctable-error storm on HBM (UMC 50000)",
+        _ecc("UMC", correctable=50_000),
+        "excluded",
+    ),
+    "ras-umc-off": (
+        "RAS (ECC) disabled on the UMC block: zero errors that prove nothing",
+        _set(ras_features={"UMC": "DISABLED"}),
+        "excluded",
+    ),
+    "pcie-replay-storm": (
+        "PCIe replay count 5000",
+        _pcie(replay_count=5000),
+        "usable, warned",
+    ),
+    "pcie-gen4": (
+        "PCIe link capable of and trained at Gen4 (16 GT/s) only, expected Gen5",
+        _pcie(speed=16000, max_speed=16000, interface_version=4, max_interface_version=4),
+        "usable, warned",
+    ),
+    "vram-used-idle": (
+        "20 GB of VRAM in use with no process listed (a leaked allocation)",
+        _set(vram_used=20 << 30),
+        "excluded",
+    ),
+    "power-cap-low": ("power cap lowered to 1000 W", _set(power_cap=1_000_000_000), "excluded"),
+    "render-node-missing": (
+        "the GPU's /dev/dri render node is missing",
+        _set(render_node=False),
         "excluded",
     ),
     "pcie-downtrained": ("PCIe link trained at x8 of x16", _pcie(width=8), "excluded"),
@@ -153,9 +208,10 @@ ONE = {
         "excluded",
     ),
     "gpu-missing": (
-        "GPU on the PCI bus but not enumerated by amdsmi",
+        "GPU off the bus for amdsmi (on the PCI bus, not enumerated); its 7 peers see their "
+        "link to it down",
         _set(enumerated=False),
-        "excluded",
+        "excluded, its 7 peers usable",
     ),
     "amdsmi-error": (
         "amdsmi returns an error for one GPU's ECC query",
@@ -181,13 +237,27 @@ SCENARIOS: dict[str, Scenario] = {
     "mlperf-gpt-oss-120b": Scenario(
         "mlperf-gpt-oss-120b",
         "12 nodes x 8 MI355X; one GPU over its bad-page threshold vanished from amdsmi, one "
-        "with an XGMI link down -> 94 usable",
+        "whose XGMI links all went down (its peers keep theirs) -> 94 usable",
         12,
         {
             3: _gpu(2, _set(enumerated=False)),
-            9: _gpu(7, _links(["U", "U", "U", "U", "D", "U", "U"])),
+            9: _xgmi_dead(7),
         },
         "94 usable",
+    ),
+    "xgmi-link-down": Scenario(
+        "xgmi-link-down",
+        "the XGMI link between GPUs 3 and 5 of node 2 down (both ends see it)",
+        2,
+        {1: _link_down(3, 5)},
+        "GPUs 3 and 5 excluded, each naming the other",
+    ),
+    "collector-not-root": Scenario(
+        "collector-not-root",
+        "node 2's collector runs without root: debugfs (bad-page threshold, CPER) unreadable",
+        2,
+        {1: _node(privileged=False)},
+        "node failed, reasons name what needs root",
     ),
     "firmware-fleet-drift": Scenario(
         "firmware-fleet-drift",

@@ -32,16 +32,34 @@ class CheckResult(BaseModel):
         return self.status == "fail" or (self.status == "unknown" and self.required)
 
 
+#: Queries whose data comes from debugfs (/sys/kernel/debug/dri/N/...), which only root may
+#: read: without root amdsmi answers NOT_SUPPORTED (bad-page threshold) or NO_PERM (CPER).
+ROOT_ONLY = {"bad_page_threshold": "bad-page threshold", "cper": "CPER records"}
+
+
+def needs_root(gpu: GpuFacts, key: str) -> bool:
+    """Did ``key`` fail the way a root-only query fails without root?"""
+    if key not in ROOT_ONLY:
+        return False
+    return key in gpu.unsupported or "NO_PERM" in gpu.errors.get(key, "")
+
+
 def unknown(check: str, gpu: GpuFacts, keys: tuple[str, ...], required: bool) -> CheckResult:
-    """The facts a check needs are missing: say why (query error or not supported)."""
+    """The facts a check needs are missing: say why (query error, not supported, needs root)."""
     errs = {k: gpu.errors[k] for k in keys if k in gpu.errors}
     unsup = [k for k in keys if k in gpu.unsupported]
-    why = "; ".join(errs.values()) or (f"not supported: {', '.join(unsup)}" if unsup else "no data")
+    root = [ROOT_ONLY[k] for k in keys if needs_root(gpu, k)]
+    why = (
+        f"needs root: {', '.join(root)} (debugfs; run the collector as root, tuner_become)"
+        if root
+        else "; ".join(errs.values())
+        or (f"not supported: {', '.join(unsup)}" if unsup else "no data")
+    )
     return CheckResult(
         check=check,
         status="unknown",
         required=required,
-        evidence={"errors": errs, "unsupported": unsup},
+        evidence={"errors": errs, "unsupported": unsup, **({"needs_root": root} if root else {})},
         message=why,
     )
 

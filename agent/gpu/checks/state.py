@@ -2,9 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.gpu.checks import CheckResult, Status, unknown, verdict
-from agent.gpu.model import GpuFacts
-from agent.gpu.policy import _C, CountCheck, PartitionCheck, ProcessesCheck
+from agent.gpu.model import GpuFacts, NodeFacts
+from agent.gpu.policy import (
+    _C,
+    CountCheck,
+    DeviceAccessCheck,
+    NumaCheck,
+    PartitionCheck,
+    PowerCheck,
+    ProcessesCheck,
+    VramCheck,
+)
+
+#: Query keys (GpuFacts.errors) that a check reads and reports itself: their errors show up
+#: in that check (unknown, blocking only if the check is required), not in gpu.query.
+OWNED_KEYS = (
+    "ecc",
+    "bad_pages",
+    "bad_page_threshold",
+    "cper",
+    "xgmi_links",
+    "xgmi_errors",
+    "link_metrics",
+    "pcie",
+    "firmware",
+    "vbios",
+    "driver",
+    "processes",
+    "compute_partition",
+    "memory_partition",
+    "ras",
+    "vram_total",
+    "vram_used",
+    "power_cap",
+    "metrics",
+    "xgmi_info",
+)
 
 
 def temperature(gpu: GpuFacts, p: _C) -> CheckResult:
@@ -72,14 +108,116 @@ def cper_fatal(gpu: GpuFacts, p: CountCheck) -> CheckResult:
 
 
 def query(gpu: GpuFacts, p: _C) -> CheckResult:
-    """Any amdsmi error other than NOT_SUPPORTED: the GPU is not proven healthy."""
+    """An amdsmi error (other than NOT_SUPPORTED) on a query no other check owns (identity,
+    enumeration, temperatures): the GPU is not proven healthy. Errors on a check's own data
+    are that check's result (unknown), so an optional check's error excludes nothing."""
     c = "gpu.query"
-    if gpu.errors:
+    errs = {k: v for k, v in gpu.errors.items() if k not in OWNED_KEYS}
+    if errs:
         return CheckResult(
             check=c,
             status="fail",
             required=True,
-            evidence={"errors": gpu.errors},
-            message="amdsmi query failed: " + "; ".join(gpu.errors.values()),
+            evidence={"errors": errs},
+            message="amdsmi query failed: " + "; ".join(errs.values()),
         )
     return CheckResult(check=c, status="pass", required=True, evidence={})
+
+
+GB = 1 << 30
+
+
+def vram(gpu: GpuFacts, p: VramCheck) -> CheckResult:
+    """VRAM total as expected (a GPU that lost HBM stacks reports less) and used at idle."""
+    c = "gpu.vram"
+    if gpu.vram_total is None or (p.max_used_gb is not None and gpu.vram_used is None):
+        return unknown(c, gpu, ("vram_total", "vram_used"), p.required)
+    total, used = gpu.vram_total / GB, (gpu.vram_used or 0) / GB
+    ev = {
+        "total_gb": round(total, 2),
+        "used_gb": round(used, 2),
+        "expected_total_gb": p.expected_total_gb,
+        "max_used_gb": p.max_used_gb,
+    }
+    problems = []
+    if p.expected_total_gb is not None and total < p.expected_total_gb * (1 - p.total_tolerance):
+        problems.append(f"VRAM {total:.1f} GB, expected {p.expected_total_gb:g} GB")
+    if p.max_used_gb is not None and used > p.max_used_gb:
+        problems.append(f"{used:.1f} GB VRAM in use at idle, max {p.max_used_gb:g} GB")
+    return verdict(c, p, ev, "; ".join(problems) or None)
+
+
+def power(gpu: GpuFacts, p: PowerCheck) -> CheckResult:
+    """Power cap as expected (a lowered cap slows every collective) and throttling at idle."""
+    c = "gpu.power"
+    if gpu.power_cap is None:
+        return unknown(c, gpu, ("power_cap",), p.required)
+    cap_w = gpu.power_cap / 1e6
+    throttled = gpu.throttle_status not in (None, 0, False, "N/A")
+    ev = {
+        "power_cap_w": cap_w,
+        "expected_cap_w": p.expected_cap_w,
+        "default_cap_w": (gpu.power_cap_default or 0) / 1e6,
+        "throttle_status": gpu.throttle_status,
+    }
+    if p.expected_cap_w is not None and abs(cap_w - p.expected_cap_w) > p.tolerance_w:
+        return verdict(c, p, ev, f"power cap {cap_w:g} W, expected {p.expected_cap_w:g} W")
+    if throttled and p.throttle != "ignore":
+        return CheckResult(
+            check=c,
+            status=p.throttle,
+            required=p.required,
+            evidence=ev,
+            message=f"throttling at idle (throttle status {gpu.throttle_status})",
+        )
+    return verdict(c, p, ev, None)
+
+
+def device_access(gpu: GpuFacts, node: NodeFacts, p: DeviceAccessCheck) -> CheckResult:
+    """amdgpu loaded, /dev/kfd and the GPU's render node present and usable by the collector."""
+    c = "gpu.device_access"
+    ev: dict[str, Any] = {
+        "driver_loaded": node.driver_loaded,
+        "kfd_present": node.kfd_present,
+        "kfd_access": node.kfd_access,
+        "render_node": gpu.render_node,
+        "render_node_access": gpu.render_node_access,
+    }
+    if node.kfd_present is None and gpu.render_node_access is None:
+        return CheckResult(
+            check=c,
+            status="unknown",
+            required=p.required,
+            evidence=ev,
+            message="device nodes not checked (facts from an older collector)",
+        )
+    problems = []
+    if node.driver_loaded is False:
+        problems.append("amdgpu driver not loaded")
+    if not node.kfd_present:
+        problems.append("/dev/kfd missing")
+    elif not node.kfd_access:
+        problems.append("/dev/kfd not accessible (render/video group?)")
+    if not gpu.render_node_access:
+        problems.append(f"{gpu.render_node or 'render node'} missing or not accessible")
+    return verdict(c, p, ev, "; ".join(problems) or None)
+
+
+def numa(gpu: GpuFacts, node: NodeFacts, p: NumaCheck) -> CheckResult:
+    """Evidence for the launch: the GPU's NUMA node and the NICs on the same node."""
+    c = "gpu.numa"
+    nics = [n.name for n in node.nics if gpu.numa_node is not None and n.numa_node == gpu.numa_node]
+    ev = {
+        "numa_node": gpu.numa_node,
+        "nics_same_numa": nics,
+        "nics": {n.name: n.numa_node for n in node.nics},
+    }
+    if gpu.numa_node is None or gpu.numa_node < 0:
+        return CheckResult(
+            check=c,
+            status="unknown",
+            required=p.required,
+            evidence=ev,
+            message="NUMA node of the GPU unknown",
+        )
+    return verdict(c, p, ev, None)

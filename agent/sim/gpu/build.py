@@ -85,8 +85,15 @@ def build_library(out_dir: Path, cc: str | None = None) -> Path:
             raise BuildError(f"cannot generate stubs: {exc}") from exc
         tmp_lib = gen_dir / LIB_NAME
         cmd = [
-            compiler, *CFLAGS, f"-I{gen_dir}", f"-I{SOURCE_DIR}", "-o", str(tmp_lib),
-            *(str(SOURCE_DIR / s) for s in C_SOURCES), str(stubs), "-ldl",
+            compiler,
+            *CFLAGS,
+            f"-I{gen_dir}",
+            f"-I{SOURCE_DIR}",
+            "-o",
+            str(tmp_lib),
+            *(str(SOURCE_DIR / s) for s in C_SOURCES),
+            str(stubs),
+            "-ldl",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:

@@ -178,10 +178,40 @@ _SIMPLE: dict[Any, str] = {
 }
 
 _C_KEYWORDS = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
-    "typedef", "union", "unsigned", "void", "volatile", "while",
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
 }
 
 
@@ -278,14 +308,14 @@ def _struct_def(namer: _TypeNamer, t: Any) -> str:
         else:
             lines.append(f"    {namer.decl(ftype, c_field_name(fname))};")
     lines.append(f"}} {name};")
-    lines.append(f"_Static_assert(sizeof({name}) == {ctypes.sizeof(t)}, \"size of {name}\");")
+    lines.append(f'_Static_assert(sizeof({name}) == {ctypes.sizeof(t)}, "size of {name}");')
     for f in t._fields_:
         if len(f) == 3:
             continue
         off = getattr(t, f[0]).offset
         cname = c_field_name(f[0])
         lines.append(
-            f"_Static_assert(offsetof({name}, {cname}) == {off}, \"offset of {name}.{cname}\");"
+            f'_Static_assert(offsetof({name}, {cname}) == {off}, "offset of {name}.{cname}");'
         )
     return "\n".join(lines)
 
@@ -303,7 +333,8 @@ def _c_string(s: str) -> str:
 def _prefixed(module: ModuleType, prefix: str) -> list[tuple[str, int]]:
     """Integer constants of the wrapper named PREFIX*, sorted by value then name."""
     rows = [
-        (name, val) for name, val in vars(module).items()
+        (name, val)
+        for name, val in vars(module).items()
         if name.startswith(prefix) and type(val) is int
     ]
     return sorted(rows, key=lambda r: (r[1], r[0]))
@@ -336,9 +367,7 @@ def generate_header(info: WrapperInfo) -> str:
         out += [_struct_def(namer, t), ""]
     out += ["#pragma pack(pop)", "", "/* Prototypes of every bound symbol, from argtypes. */"]
     for fn in info.functions:
-        args = ", ".join(
-            namer.decl(a, f"a{i}") for i, a in enumerate(fn.argtypes)
-        ) or "void"
+        args = ", ".join(namer.decl(a, f"a{i}") for i, a in enumerate(fn.argtypes)) or "void"
         out.append(f"{namer.base(fn.restype)} {fn.name}({args});")
 
     def table(cname: str, rows: list[tuple[str, int]]) -> None:
@@ -357,8 +386,11 @@ def generate_header(info: WrapperInfo) -> str:
     table("sim_cper_notify_names", _prefixed(mod, "AMDSMI_CPER_NOTIFY_TYPE_"))
     table(
         "sim_gpu_block_names",
-        [(n, v) for n, v in _prefixed(mod, "AMDSMI_GPU_BLOCK_") if v and v & (v - 1) == 0
-         and v < (1 << 32)],
+        [
+            (n, v)
+            for n, v in _prefixed(mod, "AMDSMI_GPU_BLOCK_")
+            if v and v & (v - 1) == 0 and v < (1 << 32)
+        ],
     )
     table("sim_ras_state_names", _prefixed(mod, "AMDSMI_RAS_ERR_STATE_"))
     table(
@@ -367,8 +399,11 @@ def generate_header(info: WrapperInfo) -> str:
     )
     table(
         "sim_temp_metric_names",
-        [(n, v) for n, v in _prefixed(mod, "AMDSMI_TEMP_")
-         if not n.startswith("AMDSMI_TEMPERATURE") and v <= 14],
+        [
+            (n, v)
+            for n, v in _prefixed(mod, "AMDSMI_TEMP_")
+            if not n.startswith("AMDSMI_TEMPERATURE") and v <= 14
+        ],
     )
     table("sim_form_factor_names", _prefixed(mod, "AMDSMI_CARD_FORM_FACTOR_"))
     table("sim_cper_sev_names", _prefixed(mod, "AMDSMI_CPER_SEV_"))

@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -91,6 +92,10 @@ typedef struct {
     uint32_t pcie_width, pcie_speed, pcie_bandwidth, pcie_other_end_recovery;
     uint64_t pcie_replay, pcie_l0_recovery, pcie_replay_rollover, pcie_nak_sent, pcie_nak_received;
     uint32_t xgmi_n_links, xgmi_link[SIM_MAX_LINKS], xgmi_error, xgmi_lanes, xgmi_index;
+    int xgmi_error_inval; /* the sysfs xgmi_error read fails with EINVAL (DF 4.x: MI300, MI355) */
+    uint64_t vram_total, vram_used;     /* bytes */
+    uint64_t power_cap, power_cap_default, power_cap_min, power_cap_max; /* microwatts */
+    uint64_t throttle_status;           /* gpu_metrics throttle_status bits */
     uint64_t xgmi_hive_id, xgmi_node_id;
     int64_t temp[SIM_TEMP_TYPES][SIM_TEMP_METRICS];
     uint8_t temp_set[SIM_TEMP_TYPES][SIM_TEMP_METRICS];
@@ -120,6 +125,8 @@ static sim_socket_t g_sockets[SIM_MAX_GPUS];
 static int g_num_sockets;
 static uint32_t g_node_index;
 static uint32_t g_hang_ms; /* [node] hang_ms: amdsmi_init blocks this long */
+static int g_privileged = -1; /* [node] privileged: -1 auto (geteuid() == 0), 0 no, 1 yes */
+static char g_lib_version[SIM_STR]; /* [node] lib_version: empty = the amdsmi package's */
 static uint8_t g_node_fail_set[SIM_NUM_SYMBOLS];
 static uint32_t g_node_fail[SIM_NUM_SYMBOLS];
 static int g_init;
@@ -298,8 +305,14 @@ static void sim_gpu_defaults(sim_gpu_t *g, int i, uint32_t node) {
     g->pcie_slot_type = AMDSMI_CARD_FORM_FACTOR_OAM;
     g->pcie_width = 16;
     g->pcie_speed = 32000;
-    g->xgmi_n_links = 7;
-    for (int l = 0; l < SIM_MAX_LINKS; l++) g->xgmi_link[l] = AMDSMI_XGMI_LINK_UP;
+    g->xgmi_n_links = 0; /* no explicit slots: every slot derived from the hive (sim_link) */
+    g->xgmi_error_inval = 1;
+    g->vram_total = 288ULL << 30; /* 288 GB HBM3E */
+    g->vram_used = 283ULL << 20;  /* what the driver keeps at idle */
+    g->power_cap = 1400000000ULL; /* 1400 W */
+    g->power_cap_default = 1400000000ULL;
+    g->power_cap_min = 200000000ULL;
+    g->power_cap_max = 1400000000ULL;
     g->xgmi_lanes = 16;
     g->xgmi_hive_id = 0x4D49333535580000ULL + node;
     g->xgmi_node_id = (uint64_t)i;
@@ -382,6 +395,13 @@ static const sim_field_t k_fields[] = {
     FLD("pcie.nak_received_count", F_U64, pcie_nak_received),
     FLD("pcie.lc_perf_other_end_recovery_count", F_U32, pcie_other_end_recovery),
     FLD("xgmi.lanes", F_U32, xgmi_lanes),
+    FLD("vram.total", F_U64, vram_total),
+    FLD("vram.used", F_U64, vram_used),
+    FLD("power.cap", F_U64, power_cap),
+    FLD("power.cap_default", F_U64, power_cap_default),
+    FLD("power.cap_min", F_U64, power_cap_min),
+    FLD("power.cap_max", F_U64, power_cap_max),
+    FLD("throttle_status", F_U64, throttle_status),
     FLD("xgmi.hive_id", F_U64, xgmi_hive_id),
     FLD("xgmi.node_id", F_U64, xgmi_node_id),
     FLD("xgmi.index", F_U32, xgmi_index),
@@ -500,9 +520,14 @@ static int sim_parse_gpu_key(const sim_pos_t *pos, sim_gpu_t *g, const char *key
     }
     if (!strcmp(key, "xgmi.error_status")) {
         uint64_t v;
+        if (!strcasecmp(val, "inval")) {
+            g->xgmi_error_inval = 1;
+            return 1;
+        }
         if (!sim_parse_u64(val, &v) || v > 2)
-            return sim_error(pos, "%s: expected 0, 1 or 2, got '%s'", key, val);
+            return sim_error(pos, "%s: expected 0, 1, 2 or inval, got '%s'", key, val);
         g->xgmi_error = (uint32_t)v;
+        g->xgmi_error_inval = 0;
         return 1;
     }
     if (!strcmp(key, "xgmi.link_status")) {
@@ -748,6 +773,16 @@ static int sim_parse_state(const char *path, char *text) {
                 if (!sim_parse_u64(val, &v) || v > 0xFFFFFFFFu)
                     return sim_error(&pos, "index: expected an unsigned integer");
                 g_node_index = (uint32_t)v;
+            } else if (!strcmp(key, "privileged")) {
+                int b;
+                if (!strcasecmp(val, "auto")) g_privileged = -1;
+                else if (sim_parse_bool(val, &b)) g_privileged = b;
+                else return sim_error(&pos, "privileged: expected auto, true or false");
+            } else if (!strcmp(key, "lib_version")) {
+                unsigned a, b2, c;
+                if (sscanf(val, "%u.%u.%u", &a, &b2, &c) != 3 || strlen(val) >= SIM_STR)
+                    return sim_error(&pos, "lib_version: expected MAJOR.MINOR.RELEASE");
+                sim_copy(g_lib_version, SIM_STR, val);
             } else if (!strcmp(key, "hang_ms")) {
                 uint64_t v;
                 if (!sim_parse_u64(val, &v) || v > 3600000u)
@@ -788,6 +823,8 @@ static void sim_reset(void) {
     g_num_gpus = 0;
     g_num_sockets = 0;
     g_node_index = 0;
+    g_privileged = -1;
+    g_lib_version[0] = '\0';
     memset(g_node_fail_set, 0, sizeof g_node_fail_set);
     memset(g_node_fail, 0, sizeof g_node_fail);
 }
@@ -879,6 +916,31 @@ static uint32_t sim_enter(const char *name, const void *h, sim_gpu_t **out) {
 
 #define NEED(p) do { if (!(p)) return AMDSMI_STATUS_INVAL; } while (0)
 
+/* Does the caller have root? Debugfs (/sys/kernel/debug) is root-only (docs/sim-gpu-state.md). */
+static int sim_privileged(void) { return g_privileged >= 0 ? g_privileged : geteuid() == 0; }
+
+/* XGMI link slot L of G as the library reports it: an explicit state from the file, else
+ * derived from the hive: slot L is the link to the GPU whose xgmi index is L; its own slot
+ * and slots without a GPU are disabled; a peer that is not enumerated (off the bus) is down. */
+static uint32_t sim_link(const sim_gpu_t *g, uint32_t l) {
+    if (l < g->xgmi_n_links) return g->xgmi_link[l];
+    if (l == g->xgmi_index) return AMDSMI_XGMI_LINK_DISABLE;
+    for (int i = 0; i < g_num_gpus; i++) {
+        const sim_gpu_t *p = &g_gpus[i];
+        if (p == g || p->xgmi_hive_id != g->xgmi_hive_id || p->xgmi_index != l) continue;
+        return p->enumerated ? AMDSMI_XGMI_LINK_UP : AMDSMI_XGMI_LINK_DOWN;
+    }
+    return AMDSMI_XGMI_LINK_DISABLE;
+}
+
+static const sim_gpu_t *sim_link_peer(const sim_gpu_t *g, uint32_t l) {
+    for (int i = 0; i < g_num_gpus; i++) {
+        const sim_gpu_t *p = &g_gpus[i];
+        if (p != g && p->xgmi_hive_id == g->xgmi_hive_id && p->xgmi_index == l) return p;
+    }
+    return NULL;
+}
+
 /* Extra exports for tests and debugging. */
 SIM_API const char *tuner_sim_last_error(void) { return g_last_error; }
 SIM_API const char *tuner_sim_state_path(void) {
@@ -916,10 +978,12 @@ uint32_t amdsmi_shut_down(void) {
 }
 
 uint32_t amdsmi_get_lib_version(struct_amdsmi_version_t *v) {
-    static char build[] = "tuner-sim " SIM_AMDSMI_VERSION;
+    static char build[SIM_STR + 16];
     NEED(v);
+    const char *ver = g_lib_version[0] ? g_lib_version : SIM_AMDSMI_VERSION;
+    snprintf(build, sizeof build, "tuner-sim %s", ver);
     unsigned major = 0, minor = 0, rel = 0;
-    sscanf(SIM_AMDSMI_VERSION, "%u.%u.%u", &major, &minor, &rel);
+    sscanf(ver, "%u.%u.%u", &major, &minor, &rel);
     memset(v, 0, sizeof *v);
     v->major = major;
     v->minor = minor;
@@ -1294,6 +1358,8 @@ uint32_t amdsmi_get_gpu_memory_reserved_pages(void *h, uint32_t *n,
 uint32_t amdsmi_get_gpu_bad_page_threshold(void *h, uint32_t *threshold) {
     ENTER(h, g);
     NEED(threshold);
+    /* ROCm reads debugfs .../ras/bad_page_cnt_threshold; the open fails without root -> NOT_SUPPORTED */
+    if (!sim_privileged()) return AMDSMI_STATUS_NOT_SUPPORTED;
     *threshold = g->bad_page_threshold;
     return AMDSMI_STATUS_SUCCESS;
 }
@@ -1303,6 +1369,9 @@ uint32_t amdsmi_get_gpu_cper_entries(void *h, uint32_t severity_mask, char *buf,
                                      uint64_t *cursor) {
     ENTER(h, g);
     NEED(buf && buf_size && hdrs && entry_count && cursor);
+    /* CPER records come from the driver's debugfs ring: without root -> NO_PERM, which
+     * amd-smi's CLI reports as "This command requires elevation". */
+    if (!sim_privileged()) return AMDSMI_STATUS_NO_PERM;
     uint64_t max_entries = *entry_count, used = 0, count = 0, i;
     uint32_t st = AMDSMI_STATUS_SUCCESS;
     for (i = *cursor; i < g->n_cper; i++) {
@@ -1375,14 +1444,37 @@ uint32_t amdsmi_get_gpu_xgmi_link_status(void *h, struct_amdsmi_xgmi_link_status
     ENTER(h, g);
     NEED(s);
     memset(s, 0, sizeof *s);
-    s->total_links = g->xgmi_n_links;
-    for (uint32_t l = 0; l < g->xgmi_n_links && l < SIM_MAX_LINKS; l++) s->status[l] = g->xgmi_link[l];
+    /* ROCm: total_links = number of sockets (GPUs amdsmi enumerates), at most
+     * AMDSMI_MAX_NUM_XGMI_LINKS; each status comes from gpu_metrics xgmi_link_status[]. */
+    s->total_links = (uint32_t)g_num_sockets < SIM_MAX_LINKS ? (uint32_t)g_num_sockets : SIM_MAX_LINKS;
+    for (uint32_t l = 0; l < s->total_links; l++) s->status[l] = sim_link(g, l);
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+uint32_t amdsmi_get_link_metrics(void *h, struct_amdsmi_link_metrics_t *m) {
+    ENTER(h, g);
+    NEED(m);
+    memset(m, 0, sizeof *m);
+    m->num_links = SIM_MAX_LINKS;
+    for (uint32_t l = 0; l < SIM_MAX_LINKS; l++) {
+        const sim_gpu_t *p = sim_link_peer(g, l);
+        if (p) {
+            sim_fill_bdf(p, &m->links[l].bdf);
+        } else {
+            memset(&m->links[l].bdf, 0xFF, sizeof m->links[l].bdf); /* no destination */
+        }
+        m->links[l].bit_rate = 32;
+        m->links[l].max_bandwidth = 32 * 16;
+        m->links[l].link_type = AMDSMI_LINK_TYPE_XGMI;
+    }
     return AMDSMI_STATUS_SUCCESS;
 }
 
 uint32_t amdsmi_gpu_xgmi_error_status(void *h, uint32_t *status) {
     ENTER(h, g);
     NEED(status);
+    /* MI300/MI355: sysfs xgmi_error -> EINVAL -> AMDSMI_STATUS_INVAL (rocm-systems #11468) */
+    if (g->xgmi_error_inval) return AMDSMI_STATUS_INVAL;
     *status = g->xgmi_error;
     return AMDSMI_STATUS_SUCCESS;
 }
@@ -1436,6 +1528,50 @@ uint32_t amdsmi_get_gpu_topo_numa_affinity(void *h, int32_t *numa) {
     return AMDSMI_STATUS_SUCCESS;
 }
 
+/* ------------------------------------------------------------------ memory, power */
+
+uint32_t amdsmi_get_gpu_memory_total(void *h, uint32_t type, uint64_t *total) {
+    ENTER(h, g);
+    NEED(total);
+    if (type != AMDSMI_MEM_TYPE_VRAM) return AMDSMI_STATUS_NOT_SUPPORTED;
+    *total = g->vram_total;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+uint32_t amdsmi_get_gpu_memory_usage(void *h, uint32_t type, uint64_t *used) {
+    ENTER(h, g);
+    NEED(used);
+    if (type != AMDSMI_MEM_TYPE_VRAM) return AMDSMI_STATUS_NOT_SUPPORTED;
+    uint64_t procs = 0;
+    for (uint32_t i = 0; i < g->n_procs; i++) procs += g->procs[i].mem;
+    *used = g->vram_used + procs;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+uint32_t amdsmi_get_gpu_vram_info(void *h, struct_amdsmi_vram_info_t *v) {
+    ENTER(h, g);
+    NEED(v);
+    memset(v, 0, sizeof *v);
+    v->vram_type = AMDSMI_VRAM_TYPE_HBM3; /* amdsmi 7.0.2 has no HBM3E member */
+    sim_copy(v->vram_vendor, sizeof v->vram_vendor, "HYNIX");
+    v->vram_size = g->vram_total >> 20; /* MB */
+    v->vram_bit_width = 8192;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+uint32_t amdsmi_get_power_cap_info(void *h, uint32_t sensor, struct_amdsmi_power_cap_info_t *p) {
+    ENTER(h, g);
+    NEED(p);
+    if (sensor != 0) return AMDSMI_STATUS_NOT_SUPPORTED;
+    memset(p, 0, sizeof *p);
+    p->power_cap = g->power_cap;
+    p->default_power_cap = g->power_cap_default;
+    p->dpm_cap = 0;
+    p->min_power_cap = g->power_cap_min;
+    p->max_power_cap = g->power_cap_max;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
 /* ------------------------------------------------------------------ thermal, processes, metrics */
 
 uint32_t amdsmi_get_temp_metric(void *h, uint32_t type, uint32_t metric, int64_t *value) {
@@ -1482,8 +1618,6 @@ uint32_t amdsmi_get_gpu_metrics_info(void *h, struct_amdsmi_gpu_metrics_t *m) {
         m->temperature_hotspot = (uint16_t)g->temp[AMDSMI_TEMPERATURE_TYPE_HOTSPOT][AMDSMI_TEMP_CURRENT];
     if (g->temp_set[AMDSMI_TEMPERATURE_TYPE_VRAM][AMDSMI_TEMP_CURRENT])
         m->temperature_mem = (uint16_t)g->temp[AMDSMI_TEMPERATURE_TYPE_VRAM][AMDSMI_TEMP_CURRENT];
-    m->throttle_status = 0;
-    m->indep_throttle_status = 0;
     m->pcie_link_width = (uint16_t)g->pcie_width;
     m->pcie_link_speed = (uint16_t)(g->pcie_speed / 100); /* 0.1 GT/s units */
     m->pcie_replay_count_acc = g->pcie_replay;
@@ -1492,7 +1626,11 @@ uint32_t amdsmi_get_gpu_metrics_info(void *h, struct_amdsmi_gpu_metrics_t *m) {
     m->pcie_nak_sent_count_acc = (uint32_t)g->pcie_nak_sent;
     m->pcie_nak_rcvd_count_acc = (uint32_t)g->pcie_nak_received;
     m->num_partition = 1;
-    for (uint32_t l = 0; l < g->xgmi_n_links && l < SIM_MAX_LINKS; l++)
-        m->xgmi_link_status[l] = g->xgmi_link[l] == AMDSMI_XGMI_LINK_UP ? 1 : 0;
+    m->throttle_status = (uint32_t)g->throttle_status;
+    m->indep_throttle_status = g->throttle_status;
+    for (uint32_t l = 0; l < SIM_MAX_LINKS; l++) {
+        uint32_t st = sim_link(g, l);
+        m->xgmi_link_status[l] = st == AMDSMI_XGMI_LINK_UP ? 1 : st == AMDSMI_XGMI_LINK_DOWN ? 0 : 0xFFFF;
+    }
     return AMDSMI_STATUS_SUCCESS;
 }

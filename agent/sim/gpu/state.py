@@ -48,12 +48,39 @@ DEFAULT_FIRMWARE: dict[str, int] = {
 }
 #: The 19 GPU blocks amdsmi reports ECC counts and RAS features for.
 GPU_BLOCKS = (
-    "UMC", "SDMA", "GFX", "MMHUB", "ATHUB", "PCIE_BIF", "HDP", "XGMI_WAFL", "DF", "SMN", "SEM",
-    "MP0", "MP1", "FUSE", "MCA", "VCN", "JPEG", "IH", "MPIO",
+    "UMC",
+    "SDMA",
+    "GFX",
+    "MMHUB",
+    "ATHUB",
+    "PCIE_BIF",
+    "HDP",
+    "XGMI_WAFL",
+    "DF",
+    "SMN",
+    "SEM",
+    "MP0",
+    "MP1",
+    "FUSE",
+    "MCA",
+    "VCN",
+    "JPEG",
+    "IH",
+    "MPIO",
 )
 RAS_STATES = ("NONE", "DISABLED", "PARITY", "SING_C", "MULT_UC", "POISON", "ENABLED")
 CPER_NOTIFY_TYPES = (
-    "CMC", "CPE", "MCE", "PCIE", "INIT", "NMI", "BOOT", "DMAR", "SEA", "SEI", "PEI",
+    "CMC",
+    "CPE",
+    "MCE",
+    "PCIE",
+    "INIT",
+    "NMI",
+    "BOOT",
+    "DMAR",
+    "SEA",
+    "SEI",
+    "PEI",
     "CXL_COMPONENT",
 )
 _BDF_RE = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\.[0-7]$")
@@ -119,13 +146,13 @@ class PcieState(_Model):
 LinkState = Literal["U", "D", "X"]  # up, down, disabled
 
 
-def _seven_links_up() -> list[LinkState]:
-    return ["U"] * 7
-
-
 class XgmiState(_Model):
-    link_status: list[LinkState] = Field(default_factory=_seven_links_up, max_length=8)
-    error_status: int = Field(default=0, ge=0, le=2)  # 0 none, 1 one error, 2 multiple errors
+    # Explicit states of the first slots; None (or slots past the list): derived by the
+    # library from the hive (own slot X, a peer off the bus D, others U).
+    link_status: list[LinkState] | None = Field(default=None, max_length=8)
+    # 0 none, 1 one error, 2 multiple errors; "inval": the query fails with
+    # AMDSMI_STATUS_INVAL as on every MI300/MI355 (DF 4.x, rocm-systems #11468).
+    error_status: int | Literal["inval"] = "inval"
     lanes: int = 16
     hive_id: int | None = None  # None: derived from the node index
     node_id: int | None = None  # None: the GPU index
@@ -238,6 +265,13 @@ class GpuState(_Model):
     compute_partition: str = "SPX"
     memory_partition: str = "NPS1"
     numa_node: int | None = None
+    vram_total: int = Field(default=288 << 30, ge=0)  # bytes: 288 GB HBM3E
+    vram_used: int = Field(default=283 << 20, ge=0)  # bytes the driver holds at idle
+    power_cap: int = Field(default=1_400_000_000, ge=0)  # microwatts (1400 W)
+    power_cap_default: int = Field(default=1_400_000_000, ge=0)
+    power_cap_max: int = Field(default=1_400_000_000, ge=0)
+    throttle_status: int = Field(default=0, ge=0)  # gpu_metrics throttle_status bits
+    render_node: bool = True  # R/dev/dri/renderD<drm_render> exists (enumerated GPUs only)
     cper: list[CperEntry] = Field(default_factory=list)
     fail: dict[str, Status] = Field(default_factory=dict)  # C function -> status
 
@@ -325,6 +359,12 @@ class NodeGpuState(_Model):
     gpus: list[GpuState] = Field(default_factory=list, max_length=64)
     fail: dict[str, Status] = Field(default_factory=dict)  # node-wide, e.g. amdsmi_init
     hang_ms: int = Field(default=0, ge=0, le=3_600_000)  # amdsmi_init blocks (a hung driver)
+    kfd: bool = True  # R/dev/kfd exists
+    # Does the collector have root (debugfs)? None: whatever the calling process has.
+    privileged: bool | None = None
+    # The version libamd_smi.so reports (None: the amdsmi package's): a node half-way
+    # through a ROCm upgrade.
+    lib_version: str | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
 
     @field_validator("fail")
     @classmethod
@@ -389,6 +429,12 @@ def render_state(state: NodeGpuState) -> str:
         "[node]",
         f"index = {state.index}",
         *([f"hang_ms = {state.hang_ms}"] if state.hang_ms else []),
+        *(
+            [f"privileged = {str(state.privileged).lower()}"]
+            if state.privileged is not None
+            else []
+        ),
+        *([f"lib_version = {state.lib_version}"] if state.lib_version else []),
         *_fail_lines(state.fail),
     ]
     for i, g in enumerate(state.gpus):
@@ -424,6 +470,12 @@ def render_state(state: NodeGpuState) -> str:
             f"board.product_name = {_q(g.product_name)}",
             f"board.manufacturer_name = {_q(g.manufacturer_name)}",
             f"numa_node = {g.numa_node}",
+            f"vram.total = {g.vram_total}",
+            f"vram.used = {g.vram_used}",
+            f"power.cap = {g.power_cap}",
+            f"power.cap_default = {g.power_cap_default}",
+            f"power.cap_max = {g.power_cap_max}",
+            f"throttle_status = {g.throttle_status:#x}",
         ]
         for block, counts in g.ecc.items():
             lines += [
@@ -437,9 +489,7 @@ def render_state(state: NodeGpuState) -> str:
             f"ras.ecc_schema_flag = {g.ras_ecc_schema_flag:#x}",
             f"bad_page_threshold = {g.bad_page_threshold}",
         ]
-        lines += [
-            f"bad_page = {bp.address:#x}, {bp.size}, {bp.status.value}" for bp in g.bad_pages
-        ]
+        lines += [f"bad_page = {bp.address:#x}, {bp.size}, {bp.status.value}" for bp in g.bad_pages]
         lines += [
             f"pcie.max_width = {p.max_width}",
             f"pcie.max_speed = {p.max_speed}",
@@ -455,7 +505,7 @@ def render_state(state: NodeGpuState) -> str:
             f"pcie.nak_sent_count = {p.nak_sent_count}",
             f"pcie.nak_received_count = {p.nak_received_count}",
             f"pcie.lc_perf_other_end_recovery_count = {p.lc_perf_other_end_recovery_count}",
-            f"xgmi.link_status = {' '.join(x.link_status)}",
+            *([f"xgmi.link_status = {' '.join(x.link_status)}"] if x.link_status else []),
             f"xgmi.error_status = {x.error_status}",
             f"xgmi.lanes = {x.lanes}",
             f"xgmi.hive_id = {x.hive_id:#x}",
@@ -563,4 +613,32 @@ def install_node(root: Path, state: NodeGpuState, lib: Path) -> Path:
     os.replace(tmp, dest)
     write_state(root / STATE_RELPATH, state)
     write_pci_view(root, state)
+    write_dev_nodes(root, state)
     return root / ROCM_RELPATH
+
+
+def write_dev_nodes(root: Path, state: NodeGpuState) -> list[Path]:
+    """``root/dev/kfd`` and ``root/dev/dri/renderD<N>`` of every enumerated GPU.
+
+    Plain files stand in for the character devices (a simulated node cannot mknod); the
+    collector checks that they exist and that it may open them read-write. A GPU the driver
+    refused has no render node; ``GpuState.fail`` cannot remove them, a scenario deletes them.
+    """
+    _ensure_identity(state)
+    dri = Path(root) / "dev/dri"
+    dri.mkdir(parents=True, exist_ok=True)
+    for old in dri.glob("renderD*"):
+        old.unlink()
+    kfd = Path(root) / "dev/kfd"
+    out = []
+    if state.kfd:
+        kfd.touch(mode=0o666)
+        out.append(kfd)
+    elif kfd.exists():
+        kfd.unlink()
+    for g in state.gpus:
+        if g.enumerated and g.render_node:
+            p = dri / f"renderD{g.drm_render}"
+            p.touch(mode=0o666)
+            out.append(p)
+    return out
