@@ -364,3 +364,16 @@ def test_unreachable_node_counts_its_gpus_as_unknown() -> None:
         facts, {"node05": "unreachable: x"}, [name, "node05"], pol, GateOptions(), {"node05": 4}
     )
     assert inv.installed_gpus == 12 and inv.unknown_gpus == 4
+
+
+def test_library_older_than_the_package_is_named(tmp_path: Path) -> None:
+    try:
+        old = build_library(tmp_path / "old", hidden=("amdsmi_get_gpu_cper_entries",))
+    except BuildError as e:
+        pytest.skip(f"no C compiler: {e}")
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["healthy"], 0), old)
+    rc, _, err = local_check(root)
+    assert rc == 2 and "Traceback" not in err
+    assert "lacks amdsmi_get_gpu_cper_entries" in err and "older than the package" in err
+    assert "was not found" not in err

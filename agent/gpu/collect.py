@@ -102,10 +102,10 @@ def _version_mismatch(e: Exception) -> str:
     ver = library_version(lib)
     missing = str(e).split(":")[-1].strip() or str(e)
     return (
-        f"libamd_smi.so {ver or '(version unknown)'} at {lib or 'the linker path'} is older than "
-        f"the amdsmi Python package {_package_version()}: it lacks {missing} "
-        "(a ROCm upgrade half-way?); install the amdsmi package that matches ROCm's "
-        "amd-smi-lib on this node (pip install amdsmi==<ROCm version>) or upgrade amd-smi-lib"
+        f"libamd_smi.so at {lib or 'the linker path'} (library version {ver or 'unknown'}) "
+        f"lacks {missing}, which the amdsmi Python package {_package_version()} binds: the "
+        "library is older than the package (a ROCm upgrade half-way?); install the amdsmi "
+        "package that matches ROCm's amd-smi-lib on this node, or upgrade amd-smi-lib"
     )
 
 

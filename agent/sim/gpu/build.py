@@ -61,8 +61,12 @@ def source_hash(cc: str, wrapper: Path, version: str) -> str:
     return h.hexdigest()
 
 
-def build_library(out_dir: Path, cc: str | None = None) -> Path:
+def build_library(out_dir: Path, cc: str | None = None, hidden: tuple[str, ...] = ()) -> Path:
     """Build (or reuse) ``out_dir/libamd_smi.so`` and return its path.
+
+    ``hidden``: C symbols the library does not export, as in a libamd_smi.so older than the
+    installed amdsmi package (a ROCm upgrade half-way): ``import amdsmi`` then fails with
+    AttributeError naming the first missing one, as it does with ROCm's own library.
 
     Raises :class:`BuildError` when no C compiler is found or compilation fails.
     """
@@ -70,7 +74,9 @@ def build_library(out_dir: Path, cc: str | None = None) -> Path:
     compiler = find_compiler(cc)
     wrapper = gen_stubs.amdsmi_package_dir() / "amdsmi_wrapper.py"
     version = gen_stubs.amdsmi_version()
-    digest = source_hash(compiler, wrapper, version)
+    digest = source_hash(compiler, wrapper, version) + (
+        "-hidden:" + ",".join(sorted(hidden)) if hidden else ""
+    )
     lib = out_dir / LIB_NAME
     stamp = out_dir / STAMP_NAME
     if lib.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
@@ -84,9 +90,15 @@ def build_library(out_dir: Path, cc: str | None = None) -> Path:
         except gen_stubs.WrapperError as exc:
             raise BuildError(f"cannot generate stubs: {exc}") from exc
         tmp_lib = gen_dir / LIB_NAME
+        extra = []
+        if hidden:  # a version script that keeps these symbols local (not exported)
+            script = gen_dir / "hidden.map"
+            script.write_text("{ local: " + "; ".join(hidden) + "; };\n")
+            extra = [f"-Wl,--version-script={script}"]
         cmd = [
             compiler,
             *CFLAGS,
+            *extra,
             f"-I{gen_dir}",
             f"-I{SOURCE_DIR}",
             "-o",
