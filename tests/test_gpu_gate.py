@@ -377,3 +377,47 @@ def test_library_older_than_the_package_is_named(tmp_path: Path) -> None:
     assert rc == 2 and "Traceback" not in err
     assert "lacks amdsmi_get_gpu_cper_entries" in err and "older than the package" in err
     assert "was not found" not in err
+
+
+def test_errors_of_optional_checks_exclude_nothing(lib: Path, tmp_path: Path) -> None:
+    """CPER and firmware are not required: their query errors leave the GPU usable, named."""
+    state = node_state(SCENARIOS["healthy"], 0)
+    state.gpus[FAULTY].fail = {"amdsmi_get_gpu_cper_entries": "IO", "amdsmi_get_fw_info": "IO"}
+    root = tmp_path / "root"
+    install_node(root, state, lib)
+    rc, inv, _ = local_check(root)
+    assert rc == 0 and inv["usable_gpus"] == 8
+    gpu = next(e for e in inv["nodes"][0]["usable"] if e["index"] == FAULTY)
+    got = {c["check"]: c for c in gpu["checks"]}
+    assert got["gpu.cper.fatal"]["status"] == "unknown" and "IO" in got["gpu.cper.fatal"]["message"]
+    assert got["gpu.firmware"]["status"] == "unknown" and "gpu.query" not in got
+
+
+def test_per_gpu_view_stays_short_at_64_nodes(tmp_path: Path) -> None:
+    data = Path(__file__).parent / "data" / "facts"
+    healthy = json.loads((data / "healthy.json").read_text())
+    one = json.loads((data / "one-ecc.json").read_text())
+    docs = [{**healthy, "name": f"node{i:02d}"} for i in range(1, 64)] + [{**one, "name": "node64"}]
+    f = tmp_path / "fleet.json"
+    f.write_text(json.dumps({"nodes": docs}))
+    env = dict(os.environ, COLUMNS="200")
+    p = subprocess.run(
+        [*TUNER, "check", "--facts", str(f), "--gpus"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "node01, node02, node03, node04, node05, node06 (+57)" in out  # one group
+    assert out.count("node64") >= 2  # its 8 GPUs listed, and in the node table
+    assert len(out.splitlines()) < 60
+    assert "511 of 512 GPUs usable" in out and "63 nodes" in out
+
+
+def test_expected_gpus_host_variable_is_validated(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    n1: {ansible_host: 127.0.0.1, tuner_expected_gpus: 0}\n")
+    r = run_tuner("check", "--inventory", str(inv), state=tmp_path)
+    assert r.rc == 2 and "tuner_expected_gpus" in r.err and "Traceback" not in r.err

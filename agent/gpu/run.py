@@ -204,7 +204,12 @@ def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> 
     t = Table(title="tuner check: usable GPUs per node")
     for c in ("node", "status", "usable", "excluded GPU", "why"):
         t.add_column(c)
+    folded = [n.name for n in inv.nodes if gpus and n.status == "ok" and n.gpus]
+    if folded:  # the grouped per-GPU table above already shows them
+        t.add_row(f"{len(folded)} nodes", "[green]ok[/]", "all", "", "see the grouped table")
     for n in inv.nodes:
+        if n.name in folded:
+            continue
         usable = f"{len(n.usable)}/{n.installed if n.installed is not None else '?'}"
         style = {"ok": "green", "degraded": "yellow"}.get(n.status, "bold red")
         status = f"[{style}]{n.status}[/]"

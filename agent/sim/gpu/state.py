@@ -1,7 +1,8 @@
 """A simulated node's GPUs: pydantic models, the state file the C library reads, node install.
 
-``NodeGpuState.healthy()`` gives a healthy 8 x MI355X node (one XGMI hive, 7 links up per GPU,
-PCIe Gen5 x16, no errors). Change fields to build a scenario, then ``install_node(root,
+``NodeGpuState.healthy()`` gives a healthy 8 x MI355X node (one XGMI hive, 8 link slots per
+GPU: its own disabled, 7 up; the legacy XGMI error status INVAL as on real MI355X; PCIe Gen5
+x16, no errors). Change fields to build a scenario, then ``install_node(root,
 state, lib)`` lays out a simulated node under ``root``:
 
 * ``root/opt/rocm/lib/libamd_smi.so`` -- the simulated library (``ROCM_PATH=root/opt/rocm``),
