@@ -421,3 +421,12 @@ def test_expected_gpus_host_variable_is_validated(tmp_path: Path) -> None:
     inv.write_text("all:\n  hosts:\n    n1: {ansible_host: 127.0.0.1, tuner_expected_gpus: 0}\n")
     r = run_tuner("check", "--inventory", str(inv), state=tmp_path)
     assert r.rc == 2 and "tuner_expected_gpus" in r.err and "Traceback" not in r.err
+
+
+def test_numa_placement_is_reported_per_gpu(lib: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["healthy"], 0), lib)
+    _, inv, _ = local_check(root)
+    g5 = next(g for g in inv["nodes"][0]["gpus"] if g["index"] == 5)
+    assert g5["numa_node"] == 1 and g5["nics_same_numa"] == ["rdma4", "rdma5", "rdma6", "rdma7"]
+    assert g5["render_node"] == "/dev/dri/renderD133"

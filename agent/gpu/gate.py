@@ -65,6 +65,8 @@ class GpuView(BaseModel):
     pcie: str = ""  # "x16 32000"
     firmware: str = ""  # a short signature (PM and PSP_SOSDRV)
     numa_node: int | None = None
+    nics_same_numa: list[str] = []  # evidence for the launch: NICs on the GPU's NUMA node
+    render_node: str | None = None
     problems: list[str] = []
 
 
@@ -344,6 +346,10 @@ def _view(g: GpuFacts, res: list[CheckResult], excluded: bool) -> GpuView:
         pcie=f"x{g.pcie.width} {g.pcie.speed}" if g.pcie else "?",
         firmware=" ".join(f"{k}={fw[k]}" for k in ("PM", "PSP_SOSDRV") if k in fw) or "?",
         numa_node=g.numa_node,
+        nics_same_numa=next(
+            (r.evidence.get("nics_same_numa", []) for r in res if r.check == "gpu.numa"), []
+        ),
+        render_node=g.render_node,
         problems=probs,
     )
 

@@ -361,6 +361,9 @@ class NodeGpuState(_Model):
     fail: dict[str, Status] = Field(default_factory=dict)  # node-wide, e.g. amdsmi_init
     hang_ms: int = Field(default=0, ge=0, le=3_600_000)  # amdsmi_init blocks (a hung driver)
     kfd: bool = True  # R/dev/kfd exists
+    # Network ports and their NUMA node (R/sys/class/net/<name>/device/numa_node): one per
+    # GPU, on the GPU's NUMA node, like the 8-NIC MI355X platforms (not read off a device).
+    nics: dict[str, int] | None = None
     # Does the collector have root (debugfs)? None: whatever the calling process has.
     privileged: bool | None = None
     # The version libamd_smi.so reports (None: the amdsmi package's): a node half-way
@@ -615,7 +618,25 @@ def install_node(root: Path, state: NodeGpuState, lib: Path) -> Path:
     write_state(root / STATE_RELPATH, state)
     write_pci_view(root, state)
     write_dev_nodes(root, state)
+    write_nics(root, state)
     return root / ROCM_RELPATH
+
+
+def write_nics(root: Path, state: NodeGpuState) -> dict[str, int]:
+    """``R/sys/class/net/<nic>/device/numa_node`` of every simulated NIC (default: one per
+    GPU, ``rdma<i>``, on the GPU's NUMA node)."""
+    _ensure_identity(state)
+    nics = state.nics
+    if nics is None:
+        nics = {f"rdma{i}": g.numa_node or 0 for i, g in enumerate(state.gpus)}
+    base = Path(root) / "sys/class/net"
+    for name, numa in nics.items():
+        if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", name) or name in (".", ".."):
+            raise ValueError(f"NIC name {name!r} is not a network interface name")
+        d = base / name / "device"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "numa_node").write_text(f"{numa}\n")
+    return nics
 
 
 def write_dev_nodes(root: Path, state: NodeGpuState) -> list[Path]:
