@@ -236,17 +236,25 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
             for x in lm.get("links", [])
         ]
     )
-    ras = c("ras", amdsmi.amdsmi_get_gpu_ras_block_features_enabled, h)
-    g["ras_features"] = (
-        None
-        if ras is None
-        else {
-            str(r.get("block", "")).replace("AMDSMI_GPU_BLOCK_", ""): str(
-                getattr(r.get("status"), "name", r.get("status"))
-            ).replace("AMDSMI_RAS_ERR_STATE_", "")
-            for r in ras
-        }
-    )
+    # RAS (ECC) state per block, one call each: the package's all-blocks call raises as a
+    # whole when any one block answers NOT_SUPPORTED.
+    ras: dict[str, str] = {}
+    for block in amdsmi.AmdSmiGpuBlock:
+        if block.name in ("INVALID", "RESERVED", "LAST", "FIRST"):
+            continue
+        try:
+            st = amdsmi.amdsmi_get_gpu_ecc_status(h, block)
+            ras[block.name] = str(getattr(st, "name", st)).replace("AMDSMI_RAS_ERR_STATE_", "")
+        except amdsmi.AmdSmiLibraryException as e:
+            code = int(getattr(e, "err_code", -1))
+            ras[block.name] = f"unknown: {_status_name(amdsmi, code)}"
+        except Exception as e:  # the wrapper's own bugs
+            ras[block.name] = f"unknown: {type(e).__name__}"
+    if ras and all(v.startswith("unknown") for v in ras.values()):
+        c.errors["ras"] = f"amdsmi_get_gpu_ecc_status: {next(iter(ras.values()))}"
+        g["ras_features"] = None
+    else:
+        g["ras_features"] = ras or None
     vram_t = getattr(amdsmi.AmdSmiMemoryType, "VRAM", None)
     if vram_t is not None:
         g["vram_total"] = c("vram_total", amdsmi.amdsmi_get_gpu_memory_total, h, vram_t)

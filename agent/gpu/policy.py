@@ -51,7 +51,7 @@ class PcieLinkCheck(_C):
 
 
 class RasCheck(_C):
-    blocks: list[str] = ["UMC", "SDMA", "GFX", "MMHUB", "XGMI_WAFL"]  # must be ENABLED
+    blocks: list[str] = ["UMC"]  # must be ENABLED (HBM ECC)
     severity: Severity = "fail"
 
 

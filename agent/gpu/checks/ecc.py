@@ -50,8 +50,17 @@ def ras_enabled(gpu: GpuFacts, p: RasCheck) -> CheckResult:
     c = "gpu.ras.enabled"
     if gpu.ras_features is None:
         return unknown(c, gpu, ("ras",), p.required)
-    off = {b: gpu.ras_features.get(b, "not reported") for b in p.blocks}
-    off = {b: s for b, s in off.items() if s != "ENABLED"}
+    states = {b: gpu.ras_features.get(b, "unknown: not reported") for b in p.blocks}
+    unread = {b: s for b, s in states.items() if s.startswith("unknown")}
+    if unread:
+        return CheckResult(
+            check=c,
+            status="unknown",
+            required=p.required,
+            evidence={"blocks": states},
+            message="RAS state not readable: " + ", ".join(f"{b} {s}" for b, s in unread.items()),
+        )
+    off = {b: s for b, s in states.items() if s != "ENABLED"}
     ev = {"blocks": {b: gpu.ras_features.get(b) for b in p.blocks}}
     problem = None
     if off:
