@@ -430,3 +430,13 @@ def test_numa_placement_is_reported_per_gpu(lib: Path, tmp_path: Path) -> None:
     g5 = next(g for g in inv["nodes"][0]["gpus"] if g["index"] == 5)
     assert g5["numa_node"] == 1 and g5["nics_same_numa"] == ["rdma4", "rdma5", "rdma6", "rdma7"]
     assert g5["render_node"] == "/dev/dri/renderD133"
+
+
+def test_gpu_whose_xgmi_died_takes_the_blame_not_its_peers(lib: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    install_node(root, node_state(SCENARIOS["mlperf-gpt-oss-120b"], 9), lib)
+    rc, inv, _ = local_check(root)
+    node = inv["nodes"][0]
+    assert rc == 0 and inv["usable_gpus"] == 7
+    assert [e["index"] for e in node["excluded"]] == [7]
+    assert len(node["excluded"][0]["checks"][0]["evidence"]["down_to"]) == 7

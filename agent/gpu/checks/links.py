@@ -114,8 +114,9 @@ def pcie_errors(gpu: GpuFacts, p: CountCheck) -> CheckResult:
     return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
 
 
-def _peer_of(gpu: GpuFacts, slot: int, gpus: list[GpuFacts]) -> tuple[str, GpuFacts | None]:
-    """Who link ``slot`` of ``gpu`` reaches: (label, the peer's facts or None if not enumerated).
+def _peer_of(gpu: GpuFacts, slot: int, gpus: list[GpuFacts]) -> tuple[str, GpuFacts | None, bool]:
+    """Who link ``slot`` of ``gpu`` reaches: (label, the peer's facts or None if amdsmi does not
+    enumerate it, whether the peer's identity is known from its BDF).
 
     The peer BDF from amdsmi_get_link_metrics when the library gives it, else the GPU whose
     XGMI index in the hive is ``slot`` (docs/sim-gpu-state.md says what is confirmed).
@@ -125,14 +126,14 @@ def _peer_of(gpu: GpuFacts, slot: int, gpus: list[GpuFacts]) -> tuple[str, GpuFa
     if bdf:
         for g in gpus:
             if (g.bdf or "").lower() == bdf:
-                return f"GPU {g.runtime_index} ({bdf})", g
-        return f"GPU at {bdf}", None
+                return f"GPU {g.runtime_index} ({bdf})", g, True
+        return f"GPU at {bdf}", None, True
     for g in gpus:
         idx = g.xgmi_index if g.xgmi_index is not None else g.index
         same_hive = g.xgmi_hive_id == gpu.xgmi_hive_id
         if g is not gpu and same_hive and idx == slot:
-            return f"GPU {g.runtime_index} ({g.bdf})", g
-    return f"hive slot {slot} (no GPU enumerated there)", None
+            return f"GPU {g.runtime_index} ({g.bdf})", g, True
+    return f"hive slot {slot} (no GPU enumerated there)", None, False
 
 
 def xgmi_graph(facts: NodeFacts, p: XgmiLinksCheck, missing: int) -> dict[int, CheckResult]:
@@ -153,9 +154,9 @@ def xgmi_graph(facts: NodeFacts, p: XgmiLinksCheck, missing: int) -> dict[int, C
         for slot, st in enumerate(g.xgmi_links or []):
             if st != "D":
                 continue
-            label, peer = _peer_of(g, slot, gpus)
+            label, peer, known = _peer_of(g, slot, gpus)
             if peer is None:
-                if "no GPU" in label and missing == 0:
+                if not known and missing == 0:  # nobody missing to blame: this GPU's link
                     unknown_slots[g.index].append(slot)
                 else:
                     to_missing[g.index].append(label)
