@@ -329,17 +329,34 @@ def test_collector_without_root_names_what_needs_root(lib: Path, tmp_path: Path)
 
 def test_firmware_outside_the_baseline_on_every_node(lib: Path, tmp_path: Path) -> None:
     """A bad rollout everywhere agrees with the fleet majority; only the baseline catches it."""
-    root = tmp_path / "root"
-    install_node(root, node_state(SCENARIOS["healthy"], 0), lib)
     pol = tmp_path / "baseline.yml"
     text = (REPO / "checks" / "default.yml").read_text()
-    pol.write_text(text.replace("allowed: {}", 'allowed: {PM: ["00.85.15.00"]}'))
-    rc, inv, err = local_check(root, "--policy", str(pol))
-    assert rc == 1 and inv["usable_gpus"] == 0, err
-    c = inv["nodes"][0]["excluded"][0]["checks"][0]
+    pol.write_text(text.replace("allowed: {}", 'allowed: {PM: ["00.85.14.00"]}'))
+    facts = []
+    for i in range(2):
+        root = tmp_path / f"root{i}"
+        install_node(root, node_state(SCENARIOS["firmware-bad-rollout"], i), lib)
+        p = subprocess.run(
+            [*TUNER, "facts", "--local", "--root", str(root), "--json"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
+        doc = json.loads(p.stdout)
+        doc["name"] = f"node{i + 1:02d}"
+        facts.append(doc)
+    f = tmp_path / "fleet.json"
+    f.write_text(json.dumps({"nodes": facts}))
+    plain = run_tuner("check", "--facts", str(f), "--json", state=tmp_path)
+    assert plain.rc == 0 and plain.json()["usable_gpus"] == 16  # the majority agrees
+    r = run_tuner("check", "--facts", str(f), "--json", "--policy", str(pol), state=tmp_path)
+    inv = r.json()
+    assert r.rc == 1 and inv["usable_gpus"] == 0 and inv["excluded_gpus"] == 16
+    c = inv["nodes"][1]["excluded"][0]["checks"][0]
     assert c["check"] == "gpu.firmware.baseline"
-    assert c["evidence"]["outside_baseline"] == {"PM": "00.85.14.00"}
-    assert "PM 00.85.14.00 (allowed 00.85.15.00)" in c["message"]
+    assert c["evidence"]["outside_baseline"] == {"PM": "00.85.14.01"}
+    assert "PM 00.85.14.01 (allowed 00.85.14.00)" in c["message"]
 
 
 def test_unreachable_node_counts_its_gpus_as_unknown() -> None:

@@ -115,6 +115,11 @@ def _driver(node: NodeGpuState) -> None:
         g.driver.version = "6.16.6"
 
 
+def _bad_rollout(node: NodeGpuState) -> None:
+    for g in node.gpus:
+        _fw(g)
+
+
 def _node(**kw: object) -> Mutator:
     def apply(node: NodeGpuState) -> None:
         for k, v in kw.items():
@@ -265,6 +270,14 @@ SCENARIOS: dict[str, Scenario] = {
         3,
         {1: _driver},
         "all usable, fleet warning",
+    ),
+    "firmware-bad-rollout": Scenario(
+        "firmware-bad-rollout",
+        "every GPU of every node got the same PM firmware outside the validated baseline: the "
+        "fleet majority agrees with it; a policy with gpu.firmware.allowed catches it",
+        2,
+        {0: _bad_rollout, 1: _bad_rollout},
+        "all usable by default; all excluded with a baseline policy",
     ),
     "amdsmi-init-error": Scenario(
         "amdsmi-init-error",
