@@ -320,6 +320,7 @@ def device_access(root: str, gpu: dict[str, Any]) -> None:
         path = os.path.join(root, "dev/dri", f"renderD{render}")
         gpu["render_node"] = f"/dev/dri/renderD{render}"
         gpu["render_node_access"] = os.path.exists(path) and os.access(path, os.R_OK | os.W_OK)
+        gpu["render_node_mode"] = _mode(path)
     bdf = gpu.get("bdf")
     if bdf:
         try:
@@ -328,6 +329,27 @@ def device_access(root: str, gpu: dict[str, Any]) -> None:
             )
         except (OSError, ValueError):
             gpu["numa_node"] = None
+
+
+def _mode(path: str) -> str | None:
+    """``0660 root:render``: who may open a device node (the job's user, not the collector)."""
+    try:
+        import grp
+        import pwd
+        import stat
+
+        st = os.stat(path)
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = str(st.st_uid)
+        try:
+            group = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            group = str(st.st_gid)
+        return f"{stat.S_IMODE(st.st_mode):04o} {owner}:{group}"
+    except OSError:
+        return None
 
 
 def node_access(root: str) -> dict[str, Any]:
@@ -344,6 +366,7 @@ def node_access(root: str) -> dict[str, Any]:
         or os.path.isdir(os.path.join(root, "sys/bus/pci/drivers/amdgpu")),
         "kfd_present": os.path.exists(kfd),
         "kfd_access": os.path.exists(kfd) and os.access(kfd, os.R_OK | os.W_OK),
+        "kfd_mode": _mode(kfd),
         "euid": os.geteuid(),
         "nics": nics,
     }

@@ -85,6 +85,7 @@ class GpuFacts(_M):
     throttle_status: Any = None
     render_node: str | None = None  # /dev/dri/renderD<N>
     render_node_access: bool | None = None  # exists and the collector may open it read-write
+    render_node_mode: str | None = None  # "0660 root:render": who else may open it
     numa_node: int | None = None  # of the GPU's PCI device (sysfs)
     errors: dict[str, str] = {}  # query key -> "function: STATUS (code)"
     unsupported: list[str] = []
@@ -126,5 +127,6 @@ class NodeFacts(_M):
     driver_loaded: bool | None = None
     kfd_present: bool | None = None
     kfd_access: bool | None = None
+    kfd_mode: str | None = None
     euid: int | None = None  # the collector's effective uid (0: root)
     nics: list[Nic] = []

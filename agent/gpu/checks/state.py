@@ -182,6 +182,8 @@ def device_access(gpu: GpuFacts, node: NodeFacts, p: DeviceAccessCheck) -> Check
         "kfd_access": node.kfd_access,
         "render_node": gpu.render_node,
         "render_node_access": gpu.render_node_access,
+        "render_node_mode": gpu.render_node_mode,
+        "kfd_mode": node.kfd_mode,
     }
     if node.kfd_present is None and gpu.render_node_access is None:
         return CheckResult(

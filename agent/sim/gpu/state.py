@@ -642,8 +642,9 @@ def write_nics(root: Path, state: NodeGpuState) -> dict[str, int]:
 def write_dev_nodes(root: Path, state: NodeGpuState) -> list[Path]:
     """``root/dev/kfd`` and ``root/dev/dri/renderD<N>`` of every enumerated GPU.
 
-    Plain files stand in for the character devices (a simulated node cannot mknod); the
-    collector checks that they exist and that it may open them read-write. A GPU the driver
+    Plain files mode 0660 stand in for the character devices (a simulated node cannot mknod;
+    ROCm's udev rules make them 0660 group render); the collector checks that they exist, that
+    it may open them read-write, and records their mode and owner. A GPU the driver
     refused has no render node; ``GpuState.fail`` cannot remove them, a scenario deletes them.
     """
     _ensure_identity(state)
@@ -654,13 +655,15 @@ def write_dev_nodes(root: Path, state: NodeGpuState) -> list[Path]:
     kfd = Path(root) / "dev/kfd"
     out = []
     if state.kfd:
-        kfd.touch(mode=0o666)
+        kfd.touch()
+        kfd.chmod(0o660)  # crw-rw---- root:render on ROCm hosts (udev)
         out.append(kfd)
     elif kfd.exists():
         kfd.unlink()
     for g in state.gpus:
         if g.enumerated and g.render_node:
             p = dri / f"renderD{g.drm_render}"
-            p.touch(mode=0o666)
+            p.touch()
+            p.chmod(0o660)
             out.append(p)
     return out
