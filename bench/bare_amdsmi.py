@@ -9,6 +9,13 @@ from __future__ import annotations
 import amdsmi
 
 
+def _try(fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        return fn(*args)
+    except amdsmi.AmdSmiLibraryException:  # INVAL / NOT_SUPPORTED / NO_PERM, as on MI355X
+        return None
+
+
 def main() -> None:
     amdsmi.amdsmi_init(amdsmi.AmdSmiInitFlags.INIT_AMD_GPUS)
     T, M = amdsmi.AmdSmiTemperatureType, amdsmi.AmdSmiTemperatureMetric
@@ -28,11 +35,19 @@ def main() -> None:
             except amdsmi.AmdSmiLibraryException:
                 pass
         amdsmi.amdsmi_get_gpu_bad_page_info(h)
-        amdsmi.amdsmi_get_gpu_bad_page_threshold(h)
+        _try(amdsmi.amdsmi_get_gpu_bad_page_threshold, h)
         amdsmi.amdsmi_get_pcie_info(h)
         amdsmi.amdsmi_get_gpu_xgmi_link_status(h)
-        amdsmi.amdsmi_gpu_xgmi_error_status(h)
+        _try(amdsmi.amdsmi_gpu_xgmi_error_status, h)
         amdsmi.amdsmi_get_xgmi_info(h)
+        amdsmi.amdsmi_get_link_metrics(h)
+        for block in amdsmi.AmdSmiGpuBlock:
+            if block.name not in ("INVALID", "RESERVED", "LAST", "FIRST"):
+                _try(amdsmi.amdsmi_get_gpu_ecc_status, h, block)
+        amdsmi.amdsmi_get_gpu_memory_total(h, amdsmi.AmdSmiMemoryType.VRAM)
+        amdsmi.amdsmi_get_gpu_memory_usage(h, amdsmi.AmdSmiMemoryType.VRAM)
+        amdsmi.amdsmi_get_power_cap_info(h)
+        amdsmi.amdsmi_get_gpu_metrics_info(h)
         for t in (T.HOTSPOT, T.VRAM):
             for m in (M.CURRENT, M.MAX, M.CRITICAL):
                 amdsmi.amdsmi_get_temp_metric(h, t, m)
@@ -42,7 +57,9 @@ def main() -> None:
         amdsmi.amdsmi_get_gpu_process_list(h)
         amdsmi.amdsmi_get_gpu_compute_partition(h)
         amdsmi.amdsmi_get_gpu_memory_partition(h)
-        amdsmi.amdsmi_get_gpu_cper_entries(h, 1 << amdsmi.amdsmi_wrapper.AMDSMI_CPER_SEV_FATAL)
+        _try(
+            amdsmi.amdsmi_get_gpu_cper_entries, h, 1 << amdsmi.amdsmi_wrapper.AMDSMI_CPER_SEV_FATAL
+        )
         n += 1
     amdsmi.amdsmi_shut_down()
     print(n)
