@@ -461,3 +461,26 @@ def test_gpu_whose_xgmi_died_takes_the_blame_not_its_peers(lib: Path, tmp_path: 
     assert rc == 0 and inv["usable_gpus"] == 7
     assert [e["index"] for e in node["excluded"]] == [7]
     assert len(node["excluded"][0]["checks"][0]["evidence"]["down_to"]) == 7
+
+
+def test_library_version_differing_from_the_fleet_is_named(lib: Path, tmp_path: Path) -> None:
+    docs = []
+    for i in range(2):
+        root = tmp_path / f"root{i}"
+        install_node(root, node_state(SCENARIOS["rocm-upgrade-halfway"], i), lib)
+        p = subprocess.run(
+            [*TUNER, "facts", "--local", "--root", str(root), "--json"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
+        docs.append({**json.loads(p.stdout), "name": f"node{i + 1:02d}"})
+    docs.append({**docs[0], "name": "node03"})
+    f = tmp_path / "fleet.json"
+    f.write_text(json.dumps({"nodes": docs}))
+    r = run_tuner("check", "--facts", str(f), "--json", state=tmp_path)
+    inv = r.json()
+    assert r.rc == 0 and inv["usable_gpus"] == 24
+    assert docs[1]["amdsmi_library"] == "6.4.0" and docs[0]["amdsmi_package"] == "7.0.2"
+    assert any("node02: libamd_smi.so 6.4.0, the fleet runs" in w for w in inv["fleet"]["warnings"])

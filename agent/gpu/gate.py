@@ -450,6 +450,20 @@ def _fleet_consistency(nodes: list[NodeEntry], facts: list[NodeFacts], policy: P
     info.driver_majority = drv.most_common(1)[0][0] if drv else None
     info.vbios_majority = vb.most_common(1)[0][0] if vb else None
     by_name = {n.name: n for n in nodes}
+    # amdsmi library and package versions: a fleet half-way through a ROCm upgrade. ROCm's
+    # library (e.g. 26.x) and the PyPI package (7.0.x) number differently, so only
+    # differences from the fleet majority are reported, never one against the other.
+    for attr, what in (("amdsmi_library", "libamd_smi.so"), ("amdsmi_package", "amdsmi package")):
+        seen = Counter(getattr(f, attr) for f in facts if getattr(f, attr))
+        if len(seen) > 1:
+            top = seen.most_common(1)[0][0]
+            for f in facts:
+                v = getattr(f, attr)
+                if v and v != top:
+                    msg = f"{f.name}: {what} {v}, the fleet runs {top} (ROCm upgrade half-way?)"
+                    info.warnings.append(msg)
+                    if f.name in by_name:
+                        by_name[f.name].warnings.append(msg)
     for f in facts:
         odd = []
         for g in f.gpus:

@@ -279,6 +279,13 @@ SCENARIOS: dict[str, Scenario] = {
         {0: _bad_rollout, 1: _bad_rollout},
         "all usable by default; all excluded with a baseline policy",
     ),
+    "rocm-upgrade-halfway": Scenario(
+        "rocm-upgrade-halfway",
+        "node 2's libamd_smi.so reports an older version than the rest of the fleet",
+        2,
+        {1: _node(lib_version="6.4.0")},
+        "all usable, fleet warning naming the library version",
+    ),
     "amdsmi-init-error": Scenario(
         "amdsmi-init-error",
         "amdsmi_init fails on node 2 (driver not loaded)",
