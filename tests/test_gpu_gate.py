@@ -484,3 +484,18 @@ def test_library_version_differing_from_the_fleet_is_named(lib: Path, tmp_path: 
     assert r.rc == 0 and inv["usable_gpus"] == 24
     assert docs[1]["amdsmi_library"] == "6.4.0" and docs[0]["amdsmi_package"] == "7.0.2"
     assert any("node02: libamd_smi.so 6.4.0, the fleet runs" in w for w in inv["fleet"]["warnings"])
+
+
+def test_fleet_collector_without_root_over_ssh(tmp_path: Path) -> None:
+    """Through Ansible: become is a no-op when already root (the simulated fleet), and the
+    node whose collector lacks root says what it could not read."""
+    with contextmanager(make_fleet)(tmp_path, None, 2, "--scenario", "collector-not-root") as fl:
+        r = fl.tuner("check", "--json", timeout=180)
+        inv = r.json()
+        by = {n["name"]: n for n in inv["nodes"]}
+        assert inv["usable_gpus"] == 8 and r.rc == 0, inv["gate"]
+        assert by["node01"]["needs_root"] == [] and len(by["node01"]["usable"]) == 8
+        assert by["node02"]["needs_root"] == ["CPER records", "bad-page threshold"]
+        assert any(w.startswith("needs root:") for w in by["node02"]["warnings"])
+        human = fl.tuner("check", timeout=180)
+        assert "needs root: CPER records, bad-page threshold" in human.out
