@@ -384,6 +384,7 @@ def sim_up(
                 bmc_reset_delay=bmc_reset_delay,
             )
         from agent.sim import bmcfleet
+
         data = {
             "inventory": f.inventory,
             "scenario": f.scenario,

@@ -37,7 +37,7 @@ EXPECT: dict[str, tuple[str, dict[str, Any], bool]] = {
     "xgmi-errors": ("gpu.xgmi.errors", {"xgmi_wafl_uncorrectable": 3}, True),
     "ecc-correctable-storm": ("gpu.ecc.correctable", {"blocks": {"UMC": 50_000}}, True),
     "ras-umc-off": ("gpu.ras.enabled", {}, True),
-    "pcie-replay-storm": ("gpu.pcie.replay", {"replay_count": 5000}, False),
+    "pcie-replay-storm": ("gpu.pcie.replay", {"replay_count": 5000, "per_minute": 3.472}, False),
     "pcie-gen4": ("gpu.pcie.speed", {"speed": 16000, "max_speed": 16000, "expected": 32000}, False),
     "vram-used-idle": ("gpu.vram", {"used_gb": 20.0}, True),
     "power-cap-low": ("gpu.power", {"power_cap_w": 1000.0}, True),

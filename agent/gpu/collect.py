@@ -471,7 +471,16 @@ def host_facts(root: str = "/") -> dict[str, Any]:
                     psutil.PROCFS_PATH = old
     except Exception:
         mem = None
-    return {"logical_cpus": len(cpus), "numa_nodes": len(nodes), "memory_bytes": mem}
+    try:
+        uptime: float | None = float(_read(os.path.join(root, "proc/uptime")).split()[0])
+    except (OSError, ValueError, IndexError):
+        uptime = None
+    return {
+        "logical_cpus": len(cpus),
+        "numa_nodes": len(nodes),
+        "memory_bytes": mem,
+        "uptime_s": uptime,
+    }
 
 
 def gather(

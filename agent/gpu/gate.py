@@ -35,7 +35,6 @@ GPU_CHECKS: list[tuple[str, Any, str]] = [
     ("gpu.pcie.width", links.pcie_width, "pcie_width"),
     ("gpu.pcie.speed", links.pcie_speed, "pcie_speed"),
     ("gpu.pcie.errors", links.pcie_errors, "pcie_errors"),
-    ("gpu.pcie.replay", links.pcie_replay, "pcie_replay"),
     ("gpu.vram", state.vram, "vram"),
     ("gpu.power", state.power, "power"),
     ("gpu.temperature", state.temperature, "temperature"),
@@ -185,6 +184,8 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
             results[g.index] = [r for r in results[g.index] if r.check != "gpu.xgmi.links"]
             results[g.index].append(graph[g.index])
     for g in facts.gpus:
+        if checks.pcie_replay.enabled:
+            results[g.index].append(links.pcie_replay(g, checks.pcie_replay, facts.host.uptime_s))
         if checks.device_access.enabled:
             results[g.index].append(state.device_access(g, facts, checks.device_access))
         if checks.numa.enabled:

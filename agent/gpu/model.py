@@ -106,6 +106,7 @@ class HostFacts(_M):
     logical_cpus: int | None = None
     numa_nodes: int | None = None
     memory_bytes: int | None = None
+    uptime_s: float | None = None  # /proc/uptime: PCIe replay rate since boot
 
 
 class Nic(_M):

@@ -43,6 +43,13 @@ class SeverityCheck(_C):
     severity: Severity = "fail"
 
 
+class ReplayCheck(_C):
+    max: int = Field(default=100, ge=0)  # replays since boot
+    max_per_minute: float | None = Field(default=8, ge=0)  # averaged over the node's uptime
+    severity: Severity = "warn"
+    required: bool = False
+
+
 class PcieLinkCheck(_C):
     """Width or speed below what the link is capable of, or below ``expected``."""
 
@@ -128,10 +135,7 @@ class Checks(BaseModel):
         default_factory=lambda: PcieLinkCheck(severity="warn", required=False),
         alias="gpu.pcie.speed",
     )
-    pcie_replay: CountCheck = Field(
-        default_factory=lambda: CountCheck(max=100, severity="warn", required=False),
-        alias="gpu.pcie.replay",
-    )
+    pcie_replay: ReplayCheck = Field(default_factory=ReplayCheck, alias="gpu.pcie.replay")
     ecc_correctable: CountCheck = Field(
         default_factory=lambda: CountCheck(max=1000), alias="gpu.ecc.correctable"
     )

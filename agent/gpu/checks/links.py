@@ -6,7 +6,7 @@ from typing import Any
 
 from agent.gpu.checks import CheckResult, unknown, verdict
 from agent.gpu.model import GpuFacts, NodeFacts
-from agent.gpu.policy import CountCheck, PcieLinkCheck, XgmiLinksCheck
+from agent.gpu.policy import CountCheck, PcieLinkCheck, ReplayCheck, XgmiLinksCheck
 
 
 def xgmi_links(gpu: GpuFacts, p: XgmiLinksCheck) -> CheckResult:
@@ -81,14 +81,21 @@ def pcie_speed(gpu: GpuFacts, p: PcieLinkCheck) -> CheckResult:
     return _below_max("gpu.pcie.speed", gpu, p, "speed", " MT/s")
 
 
-def pcie_replay(gpu: GpuFacts, p: CountCheck) -> CheckResult:
-    """PCIe replays since boot (the link retransmitting TLPs)."""
+def pcie_replay(gpu: GpuFacts, p: ReplayCheck, uptime_s: float | None = None) -> CheckResult:
+    """PCIe replays (the link retransmitting TLPs): the count since boot, and its rate per
+    minute averaged over the node's uptime (RDC and DCGM watch the rate)."""
     c = "gpu.pcie.replay"
     n = gpu.pcie.replay_count if gpu.pcie else None
     if n is None:
         return unknown(c, gpu, ("pcie",), p.required)
-    ev = {"replay_count": n, "max": p.max}
-    return verdict(c, p, ev, f"PCIe replay count {n}, max {p.max}" if n > p.max else None)
+    rate = round(n / (uptime_s / 60), 3) if uptime_s else None
+    ev = {"replay_count": n, "max": p.max, "per_minute": rate, "max_per_minute": p.max_per_minute}
+    problems = []
+    if n > p.max:
+        problems.append(f"PCIe replay count {n}, max {p.max}")
+    if rate is not None and p.max_per_minute is not None and rate > p.max_per_minute:
+        problems.append(f"{rate:g} PCIe replays per minute since boot, max {p.max_per_minute:g}")
+    return verdict(c, p, ev, "; ".join(problems) or None)
 
 
 def pcie_errors(gpu: GpuFacts, p: CountCheck) -> CheckResult:

@@ -364,6 +364,8 @@ class NodeGpuState(_Model):
     # Network ports and their NUMA node (R/sys/class/net/<name>/device/numa_node): one per
     # GPU, on the GPU's NUMA node, like the 8-NIC MI355X platforms (not read off a device).
     nics: dict[str, int] | None = None
+    # R/proc/uptime (seconds since boot), for the PCIe replay rate; None: not written
+    uptime_s: float | None = Field(default=86_400.0, gt=0)
     # Does the collector have root (debugfs)? None: whatever the calling process has.
     privileged: bool | None = None
     # The version libamd_smi.so reports (None: the amdsmi package's): a node half-way
@@ -619,6 +621,10 @@ def install_node(root: Path, state: NodeGpuState, lib: Path) -> Path:
     write_pci_view(root, state)
     write_dev_nodes(root, state)
     write_nics(root, state)
+    if state.uptime_s is not None:
+        up = Path(root) / "proc/uptime"
+        up.parent.mkdir(parents=True, exist_ok=True)
+        up.write_text(f"{state.uptime_s:.2f} {state.uptime_s * 2:.2f}\n")
     return root / ROCM_RELPATH
 
 
