@@ -170,7 +170,8 @@ def split_limit(limit: str) -> list[str]:
         again = rebuilt_sep.join(terms)
     else:
         again = terms[0] if terms else ""
-    if again != "".join(limit.split()) or any(not t for t in terms):
+    mixed = len(terms) > 1 and any(split_host_pattern(t) != [t] for t in terms)
+    if again != "".join(limit.split()) or any(not t for t in terms) or mixed:
         raise BadInput(
             f"malformed host pattern {short(limit)!r} (Ansible would read it as "
             f"{short(','.join(terms))!r}): write host or group names, globs, ~regex, "
@@ -266,6 +267,11 @@ def load_inventory(path: Path, limit: str | None = None) -> Inventory:
         raise BadInput(
             f"not a usable Ansible inventory: {short(str(e), 300)}", file=str(path)
         ) from e
+    if not hosts and limit:
+        raise BadInput(
+            f"{short(limit)!r} selects no host (each term matches, together they leave none)",
+            field="--limit",
+        )
     if not hosts:
         raise BadInput("the inventory has no hosts", file=str(path))
     out = []
@@ -419,8 +425,8 @@ def _check_ssh(hv: dict[str, Any], bad: Any) -> None:
         if k == "ansible_ssh_args" and not STRICT.search(v):
             raise bad(
                 k,
-                "ansible_ssh_args replaces tuner's SSH options: add "
-                "'-o StrictHostKeyChecking=yes' to it",
+                "ansible_ssh_args replaces tuner's SSH options, its host key check "
+                "included: add '-o StrictHostKeyChecking=yes' to it",
             )
 
 

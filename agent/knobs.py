@@ -384,8 +384,39 @@ def load_originals(host: Host) -> dict[str, Any] | None:
         with open(real, encoding="utf-8") as f:
             data: dict[str, Any] = json.load(f)
     except (OSError, ValueError) as e:
-        raise KnobError(f"cannot read {ORIGINALS}: {e}") from e
+        raise KnobError(f"cannot read {ORIGINALS} ({real}): {e}") from e
+    problem = _originals_problem(data)
+    if problem:
+        raise KnobError(
+            f"{ORIGINALS} ({real}) is not a record tuner wrote: {problem}; nothing was "
+            "changed (move the file away to start a new record)"
+        )
     return data
+
+
+def _originals_problem(data: Any) -> str:
+    """What is wrong with the shape of an originals record ('' when nothing)."""
+    if not isinstance(data, dict):
+        return f"a JSON object is expected, found {type(data).__name__}"
+    files = data.get("files")
+    if not isinstance(files, dict):
+        return "'files' must be an object of path: entry"
+    if not isinstance(data.get("dirs", []), list):
+        return "'dirs' must be a list"
+    for path, e in files.items():
+        where = f"files[{path[:80]!r}]"
+        if not isinstance(e, dict) or e.get("style") not in ("file", "kernel"):
+            return f"{where} must be an object with style 'file' or 'kernel'"
+        if not isinstance(e.get("order", 0), int):
+            return f"{where}.order must be a number"
+        if e["style"] == "file":
+            if not isinstance(e.get("exists"), bool):
+                return f"{where}.exists must be true or false"
+            if e["exists"] and not isinstance(e.get("raw"), str):
+                return f"{where}.raw must be text"
+        elif not isinstance(e.get("raw"), str) or not isinstance(e.get("write"), str):
+            return f"{where}.raw and .write must be text"
+    return ""
 
 
 def save_originals(host: Host, data: dict[str, Any]) -> None:
