@@ -355,7 +355,8 @@ def _validate_host(path: Path, name: str, groups: list[str], hv: dict[str, Any])
     if not isinstance(sim, bool):
         raise bad("tuner_sim", f"tuner_sim must be true or false, got {short(sim)!r}")
     become = hv.get("tuner_become", False)
-    if not isinstance(become, bool):
+    bools = ("true", "false", "yes", "no", "1", "0", "on", "off")
+    if not isinstance(become, bool) and str(become).strip().lower() not in bools:
         raise bad("tuner_become", f"tuner_become must be true or false, got {short(become)!r}")
     _check_ssh(hv, bad)
     _check_bmc(hv, bad)

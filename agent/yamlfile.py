@@ -24,6 +24,10 @@ MAX_DEPTH = 64
 MAX_NODES = 100_000
 
 
+class _TooBig(yaml.constructor.ConstructorError):
+    """A limit of this module (not a YAML syntax error)."""
+
+
 class _Limited(yaml.SafeLoader):
     """PyYAML's safe loader with depth and duplicate-key checks."""
 
@@ -36,9 +40,7 @@ class _Limited(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
-                )
+                raise _TooBig(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -85,14 +87,14 @@ def _expanded_size(node: yaml.Node) -> int:
     return size(node)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, max_bytes: int = MAX_BYTES) -> str:
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(max_bytes + 1)
     except OSError as e:
         raise BadInput(f"cannot read: {e.strerror or e}", file=str(path)) from e
-    if len(data) > MAX_BYTES:
-        raise BadInput(f"larger than {MAX_BYTES // 1024} KiB: refused", file=str(path))
+    if len(data) > max_bytes:
+        raise BadInput(f"larger than {max_bytes // 1024} KiB: refused", file=str(path))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -124,9 +126,26 @@ def _compose(path: Path, text: str) -> yaml.Node | None:
     return node
 
 
-def check_limits(path: Path) -> None:
-    """Size, depth and alias expansion of a YAML file read by someone else (Ansible)."""
-    _compose(path, _read(path))
+def check_limits(path: Path, max_bytes: int = 32 * MAX_BYTES) -> None:
+    """Size, depth and alias expansion of a file read by someone else (Ansible) that may
+    be YAML: a file that is not YAML (an INI inventory) is left to its reader."""
+    text = _read(path, max_bytes)
+    loader = _Limited(text)
+    try:
+        node = loader.get_single_node()
+    except RecursionError as e:
+        raise BadInput(f"nested deeper than {MAX_DEPTH} levels", file=str(path)) from e
+    except _TooBig as e:
+        raise _yaml_error(path, e) from e
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+    if node is not None and _expanded_size(node) > MAX_NODES:
+        raise BadInput(
+            f"expands to more than {MAX_NODES} values through aliases (*name): refused",
+            file=str(path),
+        )
 
 
 def safe_load(path: Path) -> Any:
