@@ -265,6 +265,7 @@ def apply(
 ) -> None:
     """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
     from agent.bios import run as bios
+    from agent.runner import run_security
 
     with _errors(as_json):
         opts = bios.check_options(
@@ -287,6 +288,7 @@ def apply(
         n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
         with _progress(n, "apply", as_json) as prog:
             r = bios.apply_all(prof, inv, opts, check=check, forks=forks, progress=prog)
+        r.security = run_security(insecure)
         _emit(r, as_json, lambda: bios.print_apply(r, out))
         raise typer.Exit(r.exit_code)
 
@@ -306,6 +308,7 @@ def verify(
 
     Exit 0 only if all conform."""
     from agent.bios import run as bios
+    from agent.runner import run_security
 
     with _errors(as_json):
         opts = bios.check_options(
@@ -316,6 +319,7 @@ def verify(
         n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
         with _progress(n, "verify", as_json) as prog:
             r = bios.verify_all(prof, inv, opts, forks=forks, progress=prog)
+        r.security = run_security(insecure)
         _emit(r, as_json, lambda: bios.print_verify(r, out))
         raise typer.Exit(r.exit_code)
 
@@ -331,7 +335,7 @@ def rollback(
 ) -> None:
     """Restore the values each host had before tuner first wrote to it."""
     from agent import report
-    from agent.runner import run_playbook
+    from agent.runner import run_playbook, run_security
 
     with _errors(as_json):
         _run_options(False, None, lock_timeout)
@@ -347,6 +351,7 @@ def rollback(
                 module="tuner_os",
             )
         r = report.build_rollback(check, inv.path, artifacts, outcomes)
+        r.security = run_security()
         _emit(r, as_json, lambda: report.print_rollback(r, out))
         raise typer.Exit(r.exit_code)
 

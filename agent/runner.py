@@ -84,6 +84,17 @@ class HostOutcome(BaseModel):
     facts: dict[str, Any] = {}  # what the module reports of the host (verify: topology)
 
 
+class RunSecurity(BaseModel):
+    """What a run relaxed, recorded in its report (docs/security.md)."""
+
+    bmc_tls_verified: bool = True  # False with --insecure
+    ssh_host_keys_verified: bool = True  # False with TUNER_SSH_HOST_KEY_CHECKING=no
+
+
+def run_security(insecure: bool = False) -> RunSecurity:
+    return RunSecurity(bmc_tls_verified=not insecure, ssh_host_keys_verified=host_keys_checked())
+
+
 ProgressFn = Callable[[str, str], None]  # (host, status) when a host finishes
 
 

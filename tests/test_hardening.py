@@ -106,6 +106,7 @@ def test_changed_or_unknown_host_key_fails_that_host(two: Fleet, tmp_path: Path)
     r = run_env(["apply", "-p", "inference", "--json"], two.state, TUNER_SSH_HOST_KEY_CHECKING="no")
     assert r.rc == 0, r.out
     assert "host keys are NOT verified" in r.err
+    assert r.json()["security"]["ssh_host_keys_verified"] is False
 
 
 def test_inventory_cannot_switch_host_key_checking_off(tmp_path: Path) -> None:
@@ -545,6 +546,7 @@ def test_insecure_warns(tmp_path: Path) -> None:
         state=tmp_path / "state",
     )
     assert "warning" in r.err and "--insecure" in r.err
+    assert r.json()["security"] == {"bmc_tls_verified": False, "ssh_host_keys_verified": True}
     bad_ca = tmp_path / "ca.pem"
     bad_ca.write_text("not a certificate\n")
     r = run_tuner(
