@@ -82,6 +82,13 @@ def _errors(as_json: bool) -> Iterator[None]:
             sys.stdout.write(json.dumps(e.to_json(), indent=2) + "\n")
         err.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
+    except RecursionError:
+        # a last net for input nested too deeply for a parser (YAML is limited before this)
+        msg = "input nested too deeply to read (a facts, profile or inventory file?)"
+        if as_json:
+            sys.stdout.write(json.dumps({"error": msg, "file": None, "field": None}) + "\n")
+        err.print(f"[bold red]error:[/] {msg}", markup=True, soft_wrap=True)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None

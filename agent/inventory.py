@@ -154,9 +154,15 @@ def check_source(path: Path) -> None:
         )
     from agent.yamlfile import check_limits
 
-    for p in [path] if path.is_file() else sorted(path.rglob("*.y*ml")):
-        if p.suffix in (".yml", ".yaml", "") and p.is_file():
-            check_limits(p)
+    # the files Ansible will parse: the inventory (every file of a folder), and the
+    # group_vars/ and host_vars/ beside it
+    base = path if path.is_dir() else path.parent
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for sub in ("group_vars", "host_vars"):
+        if (base / sub).is_dir() and base != path:
+            files += [p for p in (base / sub).rglob("*") if p.is_file()]
+    for p in sorted(set(files)):
+        check_limits(p)
 
 
 def split_limit(limit: str) -> list[str]:

@@ -385,6 +385,14 @@ def test_profiles_and_policies_duplicate_keys_bombs_depth_long_values(tmp_path: 
     deep.write_text("[" * 20000 + "]" * 20000)
     r = run_tuner("apply", "-p", str(deep), "--check", "-i", str(inv), state=state)
     clean_exit(r, "deep.yml", "nested deeper")
+    # the same bomb in group_vars/ beside an inventory is refused before Ansible reads it
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_bytes(bomb.read_bytes())
+    refused(inv, None, "all.yml", "aliases")
+    # deep JSON (saved facts): exit 2, no RecursionError traceback
+    (tmp_path / "deep.json").write_text("[" * 20000 + "]" * 20000)
+    r = run_tuner("check", "--facts", str(tmp_path / "deep.json"), state=state)
+    clean_exit(r, "nested too deeply")
 
     long = tmp_path / "long.yml"
     long.write_text("name: long\nos:\n  cpu:\n    governor: " + "x" * 10_000_000 + "\n")
