@@ -126,7 +126,17 @@ def _templated(v: Any) -> bool:
 
 def _executables(path: Path) -> list[Path]:
     """Files of an inventory source that Ansible's script plugin would run."""
-    paths = [path] if not path.is_dir() else sorted(p for p in path.rglob("*") if p.is_file())
+    skip = ("group_vars", "host_vars", "vars_plugins")  # folders Ansible does not parse
+    paths = (
+        [path]
+        if not path.is_dir()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and not any(x in skip or x.startswith(".") for x in p.relative_to(path).parts)
+        )
+    )
     found = []
     for p in paths:
         try:
