@@ -152,9 +152,7 @@ def check_source(path: Path) -> None:
     """Refuse, before Ansible reads it, an inventory that would run code."""
     if not path.exists():
         raise BadInput(f"inventory {path} not found", field="--inventory")
-    if _yes(EXEC_ENV):
-        return
-    exe = _executables(path)
+    exe = [] if _yes(EXEC_ENV) else _executables(path)
     if exe:
         raise BadInput(
             f"{exe[0]} is executable: Ansible would run it as a dynamic inventory. tuner "
@@ -171,7 +169,7 @@ def check_source(path: Path) -> None:
     for sub in ("group_vars", "host_vars"):
         if (base / sub).is_dir() and base != path:
             files += [p for p in (base / sub).rglob("*") if p.is_file()]
-    for p in sorted(set(files)):
+    for p in sorted(set(files) - set(_executables(path))):
         check_limits(p)
 
 

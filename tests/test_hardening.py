@@ -323,6 +323,13 @@ def test_inventories_that_would_run_code_are_refused(tmp_path: Path) -> None:
     (folder / "dyn.sh").chmod(0o755)
     r = run_tuner("verify", "-p", "inference", "-i", str(folder), state=state)
     clean_exit(r, "dyn.sh", "executable")
+    assert not mark.exists()
+    # the explicit switch: then Ansible's script plugin runs it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNER_ALLOW_EXECUTABLE_INVENTORY", "yes")
+        assert [h.name for h in load_inventory(script).hosts] == ["n1"]
+    assert mark.exists()
+    mark.unlink()
 
     lookup = f"{{{{ lookup('pipe', 'touch {mark}') }}}}"
     cases = {
