@@ -462,6 +462,8 @@ def check_ca_bundle(path: str, field: str, bad: Any = None) -> str:
     def fail(msg: str) -> BadInput:
         return bad(field, msg) if bad else BadInput(msg, field=field)
 
+    if _templated(path):  # handed to Ansible, which would render it
+        raise fail(f"{field} {short(path)!r} looks like a template: name the file plainly")
     p = Path(path)
     if not p.is_file() or not os.access(p, os.R_OK):
         raise fail(f"{field} {short(path)} is not a readable file")
