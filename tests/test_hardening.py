@@ -345,6 +345,22 @@ def test_inventories_that_would_run_code_are_refused(tmp_path: Path) -> None:
         refused(inv, None, "n1", *words)
     r = run_tuner("apply", "-p", "inference", "--check", "-i", str(inv), state=state)
     clean_exit(r, "n1", "x")
+    # every BMC variable is checked at load, before any layer runs
+    notpem = tmp_path / "ca.pem"
+    notpem.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    bmc = {"bmc_url": "https://10.0.0.1", "bmc_username": "root"}
+    for hv, words in [
+        ({**bmc, "bmc_auth": "digest"}, ["bmc_auth", "basic or session"]),
+        ({**bmc, "bmc_ca_bundle": str(notpem)}, ["bmc_ca_bundle", "not a PEM bundle"]),
+        ({**bmc, "bmc_ca_bundle": str(tmp_path / "none.pem")}, ["not a readable file"]),
+        ({**bmc, "bmc_url": "ftp://10.0.0.1"}, ["bmc_url", "http(s)"]),
+        ({**bmc, "bmc_url": "https://root:pw@10.0.0.1"}, ["credentials", "***@10.0.0.1"]),
+    ]:
+        inv = write_inv(tmp_path / "bmc.yml", {"n1": hv})
+        refused(inv, None, "n1", *words)
+        with pytest.raises(BadInput) as e:
+            load_inventory(inv)
+        assert ":pw@" not in str(e.value)
     # an inventory plugin that templates while parsing (constructed) is not enabled
     (tmp_path / "c.yml").write_text(
         f"plugin: ansible.builtin.constructed\ncompose:\n  x: lookup('pipe', 'touch {mark}')\n"
