@@ -52,6 +52,16 @@ StateDirOpt = Annotated[
         "--state-dir", help="State folder (default: $TUNER_STATE_DIR or ~/.local/state/tuner)."
     ),
 ]
+LockTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        min=0,
+        max=86400,
+        help="Seconds to wait for another tuner run's lock on a host (then that host fails, "
+        "naming the holder).",
+    ),
+]
 
 
 def _emit(model: BaseModel | dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
@@ -72,6 +82,13 @@ def _errors(as_json: bool) -> Iterator[None]:
             sys.stdout.write(json.dumps(e.to_json(), indent=2) + "\n")
         err.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
+    except RecursionError:
+        # a last net for input nested too deeply for a parser (YAML is limited before this)
+        msg = "input nested too deeply to read (a facts, profile or inventory file?)"
+        if as_json:
+            sys.stdout.write(json.dumps({"error": msg, "file": None, "field": None}) + "\n")
+        err.print(f"[bold red]error:[/] {msg}", markup=True, soft_wrap=True)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
@@ -165,11 +182,31 @@ def profiles_show(
 def _prepare(profile: str | None, inventory: str | None, limit: str | None) -> tuple[Any, Any]:
     """Validate everything before any host is touched: profile, inventory, limit."""
     from agent.inventory import default_inventory, load_inventory
+    from agent.paths import check_state_dir
     from agent.profiles import load_profile
 
+    check_state_dir()
     prof = load_profile(profile) if profile is not None else None
     inv = load_inventory(default_inventory(inventory), limit)
     return prof, inv
+
+
+def _run_options(insecure: bool, ca_bundle: str | None, lock_timeout: float | None) -> None:
+    """Checks and settings shared by the commands that run on hosts (docs/security.md)."""
+    from agent import runner
+    from agent.inventory import check_ca_bundle
+
+    if ca_bundle is not None:
+        check_ca_bundle(ca_bundle, "--ca-bundle")
+    if insecure:
+        err.print(
+            "[bold yellow]warning:[/] --insecure: the BMCs' TLS certificates are not verified; "
+            "anyone on the path to a BMC can read its password and change its answers",
+            markup=True,
+            soft_wrap=True,
+        )
+    if lock_timeout is not None:
+        runner.RUN_EXTRAVARS["tuner_lock_timeout"] = lock_timeout
 
 
 InsecureOpt = Annotated[
@@ -223,10 +260,19 @@ def apply(
             "--reset-timeout", min=1, max=7200, help="Seconds a node may take to boot after reset."
         ),
     ] = 1200.0,
+    reboot_all_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--reboot-all-hosts",
+            help="Allow --reboot if-needed to select every host of a fleet larger than 8.",
+        ),
+    ] = False,
+    lock_timeout: LockTimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
     from agent.bios import run as bios
+    from agent.runner import run_security
 
     with _errors(as_json):
         opts = bios.check_options(
@@ -241,10 +287,15 @@ def apply(
                 poll=min(2.0, max(0.2, reset_timeout / 100)),
             )
         )
+        _run_options(insecure, ca_bundle, lock_timeout)
         prof, inv = _prepare(profile, inventory, limit)
+        from agent.inventory import check_reboot_scope
+
+        check_reboot_scope(inv, reboot, check, reboot_all_hosts)
         n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
         with _progress(n, "apply", as_json) as prog:
             r = bios.apply_all(prof, inv, opts, check=check, forks=forks, progress=prog)
+        r.security = run_security(insecure)
         _emit(r, as_json, lambda: bios.print_apply(r, out))
         raise typer.Exit(r.exit_code)
 
@@ -264,15 +315,18 @@ def verify(
 
     Exit 0 only if all conform."""
     from agent.bios import run as bios
+    from agent.runner import run_security
 
     with _errors(as_json):
         opts = bios.check_options(
             bios.BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
         )
+        _run_options(insecure, ca_bundle, None)
         prof, inv = _prepare(profile, inventory, limit)
         n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
         with _progress(n, "verify", as_json) as prog:
             r = bios.verify_all(prof, inv, opts, forks=forks, progress=prog)
+        r.security = run_security(insecure)
         _emit(r, as_json, lambda: bios.print_verify(r, out))
         raise typer.Exit(r.exit_code)
 
@@ -283,13 +337,15 @@ def rollback(
     limit: LimitOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would be restored.")] = False,
     forks: ForksOpt = None,
+    lock_timeout: LockTimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore the values each host had before tuner first wrote to it."""
     from agent import report
-    from agent.runner import run_playbook
+    from agent.runner import run_playbook, run_security
 
     with _errors(as_json):
+        _run_options(False, None, lock_timeout)
         _, inv = _prepare(None, inventory, limit)
         with _progress(len(inv.hosts), "rollback", as_json) as prog:
             outcomes, artifacts = run_playbook(
@@ -302,6 +358,7 @@ def rollback(
                 module="tuner_os",
             )
         r = report.build_rollback(check, inv.path, artifacts, outcomes)
+        r.security = run_security()
         _emit(r, as_json, lambda: report.print_rollback(r, out))
         raise typer.Exit(r.exit_code)
 
@@ -310,11 +367,12 @@ def rollback(
 
 
 def _state(state_dir: str | None) -> Path:
-    from agent.paths import state_dir as resolve
+    from agent.paths import check_state_dir
 
+    d = check_state_dir(state_dir)
     if state_dir:
-        os.environ["TUNER_STATE_DIR"] = str(resolve(state_dir))
-    return resolve(state_dir)
+        os.environ["TUNER_STATE_DIR"] = str(d)
+    return d
 
 
 @sim_app.command("up")
@@ -547,6 +605,10 @@ def check(
     )
 
     with _errors(as_json):
+        if output is not None:
+            from agent.paths import check_output_path
+
+            output = str(check_output_path(output))
         pol = load_policy(policy)
         opts = GateOptions(
             min_gpus=min_gpus,
@@ -572,7 +634,12 @@ def check(
         if output:
             from agent.gpu.run import write_atomic
 
-            write_atomic(output, doc)
+            try:
+                write_atomic(output, doc)
+            except OSError as e:
+                tmp = Path(output).with_name(f".{Path(output).name}.tmp")
+                tmp.unlink(missing_ok=True)
+                raise TunerError(f"cannot write: {e.strerror or e}", field="--output") from e
         _emit(doc, as_json, lambda: print_inventory(result, out, show_gpus))
         raise typer.Exit(0 if result.gate.passed else 1)
 

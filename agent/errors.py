@@ -7,6 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+MAX_MESSAGE = 2000
+
+
+def short(v: object, n: int = 120) -> str:
+    """A value for a message: at most `n` characters, the rest counted, not shown."""
+    s = v if isinstance(v, str) else repr(v)
+    return s if len(s) <= n else f"{s[:n]}... ({len(s) - n} more characters)"
+
 
 class TunerError(Exception):
     """An error the user can act on. `exit_code` follows the CLI's convention."""
@@ -14,8 +22,9 @@ class TunerError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
-        self.file = file
-        self.field = field
+        self.file = short(file, 300) if file else file
+        self.field = short(field, 120) if field else field
+        message = short(message, MAX_MESSAGE)
         self.detail = message
         where = ": ".join(x for x in (file, field) if x)
         super().__init__(f"{where}: {message}" if where else message)
@@ -54,15 +63,15 @@ def validation_text(e: ValidationError, model: type[BaseModel] = BaseModel) -> t
     loc = ".".join(
         str(x) for x in err["loc"] if not str(x).startswith(("function-", "constrained"))
     )
-    loc = re.sub(r"\.(str|int|bool|literal\[.*?\])$", "", loc)
+    loc = short(re.sub(r"\.(str|int|bool|literal\[.*?\])$", "", loc), 200)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, tuple(err["loc"]))
         msg = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     elif err["type"] == "string_pattern_mismatch":
         pattern = err["ctx"]["pattern"]
-        msg = f"value {err.get('input')!r} is not allowed here (allowed: {pattern})"
+        msg = f"value {short(repr(err.get('input')))} is not allowed here (allowed: {pattern})"
     elif "input" in err and err["type"] not in ("missing",):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {short(repr(err['input']))})"
     more = f" (and {len(e.errors()) - 1} more errors)" if len(e.errors()) > 1 else ""
     return loc, msg + more

@@ -384,8 +384,39 @@ def load_originals(host: Host) -> dict[str, Any] | None:
         with open(real, encoding="utf-8") as f:
             data: dict[str, Any] = json.load(f)
     except (OSError, ValueError) as e:
-        raise KnobError(f"cannot read {ORIGINALS}: {e}") from e
+        raise KnobError(f"cannot read {ORIGINALS} ({real}): {e}") from e
+    problem = _originals_problem(data)
+    if problem:
+        raise KnobError(
+            f"{ORIGINALS} ({real}) is not a record tuner wrote: {problem}; nothing was "
+            "changed (move the file away to start a new record)"
+        )
     return data
+
+
+def _originals_problem(data: Any) -> str:
+    """What is wrong with the shape of an originals record ('' when nothing)."""
+    if not isinstance(data, dict):
+        return f"a JSON object is expected, found {type(data).__name__}"
+    files = data.get("files")
+    if not isinstance(files, dict):
+        return "'files' must be an object of path: entry"
+    if not isinstance(data.get("dirs", []), list):
+        return "'dirs' must be a list"
+    for path, e in files.items():
+        where = f"files[{path[:80]!r}]"
+        if not isinstance(e, dict) or e.get("style") not in ("file", "kernel"):
+            return f"{where} must be an object with style 'file' or 'kernel'"
+        if not isinstance(e.get("order", 0), int):
+            return f"{where}.order must be a number"
+        if e["style"] == "file":
+            if not isinstance(e.get("exists"), bool):
+                return f"{where}.exists must be true or false"
+            if e["exists"] and not isinstance(e.get("raw"), str):
+                return f"{where}.raw must be text"
+        elif not isinstance(e.get("raw"), str) or not isinstance(e.get("write"), str):
+            return f"{where}.raw and .write must be text"
+    return ""
 
 
 def save_originals(host: Host, data: dict[str, Any]) -> None:
@@ -393,9 +424,33 @@ def save_originals(host: Host, data: dict[str, Any]) -> None:
     host.write_file(ORIGINALS, json.dumps(data, indent=1, sort_keys=True) + "\n", created)
 
 
+LOCK_WAIT = 300.0  # seconds a run waits for another run's lock on the host, by default
+
+
+class LockBusy(KnobError):
+    """Another run held the host's lock past the deadline."""
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock: what the holder wrote into the lock file."""
+    try:
+        raw = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+        info = json.loads(raw) if raw else {}
+    except (OSError, ValueError):
+        return "unknown"
+    if not isinstance(info, dict):
+        return "unknown"
+    since = info.get("since")
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else "?"
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {when}"
+
+
 @contextlib.contextmanager
-def locked(host: Host, create: bool = True) -> Iterator[None]:
-    """Hold tuner's lock on this host (a killed run's leftover process finishes first)."""
+def locked(host: Host, create: bool = True, timeout: float | None = None) -> Iterator[None]:
+    """Hold tuner's lock on this host (a killed run's leftover process finishes first).
+
+    Waits at most `timeout` seconds (default LOCK_WAIT) for another run, then fails naming
+    the holder (its process id, host name and start time, which it writes into the lock)."""
     real = host.path(LOCK)
     if not os.path.exists(real):
         if not create:  # nothing of tuner's is here, and a dry run must not create it
@@ -404,10 +459,32 @@ def locked(host: Host, create: bool = True) -> Iterator[None]:
         host._makedirs(STATE_DIR, [])
     fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        deadline = time.monotonic() + (LOCK_WAIT if timeout is None else timeout)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    waited = LOCK_WAIT if timeout is None else timeout
+                    raise LockBusy(
+                        f"another tuner run holds {LOCK} ({_holder(fd)}); waited {waited:g} s "
+                        "(--lock-timeout)"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            me = {"pid": os.getpid(), "host": os.uname().nodename, "since": time.time()}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        except OSError:
+            pass  # a read-only lock file still locks
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
@@ -447,9 +524,13 @@ def observe_all(host: Host, specs: list[dict[str, Any]], persist: bool) -> list[
 
 
 def apply(
-    host: Host, specs: list[dict[str, Any]], persist: bool, check: bool
+    host: Host,
+    specs: list[dict[str, Any]],
+    persist: bool,
+    check: bool,
+    lock_timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    with locked(host, create=not check):
+    with locked(host, create=not check, timeout=lock_timeout):
         clean_temp_files(host, check)
         obs = observe_all(host, specs, persist)
         todo = [o for o in obs if not o.missing and not o.error and o.differs]
@@ -569,8 +650,8 @@ def verify(host: Host, specs: list[dict[str, Any]], persist: bool) -> list[dict[
     return out
 
 
-def rollback(host: Host, check: bool) -> list[dict[str, Any]]:
-    with locked(host, create=False):
+def rollback(host: Host, check: bool, lock_timeout: float | None = None) -> list[dict[str, Any]]:
+    with locked(host, create=False, timeout=lock_timeout):
         stale = clean_temp_files(host, check)
         data = load_originals(host)
         results: list[dict[str, Any]] = [

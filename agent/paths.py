@@ -35,3 +35,70 @@ def state_dir(override: str | Path | None = None) -> Path:
         return Path(env).expanduser().resolve()
     xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "tuner"
+
+
+# Kernel and device file systems: never a place for tuner's state or output.
+_PSEUDO = ("/proc", "/sys", "/dev")
+
+
+def _pseudo(p: Path) -> bool:
+    return any(p == Path(x) or Path(x) in p.parents for x in _PSEUDO)
+
+
+def check_state_dir(override: str | Path | None = None) -> Path:
+    """The state folder, made if missing, proven usable before any work: a folder (not a
+    file), writable, not under /proc, /sys or /dev, its `runs` and `sim` folders too."""
+    from agent.errors import BadInput
+
+    field = "--state-dir" if override else "TUNER_STATE_DIR"
+    try:
+        d = state_dir(override)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise BadInput(f"not a usable path: {e}", field=field) from e
+    if _pseudo(d):
+        raise BadInput(f"{d} is in a kernel file system: not a state folder", field=field)
+    if d.exists() and not d.is_dir():
+        raise BadInput(f"{d} is a file, not a folder", field=field)
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise BadInput(f"cannot create the state folder {d}: {e.strerror}", field=field) from e
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise BadInput(f"the state folder {d} is not writable", field=field)
+    for sub in ("runs", "runs/artifacts", "sim"):
+        p = d / sub
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            raise BadInput(f"{p} must be a folder (move it away)", field=field)
+        if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+            raise BadInput(f"{p} is not writable", field=field)
+    return d
+
+
+def check_output_path(path: str, field: str = "--output") -> Path:
+    """An output file tuner will write at the end: proven writable before the work."""
+    from agent.errors import BadInput
+
+    if not path or "\x00" in path:
+        raise BadInput("is empty", field=field)
+    p = Path(path).expanduser()
+    try:
+        p = p.parent.resolve() / p.name
+    except (OSError, RuntimeError) as e:
+        raise BadInput(f"{path}: not a usable path: {e}", field=field) from e
+    if _pseudo(p):
+        raise BadInput(f"{p} is in a kernel file system", field=field)
+    if p.is_dir():
+        raise BadInput(f"{p} is a folder: name a file", field=field)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise BadInput(f"{p} is not writable", field=field)
+    base = p.parent  # the folder to write in, or the nearest existing folder above it
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise BadInput(f"{base} is a file, not a folder", field=field)
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise BadInput(
+            f"{base} is not writable (the file is written beside its final place first)",
+            field=field,
+        )
+    return p

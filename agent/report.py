@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.bios.models import BiosRun, CrossCheck, HostBios
-from agent.runner import HostOutcome
+from agent.runner import HostOutcome, RunSecurity
 
 
 class SettingChange(BaseModel):
@@ -44,6 +44,7 @@ class ApplyReport(BaseModel):
     summary: Summary
     hosts: list[HostApply]
     bios: BiosRun | None = None
+    security: RunSecurity = RunSecurity()  # what the run relaxed (--insecure...)
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +78,7 @@ class VerifyReport(BaseModel):
     artifacts: str
     summary: Summary
     hosts: list[HostVerify]
+    security: RunSecurity = RunSecurity()
 
     @property
     def exit_code(self) -> int:
@@ -105,6 +107,7 @@ class RollbackReport(BaseModel):
     artifacts: str
     summary: Summary
     hosts: list[HostRollback]
+    security: RunSecurity = RunSecurity()
 
     @property
     def exit_code(self) -> int:

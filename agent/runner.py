@@ -8,7 +8,12 @@ the playbooks themselves are plain and run the same under `ansible-playbook`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import itertools
 import os
+import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +27,53 @@ from agent.inventory import Inventory
 from agent.paths import playbooks_dir, state_dir
 
 MAX_FORKS = 64
+KEEP_ARTIFACTS = 40  # run folders kept under runs/artifacts (older ones are removed)
+
+# Opt-out of SSH host key verification (docs/security.md): only this exact variable.
+HOST_KEYS_ENV = "TUNER_SSH_HOST_KEY_CHECKING"
+
+# The environment handed to Ansible: these names from the operator's environment, plus
+# tuner's own ANSIBLE_* settings. Everything else (cloud keys, TUNER_BMC_PASSWORD...) is
+# left out: ansible-runner writes the environment into every run's artifacts.
+ENV_ALLOW = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+    "VIRTUAL_ENV",
+    "ANSIBLE_CONFIG",
+    "ANSIBLE_VAULT_PASSWORD_FILE",
+    "ANSIBLE_VAULT_IDENTITY_LIST",
+    "ANSIBLE_REMOTE_USER",
+    "ANSIBLE_PRIVATE_KEY_FILE",
+    "ANSIBLE_BECOME_METHOD",
+    "ANSIBLE_BECOME_USER",
+    "ANSIBLE_COLLECTIONS_PATH",
+    "ANSIBLE_LOCAL_TEMP",
+    "ANSIBLE_REMOTE_TEMP",
+    "ANSIBLE_SSH_CONTROL_PATH_DIR",
+)
+ENV_ALLOW_PREFIX = ("LC_",)
+# Set by ansible-runner itself (its callback plugin and artifact folder).
+RUNNER_ENV = (
+    "ANSIBLE_STDOUT_CALLBACK",
+    "ORIGINAL_STDOUT_CALLBACK",
+    "ANSIBLE_CALLBACK_PLUGINS",
+    "ANSIBLE_RETRY_FILES_ENABLED",
+    "ANSIBLE_HOST_KEY_CHECKING",
+    "AWX_ISOLATED_DATA_DIR",
+    "ANSIBLE_CACHE_PLUGIN",
+    "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+)
+# Extra vars every run gets (set by the command line: the host lock's deadline).
+RUN_EXTRAVARS: dict[str, Any] = {}
+_seq = itertools.count(1)
+_warned: list[bool] = []
 
 
 class HostOutcome(BaseModel):
@@ -32,22 +84,117 @@ class HostOutcome(BaseModel):
     facts: dict[str, Any] = {}  # what the module reports of the host (verify: topology)
 
 
+class RunSecurity(BaseModel):
+    """What a run relaxed, recorded in its report (docs/security.md)."""
+
+    bmc_tls_verified: bool = True  # False with --insecure
+    ssh_host_keys_verified: bool = True  # False with TUNER_SSH_HOST_KEY_CHECKING=no
+
+
+def run_security(insecure: bool = False) -> RunSecurity:
+    return RunSecurity(bmc_tls_verified=not insecure, ssh_host_keys_verified=host_keys_checked())
+
+
 ProgressFn = Callable[[str, str], None]  # (host, status) when a host finishes
 
 
-def tuned_envvars(forks: int) -> dict[str, str]:
-    """The Ansible configuration of tuner's fast path (see docs/performance.md)."""
-    return {
+def host_keys_checked() -> bool:
+    """SSH host keys are verified unless TUNER_SSH_HOST_KEY_CHECKING=no (docs/security.md)."""
+    v = os.environ.get(HOST_KEYS_ENV, "").strip().lower()
+    if v in ("", "yes", "true", "1", "on"):
+        return True
+    if v in ("no", "false", "0", "off"):
+        return False
+    from agent.errors import BadInput
+
+    raise BadInput(f"must be yes or no, got {v[:40]!r}", field=HOST_KEYS_ENV)
+
+
+def ssh_args(check_keys: bool) -> str:
+    """Ansible's ssh_args: they come first on ssh's command line, and ssh takes the first
+    value of an option, so StrictHostKeyChecking=yes here wins over any inventory's."""
+    args = "-C -o ControlMaster=auto -o ControlPersist=300s"
+    return args + (" -o StrictHostKeyChecking=yes" if check_keys else "")
+
+
+def tuned_envvars(forks: int, check_keys: bool = True) -> dict[str, str]:
+    """The Ansible configuration of tuner's fast path (see docs/performance.md), with
+    SSH host keys verified and only the inventory plugins that do not run code."""
+    env = {
         "ANSIBLE_FORKS": str(forks),
         "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=300s",
+        "ANSIBLE_SSH_ARGS": ssh_args(check_keys),
+        # ansible-runner sets False when this is unset (and Ansible then adds
+        # StrictHostKeyChecking=no to every ssh command): set it explicitly.
+        "ANSIBLE_HOST_KEY_CHECKING": str(check_keys),
         "ANSIBLE_TIMEOUT": "20",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+        "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
     }
+    from agent.inventory import inventory_env
+
+    env.update(inventory_env())
+    if not check_keys:
+        # Connections made without checks are not reused by a checked run (ControlPersist).
+        base = os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR") or "~/.ansible/cp"
+        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = base.rstrip("/") + "-unchecked"
+    return env
+
+
+def scrubbed_env(env: dict[str, str], tuner_set: dict[str, str]) -> dict[str, str]:
+    """The environment Ansible gets: the allow-list, tuner's settings, ansible-runner's."""
+    keep = {
+        k: v
+        for k, v in env.items()
+        if k in ENV_ALLOW or k.startswith(ENV_ALLOW_PREFIX) or k in RUNNER_ENV
+    }
+    keep.update(tuner_set)
+    return keep
+
+
+def new_ident(playbook: str) -> str:
+    """A run folder name no other run uses: time, process, a counter within the process."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"{stamp}-{os.getpid()}-{next(_seq)}-{playbook.split('.')[0]}"
+
+
+def rotate_artifacts(runs: Path, keep: int = KEEP_ARTIFACTS) -> None:
+    """Keep the newest `keep` run folders. Runs sharing a state folder take turns (a lock),
+    and a folder whose run is still going (its process alive) is never removed."""
+    art = runs / "artifacts"
+    if not art.is_dir():
+        return
+    with open(runs / ".rotate.lock", "a+") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        try:
+            dirs = []
+            for d in art.iterdir():
+                with contextlib.suppress(OSError):
+                    dirs.append((d.stat().st_mtime, d))
+            dirs.sort()
+            for _, d in dirs[: max(0, len(dirs) - keep)]:
+                m = re.match(r"^\d{8}T\d{6}-(\d+)-", d.name)
+                if m and _alive(int(m.group(1))):
+                    continue
+                shutil.rmtree(d, ignore_errors=True)
+        finally:
+            fcntl.flock(lk, fcntl.LOCK_UN)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_playbook(
@@ -63,7 +210,7 @@ def run_playbook(
     """Run `playbooks/<playbook>` on the inventory's selected hosts.
 
     Returns the outcome per host and the run's artifact folder (the audit trail)."""
-    import ansible_runner
+    from ansible_runner.interface import init_runner
 
     names = [h.name for h in inv.hosts]
     forks = max(1, min(forks or len(names), MAX_FORKS))
@@ -72,9 +219,14 @@ def run_playbook(
     # ansible-runner records the process environment in each run's artifacts: keep them
     # readable by this user only.
     runs.chmod(0o700)
-    ident = (
-        time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}-{playbook.split('.')[0]}"
-    )
+    ident = new_ident(playbook)
+    check_keys = host_keys_checked()
+    if not check_keys and not _warned:
+        _warned.append(True)
+        sys.stderr.write(
+            f"warning: {HOST_KEYS_ENV}=no: SSH host keys are NOT verified; a host that is not "
+            "the one in known_hosts gets root commands and secrets\n"
+        )
     outcomes: dict[str, HostOutcome] = {}
 
     def on_event(ev: dict[str, Any]) -> bool:
@@ -105,27 +257,32 @@ def run_playbook(
             progress(host, o.status)
         return True
 
-    env = tuned_envvars(forks)
+    env = tuned_envvars(forks, check_keys)
     # ansible-runner starts `ansible-playbook` from PATH: use the one beside this Python.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     try:
-        r = ansible_runner.run(
+        rotate_artifacts(runs)
+        r = init_runner(
             private_data_dir=str(runs),
             ident=ident,
             playbook=str(playbooks_dir() / playbook),
             inventory=inv.path,
             limit=",".join(names),
-            extravars=extravars,
+            extravars={**RUN_EXTRAVARS, **extravars},
             envvars=env,
             cmdline="--check" if check else None,
             forks=forks,
             quiet=True,
             event_handler=on_event,
-            rotate_artifacts=40,
+            rotate_artifacts=0,  # tuner rotates (rotate_artifacts): safe for concurrent runs
             suppress_env_files=True,
         )
+        # ansible-runner seeds the run's environment with all of ours and writes it to the
+        # artifacts (`command`): hand Ansible only what it needs.
+        r.config.env = scrubbed_env(r.config.env, env)
+        r.run()
     except Exception as e:  # ansible-runner raises on a missing ansible-playbook, etc.
         raise Failed(f"could not run Ansible: {e}") from e
     artifacts = str(runs / "artifacts" / ident)
@@ -138,4 +295,19 @@ def run_playbook(
 
 def _msg(res: dict[str, Any]) -> str:
     msg = str(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "").strip()
-    return " ".join(msg.split())[:500]
+    return host_key_reason(msg) or " ".join(msg.split())[:500]
+
+
+def host_key_reason(msg: str) -> str:
+    """ssh's host key failures, said plainly (ssh's own text is mostly a banner)."""
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in msg:
+        return (
+            "SSH host key changed: the key this host offers is not the one in known_hosts "
+            "(refused; if the host was reinstalled, update known_hosts)"
+        )
+    if "Host key verification failed" in msg or "No matching host key" in msg:
+        return (
+            "SSH host key not verified: this host's key is not in known_hosts (refused; add it "
+            "with ssh-keyscan after checking its fingerprint)"
+        )
+    return ""

@@ -69,10 +69,51 @@ def find_sshd() -> str | None:
 
 
 def load(state_dir: Path) -> SimFleet | None:
+    """The fleet record; a damaged one is bad input naming the file (`sim down` still
+    works: it finds the fleet's processes without the record)."""
     f = sim_dir(state_dir) / "fleet.json"
     if not f.is_file():
         return None
-    return SimFleet.model_validate_json(f.read_text())
+    try:
+        return SimFleet.model_validate_json(f.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BadInput(
+            "the simulated fleet's record is damaged; `tuner sim down` removes the fleet "
+            f"({str(e).splitlines()[0][:200]})",
+            file=str(f),
+        ) from e
+
+
+def _fleet_processes(base: Path) -> list[int]:
+    """This user's processes that belong to the fleet in `base`: its sshds (started with a
+    config under base/nodes/) and its BMC simulator (a config under base/bmc/)."""
+    nodes = (str(base / "nodes") + "/").encode()
+    bmc = str(base / "bmc" / "config.json").encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if d.stat().st_uid != os.getuid():
+                continue
+            cmd = (d / "cmdline").read_bytes()  # sshd shows its arguments in its title
+        except OSError:
+            continue
+        if (nodes in cmd and b"sshd_config" in cmd) or bmc in cmd:
+            found.append(int(d.name))
+    return found
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        for p in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(p, os.WNOHANG)
+        time.sleep(0.05)
 
 
 def up(
@@ -102,11 +143,12 @@ def up(
     if connection not in ("auto", "ssh", "local"):
         raise BadInput("--connection must be auto, ssh or local", field="--connection")
     base = sim_dir(state_dir)
-    if (base / "fleet.json").exists():
+    if (base / "fleet.json").exists() or base.is_symlink():
         raise BadInput(
             f"a simulated fleet is already up in {base}; run `tuner sim down` first",
             field="--state-dir",
         )
+    _kill(_fleet_processes(base))  # leftovers of a half-made fleet
     sshd = find_sshd()
     if connection == "ssh" and not sshd:
         raise BadInput(
@@ -151,14 +193,23 @@ def up(
 
 
 def down(state_dir: Path) -> SimFleet | None:
+    """Stop the fleet and remove its files; with a damaged record, its processes are found
+    by their command lines (they name files under the fleet's folder)."""
     base = sim_dir(state_dir)
-    fleet = load(state_dir)
+    try:
+        fleet = load(state_dir)
+    except BadInput:
+        fleet = None
     if fleet is not None:
         _stop_sshds(fleet)
         from agent.sim import bmcfleet
 
         bmcfleet.stop(fleet)
+    if base.is_symlink():
+        base.unlink()
+        return fleet
     if base.exists():
+        _kill(_fleet_processes(base))
         shutil.rmtree(base)
     return fleet
 
@@ -249,9 +300,18 @@ def _port_open(port: int | None) -> bool:
 
 def _stop_sshds(fleet: SimFleet) -> None:
     for node in fleet.nodes:
-        if node.sshd_pid:
+        if node.sshd_pid and _is_fleet_sshd(node.sshd_pid, Path(node.root).parent):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(node.sshd_pid, signal.SIGTERM)
+
+
+def _is_fleet_sshd(pid: int, node_dir: Path) -> bool:
+    """The pid is still this node's sshd (not a reused pid)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(node_dir / "sshd_config").encode() in cmd
 
 
 def _write_inventory(base: Path, fleet: SimFleet) -> None:

@@ -25,6 +25,7 @@ options:
   sim_kernel: {type: bool, default: false}
   settings: {type: list, elements: dict, default: []}
   persist: {type: bool, default: true}
+  lock_timeout: {type: float, default: 300}
 """
 
 
@@ -36,6 +37,7 @@ def main() -> None:
             "sim_kernel": {"type": "bool", "default": False},
             "settings": {"type": "list", "elements": "dict", "default": []},
             "persist": {"type": "bool", "default": True},
+            "lock_timeout": {"type": "float", "default": 300.0},
         },
         supports_check_mode=True,
     )
@@ -44,14 +46,16 @@ def main() -> None:
     facts: dict = {}
     try:
         if p["mode"] == "apply":
-            results = apply(host, p["settings"], p["persist"], module.check_mode)
+            results = apply(
+                host, p["settings"], p["persist"], module.check_mode, p["lock_timeout"]
+            )
             changed = any(r["status"] in ("changed", "would change") for r in results)
         elif p["mode"] == "verify":
             results = verify(host, p["settings"], p["persist"])
             facts = host_facts(host)
             changed = False
         else:
-            results = rollback(host, module.check_mode)
+            results = rollback(host, module.check_mode, p["lock_timeout"])
             changed = any(r["status"] in ("restored", "removed") for r in results)
     except (KnobError, OSError) as e:
         module.fail_json(msg=f"tuner_os {p['mode']} failed: {e}", results=[])
