@@ -41,6 +41,7 @@ def untouched(shared_fleet: Fleet) -> dict[str, dict[str, str]]:
     return {n: tree_hash(root, skip=()) for n, root in shared_fleet.roots.items()}
 
 
+@pytest.mark.fleet
 @pytest.mark.parametrize("cmd", ["apply", "verify"])
 @pytest.mark.parametrize(("name", "words"), CASES, ids=[c[0] for c in CASES])
 def test_bad_profile(
@@ -50,6 +51,7 @@ def test_bad_profile(
     assert_clean_exit(r, words)
 
 
+@pytest.mark.fleet
 def test_bad_profile_json(shared_fleet: Fleet) -> None:
     r = shared_fleet.tuner("apply", "-p", str(BAD / "governor-turbo.yml"), "--json")
     assert r.rc == 2
@@ -57,6 +59,7 @@ def test_bad_profile_json(shared_fleet: Fleet) -> None:
     assert doc["field"] == "os.cpu.governor" and doc["file"].endswith("governor-turbo.yml")
 
 
+@pytest.mark.fleet
 def test_unknown_profile(shared_fleet: Fleet) -> None:
     assert_clean_exit(
         shared_fleet.tuner("apply", "-p", "no-such"), ["unknown profile", "inference"]
@@ -65,11 +68,13 @@ def test_unknown_profile(shared_fleet: Fleet) -> None:
     assert_clean_exit(shared_fleet.tuner("profiles", "show", "../etc"), ["profile"])
 
 
+@pytest.mark.fleet
 def test_unknown_inventory(shared_fleet: Fleet) -> None:
     r = shared_fleet.tuner("apply", "-p", "inference", "-i", "/nonexistent/inv.yml")
     assert_clean_exit(r, ["/nonexistent/inv.yml", "not found", "--inventory"])
 
 
+@pytest.mark.fleet
 @pytest.mark.parametrize(
     ("content", "words"),
     [
@@ -90,6 +95,7 @@ def test_bad_inventory(
     assert_clean_exit(r, [str(inv), *words])
 
 
+@pytest.mark.fleet
 def test_limit_matching_nothing(shared_fleet: Fleet) -> None:
     r = shared_fleet.tuner("apply", "-p", "inference", "--limit", "nosuchgroup")
     assert_clean_exit(r, ["matches no host", "nosuchgroup"])
@@ -109,6 +115,7 @@ def test_no_inventory_at_all(tmp_path: Path) -> None:
     assert_clean_exit(r, ["no inventory", "tuner sim up"])
 
 
+@pytest.mark.fleet
 def test_zz_no_host_was_touched(shared_fleet: Fleet, untouched: dict) -> None:
     """Runs last in this module: after every bad-input case above, every node tree is
     byte-identical to before (tuner's own folder included)."""

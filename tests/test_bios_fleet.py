@@ -25,6 +25,9 @@ from agent.sim.bmc import BmcHandle, start_bmcs
 
 BIOS_ONLY = str(DATA / "bios" / "bios-only.yml")
 POWER_PROFILE = str(DATA / "bios" / "power-profile.yml")
+# Every test here runs tuner across BMCs (a `sim up` fleet or BMCs started in-process).
+pytestmark = pytest.mark.fleet
+
 VENDOR = {"node01": "dell", "node02": "hpe", "node03": "supermicro", "node04": "amd"}
 
 

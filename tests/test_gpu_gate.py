@@ -217,6 +217,7 @@ def test_bad_policy(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the fleet, over SSH
 
 
+@pytest.mark.fleet
 @pytest.mark.parametrize(
     ("scenario", "usable", "installed"),
     [("mlperf-llama2-70b", 87, 88), ("mlperf-gpt-oss-120b", 94, 96)],
@@ -240,6 +241,7 @@ def hang_fleet(tmp_path: Path) -> Any:
     yield from make_fleet(tmp_path, 3, 2, "--scenario", "node-hang")
 
 
+@pytest.mark.fleet
 def test_node_past_deadline_and_unreachable_node_fail_closed(hang_fleet: Fleet) -> None:
     # node02 hangs in amdsmi_init; node03 is unreachable (its sshd is gone)
     info = json.loads((hang_fleet.state / "sim" / "fleet.json").read_text())

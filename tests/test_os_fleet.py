@@ -19,6 +19,7 @@ def statuses(report: dict, host: str) -> dict[str, str]:
     return {s["id"]: s["status"] for s in h["settings"]}
 
 
+@pytest.mark.fleet
 def test_apply_verify_idempotent(full_fleet: Fleet) -> None:
     fleet = full_fleet
     r = fleet.tuner("apply", "--profile", "inference", "--json")
@@ -54,6 +55,7 @@ def test_apply_verify_idempotent(full_fleet: Fleet) -> None:
     assert all(s["status"] == "unchanged" for h in again.json()["hosts"] for s in h["settings"])
 
 
+@pytest.mark.fleet
 def test_check_writes_nothing(shared_fleet: Fleet) -> None:
     from conftest import tree_hash
 
@@ -71,6 +73,7 @@ def test_check_writes_nothing(shared_fleet: Fleet) -> None:
         assert not (root / "var/lib/tuner").exists()
 
 
+@pytest.mark.fleet
 def test_out_of_band_write_is_drift_for_that_host_only(fleet: Fleet) -> None:
     assert fleet.tuner("apply", "-p", "inference").rc == 0
     (fleet.roots["node03"] / GOV.format(7)).write_text("powersave\n")
@@ -87,6 +90,7 @@ def test_out_of_band_write_is_drift_for_that_host_only(fleet: Fleet) -> None:
     assert human.rc == 1 and "node03" in human.out and "does NOT conform" in human.out
 
 
+@pytest.mark.fleet
 def test_rollback_restores_exactly_and_keeps_first_originals(fleet: Fleet, tmp_path: Path) -> None:
     pristine = fleet.hashes()
     assert fleet.tuner("apply", "-p", "inference").rc == 0
@@ -113,6 +117,7 @@ def test_rollback_restores_exactly_and_keeps_first_originals(fleet: Fleet, tmp_p
     assert v.rc == 1
 
 
+@pytest.mark.fleet
 def test_limit_touches_only_matching_hosts(fleet: Fleet) -> None:
     before = fleet.hashes()
     r = fleet.tuner("apply", "-p", "inference", "--limit", "head", "--json")
@@ -123,6 +128,7 @@ def test_limit_touches_only_matching_hosts(fleet: Fleet) -> None:
     assert all(after[n] == before[n] for n in ("node02", "node03", "node04"))
 
 
+@pytest.mark.fleet
 def test_persistence_survives_reboot(fleet: Fleet) -> None:
     assert fleet.tuner("apply", "-p", "inference").rc == 0
     assert fleet.tuner("sim", "reboot", "node02").rc == 0
@@ -131,6 +137,7 @@ def test_persistence_survives_reboot(fleet: Fleet) -> None:
     assert fleet.tuner("verify", "-p", "inference").rc == 0
 
 
+@pytest.mark.fleet
 def test_missing_settings_are_reported_as_missing(fleet: Fleet, tmp_path: Path) -> None:
     import shutil
 
@@ -174,6 +181,7 @@ def kill_apply_after(fleet: Fleet, delay: float) -> None:
     p.wait()
 
 
+@pytest.mark.fleet
 @pytest.mark.parametrize("delay", [0.4, 1.0, 1.6, 2.2])
 def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: float) -> None:
     pristine = fleet.hashes()
@@ -187,6 +195,7 @@ def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: floa
     assert fleet.hashes() == pristine
 
 
+@pytest.mark.fleet
 def test_killed_apply_then_rollback_directly(fleet: Fleet) -> None:
     pristine = fleet.hashes()
     kill_apply_after(fleet, 1.3)
@@ -195,6 +204,7 @@ def test_killed_apply_then_rollback_directly(fleet: Fleet) -> None:
     assert fleet.hashes() == pristine
 
 
+@pytest.mark.fleet
 def test_sim_up_json_and_down(tmp_path: Path) -> None:
     from conftest import run_tuner
 
