@@ -8,26 +8,53 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 
 from agent.errors import BadInput, TunerError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Plain help wrapped at 80 columns (agent/clihelp.py adds placeholders and examples).
+_HELP = {"rich_markup_mode": None, "context_settings": {"max_content_width": 80}}
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     help="Tune MI355X inference nodes: OS and BIOS profiles, health gate, fleet.",
+    **_HELP,  # type: ignore[arg-type]
 )
-profiles_app = typer.Typer(no_args_is_help=True, help="List and show tuning profiles.")
-sim_app = typer.Typer(no_args_is_help=True, help="The simulated fleet (a lab for profiles).")
+profiles_app = typer.Typer(
+    no_args_is_help=True,
+    help="List and show tuning profiles.",
+    **_HELP,  # type: ignore[arg-type]
+)
+sim_app = typer.Typer(
+    no_args_is_help=True,
+    help="The simulated fleet (a lab for profiles).",
+    **_HELP,  # type: ignore[arg-type]
+)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(sim_app, name="sim")
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
+
+class _LazyConsole:
+    """A rich Console made on first use: commands that print nothing do not import rich."""
+
+    def __init__(self, **kw: Any) -> None:
+        self._kw = kw
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kw)
+        return getattr(self._console, name)
+
+
+out = cast("Console", _LazyConsole(highlight=False, width=None if sys.stdout.isatty() else 160))
+err = cast("Console", _LazyConsole(stderr=True, highlight=False))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
 InventoryOpt = Annotated[
@@ -64,9 +91,10 @@ LockTimeoutOpt = Annotated[
 ]
 
 
-def _emit(model: BaseModel | dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+def _emit(model: Any, as_json: bool, human: Callable[[], None]) -> None:
+    """`model`: a pydantic model or a dict; as JSON with --json, else `human()`."""
     if as_json:
-        data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+        data = model if isinstance(model, dict) else model.model_dump(mode="json")
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         human()
@@ -661,8 +689,32 @@ def sim_scenarios(as_json: JsonOpt = False) -> None:
     _emit({"scenarios": items}, as_json, human)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"tuner {version('tuner')}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    _: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print tuner's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Tune MI355X inference nodes: OS and BIOS profiles, health gate, fleet."""
+
+
 def main() -> None:
-    app()
+    from agent.clihelp import apply_conventions
+
+    cmd = typer.main.get_command(app)
+    apply_conventions(cmd)
+    cmd(prog_name="tuner")
 
 
 if __name__ == "__main__":

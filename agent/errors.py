@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+if TYPE_CHECKING:  # pydantic is imported by what raises these, not by the CLI's start-up
+    from pydantic import BaseModel, ValidationError
 
 MAX_MESSAGE = 2000
 
@@ -46,6 +47,8 @@ class Failed(TunerError):
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    from pydantic import BaseModel
+
     m = model
     for part in loc[:-1]:
         fields = {f.alias or n: f for n, f in m.model_fields.items()}
@@ -57,7 +60,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or n for n, f in m.model_fields.items()]
 
 
-def validation_text(e: ValidationError, model: type[BaseModel] = BaseModel) -> tuple[str, str]:
+def validation_text(e: ValidationError, model: type[BaseModel] | None = None) -> tuple[str, str]:
     """The field (dotted) and a message for the first error of a pydantic validation."""
     err = e.errors()[0]
     loc = ".".join(
@@ -66,7 +69,7 @@ def validation_text(e: ValidationError, model: type[BaseModel] = BaseModel) -> t
     loc = short(re.sub(r"\.(str|int|bool|literal\[.*?\])$", "", loc), 200)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, tuple(err["loc"]))
+        allowed = _allowed_keys(model, tuple(err["loc"])) if model is not None else []
         msg = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     elif err["type"] == "string_pattern_mismatch":
         pattern = err["ctx"]["pattern"]

@@ -95,7 +95,7 @@ class FileRestore(BaseModel):
 
 class HostRollback(BaseModel):
     host: str
-    status: Literal["restored", "nothing to do", "failed", "unreachable"]
+    status: Literal["restored", "would restore", "nothing to do", "failed", "unreachable"]
     message: str = ""
     files: list[FileRestore]
 
@@ -130,15 +130,31 @@ def _host_status(o: HostOutcome) -> str | None:
 
 
 def build_apply(
-    profile: str, check: bool, inventory: str, artifacts: str, outcomes: dict[str, HostOutcome]
+    profile: str,
+    check: bool,
+    inventory: str,
+    artifacts: str,
+    outcomes: dict[str, HostOutcome],
+    missing_ok: Any = None,
 ) -> ApplyReport:
+    """`missing_ok(id)`: may this setting be missing (the profile's allow_missing)? A missing
+    setting that may not fails its host, as verify would."""
     hosts = []
     for name, o in outcomes.items():
         settings = [SettingChange.model_validate(r) for r in o.results]
         status = _host_status(o)
+        message = o.message if o.status != "ok" else ""
+        missing = [
+            s.id
+            for s in settings
+            if s.status == "missing" and not (missing_ok is not None and missing_ok(s.id))
+        ]
         if status is None:
             if any(s.status == "failed" for s in settings):
                 status = "failed"
+            elif missing:
+                status = "failed"
+                message = "missing on this host and not in allow_missing: " + ", ".join(missing)
             elif any(s.status in ("changed", "would change") for s in settings):
                 status = "would change" if check else "changed"
             else:
@@ -147,7 +163,7 @@ def build_apply(
             HostApply(
                 host=name,
                 status=status,  # type: ignore[arg-type]
-                message=o.message if o.status != "ok" else "",
+                message=message,
                 settings=settings,
             )
         )
@@ -211,7 +227,7 @@ def build_rollback(
             if o.status != "ok" or any(f.status == "failed" for f in files):
                 status = "failed"
             elif any(f.status not in ("unchanged", "gone") for f in files):
-                status = "restored"
+                status = "would restore" if check else "restored"
             else:
                 status = "nothing to do"
         hosts.append(

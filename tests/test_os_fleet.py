@@ -106,6 +106,9 @@ def test_rollback_restores_exactly_and_keeps_first_originals(fleet: Fleet, tmp_p
     assert fleet.tuner("apply", "-p", "inference").rc == 0  # a third apply, back again
     check = fleet.tuner("rollback", "--check", "--json")
     assert check.rc == 0
+    assert check.json()["summary"]["by_status"] == {"would restore": 4}
+    human = fleet.tuner("rollback", "--check")
+    assert "would restore" in human.out and "restored" not in human.out.replace("would restore", "")
     assert fleet.hashes() != pristine
     rb = fleet.tuner("rollback", "--json")
     assert rb.rc == 0, rb.out
@@ -144,15 +147,23 @@ def test_missing_settings_are_reported_as_missing(fleet: Fleet, tmp_path: Path) 
     root = fleet.roots["node04"]
     for cpufreq in (root / "sys/devices/system/cpu").glob("cpu*/cpufreq"):
         shutil.rmtree(cpufreq)
-    r = fleet.tuner("apply", "-p", "inference", "--json")
-    assert r.rc == 0
-    assert statuses(r.json(), "node04")["cpu.governor"] == "missing"
+    # a setting missing and not in allow_missing fails apply (and its dry run) too
+    for check in ((), ("--check",)):
+        r = fleet.tuner("apply", "-p", "inference", *check, "--json")
+        assert r.rc == 1, r.out
+        assert statuses(r.json(), "node04")["cpu.governor"] == "missing"
+        node04 = next(h for h in r.json()["hosts"] if h["host"] == "node04")
+        assert node04["status"] == "failed" and "cpu.governor" in node04["message"]
+        assert {h["status"] for h in r.json()["hosts"] if h["host"] != "node04"} <= {
+            "changed", "would change", "unchanged"
+        }
     v = fleet.tuner("verify", "-p", "inference", "--json")
     assert v.rc == 1
     assert statuses(v.json(), "node04")["cpu.governor"] == "missing"
     assert statuses(v.json(), "node03")["cpu.governor"] == "ok"
     lenient = tmp_path / "vm.yml"
     lenient.write_text("name: vm\ninclude: [inference]\nos:\n  allow_missing: ['cpu.*']\n")
+    assert fleet.tuner("apply", "-p", str(lenient)).rc == 0
     v2 = fleet.tuner("verify", "-p", str(lenient), "--json")
     assert v2.rc == 0, v2.out
     gov = next(

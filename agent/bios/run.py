@@ -297,7 +297,7 @@ def apply_all(
         )
     else:
         outcomes = {h.name: HostOutcome(host=h.name, status="ok") for h in started}
-    r = report.build_apply(prof.name, check, inv.path, artifacts, outcomes)
+    r = report.build_apply(prof.name, check, inv.path, artifacts, outcomes, prof.missing_ok)
     by_name = {h.host: h for h in r.hosts}
     hosts = []
     for h in inv.hosts:

@@ -1,0 +1,90 @@
+"""The CLI's help conventions, applied once to every command (agent/cli.py `main`).
+
+- A value option shows what it takes (`--forks N`, `--reboot never|if-needed`), never a
+  type tag (`<int>`); a flag shows nothing.
+- Every command's help ends with an example (EXAMPLES, keyed by the command's path).
+- Help is plain text wrapped at 80 columns (click's formatter; no rich boxes), which also
+  keeps `tuner --help` from importing rich.
+
+A new option gets its placeholder from METAVARS (by option name), else from its type; a
+new command adds one line to EXAMPLES (tests/test_cli.py checks both).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Options whose value is one of a few words: listed in the help (the command validates).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "--reboot": ("never", "if-needed"),
+    "--connection": ("auto", "ssh", "local"),
+    "--bmc-vendor": ("dell", "hpe", "supermicro", "amd", "mixed", "none"),
+}
+
+# What a value option takes, by option name; others: N (int), SECONDS (float), TEXT.
+METAVARS: dict[str, str] = {
+    "--profile": "NAME|FILE",
+    "--inventory": "FILE",
+    "--limit": "PATTERN",
+    "--state-dir": "DIR",
+    "--ca-bundle": "FILE",
+    "--root": "DIR",
+    "--facts": "FILE",
+    "--policy": "FILE",
+    "--output": "FILE",
+    "--scenario": "NAME",
+    "--layer": "NAME",
+}
+
+# One example per command (its path without "tuner"), shown at the end of its help.
+EXAMPLES: dict[str, list[str]] = {
+    "": ["tuner sim up --nodes 8 && tuner apply --profile inference --check"],
+    "apply": [
+        "tuner apply --profile inference --check      # what would change",
+        "tuner apply -p inference --reboot if-needed --batch-size 4",
+    ],
+    "verify": ["tuner verify --profile inference --limit 'node0*'"],
+    "rollback": ["tuner rollback --check                       # what would be restored"],
+    "facts": ["tuner facts --limit node01 --json > node01-facts.json"],
+    "check": ["tuner check --min-gpus-per-node 8 --output usable-gpus.json"],
+    "status": ["tuner status --json"],
+    "profiles": ["tuner profiles show inference-nps4"],
+    "profiles list": ["tuner profiles list --json"],
+    "profiles show": ["tuner profiles show inference-nps4"],
+    "sim": ["tuner sim up --nodes 8 --cores-per-socket 8"],
+    "sim up": ["tuner sim up --nodes 8 --cores-per-socket 8 --state-dir /tmp/lab"],
+    "sim down": ["tuner sim down --state-dir /tmp/lab"],
+    "sim reboot": ["tuner sim reboot node03"],
+    "sim scenarios": ["tuner sim scenarios && tuner sim up --scenario mlperf-llama2-70b"],
+}
+
+
+def _metavar(opt: Any) -> str:
+    name = max(opt.opts, key=len)
+    if name in CHOICES:
+        return "|".join(CHOICES[name])
+    if name in METAVARS:
+        return METAVARS[name]
+    kind = getattr(getattr(opt, "type_descriptor", None), "annotation", None)
+    text = repr(kind) + repr(getattr(opt, "type", ""))
+    if "float" in text.lower():
+        return "SECONDS" if any(w in name for w in ("timeout", "delay", "deadline")) else "X"
+    if "int" in text.lower():
+        return "N"
+    return name.lstrip("-").upper().replace("-", "_")
+
+
+def apply_conventions(cmd: Any, path: str = "") -> None:
+    """Set placeholders and examples on a click command tree (typer.main.get_command)."""
+    for p in cmd.params:
+        if p.param_type_name == "option" and not p.is_flag and not p.count and p.metavar is None:
+            p.metavar = _metavar(p)
+    example = EXAMPLES.get(path)
+    if example and not cmd.epilog:
+        lines = "\n".join(f"  {e}" for e in example)
+        cmd.epilog = f"Example{'s' if len(example) > 1 else ''}:\n\n\b\n{lines}"
+    for name, sub in (getattr(cmd, "commands", None) or {}).items():
+        if not sub.short_help and sub.help:
+            # The whole first paragraph, wrapped, instead of a line cut with "...".
+            sub.short_help = " ".join(sub.help.split("\n\n")[0].split())
+        apply_conventions(sub, f"{path} {name}".strip())
