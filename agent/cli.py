@@ -91,10 +91,14 @@ LockTimeoutOpt = Annotated[
 ]
 
 
+_last_doc: list[Any] = []  # the document a command emitted (for the run history)
+
+
 def _emit(model: Any, as_json: bool, human: Callable[[], None]) -> None:
     """`model`: a pydantic model or a dict; as JSON with --json, else `human()`."""
+    data = model if isinstance(model, dict) else model.model_dump(mode="json")
+    _last_doc[:] = [data]
     if as_json:
-        data = model if isinstance(model, dict) else model.model_dump(mode="json")
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         human()
@@ -162,8 +166,14 @@ def profiles_list(as_json: JsonOpt = False) -> None:
             items.append({"name": p.name, "description": p.description, "file": p.files[-1]})
 
         def human() -> None:
+            from rich.table import Table
+
+            t = Table()
+            for c in ("profile", "description", "file"):
+                t.add_column(c)
             for i in items:
-                out.print(f"{i['name']:<24} {i['description']}")
+                t.add_row(i["name"], i["description"], os.path.relpath(i["file"]))
+            out.print(t)
 
         _emit({"profiles": items}, as_json, human)
 
@@ -489,11 +499,18 @@ def sim_up(
         }
 
         def human() -> None:
+            import shlex
+
             out.print(
                 f"{len(f.nodes)} simulated nodes up ({f.connection}); inventory: {f.inventory}"
             )
             out.print(f"GPU scenario: {f.scenario}")
-            out.print("next: tuner apply --profile inference; tuner check")
+            sd_arg = ""
+            if state_dir:  # the commands below must find this fleet, not the default one
+                out.print(f"next: export TUNER_STATE_DIR={shlex.quote(str(sd))}")
+                sd_arg = f" --state-dir {shlex.quote(str(sd))}"
+            out.print("next: tuner apply --profile inference --check; tuner check; tuner status")
+            out.print(f"when done: tuner sim down{sd_arg}")
 
         _emit(data, as_json, human)
 
@@ -564,19 +581,22 @@ def facts(
     forks: ForksOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print GPU facts: every GPU amdsmi sees, the PCI bus view, host facts."""
+    """GPU facts: every GPU amdsmi sees, the PCI bus view, host facts (a table per node;
+    --json for everything)."""
     from agent.gpu.run import fleet_facts, local_facts
 
     with _errors(as_json):
+        from agent.gpu.run import print_facts
+
         if local:
             f = local_facts(root)
-            _emit(f, as_json, lambda: out.print_json(f.model_dump_json()))
+            _emit(f, as_json, lambda: print_facts([f], {}, out))
             return
         _, inv = _prepare(None, inventory, limit)
         with _progress(len(inv.hosts), "facts", as_json) as prog:
             got, failures, _ = fleet_facts(inv, deadline, forks, prog)
         doc = {"nodes": [f.model_dump(mode="json") for f in got], "failed": failures}
-        _emit(doc, as_json, lambda: out.print_json(json.dumps(doc)))
+        _emit(doc, as_json, lambda: print_facts(got, failures, out))
         raise typer.Exit(1 if failures else 0)
 
 
@@ -683,10 +703,115 @@ def sim_scenarios(as_json: JsonOpt = False) -> None:
     ]
 
     def human() -> None:
+        from rich.table import Table
+
+        t = Table()
+        for c, just in (("scenario", "left"), ("nodes", "right"), ("description", "left")):
+            t.add_column(c, justify=just)  # type: ignore[arg-type]
         for i in items:
-            out.print(f"{i['name']:<26} {i['nodes']:>3} nodes  {i['description']}")
+            t.add_row(str(i["name"]), str(i["nodes"]), str(i["description"]))
+        out.print(t)
 
     _emit({"scenarios": items}, as_json, human)
+
+
+# ------------------------------------------------------------------------------ status
+
+
+@app.command()
+def status(
+    state_dir: StateDirOpt = None,
+    runs: Annotated[
+        int, typer.Option("--runs", min=0, max=500, help="How many recent runs to list.")
+    ] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """What is up: the simulated fleet of the state folder, and the last runs and their
+    results (read from the state folder; no host is contacted)."""
+    from agent import history
+    from agent.sim import fleet as simfleet
+
+    with _errors(as_json):
+        sd = _state(state_dir)
+        f = simfleet.load(sd)
+        fleet: dict[str, Any] | None = None
+        if f is not None:
+            sshd = [n.sshd_pid for n in f.nodes if n.sshd_pid]
+            fleet = {
+                "nodes": len(f.nodes),
+                "connection": f.connection,
+                "scenario": f.scenario,
+                "inventory": f.inventory,
+                "sshd_running": sum(1 for p in sshd if _alive(p)),
+                "sshd_expected": len(sshd),
+                "bmcs": sum(1 for n in f.nodes if n.bmc_url),
+                "bmc_running": bool(f.bmc_pid and _alive(f.bmc_pid)),
+            }
+        env_inv = os.environ.get("TUNER_INVENTORY")
+        doc: dict[str, Any] = {
+            "state_dir": str(sd),
+            "inventory": env_inv or (f.inventory if f else None),
+            "sim": fleet,
+            "runs": history.recent(sd, runs),
+        }
+
+        def human() -> None:
+            from rich.table import Table
+
+            out.print(f"state folder: {sd}")
+            if fleet is None:
+                out.print("simulated fleet: none (tuner sim up)")
+            else:
+                up = fleet["sshd_running"] == fleet["sshd_expected"] and (
+                    fleet["bmc_running"] or not fleet["bmcs"]
+                )
+                parts = [
+                    f"{fleet['nodes']} nodes ({fleet['connection']}, scenario {fleet['scenario']})",
+                    "up" if up else "[bold red]partly down[/]",
+                ]
+                if fleet["sshd_expected"]:
+                    parts.append(f"sshd {fleet['sshd_running']}/{fleet['sshd_expected']}")
+                if fleet["bmcs"]:
+                    parts.append("BMCs " + ("running" if fleet["bmc_running"] else "NOT running"))
+                out.print("simulated fleet: " + ", ".join(parts))
+            out.print(
+                f"inventory: {doc['inventory'] or 'none'}"
+                + (" ($TUNER_INVENTORY)" if env_inv else "")
+            )
+            if not doc["runs"]:
+                out.print("runs: none yet")
+                return
+            t = Table(title=f"last {len(doc['runs'])} runs (newest first)")
+            for c in ("when (UTC)", "command", "exit", "took", "result"):
+                t.add_column(c)
+            for r in doc["runs"]:
+                rc = r.get("exit_code")
+                t.add_row(
+                    str(r.get("at", "")).replace("T", " ").rstrip("Z"),
+                    " ".join(str(a) for a in r.get("args", [])) or str(r.get("command")),
+                    f"[green]{rc}[/]" if rc == 0 else f"[red]{rc}[/]",
+                    f"{r.get('seconds', 0):.1f} s",
+                    _result_text(r.get("summary") or {}),
+                )
+            out.print(t)
+
+        _emit(doc, as_json, human)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _result_text(s: dict[str, Any]) -> str:
+    if "by_status" in s:
+        return ", ".join(f"{n} {k}" for k, n in sorted(s["by_status"].items()))
+    return ", ".join(f"{k} {v}" for k, v in s.items() if v is not None)
 
 
 def _version(value: bool) -> None:
@@ -710,11 +835,28 @@ def _root(
 
 
 def main() -> None:
+    import time
+
     from agent.clihelp import apply_conventions
 
+    # tuner uses no pydantic plugins; looking for them reads every installed package's metadata
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     cmd = typer.main.get_command(app)
     apply_conventions(cmd)
-    cmd(prog_name="tuner")
+    start, rc = time.monotonic(), 1
+    try:
+        cmd(prog_name="tuner")
+        rc = 0
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        raise
+    finally:
+        if "_TUNER_COMPLETE" not in os.environ:
+            from agent import history
+            from agent.paths import state_dir
+
+            doc = _last_doc[0] if _last_doc else None
+            history.record(state_dir(), sys.argv[1:], rc, time.monotonic() - start, doc)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Runs are interleaved (command A, B, C, A, B, C, ...) so a load change on a share
 hits every command alike; `python -c pass` is the floor. Besides wall time, the CPU time
 (user + system) of each run is recorded: on a busy machine wall time mostly measures the
 wait for a core, CPU time what the command itself costs (on an idle machine the two agree,
-start-up being one thread). The load average is printed with the figures. Aim (issue 11): `tuner --help` and `tuner profiles list` under 0.3 s.
+start-up being one thread). The load average is printed with the figures.
+Aim (issue 11): `tuner --help` and `tuner profiles list` under 0.3 s.
 """
 
 from __future__ import annotations

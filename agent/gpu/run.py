@@ -242,3 +242,37 @@ def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> 
     )
     for r in inv.gate.reasons:
         console.print(f"  - {r}")
+
+
+def print_facts(nodes: list[NodeFacts], failures: dict[str, str], console: Console) -> None:
+    """`tuner facts` for people: one row per node (the JSON has every field)."""
+    t = Table(title="tuner facts")
+    for c in ("node", "GPUs", "model", "partition", "driver", "hottest", "ECC", "host", "notes"):
+        t.add_column(c)
+    for n in nodes:
+        models = sorted({g.market_name or "?" for g in n.gpus})
+        parts = sorted({f"{g.compute_partition}/{g.memory_partition}" for g in n.gpus})
+        drivers = sorted({g.driver_version or "?" for g in n.gpus})
+        temps = [tp.current for g in n.gpus for tp in g.temperatures.values() if tp.current]
+        corr = sum(g.ecc.correctable for g in n.gpus if g.ecc)
+        uncorr = sum(g.ecc.uncorrectable for g in n.gpus if g.ecc)
+        h = n.host
+        mem = f"{h.memory_bytes / 2**30:.0f} GiB" if h.memory_bytes else "?"
+        errors = len(n.errors) + sum(len(g.errors) for g in n.gpus)
+        notes = "; ".join(n.errors) if n.errors else (f"{errors} query errors" if errors else "")
+        t.add_row(
+            n.name,
+            f"{len(n.gpus)} (PCI {len(n.pci_gpus)})",
+            ", ".join(models),
+            ", ".join(parts),
+            ", ".join(drivers),
+            f"{max(temps)} C" if temps else "?",
+            f"{corr} corr, {uncorr} uncorr",
+            f"{h.logical_cpus or '?'} CPUs, {h.numa_nodes or '?'} NUMA, {mem}",
+            notes,
+        )
+    for name, why in failures.items():
+        t.add_row(name, "", "", "", "", "", "", "", f"[bold red]failed:[/] {why}")
+    console.print(t)
+    gpus = sum(len(n.gpus) for n in nodes)
+    console.print(f"{len(nodes)} nodes read, {len(failures)} failed; {gpus} GPUs (--json: all).")
