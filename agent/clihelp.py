@@ -77,7 +77,12 @@ def _metavar(opt: Any) -> str:
 def apply_conventions(cmd: Any, path: str = "") -> None:
     """Set placeholders and examples on a click command tree (typer.main.get_command)."""
     for p in cmd.params:
-        if p.param_type_name == "option" and not p.is_flag and not p.count and p.metavar is None:
+        if p.metavar is not None:
+            continue
+        if p.param_type_name == "argument":
+            p.metavar = p.name.upper()
+            p.display_type_rich = lambda ctx: None  # typer appends `<str>` to arguments
+        elif p.param_type_name == "option" and not p.is_flag and not p.count:
             p.metavar = _metavar(p)
     example = EXAMPLES.get(path)
     if example and not cmd.epilog:

@@ -57,7 +57,8 @@ def summarize(doc: Any) -> dict[str, Any]:
 
 def record(state: Path, argv: list[str], rc: int, seconds: float, doc: Any) -> None:
     command = command_of(argv)
-    if not command or command in NOT_RECORDED or rc == 2 or "--help" in argv:
+    skip = not command or command in NOT_RECORDED or command.split()[0] in NOT_RECORDED
+    if skip or rc == 2 or "--help" in argv:
         return
     entry = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

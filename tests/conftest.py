@@ -34,8 +34,10 @@ class Result:
         return json.loads(self.out)
 
 
-def run_tuner(*args: str, state: Path, timeout: float = 300, **kw: Any) -> Result:
-    env = dict(os.environ, TUNER_STATE_DIR=str(state))
+def run_tuner(
+    *args: str, state: Path, timeout: float = 300, env: dict[str, str] | None = None, **kw: Any
+) -> Result:
+    env = dict(env if env is not None else os.environ, TUNER_STATE_DIR=str(state))
     env.pop("TUNER_INVENTORY", None)
     p = subprocess.run(
         [*TUNER, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO, **kw

@@ -7,9 +7,10 @@ values a freshly booted Debian 12 has (`numa_balancing` 1, `nmi_watchdog` 1,
 `randomize_va_space` 2, THP `madvise`, governor `schedutil`, every idle state enabled).
 
 What BIOS decides is part of the tree: NUMA nodes follow NPS (NPS x sockets nodes) and the
-logical CPUs follow SMT (256 with SMT on, 128 off). `reboot` rebuilds the kernel files for a
-topology and then replays the node's sysctl.d and tmpfiles.d drop-ins, as systemd-sysctl
-and systemd-tmpfiles do at boot, so persistence can be tested.
+logical CPUs follow SMT (256 with SMT on, 128 off). `reboot` brings the kernel files back to
+their boot values for a topology (writing only what differs) and then replays the node's
+sysctl.d and tmpfiles.d drop-ins, as systemd-sysctl and systemd-tmpfiles do at boot, so
+persistence can be tested.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,85 +96,146 @@ def _cpu_map(t: Topology) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def build_kernel_files(root: Path, t: Topology) -> None:
-    """(Re)create /proc/sys, /sys/kernel/mm and /sys/devices/system as at boot."""
-    for sub in ("proc/sys", "sys/kernel/mm/transparent_hugepage", "sys/devices/system"):
-        shutil.rmtree(root / sub, ignore_errors=True)
-    for rel, value in KERNEL_DEFAULTS.items():
-        p = root / "proc/sys" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        _w(p, value)
-    thp = root / "sys/kernel/mm/transparent_hugepage"
-    thp.mkdir(parents=True)
-    _w(thp / "enabled", "always [madvise] never")
-    _w(thp / "defrag", "always defer defer+madvise [madvise] never")
-    _w(thp / "use_zero_page", "1")
-    _w(thp / "hpage_pmd_size", "2097152")
+KERNEL_TREES = ("proc/sys", "sys/kernel/mm/transparent_hugepage", "sys/devices/system")
 
-    cpu_root = root / "sys/devices/system/cpu"
+
+def kernel_files(t: Topology) -> dict[str, str]:
+    """Relative path -> content of every kernel file a node with topology `t` has at boot."""
+    files: dict[str, str] = {}
+
+    def w(rel: str, content: str) -> None:
+        files[rel] = content if content.endswith("\n") else content + "\n"
+
+    for rel, value in KERNEL_DEFAULTS.items():
+        w(f"proc/sys/{rel}", value)
+    thp = "sys/kernel/mm/transparent_hugepage"
+    w(f"{thp}/enabled", "always [madvise] never")
+    w(f"{thp}/defrag", "always defer defer+madvise [madvise] never")
+    w(f"{thp}/use_zero_page", "1")
+    w(f"{thp}/hpage_pmd_size", "2097152")
+
+    cpu_root = "sys/devices/system/cpu"
     cpus = _cpu_map(t)
     n = t.logical_cpus
-    cpu_root.mkdir(parents=True)
     for name in ("online", "possible", "present"):
-        _w(cpu_root / name, f"0-{n - 1}")
-    smt = cpu_root / "smt"
-    smt.mkdir()
-    _w(smt / "active", "1" if t.smt else "0")
-    _w(smt / "control", "on" if t.smt else "notsupported")
+        w(f"{cpu_root}/{name}", f"0-{n - 1}")
+    w(f"{cpu_root}/smt/active", "1" if t.smt else "0")
+    w(f"{cpu_root}/smt/control", "on" if t.smt else "notsupported")
+    siblings: dict[tuple[int, int], list[int]] = {}
+    for c, (socket, core, _node) in cpus.items():
+        siblings.setdefault((socket, core), []).append(c)
     for cpu, (socket, core, _node) in cpus.items():
-        d = cpu_root / f"cpu{cpu}"
-        (d / "cpufreq").mkdir(parents=True)
+        d = f"{cpu_root}/cpu{cpu}"
         if cpu:
-            _w(d / "online", "1")
-        f = d / "cpufreq"
-        _w(f / "scaling_governor", "schedutil")
-        _w(f / "scaling_available_governors", GOVERNORS)
-        _w(f / "scaling_driver", "acpi-cpufreq")
-        _w(f / "cpuinfo_min_freq", "1500000")
-        _w(f / "cpuinfo_max_freq", "3300000")
-        _w(f / "scaling_min_freq", "1500000")
-        _w(f / "scaling_max_freq", "3300000")
+            w(f"{d}/online", "1")
+        f = f"{d}/cpufreq"
+        w(f"{f}/scaling_governor", "schedutil")
+        w(f"{f}/scaling_available_governors", GOVERNORS)
+        w(f"{f}/scaling_driver", "acpi-cpufreq")
+        w(f"{f}/cpuinfo_min_freq", "1500000")
+        w(f"{f}/cpuinfo_max_freq", "3300000")
+        w(f"{f}/scaling_min_freq", "1500000")
+        w(f"{f}/scaling_max_freq", "3300000")
         for i, (sname, desc, lat, res) in enumerate(IDLE_STATES):
-            s = d / "cpuidle" / f"state{i}"
-            s.mkdir(parents=True)
-            _w(s / "name", sname)
-            _w(s / "desc", desc)
-            _w(s / "latency", str(lat))
-            _w(s / "residency", str(res))
-            _w(s / "disable", "0")
-            _w(s / "usage", "0")
-            _w(s / "time", "0")
-        topo = d / "topology"
-        topo.mkdir()
-        siblings = [c for c, v in cpus.items() if v[0] == socket and v[1] == core]
-        _w(topo / "physical_package_id", str(socket))
-        _w(topo / "core_id", str(core))
-        _w(topo / "thread_siblings_list", _ranges(siblings))
-        _w(topo / "core_cpus_list", _ranges(siblings))
+            s = f"{d}/cpuidle/state{i}"
+            w(f"{s}/name", sname)
+            w(f"{s}/desc", desc)
+            w(f"{s}/latency", str(lat))
+            w(f"{s}/residency", str(res))
+            w(f"{s}/disable", "0")
+            w(f"{s}/usage", "0")
+            w(f"{s}/time", "0")
+        topo = f"{d}/topology"
+        sib = _ranges(siblings[(socket, core)])
+        w(f"{topo}/physical_package_id", str(socket))
+        w(f"{topo}/core_id", str(core))
+        w(f"{topo}/thread_siblings_list", sib)
+        w(f"{topo}/core_cpus_list", sib)
 
-    node_root = root / "sys/devices/system/node"
-    node_root.mkdir(parents=True)
+    node_root = "sys/devices/system/node"
     nodes = list(range(t.numa_nodes))
     for name in ("online", "possible", "has_cpu", "has_memory", "has_normal_memory"):
-        _w(node_root / name, _ranges(nodes))
+        w(f"{node_root}/{name}", _ranges(nodes))
     per_socket = max(t.nps, 1)
     mem_kb = t.mem_gib_per_socket * 1024 * 1024 // per_socket
     for node in nodes:
-        d = node_root / f"node{node}"
-        d.mkdir()
-        _w(d / "cpulist", _ranges([c for c, v in cpus.items() if v[2] == node]))
-        _w(
-            d / "meminfo",
+        d = f"{node_root}/node{node}"
+        w(f"{d}/cpulist", _ranges([c for c, v in cpus.items() if v[2] == node]))
+        w(
+            f"{d}/meminfo",
             f"Node {node} MemTotal:       {mem_kb} kB\n"
             f"Node {node} MemFree:        {mem_kb - 1048576} kB",
         )
-        _w(
-            d / "distance",
+        w(
+            f"{d}/distance",
             " ".join(
                 "10" if o == node else ("12" if o // per_socket == node // per_socket else "32")
                 for o in nodes
             ),
         )
+    return files
+
+
+def build_kernel_files(root: Path, t: Topology) -> None:
+    """Make /proc/sys, /sys/kernel/mm and /sys/devices/system as at boot.
+
+    Only what differs is written: a file whose content is already the boot value is left
+    alone, files and folders the topology does not have are removed (creating ~10,000 files
+    is what made a simulated reboot take seconds). Symbolic links are removed, never followed.
+    """
+    files = kernel_files(t)
+    dirs = {"."}
+    for rel in files:
+        parent = os.path.dirname(rel)
+        while parent not in dirs:
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    mode = 0o666 & ~_umask()
+    present: set[str] = set()
+    roots = str(root)
+    for sub in KERNEL_TREES:
+        base = os.path.join(roots, sub)
+        if os.path.islink(base):
+            os.unlink(base)
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel_dir = os.path.relpath(dirpath, roots)
+            keep = []
+            for d in dirnames:
+                p, rel = os.path.join(dirpath, d), f"{rel_dir}/{d}"
+                if os.path.islink(p):
+                    os.unlink(p)
+                elif rel in dirs:
+                    keep.append(d)
+                else:
+                    shutil.rmtree(p)
+            dirnames[:] = keep
+            for name in filenames:
+                p, rel = os.path.join(dirpath, name), f"{rel_dir}/{name}"
+                st = os.lstat(p)
+                if rel not in files or not stat.S_ISREG(st.st_mode):
+                    os.unlink(p)
+                    continue
+                if stat.S_IMODE(st.st_mode) != mode:
+                    os.chmod(p, mode)
+                present.add(rel)
+    for rel in sorted(dirs - {"."}):
+        os.makedirs(os.path.join(roots, rel), exist_ok=True)
+    for rel, content in files.items():
+        p = os.path.join(roots, rel)
+        data = content.encode()
+        if rel in present:
+            with open(p, "rb") as fh:
+                if fh.read() == data:
+                    continue
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def build_node(root: Path, hostname: str, t: Topology | None = None) -> None:
