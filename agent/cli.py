@@ -151,6 +151,19 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Callable[[str, 
         yield advance
 
 
+def _phases(label: str, as_json: bool) -> Callable[[str], None]:
+    """A line per phase on stderr (terminal or not, so CI logs show it); none with --json."""
+    import time
+
+    start = time.monotonic()
+
+    def say(text: str) -> None:
+        if not as_json:
+            err.print(f"{label}: {text} [{time.monotonic() - start:.1f} s]", soft_wrap=True)
+
+    return say
+
+
 # ------------------------------------------------------------------------------ profiles
 
 
@@ -468,17 +481,17 @@ def sim_up(
         if connection not in ("auto", "ssh", "local"):
             raise BadInput("must be auto, ssh or local", field="--connection")
         sd = _state(state_dir)
-        with _progress(1, "sim up", as_json):
-            f = simfleet.up(
-                sd,
-                nodes,
-                connection,
-                Topology(cores_per_socket=cores_per_socket),
-                scenario,
-                bmc_vendor=bmc_vendor,
-                bmc_tls=bmc_tls,
-                bmc_reset_delay=bmc_reset_delay,
-            )
+        f = simfleet.up(
+            sd,
+            nodes,
+            connection,
+            Topology(cores_per_socket=cores_per_socket),
+            scenario,
+            bmc_vendor=bmc_vendor,
+            bmc_tls=bmc_tls,
+            bmc_reset_delay=bmc_reset_delay,
+            progress=_phases("sim up", as_json),
+        )
         from agent.sim import bmcfleet
 
         data = {
@@ -522,7 +535,7 @@ def sim_down(state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
 
     with _errors(as_json):
         sd = _state(state_dir)
-        f = simfleet.down(sd)
+        f = simfleet.down(sd, progress=_phases("sim down", as_json))
         n = len(f.nodes) if f else 0
         _emit(
             {"removed": n, "state_dir": str(sd)},

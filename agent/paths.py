@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -102,3 +103,15 @@ def check_output_path(path: str, field: str = "--output") -> Path:
             field=field,
         )
     return p
+
+
+def control_path_dir(state: Path | None = None) -> Path:
+    """Where the SSH connection masters tuner's Ansible runs keep (ControlPersist) have their
+    sockets: one folder per state folder, so `tuner sim down` can end them. A socket path
+    must fit in 107 bytes (Ansible adds 11): a long state path uses ~/.ansible/tuner-cp/HASH.
+    """
+    s = state or state_dir()
+    d = s / "cp"
+    if len(str(d)) <= 90:
+        return d
+    return Path.home() / ".ansible" / "tuner-cp" / hashlib.sha1(str(s).encode()).hexdigest()[:12]

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from agent.errors import Failed
 from agent.inventory import Inventory
-from agent.paths import playbooks_dir, state_dir
+from agent.paths import control_path_dir, playbooks_dir, state_dir
 
 MAX_FORKS = 64
 KEEP_ARTIFACTS = 40  # run folders kept under runs/artifacts (older ones are removed)
@@ -127,6 +127,10 @@ def tuned_envvars(forks: int, check_keys: bool = True) -> dict[str, str]:
         # ansible-runner sets False when this is unset (and Ansible then adds
         # StrictHostKeyChecking=no to every ssh command): set it explicitly.
         "ANSIBLE_HOST_KEY_CHECKING": str(check_keys),
+        # per state folder, so `tuner sim down` can end the masters (agent/sim/fleet.py);
+        # an operator's ANSIBLE_SSH_CONTROL_PATH_DIR wins
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR")
+        or str(control_path_dir()),
         "ANSIBLE_TIMEOUT": "20",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",

@@ -109,3 +109,49 @@ def test_history_records_runs_not_bad_input(tmp_path: Path) -> None:
     assert len(history.recent(tmp_path, 2)) == 2
     doc = json.loads(history.history_file(tmp_path).read_text().splitlines()[0])
     assert doc["args"] == ["apply", "-p", "inference"]
+
+
+def _ssh_masters(cp_dir: Path) -> list[str]:
+    """Running `ssh` connection masters whose socket is in `cp_dir` (from /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cmd.startswith("ssh: ") and str(cp_dir) in cmd:
+            found.append(cmd)
+    return found
+
+
+@pytest.mark.fleet
+def test_lab_edges_state_dir_progress_status_and_ssh_masters(tmp_path: Path) -> None:
+    from conftest import CONNECTION
+
+    from agent.paths import control_path_dir
+
+    lab = tmp_path / "lab"
+    other = tmp_path / "default"  # TUNER_STATE_DIR of the commands: not the lab
+    up = run_tuner("sim", "up", "-n", "2", "--cores-per-socket", "2", "--bmc-vendor", "none",
+                   "--connection", CONNECTION, "--state-dir", str(lab), state=other)  # fmt: skip
+    try:
+        assert up.rc == 0, up.err
+        assert f"export TUNER_STATE_DIR={lab}" in up.out
+        assert f"tuner sim down --state-dir {lab}" in up.out
+        phases = [ln for ln in up.err.splitlines() if ln.startswith("sim up: ")]
+        assert any("building 2 node trees" in p for p in phases), up.err
+        st = run_tuner("status", "--json", state=lab).json()
+        assert st["sim"]["nodes"] == 2 and st["runs"][0]["command"] == "sim up"
+        if CONNECTION == "ssh":
+            assert st["sim"]["sshd_running"] == 2
+        rb = run_tuner("rollback", "--check", state=lab)
+        assert rb.rc == 0, rb.err
+        if CONNECTION == "ssh":
+            assert _ssh_masters(control_path_dir(lab))  # ControlPersist kept them
+    finally:
+        down = run_tuner("sim", "down", "--state-dir", str(lab), state=other)
+    assert down.rc == 0 and "sim down: " in down.err
+    assert not _ssh_masters(control_path_dir(lab))
+    runs = run_tuner("status", "--json", state=lab).json()["runs"]
+    assert [r["command"] for r in runs][:3] == ["sim down", "rollback", "sim up"]
+    assert runs[1]["summary"]["by_status"] == {"nothing to do": 2}

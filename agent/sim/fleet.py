@@ -19,9 +19,11 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +35,7 @@ from agent.sim.nodetree import Topology, build_node
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 Connection = Literal["ssh", "local"]
+Phase = Callable[[str], None]  # progress: told what `up` / `down` is doing now
 
 
 class SimNode(BaseModel):
@@ -125,7 +128,9 @@ def up(
     bmc_vendor: str = "none",
     bmc_tls: bool = True,
     bmc_reset_delay: float = 5.0,
+    progress: Phase | None = None,
 ) -> SimFleet:
+    """`progress(text)`: called at each phase (and every tenth of the node trees)."""
     from agent.sim import bmcfleet
     from agent.sim.scenarios import SCENARIOS, install_gpus
 
@@ -162,13 +167,19 @@ def up(
     if base.exists():
         shutil.rmtree(base)  # leftovers of a half-made fleet (no fleet.json)
     base.mkdir(parents=True)
+    say = progress or (lambda text: None)
     width = max(2, len(str(nodes)))
     sim_nodes = []
+    topo = topology or Topology()
+    say(f"building {nodes} node trees ({topo.logical_cpus} CPUs each)")
+    step = max(1, nodes // 10)
     for i in range(1, nodes + 1):
         name = f"node{i:0{width}d}"
         root = base / "nodes" / name / "root"
-        build_node(root, name, topology or Topology())
+        build_node(root, name, topo)
         sim_nodes.append(SimNode(name=name, root=str(root), group="head" if i == 1 else "workers"))
+        if nodes > 1 and (i % step == 0 or i == nodes):
+            say(f"node trees: {i}/{nodes}")
     fleet = SimFleet(
         state_dir=str(state_dir),
         scenario=scenario,
@@ -177,10 +188,14 @@ def up(
         nodes=sim_nodes,
     )
     try:
+        say(f"GPUs: scenario {scenario}")
         install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
         if conn == "ssh":
             assert sshd is not None
+            say(f"starting {nodes} sshd")
             _start_sshds(base, fleet, sshd)
+        if bmc_vendor != "none":
+            say(f"starting {nodes} BMCs ({bmc_vendor})")
         bmcfleet.start(base, fleet, bmc_vendor, bmc_tls, bmc_reset_delay)
         _write_inventory(base, fleet)
     except BaseException:
@@ -192,26 +207,61 @@ def up(
     return fleet
 
 
-def down(state_dir: Path) -> SimFleet | None:
-    """Stop the fleet and remove its files; with a damaged record, its processes are found
-    by their command lines (they name files under the fleet's folder)."""
+def down(state_dir: Path, progress: Phase | None = None) -> SimFleet | None:
+    """Stop the fleet's processes, end tuner's SSH masters, remove the fleet's files; with a
+    damaged record, its processes are found by their command lines (they name files under
+    the fleet's folder)."""
+    say = progress or (lambda text: None)
     base = sim_dir(state_dir)
     try:
         fleet = load(state_dir)
     except BadInput:
         fleet = None
+    say("ending SSH connection masters")
+    end_ssh_masters(state_dir)
     if fleet is not None:
+        say(f"stopping {len(fleet.nodes)} sshd")
         _stop_sshds(fleet)
         from agent.sim import bmcfleet
 
+        if fleet.bmc_pid:
+            say("stopping the BMCs")
         bmcfleet.stop(fleet)
     if base.is_symlink():
         base.unlink()
         return fleet
     if base.exists():
+        say(f"removing {base}")
         _kill(_fleet_processes(base))
         shutil.rmtree(base)
     return fleet
+
+
+def end_ssh_masters(state_dir: Path) -> int:
+    """End the SSH connection masters (ControlPersist) tuner's runs left for this state
+    folder: else they, and the sshd sessions they hold, live on for minutes. `ssh -O exit`
+    asks each master to quit (OpenSSH's ssh(1), "-O ctl_cmd")."""
+    from agent.paths import control_path_dir
+
+    d = control_path_dir(state_dir)
+    ended = 0
+    try:
+        sockets = [
+            e.path for e in os.scandir(d) if stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode)
+        ]
+    except OSError:
+        return 0
+    for path in sockets:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            r = subprocess.run(
+                ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "tuner-sim"],
+                capture_output=True,
+                timeout=10,
+            )
+            ended += r.returncode == 0
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return ended
 
 
 def _free_ports(n: int) -> list[int]:
