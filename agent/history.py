@@ -3,7 +3,7 @@ folder (`runs/history.jsonl`): when, what, its exit code, how long, and a summar
 
 Recorded by the CLI's `main` for every command that works on hosts or the simulated fleet
 (not for help, `status`, `profiles` or `sim scenarios`, nor for bad input, exit 2: those
-touched nothing). Writing the history never fails a command.
+touched nothing), when the state folder exists. Writing the history never fails a command.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def summarize(doc: Any) -> dict[str, Any]:
 def record(state: Path, argv: list[str], rc: int, seconds: float, doc: Any) -> None:
     command = command_of(argv)
     skip = not command or command in NOT_RECORDED or command.split()[0] in NOT_RECORDED
-    if skip or rc == 2 or "--help" in argv:
-        return
+    if skip or rc == 2 or "--help" in argv or not state.is_dir():
+        return  # a state folder is made by the commands that need one, not for the history
     entry = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command,

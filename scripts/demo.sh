@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a simulated fleet: set up, start 4 simulated MI355X nodes (real sshd per
 # node when OpenSSH's server is installed, else local connections), dry-run, apply and
-# verify the `inference` profile, then show that rollback restores the nodes.
+# verify the `inference` profile, run the GPU health gate, then roll the OS settings back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,9 +9,9 @@ export TUNER_STATE_DIR=${TUNER_STATE_DIR:-$PWD/.demo-state}
 T=.venv/bin/tuner
 $T sim down >/dev/null
 $T sim up --nodes 4 --bmc-reset-delay 1   # + one simulated Redfish BMC per node
-echo; echo "== dry run: what would change (nothing is written)"
+echo; echo "== dry run on the head node only (--limit head): what would change, nothing is written"
 $T apply --profile inference --check --limit head
-echo; echo "== apply: BIOS through each BMC (rolling reboot), then OS"
+echo; echo "== apply to all 4 nodes: OS settings (first table), BIOS through each BMC with rolling reboots (second table)"
 $T apply --profile inference --reboot if-needed --batch-size 2
 echo; echo "== verify"
 $T verify --profile inference
@@ -19,5 +19,11 @@ echo; echo "== apply again: nothing left to change"
 $T apply --profile inference
 echo; echo "== GPU health gate: usable-GPU inventory in $TUNER_STATE_DIR/usable-gpus.json"
 $T check --output "$TUNER_STATE_DIR/usable-gpus.json"
-echo; echo "The fleet stays up in $TUNER_STATE_DIR. Try: TUNER_STATE_DIR=$TUNER_STATE_DIR $T rollback"
-echo "Stop it with: TUNER_STATE_DIR=$TUNER_STATE_DIR $T sim down"
+echo; echo "== rollback, dry run: what would be restored"
+$T rollback --check
+echo; echo "== rollback: the OS settings each node had before tuner (BIOS values stay as applied)"
+$T rollback
+echo; echo "== status: the fleet and the runs above"
+$T status --runs 8
+echo; echo "The fleet stays up in $TUNER_STATE_DIR. Try: TUNER_STATE_DIR=$TUNER_STATE_DIR $T apply --profile inference"
+echo "Stop it with: $T sim down --state-dir $TUNER_STATE_DIR"

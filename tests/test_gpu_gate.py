@@ -130,6 +130,7 @@ def test_amdsmi_error_is_fail_closed_with_the_status(lib: Path, tmp_path: Path) 
     assert ecc["status"] == "unknown" and "DRIVER_NOT_LOADED" in ecc["message"]
 
 
+@pytest.mark.slow
 def test_saved_facts_evaluate_like_live(lib: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     install_node(root, node_state(SCENARIOS["xgmi-link-down"], 1), lib)
@@ -157,6 +158,7 @@ def test_saved_facts_evaluate_like_live(lib: Path, tmp_path: Path) -> None:
     assert saved_doc == live
 
 
+@pytest.mark.slow
 def test_gate_options_on_saved_facts() -> None:
     data = Path(__file__).parent / "data" / "facts"
     files = [str(p) for p in sorted(data.glob("*.json"))]

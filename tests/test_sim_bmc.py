@@ -242,6 +242,7 @@ def validator_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         handle.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_redfish_service_validator_passes(validator_runs: dict[str, Any], vendor: str) -> None:
     proc = validator_runs["results"][vendor]
