@@ -167,16 +167,33 @@ def _phases(label: str, as_json: bool) -> Callable[[str], None]:
 # ------------------------------------------------------------------------------ profiles
 
 
+def _yaml_loader() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
+
+
 @profiles_app.command("list")
 def profiles_list(as_json: JsonOpt = False) -> None:
-    """List the profiles shipped in profiles/."""
-    from agent.profiles import list_profiles, load_profile
+    """List the profiles shipped in profiles/ (`profiles show NAME` validates one)."""
+    import yaml
+
+    from agent.paths import profiles_dir
 
     with _errors(as_json):
         items = []
-        for name in list_profiles():
-            p = load_profile(name)
-            items.append({"name": p.name, "description": p.description, "file": p.files[-1]})
+        d = profiles_dir()
+        # Only each file's name and description (read as `profiles show` reads them): no
+        # schema, no includes, so the list is quick (docs/performance.md).
+        for path in sorted(d.glob("*.y*ml"), key=lambda p: p.stem) if d.is_dir() else []:
+            try:
+                raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+                raise BadInput(f"cannot read this profile: {e}", file=str(path)) from e
+            if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+                raise BadInput("a profile needs a `name`", file=str(path), field="name")
+            desc = raw.get("description") or ""
+            items.append({"name": raw["name"], "description": str(desc), "file": str(path)})
 
         def human() -> None:
             from rich.table import Table

@@ -84,6 +84,13 @@ def apply_conventions(cmd: Any, path: str = "") -> None:
             p.display_type_rich = lambda ctx: None  # typer appends `<str>` to arguments
         elif p.param_type_name == "option" and not p.is_flag and not p.count:
             p.metavar = _metavar(p)
+    # A flag left unset is None, which typer coerces through a pydantic TypeAdapter (importing
+    # pydantic, ~0.1 s); False is taken as is. The help option is made on first use: make it.
+    help_opt = cmd.get_help_option(cmd.context_class(cmd))
+    for p in [*cmd.params, help_opt]:
+        kind = getattr(getattr(p, "type_descriptor", None), "annotation", None)
+        if p is not None and kind is bool and p.default is None:
+            p.default = False
     example = EXAMPLES.get(path)
     if example and not cmd.epilog:
         lines = "\n".join(f"  {e}" for e in example)
