@@ -202,7 +202,8 @@ def profiles_list(as_json: JsonOpt = False) -> None:
             for c in ("profile", "description", "file"):
                 t.add_column(c)
             for i in items:
-                t.add_row(i["name"], i["description"], os.path.relpath(i["file"]))
+                rel = os.path.relpath(i["file"])
+                t.add_row(i["name"], i["description"], i["file"] if rel.startswith("..") else rel)
             out.print(t)
 
         _emit({"profiles": items}, as_json, human)

@@ -11,4 +11,12 @@ fi
 ./scripts/setup.sh
 .venv/bin/ruff check agent tests playbooks bench
 .venv/bin/mypy agent
-.venv/bin/python -m pytest -q "$@"
+# Two pytest workers (pytest-xdist), one test file at a time each (--dist loadfile: a file's
+# module-scoped fleet starts once): the fleet tests mostly wait on Ansible, sshd and the BMCs.
+# TUNER_TEST_WORKERS=0 runs serially; docs/performance.md has the figures.
+workers=${TUNER_TEST_WORKERS:-2}
+xdist=()
+if [ "$workers" != 0 ]; then
+    xdist=(-n "$workers" --dist loadfile)
+fi
+.venv/bin/python -m pytest -q "${xdist[@]}" "$@"
