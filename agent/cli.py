@@ -151,6 +151,11 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Callable[[str, 
         yield advance
 
 
+def _n(count: int, word: str) -> str:
+    """`1 node`, `2 nodes`."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _phases(label: str, as_json: bool) -> Callable[[str], None]:
     """A line per phase on stderr (terminal or not, so CI logs show it); none with --json."""
     import time
@@ -533,7 +538,8 @@ def sim_up(
             import shlex
 
             out.print(
-                f"{len(f.nodes)} simulated nodes up ({f.connection}); inventory: {f.inventory}"
+                f"{_n(len(f.nodes), 'simulated node')} up ({f.connection}); "
+                f"inventory: {f.inventory}"
             )
             out.print(f"GPU scenario: {f.scenario}")
             sd_arg = ""
@@ -559,7 +565,7 @@ def sim_down(state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
             {"removed": n, "state_dir": str(sd)},
             as_json,
             lambda: out.print(
-                f"removed {n} simulated nodes from {sd}" if n else "no simulated fleet"
+                f"removed {_n(n, 'simulated node')} from {sd}" if n else "no simulated fleet"
             ),
         )
 
@@ -588,7 +594,7 @@ def sim_reboot(
         _emit(
             {"rebooted": [n.name for n in picked]},
             as_json,
-            lambda: out.print(f"rebooted {len(picked)} nodes"),
+            lambda: out.print(f"rebooted {_n(len(picked), 'node')}"),
         )
 
 

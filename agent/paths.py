@@ -108,10 +108,12 @@ def check_output_path(path: str, field: str = "--output") -> Path:
 def control_path_dir(state: Path | None = None) -> Path:
     """Where the SSH connection masters tuner's Ansible runs keep (ControlPersist) have their
     sockets: one folder per state folder, so `tuner sim down` can end them. A socket path
-    must fit in 107 bytes (Ansible adds 11): a long state path uses ~/.ansible/tuner-cp/HASH.
+    must fit in 107 bytes; Ansible adds 11 (/ and a 10-character hash) and ssh 17 more while
+    it makes the socket (".XXXXXXXXXXXXXXXX"): a state path too long for that uses
+    ~/.ansible/tuner-cp/HASH instead.
     """
     s = state or state_dir()
     d = s / "cp"
-    if len(str(d)) <= 90:
+    if len(str(d)) + 11 + 17 <= 100:
         return d
     return Path.home() / ".ansible" / "tuner-cp" / hashlib.sha1(str(s).encode()).hexdigest()[:12]

@@ -155,3 +155,14 @@ def test_lab_edges_state_dir_progress_status_and_ssh_masters(tmp_path: Path) -> 
     runs = run_tuner("status", "--json", state=lab).json()["runs"]
     assert [r["command"] for r in runs][:3] == ["sim down", "rollback", "sim up"]
     assert runs[1]["summary"]["by_status"] == {"nothing to do": 2}
+
+
+def test_control_path_fits_a_unix_socket(tmp_path: Path) -> None:
+    from agent.paths import control_path_dir
+
+    assert control_path_dir(Path("/tmp/lab")) == Path("/tmp/lab/cp")
+    deep = Path("/tmp/pytest-of-root/pytest-100/popen-gw1/test_killed_apply_rolls_back_a0/state")
+    for state in (deep, tmp_path / ("x" * 200)):
+        d = control_path_dir(state)
+        assert len(str(d)) + 1 + 10 + 17 < 108  # Ansible's hash, ssh's temporary suffix
+        assert d == control_path_dir(state)  # the same folder for `sim down` to find
