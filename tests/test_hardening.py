@@ -25,6 +25,8 @@ from agent.inventory import load_inventory
 from agent.sim.bmc import start_bmcs
 
 BIOS_ONLY = str(DATA / "bios" / "bios-only.yml")
+# Most tests here start a fleet or BMCs and run tuner across them: the whole file is `fleet`.
+pytestmark = pytest.mark.fleet
 
 
 def refused(inv: Path, limit: str | None = None, *words: str) -> None:
