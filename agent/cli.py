@@ -715,6 +715,11 @@ def check(
             with _progress(len(inv.hosts), "check", as_json) as prog:
                 got, failures, _ = fleet_facts(inv, deadline, forks, prog)
         result = gate(got, failures, order, pol, opts, expected)
+        if not facts_files and not local:
+            from agent.gpu.gate import attach_addresses
+
+            attach_addresses(result, inv.hosts)
+            result.inventory = inv.path
         doc = result.model_dump_inventory()
         if output:
             from agent.gpu.run import write_atomic
@@ -727,6 +732,74 @@ def check(
                 raise TunerError(f"cannot write: {e.strerror or e}", field="--output") from e
         _emit(doc, as_json, lambda: print_inventory(result, out, show_gpus))
         raise typer.Exit(0 if result.gate.passed else 1)
+
+
+# ------------------------------------------------------------------------------ export
+
+
+@app.command()
+def export(
+    from_: Annotated[
+        str, typer.Option("--from", help="The report: tuner check/ready --output FILE (- stdin).")
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="ansible, hostfile, slurm, prometheus, csv, mlperf-system or json.",
+        ),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write (atomically), or - for stdout.")
+    ] = "-",
+    per_node: Annotated[
+        str | None,
+        typer.Option("--per-node", help="prometheus: write one tuner_<node>.prom per node here."),
+    ] = None,
+    yaml_json: Annotated[
+        bool, typer.Option("--ansible-json", help="ansible: write JSON instead of YAML.")
+    ] = False,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="mlperf-system: set a field (KEY=VALUE), repeatable."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the usable-GPU inventory where it is consumed (docs/export.md).
+
+    Exit 0 written, 2 bad input (nothing written)."""
+    from agent import export as ex
+
+    with _errors(as_json):
+        if fmt not in ex.FORMATS:
+            raise BadInput(f"unknown format {fmt!r} (allowed: {', '.join(ex.FORMATS)})",
+                           field="--format")
+        if per_node is not None and fmt != "prometheus":
+            raise BadInput("only with --format prometheus", field="--per-node")
+        if field and fmt != "mlperf-system":
+            raise BadInput("only with --format mlperf-system", field="--field")
+        if as_json and output == "-" and per_node is None:
+            raise BadInput("--json prints a summary: give --output FILE", field="--output")
+        mlperf_fields: dict[str, str] = {}
+        if field:
+            from agent.export.mlperf import parse_fields
+
+            mlperf_fields = parse_fields(field)
+        inv = ex.load_report(from_)
+        written: list[str] = []
+        if per_node is not None:
+            from agent.export import prometheus
+
+            written = prometheus.write_per_node(inv, per_node)
+        else:
+            text = ex.render(inv, fmt, as_json=yaml_json, mlperf={"fields": mlperf_fields})
+            ex.write_text(output, text)
+            if output != "-":
+                written = [output]
+        doc = {"format": fmt, "from": from_, "written": written, "usable_gpus": inv.usable_gpus}
+        if output != "-" or per_node is not None:
+            _emit(doc, as_json, lambda: err.print(f"wrote {', '.join(written)}"))
 
 
 @sim_app.command("scenarios")

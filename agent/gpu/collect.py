@@ -166,6 +166,7 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
     enum = c("enumeration", amdsmi.amdsmi_get_gpu_enumeration_info, h) or {}
     g["hip_id"] = _na(enum.get("hip_id"))
     g["drm_render"] = _na(enum.get("drm_render"))
+    g["hip_uuid"] = _na(enum.get("hip_uuid")) or None  # what ROCR_VISIBLE_DEVICES accepts
     asic = c("asic", amdsmi.amdsmi_get_gpu_asic_info, h) or {}
     g["market_name"] = asic.get("market_name")
     g["device_id"] = _na(asic.get("device_id"))
@@ -385,6 +386,15 @@ def node_access(root: str) -> dict[str, Any]:
         "euid": os.geteuid(),
         "nics": nics,
     }
+def render_node(root: str, bdf: str | None, drm_render: Any) -> str | None:
+    """The GPU's DRM render device: amdsmi's minor number, else the PCI device's drm/ folder."""
+    if isinstance(drm_render, int) and drm_render > 0:
+        return f"/dev/dri/renderD{drm_render}"
+    if bdf:
+        found = sorted(glob.glob(os.path.join(root, "sys/bus/pci/devices", bdf, "drm/renderD*")))
+        if found:
+            return "/dev/dri/" + os.path.basename(found[0])
+    return None
 
 
 def _page_status(v: Any) -> str:
@@ -475,12 +485,40 @@ def host_facts(root: str = "/") -> dict[str, Any]:
         uptime: float | None = float(_read(os.path.join(root, "proc/uptime")).split()[0])
     except (OSError, ValueError, IndexError):
         uptime = None
+    packages: dict[str, set[str]] = {}
+    for c in cpus:
+        try:
+            pkg = _read(os.path.join(c, "topology/physical_package_id"))
+            core = _read(os.path.join(c, "topology/core_id"))
+        except OSError:
+            continue
+        packages.setdefault(pkg, set()).add(core)
     return {
         "logical_cpus": len(cpus),
         "numa_nodes": len(nodes),
         "memory_bytes": mem,
         "uptime_s": uptime,
+        "sockets": len(packages) or None,
+        "cores_per_socket": max((len(v) for v in packages.values()), default=0) or None,
+        "cpu_model": _first(root, "proc/cpuinfo", "model name"),
+        "os": _first(root, "etc/os-release", "PRETTY_NAME"),
+        "kernel": _first(root, "proc/sys/kernel/osrelease", None),
     }
+
+
+def _first(root: str, rel: str, key: str | None) -> str | None:
+    """The first `key: value` / `KEY="value"` of a file (the whole first line when key is None)."""
+    try:
+        with open(os.path.join(root, rel), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if key is None:
+                    return line.strip() or None
+                k, sep, v = line.partition(":" if ":" in line and "=" not in line else "=")
+                if sep and k.strip() == key:
+                    return v.strip().strip('"') or None
+    except OSError:
+        return None
+    return None
 
 
 def gather(
@@ -516,6 +554,7 @@ def gather(
             handles = []
         facts["gpus"] = [_gpu(amdsmi, h, i) for i, h in enumerate(handles)]
         for g in facts["gpus"]:
+            g["render_node"] = render_node(root, g.get("bdf"), g.get("drm_render"))
             device_access(root, g)
         try:
             v = amdsmi.amdsmi_get_lib_version()

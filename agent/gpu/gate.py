@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from agent.gpu.checks import RANK, CheckResult, ecc, links, pages, state
-from agent.gpu.model import GpuFacts, NodeFacts
+from agent.gpu.model import GpuFacts, HostFacts, NodeFacts
 from agent.gpu.policy import Policy
 
 SCHEMA = "tuner.gpu-inventory/1"
@@ -49,6 +49,13 @@ class GpuEntry(BaseModel):
     uuid: str | None
     serial: str | None
     checks: list[CheckResult] = []  # usable: warnings; excluded: what failed
+    # identity and what consumers of the inventory need (docs/export.md)
+    hip_uuid: str | None = None  # GPU-<hex>, the form ROCR_VISIBLE_DEVICES accepts
+    render_node: str | None = None  # /dev/dri/renderD<N>
+    market_name: str | None = None
+    firmware: dict[str, str] | None = None
+    vbios_version: str | None = None
+    driver_version: str | None = None
 
 
 class GpuView(BaseModel):
@@ -81,6 +88,11 @@ class NodeEntry(BaseModel):
     seconds: float | None = None
     needs_root: list[str] = []  # checks that could not read their data without root
     gpus: list[GpuView] = []  # every GPU's readings and verdict (the per-GPU view)
+    # how to reach the node (from the inventory; set by attach_addresses)
+    address: str | None = None  # ansible_host
+    port: int | None = None  # ansible_port
+    user: str | None = None  # ansible_user
+    host: HostFacts | None = None  # CPUs, memory, OS of the node (for mlperf-system)
 
 
 class GateOptions(BaseModel):
@@ -117,6 +129,7 @@ class GpuInventory(BaseModel):
     nodes_excluded: int
     nodes: list[NodeEntry]
     fleet: FleetInfo
+    inventory: str | None = None  # the Ansible inventory the facts came through
 
     def model_dump_inventory(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")
@@ -125,7 +138,19 @@ class GpuInventory(BaseModel):
 
 
 def _entry(g: GpuFacts, checks: list[CheckResult]) -> GpuEntry:
-    return GpuEntry(index=g.runtime_index, bdf=g.bdf, uuid=g.uuid, serial=g.serial, checks=checks)
+    return GpuEntry(
+        index=g.runtime_index,
+        bdf=g.bdf,
+        uuid=g.uuid,
+        serial=g.serial,
+        checks=checks,
+        hip_uuid=g.hip_uuid,
+        render_node=g.render_node,
+        market_name=g.market_name,
+        firmware=g.firmware,
+        vbios_version=g.vbios_version,
+        driver_version=g.driver_version,
+    )
 
 
 def _fw_signature(g: GpuFacts) -> tuple[tuple[str, str], ...] | None:
@@ -156,6 +181,7 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         installed=len(facts.pci_gpus),
         enumerated=len(facts.gpus),
         seconds=facts.seconds,
+        host=facts.host,
     )
     checks = policy.checks
     if facts.errors:
@@ -480,6 +506,22 @@ def _fleet_consistency(nodes: list[NodeEntry], facts: list[NodeFacts], policy: P
             if f.name in by_name:
                 by_name[f.name].warnings.append(msg)
     return info
+
+
+def attach_addresses(inv: GpuInventory, hosts: list[Any]) -> GpuInventory:
+    """Copy each node's address (ansible_host, ansible_port, ansible_user) from the inventory
+    hosts (agent.inventory.InventoryHost) into the report: consumers need to reach the node."""
+    by_name = {h.name: h for h in hosts}
+    for n in inv.nodes:
+        h = by_name.get(n.name)
+        if h is None:
+            continue
+        n.address = h.address
+        port = h.vars.get("ansible_port")
+        n.port = int(port) if isinstance(port, int | str) and str(port).isdigit() else None
+        user = h.vars.get("ansible_user")
+        n.user = user if isinstance(user, str) else None
+    return inv
 
 
 def worst(results: list[CheckResult]) -> str:

@@ -56,6 +56,7 @@ class GpuFacts(_M):
     uuid: str | None = None
     hip_id: int | None = None
     drm_render: int | None = None
+    hip_uuid: str | None = None  # GPU-<hex>: the form ROCR_VISIBLE_DEVICES accepts
     market_name: str | None = None
     device_id: Any = None
     serial: str | None = None
@@ -106,6 +107,11 @@ class HostFacts(_M):
     logical_cpus: int | None = None
     numa_nodes: int | None = None
     memory_bytes: int | None = None
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    cpu_model: str | None = None
+    os: str | None = None
+    kernel: str | None = None
     uptime_s: float | None = None  # /proc/uptime: PCIe replay rate since boot
 
 

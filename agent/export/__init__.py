@@ -1,0 +1,156 @@
+"""`tuner export`: the usable-GPU inventory in every form a cluster consumes it (docs/export.md).
+
+One module per format, each a pure function from the report (`GpuInventory`) to text (or,
+for Prometheus, a registry). `load_report` validates the report file before anything is
+written; `write_text` writes atomically (temp file in the same folder, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.errors import BadInput, validation_text
+from agent.gpu.gate import GpuInventory, NodeEntry
+
+FORMATS = ("ansible", "hostfile", "slurm", "prometheus", "csv", "mlperf-system", "json")
+# Node names in a report are untrusted (a report is a file anyone can edit): the same rule
+# as inventory host names (agent/inventory.py), so no consumer sees a name it would misread.
+NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
+
+
+def load_report(path: str) -> GpuInventory:
+    """A `tuner check --output` / `tuner ready --output` file, validated (exit 2 when not)."""
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise BadInput(f"cannot read the report: {e.strerror or e}", file=path) from e
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise BadInput(f"not JSON: {e}", file=path) from e
+    if isinstance(data, dict) and isinstance(data.get("inventory"), dict):
+        data = data["inventory"]  # a `tuner ready --json` document carries the inventory
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(
+        "tuner.gpu-inventory/"
+    ):
+        raise BadInput(
+            "not a usable-GPU inventory (schema tuner.gpu-inventory/1; write one with "
+            "`tuner check --output FILE` or `tuner ready --output FILE`)",
+            file=path,
+            field="schema",
+        )
+    data = {("schema_" if k == "schema" else k): v for k, v in data.items()}
+    try:
+        inv = GpuInventory.model_validate(data)
+    except ValidationError as e:
+        field, msg = validation_text(e, GpuInventory)
+        raise BadInput(msg, file=path, field=field) from e
+    seen: set[str] = set()
+    for i, n in enumerate(inv.nodes):
+        if not NODE_NAME.match(n.name):
+            raise BadInput(
+                f"node name {n.name!r} is not a host name (letters, digits, '.', '-', '_')",
+                file=path,
+                field=f"nodes.{i}.name",
+            )
+        if n.name in seen:
+            raise BadInput(f"node {n.name!r} appears twice", file=path, field=f"nodes.{i}.name")
+        seen.add(n.name)
+    return inv
+
+
+def usable_nodes(inv: GpuInventory) -> list[NodeEntry]:
+    return [n for n in inv.nodes if n.usable]
+
+
+def pick_head(inv: GpuInventory, head: str | None = None) -> NodeEntry | None:
+    """The head node: `head` when given (must be usable), else the usable node with the most
+    usable GPUs, the first in report (inventory) order among equals. None: nothing usable."""
+    nodes = usable_nodes(inv)
+    if head is not None:
+        found = next((n for n in nodes if n.name == head), None)
+        if found is None:
+            known = next((n for n in inv.nodes if n.name == head), None)
+            why = f"it is {known.status}: {known.reason}" if known else "no such node in the report"
+            raise BadInput(f"{head!r} cannot be the head: {why}", field="--head")
+        return found
+    if not nodes:
+        return None
+    most = max(len(n.usable) for n in nodes)
+    return next(n for n in nodes if len(n.usable) == most)
+
+
+def gpu_mask(node: NodeEntry) -> str:
+    """ROCR_VISIBLE_DEVICES for the node's usable GPUs: by UUID (GPU-<hex>) when every usable
+    GPU has one, else by runtime index (docs/launch.md)."""
+    if node.usable and all(g.hip_uuid for g in node.usable):
+        return ",".join(str(g.hip_uuid) for g in node.usable)
+    return ",".join(str(g.index) for g in node.usable if g.index is not None)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of it."""
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput("is a folder; give a file name", file=path, field="--output")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise BadInput(f"cannot write here: {e.strerror or e}", file=path, field="--output") from e
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render(inv: GpuInventory, fmt: str, **opts: Any) -> str:
+    """The export as text (every format; Prometheus in the text exposition format)."""
+    if fmt == "ansible":
+        from agent.export import ansible
+
+        return ansible.render(inv, as_json=bool(opts.get("as_json")))
+    if fmt == "hostfile":
+        from agent.export import hostfile
+
+        return hostfile.render(inv)
+    if fmt == "slurm":
+        from agent.export import slurm
+
+        return slurm.render(inv)
+    if fmt == "prometheus":
+        from agent.export import prometheus
+
+        return prometheus.render(inv)
+    if fmt == "csv":
+        from agent.export import csvfile
+
+        return csvfile.render(inv)
+    if fmt == "mlperf-system":
+        from agent.export import mlperf
+
+        return json.dumps(mlperf.system_description(inv, **opts.get("mlperf", {})), indent=2) + "\n"
+    if fmt == "json":
+        return json.dumps(inv.model_dump_inventory(), indent=2) + "\n"
+    raise BadInput(f"unknown format {fmt!r} (allowed: {', '.join(FORMATS)})", field="--format")

@@ -1,0 +1,234 @@
+"""`tuner export`: every format read back by its real consumer (pure: report files in
+tests/data/reports/, one of them captured from the simulated mlperf-llama2-70b fleet)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ClusterShell.NodeSet import NodeSet
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import DATA, run_tuner
+
+MLPERF = DATA / "reports" / "mlperf-llama2-70b.json"
+MIXED = DATA / "reports" / "mixed.json"
+ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
+
+
+def export(tmp_path: Path, report: Path, fmt: str, *extra: str, name: str = "out") -> Path:
+    out = tmp_path / name
+    r = run_tuner(
+        "export",
+        "--from",
+        str(report),
+        "--format",
+        fmt,
+        "-o",
+        str(out),
+        *extra,
+        state=tmp_path / "state",
+    )
+    assert r.rc == 0, r.err
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no leftovers
+    return out
+
+
+def parse_hostfile(text: str) -> dict[str, dict[str, int]]:
+    """Open MPI's hostfile syntax (mpirun(1), "Hostfiles"): `#` starts a comment; a line is a
+    host name followed by optional `slots=N`, `max_slots=N` / `max-slots=N`."""
+    hosts: dict[str, dict[str, int]] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, *attrs = line.split()
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", name), name
+        kv = {}
+        for a in attrs:
+            k, sep, v = a.partition("=")
+            assert sep and k in ("slots", "max_slots", "max-slots") and v.isdigit(), a
+            kv[k] = int(v)
+        assert name not in hosts
+        hosts[name] = kv
+    return hosts
+
+
+def test_ansible_inventory_reads_it(tmp_path: Path) -> None:
+    for fmt_args, name in (((), "inv.yml"), (("--ansible-json",), "inv.json")):
+        out = export(tmp_path, MIXED, "ansible", *fmt_args, name=name)
+        p = subprocess.run(
+            [ANSIBLE_INVENTORY, "-i", str(out), "--list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        inv = json.loads(p.stdout)
+        assert inv["usable"]["hosts"] == ["node01", "node02"]
+        assert inv["failed"]["hosts"] == ["node03"]
+        assert inv["excluded"]["hosts"] == ["node04"]
+        assert inv["head"]["hosts"] == ["node01"]
+        assert inv["workers"]["hosts"] == ["node02"]
+        hv = inv["_meta"]["hostvars"]["node02"]
+        assert hv["tuner_usable_gpus"] == list(range(8))
+        assert hv["ansible_host"] == "127.0.0.1" and isinstance(hv["ansible_port"], int)
+        assert hv["tuner_gpu_mask"].startswith("GPU-")
+        assert inv["_meta"]["hostvars"]["node03"]["tuner_usable_gpus"] == []
+
+
+def test_ansible_groups_on_the_mlperf_fleet(tmp_path: Path) -> None:
+    out = export(tmp_path, MLPERF, "ansible", name="inv.yml")
+    p = subprocess.run(
+        [ANSIBLE_INVENTORY, "-i", str(out), "--list"], capture_output=True, text=True, check=True
+    )
+    inv = json.loads(p.stdout)
+    assert len(inv["usable"]["hosts"]) == 11
+    assert inv["degraded"]["hosts"] == ["node07"]
+    assert inv["_meta"]["hostvars"]["node07"]["tuner_usable_gpus"] == [0, 1, 2, 3, 4, 6, 7]
+
+
+def test_hostfile(tmp_path: Path) -> None:
+    hosts = parse_hostfile(export(tmp_path, MLPERF, "hostfile").read_text())
+    assert len(hosts) == 11
+    assert hosts["node07"] == {"slots": 7}
+    assert sum(h["slots"] for h in hosts.values()) == 87
+    assert set(parse_hostfile(export(tmp_path, MIXED, "hostfile").read_text())) == {
+        "node01",
+        "node02",
+    }
+
+
+def test_slurm(tmp_path: Path) -> None:
+    text = export(tmp_path, MIXED, "slurm").read_text()
+    # sh reads it: the variables, and the drain function (sourcing runs nothing)
+    script = (
+        f". {shlex.quote(str(tmp_path / 'out'))}; printf '%s\\n' \"$USABLE_NODES\" "
+        '"$EXCLUDED_NODES"; type tuner_drain >/dev/null && echo has-drain'
+    )
+    p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    usable, excluded, drain = p.stdout.splitlines()
+    assert list(NodeSet(usable)) == ["node01", "node02"]
+    assert list(NodeSet(excluded)) == ["node03", "node04"]
+    assert drain == "has-drain"
+    drains = [shlex.split(ln) for ln in text.splitlines() if ln.strip().startswith("scontrol")]
+    assert [d[2] for d in drains] == ["NodeName=node03", "NodeName=node04"]
+    assert drains[0][3] == "State=DRAIN"
+    assert drains[0][4].startswith("Reason=tuner: unreachable") and "$(rm -rf /)" in drains[0][4]
+    gres = [ln[2:] for ln in text.splitlines() if ln.startswith("# NodeName=")]
+    name, kind, files = gres[0].split()
+    assert (name, kind) == ("NodeName=node01", "Name=gpu")
+    assert list(NodeSet(files.removeprefix("File="))) == [
+        f"/dev/dri/renderD{i}" for i in range(128, 136)
+    ]
+
+
+def test_slurm_nodelist_mlperf(tmp_path: Path) -> None:
+    text = export(tmp_path, MLPERF, "slurm").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("USABLE_NODES="))
+    assert NodeSet(shlex.split(line.split("=", 1)[1])[0]) == NodeSet("node[01-11]")
+    gres = next(ln for ln in text.splitlines() if ln.startswith("# NodeName=node07 "))
+    files = NodeSet(gres.split("File=")[1])
+    assert "/dev/dri/renderD133" not in files and len(files) == 7  # GPU 5 excluded
+
+
+def test_prometheus(tmp_path: Path) -> None:
+    text = export(tmp_path, MIXED, "prometheus", name="tuner.prom").read_text()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    usable = fams["tuner_gpu_usable"].samples
+    assert len(usable) == 24 and sum(s.value for s in usable) == 16
+    assert {s.labels["node"] for s in usable if s.value == 0} == {"node04"}
+    assert set(usable[0].labels) == {"node", "index", "bdf", "serial", "uuid"}
+    fleet = {s.labels["state"]: s.value for s in fams["tuner_fleet_gpus"].samples}
+    assert fleet == {"usable": 16, "installed": 32, "excluded": 8}
+    assert fams["tuner_gate_passed"].samples[0].value == 1
+    ml = export(tmp_path, MLPERF, "prometheus", name="ml.prom").read_text()
+    fams = {f.name: f for f in text_string_to_metric_families(ml)}
+    failed = fams["tuner_gpu_check_failed"].samples
+    assert [(s.labels["node"], s.labels["index"]) for s in failed] == [("node07", "5")]
+
+
+def test_prometheus_per_node(tmp_path: Path) -> None:
+    d = tmp_path / "textfile"
+    r = run_tuner(
+        "export",
+        "--from",
+        str(MLPERF),
+        "--format",
+        "prometheus",
+        "--per-node",
+        str(d),
+        "--json",
+        state=tmp_path / "state",
+    )
+    assert r.rc == 0, r.err
+    assert len(r.json()["written"]) == 11
+    text = (d / "tuner_node07.prom").read_text()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert {s.labels["node"] for s in fams["tuner_gpu_usable"].samples} == {"node07"}
+    assert fams["tuner_node_usable_gpus"].samples[0].value == 7
+
+
+def test_csv(tmp_path: Path) -> None:
+    rows = list(csv.DictReader(export(tmp_path, MLPERF, "csv").open(newline="")))
+    assert len(rows) == 88
+    bad = [r for r in rows if r["status"] == "excluded"]
+    assert len(bad) == 1 and bad[0]["node"] == "node07" and bad[0]["index"] == "5"
+    assert "gpu.ecc.uncorrectable" in bad[0]["reasons"]
+    assert all(r["serial"] and r["bdf"] and r["uuid"] for r in rows)
+    mixed = list(csv.DictReader(export(tmp_path, MIXED, "csv").open(newline="")))
+    failed = [r for r in mixed if r["node"] == "node03"]
+    assert len(failed) == 1 and failed[0]["status"] == "failed" and failed[0]["index"] == ""
+
+
+def test_mlperf_system(tmp_path: Path) -> None:
+    out = export(
+        tmp_path, MLPERF, "mlperf-system", "--field", "submitter=AMD", "--field", "division=closed"
+    )
+    doc = json.loads(out.read_text())
+    from agent.export.mlperf import FIELDS
+
+    assert list(doc) == FIELDS
+    assert doc["number_of_nodes"] == 11 and doc["accelerators_per_node"] == 8
+    assert "87 accelerators in use on 11 nodes: 10 x 8, 1 x 7" in doc["hw_notes"]
+    assert doc["accelerator_model_name"] == "AMD Instinct MI355X"
+    assert doc["submitter"] == "AMD" and doc["division"] == "closed"
+
+
+def test_json_is_the_report(tmp_path: Path) -> None:
+    doc = json.loads(export(tmp_path, MLPERF, "json").read_text())
+    assert doc == json.loads(MLPERF.read_text())
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "needle"),
+    [
+        (None, ("--format", "csv"), "cannot read the report"),
+        ("{not json", ("--format", "csv"), "not JSON"),
+        ('{"schema": "tuner.apply/1"}', ("--format", "csv"), "not a usable-GPU inventory"),
+        ("BADNAME", ("--format", "hostfile"), "not a host name"),
+        ("MLPERF", ("--format", "yaml"), "unknown format"),
+        ("MLPERF", ("--format", "csv", "--per-node", "x"), "only with --format prometheus"),
+        ("MLPERF", ("--format", "mlperf-system", "--field", "color=red"), "system fields"),
+    ],
+)
+def test_bad_input(tmp_path: Path, content: str | None, args: tuple[str, ...], needle: str) -> None:
+    report = tmp_path / "report.json"
+    if content == "MLPERF":
+        report.write_text(MLPERF.read_text())
+    elif content == "BADNAME":
+        d = json.loads(MLPERF.read_text())
+        d["nodes"][1]["name"] = "node02; reboot"
+        report.write_text(json.dumps(d))
+    elif content is not None:
+        report.write_text(content)
+    out = tmp_path / "out"
+    r = run_tuner("export", "--from", str(report), *args, "-o", str(out), state=tmp_path / "s")
+    assert r.rc == 2, (r.rc, r.err)
+    assert needle in r.err and "Traceback" not in r.err
+    assert not out.exists()
