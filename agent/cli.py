@@ -773,8 +773,9 @@ def export(
 
     with _errors(as_json):
         if fmt not in ex.FORMATS:
-            raise BadInput(f"unknown format {fmt!r} (allowed: {', '.join(ex.FORMATS)})",
-                           field="--format")
+            raise BadInput(
+                f"unknown format {fmt!r} (allowed: {', '.join(ex.FORMATS)})", field="--format"
+            )
         if per_node is not None and fmt != "prometheus":
             raise BadInput("only with --format prometheus", field="--per-node")
         if field and fmt != "mlperf-system":
@@ -800,6 +801,86 @@ def export(
         doc = {"format": fmt, "from": from_, "written": written, "usable_gpus": inv.usable_gpus}
         if output != "-" or per_node is not None:
             _emit(doc, as_json, lambda: err.print(f"wrote {', '.join(written)}"))
+
+
+# ------------------------------------------------------------------------------ launch
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def launch(
+    from_: Annotated[
+        str, typer.Option("--from", help="The report: tuner check/ready --output FILE.")
+    ],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="After --: the command to run on every node ({placeholders})."),
+    ] = None,
+    head: Annotated[
+        str | None, typer.Option("--head", help="Head node (default: most usable GPUs, first).")
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", help="P (work down); P+1 carries results up.")
+    ] = 29500,
+    policy: Annotated[
+        str, typer.Option("--policy", help="Work shares: equal or weighted (by usable GPUs).")
+    ] = "equal",
+    recheck: Annotated[
+        bool,
+        typer.Option("--recheck/--no-recheck", help="Re-run the GPU gate before starting."),
+    ] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print each node's command and environment only.")
+    ] = False,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", help="probe, vllm, or a YAML file (docs/launch.md)."),
+    ] = None,
+    probe_deadline: Annotated[
+        float,
+        typer.Option("--probe-deadline", min=1, max=3600, help="probe: seconds for all engines."),
+    ] = 60.0,
+    inventory: InventoryOpt = None,
+    deadline: DeadlineOpt = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the run on exactly the usable GPUs: one process group per node over SSH.
+
+    Exit 0 all nodes succeeded; 1 gate refused or a node failed (named); 2 bad input (no
+    node touched); 130 interrupted (every node stopped)."""
+    from agent.launch import run as lr
+
+    with _errors(as_json):
+        plan, targets = lr.prepare(
+            from_,
+            command or [],
+            head=head,
+            port=port,
+            policy=policy,
+            template=template,
+            inventory=inventory,
+            probe_deadline=probe_deadline,
+        )
+        if recheck and not dry_run:
+            with _progress(plan.num_nodes, "recheck", as_json) as prog:
+                plan, targets = lr.prepare(
+                    from_,
+                    command or [],
+                    head=head,
+                    port=port,
+                    policy=policy,
+                    template=template,
+                    inventory=inventory,
+                    probe_deadline=probe_deadline,
+                    recheck_deadline=deadline,
+                    progress=prog,
+                )
+        if dry_run:
+            _emit(plan, as_json, lambda: lr.print_plan(plan, out))
+            return
+        lr.check_ports_free(plan.head_address, plan.port)
+        report = lr.execute(plan, targets, lr.log_dir(), lr.echo_to(err if as_json else out))
+        _emit(report, as_json, lambda: lr.print_report(report, out))
+        raise typer.Exit(report.exit_code)
 
 
 @sim_app.command("scenarios")

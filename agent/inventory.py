@@ -73,6 +73,7 @@ class InventoryHost(BaseModel):
     sim: bool = False
     vars: dict[str, Any] = {}
     secret_vars: list[str] = []  # names of secret variables set for the host (never values)
+    key_file: str | None = None  # ansible_ssh_private_key_file: a path (tuner launch's SSH)
 
 
 class Inventory(BaseModel):
@@ -384,6 +385,7 @@ def _validate_host(path: Path, name: str, groups: list[str], hv: dict[str, Any])
         sim=bool(sim),
         vars=_plain(safe_vars),
         secret_vars=secret_vars,
+        key_file=_key_file(hv),
     )
 
 
@@ -531,6 +533,12 @@ def _check_bmc(hv: dict[str, Any], bad: Any) -> None:
         if not isinstance(ca, str):
             raise bad("bmc_ca_bundle", "bmc_ca_bundle must be a file path")
         check_ca_bundle(ca, "bmc_ca_bundle", bad)
+def _key_file(hv: dict[str, Any]) -> str | None:
+    for k in ("ansible_ssh_private_key_file", "ansible_private_key_file"):
+        v = hv.get(k)
+        if isinstance(v, str) and v and not _templated(v):
+            return v
+    return None
 
 
 def _secret(key: str) -> bool:

@@ -1,0 +1,534 @@
+"""Run a launch plan: one fabric connection and one remote process group per node, live
+output prefixed by node, a log per node; the first node that exits non-zero, Ctrl-C or
+SIGTERM stops every node's process group (TERM, then KILL) so nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel
+
+from agent.launch import ssh
+from agent.launch.plan import LaunchPlan, NodePlan
+
+PROBE_TAG = "tuner-probe"
+HANDSHAKES = 32  # SSH handshakes in flight at once (AMD CVS shards hosts by 32)
+
+
+class NodeRun(BaseModel):
+    name: str
+    rank: int
+    status: Literal["ok", "failed", "stopped", "unreachable", "not started"] = "not started"
+    exit_code: int | None = None
+    pgid: int | None = None
+    message: str = ""
+    log: str = ""
+    seconds: float | None = None
+
+
+class LaunchReport(BaseModel):
+    command: Literal["launch"] = "launch"
+    head: str
+    world_size: int
+    num_nodes: int
+    logs: str
+    nodes: list[NodeRun]
+    failed_node: str | None = None
+    interrupted: bool = False
+    probe: dict[str, Any] | None = None  # what the probe's head reported
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 0 if all(n.status == "ok" for n in self.nodes) else 1
+
+
+class _Stream:
+    """Output of one node: lines prefixed with the node to the console, all to its log;
+    picks out the process group line and the probe's result line."""
+
+    def __init__(
+        self, node: str, log: TextIO, echo: Any, lock: threading.Lock, on_exit: Any = None
+    ) -> None:
+        self.node, self.log, self.echo, self.lock = node, log, echo, lock
+        self.on_exit = on_exit
+        self.exit_code: int | None = None
+        self.buf = ""
+        self.pgid: int | None = None
+        self.pgid_seen = threading.Event()
+        self.probe: dict[str, Any] | None = None
+
+    def write(self, s: str) -> int:
+        self.buf += s
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            self._line(line)
+        return len(s)
+
+    def _line(self, line: str) -> None:
+        if self.pgid is None and line.startswith(ssh.PGID_TAG + " "):
+            tail = line.split(" ", 1)[1].strip()
+            if tail.isdigit():
+                self.pgid = int(tail)
+                self.pgid_seen.set()
+                return
+        if self.exit_code is None and line.startswith(ssh.EXIT_TAG + " "):
+            tail = line.split(" ", 1)[1].strip()
+            if tail.isdigit():
+                self.exit_code = int(tail)
+                if self.on_exit is not None:
+                    self.on_exit(self.exit_code)
+                return
+        quiet = False
+        if line.startswith(PROBE_TAG + " "):
+            try:
+                self.probe = json.loads(line.split(" ", 1)[1])
+                quiet = True  # the summary lines before it say the same for people
+            except ValueError:
+                pass
+        with self.lock:
+            self.log.write(line + "\n")
+            self.log.flush()
+            if self.echo is not None and not quiet:
+                self.echo(f"[{self.node}] {line}")
+
+    def flush(self) -> None:
+        """invoke flushes after every chunk: a partial line stays buffered."""
+
+    def finish(self) -> None:
+        if self.buf:
+            self._line(self.buf)
+            self.buf = ""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def execute(
+    plan: LaunchPlan,
+    targets: dict[str, ssh.Target],
+    log_dir: Path,
+    echo: Any,
+    grace: float = 5.0,
+) -> LaunchReport:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    report = LaunchReport(
+        head=plan.head,
+        world_size=plan.world_size,
+        num_nodes=plan.num_nodes,
+        logs=str(log_dir),
+        nodes=[
+            NodeRun(name=n.name, rank=n.rank, log=str(log_dir / f"{n.name}.log"))
+            for n in plan.nodes
+        ],
+    )
+    runs = {r.name: r for r in report.nodes}
+    lock = threading.Lock()
+    stop = threading.Event()
+    done = threading.Event()
+    handshakes = threading.Semaphore(HANDSHAKES)
+    conns: dict[str, Any] = {}
+    streams: dict[str, _Stream] = {}
+    first_failure: list[str] = []
+    remaining = [len(plan.nodes)]
+
+    finished: set[str] = set()
+
+    def finish(name: str) -> None:
+        with lock:
+            if name in finished:
+                return
+            finished.add(name)
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set()
+
+    def exited(p: NodePlan, code: int) -> None:
+        """The command's exit status line: the node is done even if a background child
+        still holds its output open (the cleanup below stops that child)."""
+        r = runs[p.name]
+        r.exit_code = code
+        if code == 0:
+            r.status = "ok"
+        elif stop.is_set():
+            r.status, r.message = "stopped", f"stopped by tuner (exit {code})"
+        else:
+            r.status, r.message = "failed", f"exited {code}"
+            fail(p.name)
+        finish(p.name)
+
+    def fail(name: str) -> None:
+        with lock:
+            if not first_failure:
+                first_failure.append(name)
+        stop.set()
+
+    def one(p: NodePlan) -> None:
+        r = runs[p.name]
+        t = time.monotonic()
+        log = open(r.log, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        st = _Stream(p.name, log, echo, lock, lambda code: exited(p, code))
+        streams[p.name] = st
+        try:
+            if stop.is_set():
+                r.message = "not started: the launch was stopped"
+                return
+            with handshakes:
+                try:
+                    c = ssh.connect(targets[p.name])
+                    c.open()
+                except Exception as e:  # paramiko/socket errors: unreachable, bad host key
+                    r.status, r.message = "unreachable", f"{type(e).__name__}: {e}"
+                    fail(p.name)
+                    return
+            conns[p.name] = c
+            if stop.is_set():
+                r.message = "not started: the launch was stopped"
+                return
+            res = c.run(
+                p.remote_command,
+                hide=True,
+                warn=True,
+                pty=False,
+                in_stream=False,
+                out_stream=st,
+                err_stream=st,
+            )
+            st.finish()
+            r.pgid = st.pgid
+            if st.exit_code is not None:
+                pass  # decided when the status line came
+            elif res.exited == 0:
+                r.status, r.exit_code = "ok", 0
+            elif stop.is_set() and (not first_failure or first_failure[0] != p.name):
+                r.status, r.message = "stopped", f"stopped by tuner (exit {res.exited})"
+                r.exit_code = res.exited
+            else:
+                r.status, r.message = "failed", f"exited {res.exited}"
+                r.exit_code = res.exited
+                fail(p.name)
+        except Exception as e:
+            r.status, r.message = "failed", f"{type(e).__name__}: {e}"
+            fail(p.name)
+        finally:
+            st.finish()
+            r.pgid = r.pgid or st.pgid
+            r.seconds = round(time.monotonic() - t, 3)
+            log.close()
+            finish(p.name)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Interrupted()
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, on_term)
+    pool = ThreadPoolExecutor(max_workers=max(1, len(plan.nodes)), thread_name_prefix="launch")
+    try:
+        for p in plan.nodes:
+            pool.submit(one, p)
+        try:
+            while not done.wait(0.1):
+                if stop.is_set():
+                    break
+        except (KeyboardInterrupt, _Interrupted):
+            report.interrupted = True
+            stop.set()
+        # Always: a node's command may have exited and left background processes in its
+        # group; after a launch nothing of it is left running on any node.
+        _stop_all(plan, conns, streams, runs, grace)
+        done.wait(grace + 10)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+        for c in list(conns.values()):
+            try:
+                c.close()
+            except Exception:
+                pass
+    report.failed_node = first_failure[0] if first_failure else None
+    head = streams.get(plan.head)
+    report.probe = head.probe if head else None
+    report.seconds = round(time.monotonic() - t0, 3)
+    return report
+
+
+def _stop_all(
+    plan: LaunchPlan,
+    conns: dict[str, Any],
+    streams: dict[str, _Stream],
+    runs: dict[str, NodeRun],
+    grace: float,
+) -> None:
+    """Stop every node's process group, in parallel. A node whose command has not printed
+    its process group yet is waited for briefly; a node never started needs nothing."""
+
+    def stop_one(p: NodePlan) -> None:
+        r = runs[p.name]
+        st = streams.get(p.name)
+        c = conns.get(p.name)
+        if c is None or st is None:
+            return
+        if r.exit_code is None:
+            st.pgid_seen.wait(3)
+        if r.status == "not started" and r.exit_code is None:
+            r.status = "stopped"
+        if st.pgid is None:
+            return
+        try:
+            c.run(
+                ssh.stop_command(st.pgid), hide=True, warn=True, in_stream=False, timeout=grace + 10
+            )
+        except Exception as e:
+            r.message = f"could not stop process group {st.pgid}: {type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.nodes))) as ex:
+        list(ex.map(stop_one, plan.nodes))
+
+
+# ------------------------------------------------------------------------------ preparing
+
+
+def _is_local(address: str) -> bool:
+    import socket as so
+
+    if address in ("127.0.0.1", "::1", "localhost") or address.startswith("127."):
+        return True
+    try:
+        mine = {so.gethostbyname(so.gethostname()), *so.gethostbyname_ex(so.gethostname())[2]}
+        return so.gethostbyname(address) in mine
+    except OSError:
+        return False
+
+
+def check_ports_free(address: str, port: int) -> None:
+    """When the head is this machine, P and P+1 must be free now (exit 2 otherwise). A remote
+    head is checked when the head binds: it fails, and the launch stops every node."""
+    import socket as so
+
+    from agent.errors import BadInput
+
+    if not _is_local(address):
+        return
+    for p in (port, port + 1):
+        s = so.socket(so.AF_INET6 if ":" in address else so.AF_INET, so.SOCK_STREAM)
+        try:
+            s.bind((address if address != "localhost" else "127.0.0.1", p))
+        except OSError as e:
+            raise BadInput(
+                f"port {p} is in use on the head {address} ({e.strerror}); P and P+1 must both "
+                "be free",
+                field="--port",
+            ) from e
+        finally:
+            s.close()
+
+
+def targets_for(plan: LaunchPlan, hosts: list[Any]) -> dict[str, ssh.Target]:
+    """Every planned node must be in the inventory (SSH settings come from there); the
+    known_hosts file it names must exist. Bad input otherwise, before any node is touched."""
+    from agent.errors import BadInput
+
+    by_name = {h.name: h for h in hosts}
+    out = {}
+    for n in plan.nodes:
+        h = by_name.get(n.name)
+        if h is None:
+            raise BadInput(
+                f"node {n.name} of the report is not in the inventory", field="--inventory"
+            )
+        t = ssh.target_for(h)
+        if t.strict and t.known_hosts and not Path(t.known_hosts).expanduser().is_file():
+            raise BadInput(
+                f"host {n.name}: known_hosts file {t.known_hosts} not found (host keys are "
+                "verified)",
+                field="--inventory",
+            )
+        out[n.name] = t
+    return out
+
+
+def log_dir() -> Path:
+    from agent.paths import state_dir
+
+    return state_dir() / "launch" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def echo_to(console: Any) -> Any:
+    lock = threading.Lock()
+
+    def echo(line: str) -> None:
+        with lock:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    return echo
+
+
+def prepare(
+    report_path: str,
+    command: list[str],
+    *,
+    head: str | None,
+    port: int,
+    policy: str,
+    template: str | None,
+    inventory: str | None,
+    probe_deadline: float,
+    recheck_deadline: float | None = None,
+    progress: Any = None,
+) -> tuple[LaunchPlan, dict[str, ssh.Target]]:
+    """Everything validated before a node is touched: report, gate, template, placeholders,
+    head, port, inventory and SSH settings. With `recheck_deadline`, the GPU gate runs again
+    on the report's usable nodes first (read-only) and the plan uses what is still usable."""
+    from agent.errors import BadInput, Failed
+    from agent.export import load_report
+    from agent.inventory import default_inventory, load_inventory
+    from agent.launch.plan import check_port, load_template, make_plan
+
+    check_port(port)
+    tpl = load_template(template)
+    inv = load_report(report_path)
+    if not inv.gate.passed:
+        raise Failed(
+            "the report's gate failed (" + "; ".join(inv.gate.reasons) + "): run tuner check "
+            "or tuner ready again"
+        )
+    if not any(n.usable for n in inv.nodes):
+        raise BadInput("the report has no usable GPU: nothing to launch", field="--from")
+    inv_path = default_inventory(inventory or inv.inventory)
+    usable_names = [n.name for n in inv.nodes if n.usable]
+    hosts = load_inventory(inv_path, ",".join(usable_names)).hosts
+    known = {h.name for h in hosts}
+    missing = [n for n in usable_names if n not in known]
+    if missing:
+        raise BadInput(
+            f"nodes of the report are not in the inventory {inv_path}: {', '.join(missing)}",
+            field="--inventory",
+        )
+    by_name = {h.name: h for h in hosts}
+    if recheck_deadline is not None:
+        inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
+    probe_argv = {
+        n: [
+            str(by_name[n].vars.get("ansible_python_interpreter") or "python3"),
+            "-m",
+            "agent.launch.probe",
+            "--root",
+            by_name[n].root,
+        ]
+        for n in usable_names
+    }
+    plan = make_plan(
+        inv,
+        report_path,
+        command,
+        head=head,
+        port=port,
+        policy=policy,  # type: ignore[arg-type]
+        template=tpl,
+        probe_argv=probe_argv,
+        probe_options={"deadline": probe_deadline, "items_per_gpu": 4},
+    )
+    targets = targets_for(plan, hosts)
+    for n in plan.nodes:
+        n.remote_command = ssh.remote_command(n)
+    return plan, targets
+
+
+def _recheck(inv: Any, hosts: list[Any], path: Path, deadline: float, progress: Any) -> Any:
+    """The gate again, on the report's usable nodes with its policy and options. Refuses
+    (exit 1) when it fails; keeps only GPUs usable both in the report and now."""
+    from agent.errors import Failed
+    from agent.gpu.gate import GateOptions, attach_addresses
+    from agent.gpu.policy import load_policy
+    from agent.gpu.run import fleet_facts, gate
+    from agent.inventory import Inventory
+
+    pol = load_policy(inv.gate.policy)
+    sub = Inventory(path=str(path.resolve()), limit=None, hosts=hosts)
+    facts, failures, _ = fleet_facts(sub, deadline, None, progress)
+    fresh = gate(facts, failures, [h.name for h in hosts], pol, inv.gate.options)
+    attach_addresses(fresh, hosts)
+    if not fresh.gate.passed:
+        raise Failed("the GPU gate fails now: " + "; ".join(fresh.gate.reasons))
+    now = {(n.name, g.uuid) for n in fresh.nodes for g in n.usable}
+    lost = []
+    for n in inv.nodes:
+        keep = [g for g in n.usable if (n.name, g.uuid) in now]
+        lost += [f"{n.name} GPU {g.index}" for g in n.usable if (n.name, g.uuid) not in now]
+        if len(keep) != len(n.usable):
+            n.excluded = n.excluded + [g for g in n.usable if (n.name, g.uuid) not in now]
+            n.usable = keep
+            n.status = "degraded" if keep else "failed"
+            n.reason = "no longer usable at launch: " + ", ".join(lost)
+    o: GateOptions = inv.gate.options
+    usable = sum(len(n.usable) for n in inv.nodes)
+    small = [
+        n.name
+        for n in inv.nodes
+        if n.usable and o.min_gpus_per_node and len(n.usable) < o.min_gpus_per_node
+    ]
+    if lost and ((o.min_gpus is not None and usable < o.min_gpus) or small or usable == 0):
+        raise Failed(
+            f"the usable set shrank ({', '.join(lost)}) below the report's gate options "
+            f"(min_gpus={o.min_gpus}, min_gpus_per_node={o.min_gpus_per_node})"
+        )
+    inv.usable_gpus = usable
+    return inv
+
+
+def print_plan(plan: LaunchPlan, console: Any) -> None:
+    console.print(
+        f"launch plan: {plan.num_nodes} nodes, world size {plan.world_size}, head "
+        f"{plan.head} ({plan.head_address}), ports {plan.port}/{plan.port_up}, policy "
+        f"{plan.policy}, template {plan.template or '-'}",
+        markup=False,
+    )
+    for n in plan.nodes:
+        console.print(
+            f"\n[{n.name}] {n.role} rank {n.rank}, start rank {n.start_rank}, "
+            f"{n.local_gpus} GPUs, share {n.share}",
+            markup=False,
+        )
+        for k, v in n.env.items():
+            if k != "TUNER_PROBE_EXPECTED":
+                console.print(f"  {k}={v}", markup=False, soft_wrap=True)
+        console.print(
+            f"  ssh {n.user + '@' if n.user else ''}{n.address}"
+            f"{':' + str(n.ssh_port) if n.ssh_port else ''}:",
+            markup=False,
+        )
+        console.print(f"  {n.remote_command}", markup=False, soft_wrap=True)
+    for name, why in plan.excluded_nodes.items():
+        console.print(f"not in the run: {name} ({why})", markup=False)
+    console.print("dry run: no node was touched", markup=False)
+
+
+def print_report(r: LaunchReport, console: Any) -> None:
+    for n in r.nodes:
+        console.print(
+            f"{n.name:<12} {n.status:<12} exit {n.exit_code if n.exit_code is not None else '-'}"
+            f"  {n.message}  log {n.log}",
+            markup=False,
+        )
+    if r.interrupted:
+        console.print("interrupted: every node's process group was stopped", markup=False)
+    elif r.failed_node:
+        why = next(n.message for n in r.nodes if n.name == r.failed_node)
+        console.print(
+            f"FAILED: {r.failed_node} ({why}); every node's process group was stopped",
+            markup=False,
+        )
+    else:
+        console.print(f"all {r.num_nodes} nodes finished (exit 0) in {r.seconds} s", markup=False)
