@@ -734,6 +734,90 @@ def check(
         raise typer.Exit(0 if result.gate.passed else 1)
 
 
+# ------------------------------------------------------------------------------ ready
+
+
+@app.command()
+def ready(
+    profile: ProfileOpt,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    min_gpus: Annotated[
+        int | None, typer.Option("--min-gpus", min=0, help="Not ready below N usable GPUs.")
+    ] = None,
+    min_gpus_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--min-gpus-per-node", min=1, max=64, help="Exclude a node with fewer usable GPUs."
+        ),
+    ] = None,
+    max_excluded_nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-excluded-nodes", min=0, help="Not ready when more nodes are out at once."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="A node that does not conform fails the answer."),
+    ] = False,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Health policy (default: checks/default.yml).")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write the usable-GPU inventory here (atomic)."),
+    ] = None,
+    deadline: DeadlineOpt = 60,
+    forks: ForksOpt = None,
+    insecure: InsecureOpt = False,
+    ca_bundle: CaBundleOpt = None,
+    bmc_timeout: BmcTimeoutOpt = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """One pre-run answer: verify (OS + BIOS + cross-layer) and the GPU gate.
+
+    Exit 0 only when the fleet conforms (drifted nodes excluded, or --strict) and the gate
+    passes; 1 not ready; 2 bad input."""
+    from agent import ready as rd
+    from agent.bios import run as bios
+    from agent.gpu.gate import GateOptions
+    from agent.gpu.policy import load_policy
+    from agent.gpu.run import fleet_facts, write_atomic
+
+    with _errors(as_json):
+        opts = bios.check_options(
+            bios.BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
+        )
+        pol = load_policy(policy)
+        gopts = GateOptions(
+            min_gpus=min_gpus,
+            min_gpus_per_node=min_gpus_per_node,
+            max_excluded_nodes=max_excluded_nodes,
+        )
+        prof, inv = _prepare(profile, inventory, limit)
+        n = len(inv.hosts) * (3 if bios.has_bios(prof) else 2)
+        with _progress(n, "ready", as_json) as prog:
+            v = rd.verify_fleet(prof, inv, opts, forks, prog)
+            got, failures, _ = fleet_facts(inv, deadline, forks, prog)
+        r = rd.combine(
+            prof.name,
+            v,
+            got,
+            failures,
+            [h.name for h in inv.hosts],
+            pol,
+            gopts,
+            inv.hosts,
+            inv.path,
+            strict,
+        )
+        if output:
+            write_atomic(output, r.gpus)
+        _emit(r.dump(), as_json, lambda: rd.print_ready(r, out))
+        raise typer.Exit(r.exit_code)
+
+
 # ------------------------------------------------------------------------------ export
 
 

@@ -39,8 +39,8 @@ def load_report(path: str) -> GpuInventory:
         data = json.loads(text)
     except ValueError as e:
         raise BadInput(f"not JSON: {e}", file=path) from e
-    if isinstance(data, dict) and isinstance(data.get("inventory"), dict):
-        data = data["inventory"]  # a `tuner ready --json` document carries the inventory
+    if isinstance(data, dict) and isinstance(data.get("gpus"), dict):
+        data = data["gpus"]  # a `tuner ready --json` document carries the inventory
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(
         "tuner.gpu-inventory/"
     ):
