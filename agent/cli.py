@@ -842,7 +842,10 @@ def export(
         typer.Option("--per-node", help="prometheus: write one tuner_<node>.prom per node here."),
     ] = None,
     yaml_json: Annotated[
-        bool, typer.Option("--ansible-json", help="ansible: write JSON instead of YAML.")
+        bool,
+        typer.Option(
+            "--ansible-json", help="ansible: write JSON instead of YAML (default for *.json)."
+        ),
     ] = False,
     field: Annotated[
         list[str] | None,
@@ -878,7 +881,8 @@ def export(
 
             written = prometheus.write_per_node(inv, per_node)
         else:
-            text = ex.render(inv, fmt, as_json=yaml_json, mlperf={"fields": mlperf_fields})
+            as_json_inv = yaml_json or output.endswith(".json")
+            text = ex.render(inv, fmt, as_json=as_json_inv, mlperf={"fields": mlperf_fields})
             ex.write_text(output, text)
             if output != "-":
                 written = [output]

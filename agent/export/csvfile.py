@@ -32,10 +32,20 @@ def _cell(v: object) -> str:
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 
+_FW: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def _firmware(fw: dict[str, str] | None) -> str:
+    key = tuple(sorted((fw or {}).items()))
+    if key not in _FW:  # GPUs of a fleet share a few firmware sets: format each once
+        _FW[key] = ";".join(f"{k}={v}" for k, v in key)
+    return _FW[key]
+
+
 def _row(n: NodeEntry, g: GpuEntry | None, status: str) -> list[str]:
     if g is None:
         return [_cell(x) for x in (n.name, n.status, *[""] * 10, status, n.reason)]
-    fw = ";".join(f"{k}={v}" for k, v in sorted((g.firmware or {}).items()))
+    fw = _firmware(g.firmware)
     reasons = "; ".join(f"{c.check}: {c.message}" for c in g.checks if c.status != "pass")
     return [
         _cell(x)

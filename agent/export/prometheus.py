@@ -1,4 +1,5 @@
-"""node_exporter textfile collector output, through prometheus_client: one registry, gauges,
+"""node_exporter textfile collector output, through prometheus_client: one registry with a
+collector of gauge families,
 `write_to_textfile` (which writes a temp file and renames it, as the textfile collector
 requires). Metrics (docs/export.md):
 
@@ -16,9 +17,12 @@ from __future__ import annotations
 import calendar
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from agent.errors import BadInput
 from agent.gpu.gate import GpuInventory, NodeEntry
@@ -28,53 +32,68 @@ def _s(v: object) -> str:
     return "" if v is None else str(v)
 
 
+class _InventoryCollector(Collector):
+    """The report as metric families: a custom collector (one pass over the report at
+    collection time) is much faster than a Gauge child per GPU at 10,000 nodes."""
+
+    def __init__(self, inv: GpuInventory, nodes: list[NodeEntry] | None) -> None:
+        self.inv, self.nodes = inv, nodes
+
+    def collect(self) -> Iterator[Metric]:
+        inv = self.inv
+        usable = GaugeMetricFamily(
+            "tuner_gpu_usable",
+            "1 when tuner's gate found the GPU usable, 0 when it excluded it",
+            labels=["node", "index", "bdf", "serial", "uuid"],
+        )
+        failed = GaugeMetricFamily(
+            "tuner_gpu_check_failed",
+            "1 for each check that took a GPU out",
+            labels=["node", "index", "bdf", "check"],
+        )
+        per_node = GaugeMetricFamily(
+            "tuner_node_usable_gpus", "Usable GPUs of the node", labels=["node", "status"]
+        )
+        for n in self.nodes if self.nodes is not None else inv.nodes:
+            per_node.add_metric([n.name, n.status], len(n.usable))
+            for g in n.usable:
+                usable.add_metric([n.name, _s(g.index), _s(g.bdf), _s(g.serial), _s(g.uuid)], 1)
+            for g in n.excluded:
+                usable.add_metric([n.name, _s(g.index), _s(g.bdf), _s(g.serial), _s(g.uuid)], 0)
+                for c in g.checks:
+                    if c.blocks:
+                        failed.add_metric([n.name, _s(g.index), _s(g.bdf), c.check], 1)
+        yield from (usable, failed, per_node)
+        if self.nodes is None:
+            gpus = GaugeMetricFamily(
+                "tuner_fleet_gpus", "GPUs in the fleet by state", labels=["state"]
+            )
+            gpus.add_metric(["usable"], inv.usable_gpus)
+            gpus.add_metric(["installed"], inv.installed_gpus)
+            gpus.add_metric(["excluded"], inv.excluded_gpus)
+            nodes = GaugeMetricFamily(
+                "tuner_fleet_nodes", "Nodes in the fleet by state", labels=["state"]
+            )
+            nodes.add_metric(["total"], inv.nodes_total)
+            nodes.add_metric(["usable"], inv.nodes_usable)
+            nodes.add_metric(["excluded"], inv.nodes_excluded)
+            yield from (gpus, nodes)
+        yield GaugeMetricFamily(
+            "tuner_gate_passed", "1 when the fleet gate passed", value=1 if inv.gate.passed else 0
+        )
+        try:
+            ts = calendar.timegm(time.strptime(inv.generated_at, "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            ts = 0
+        yield GaugeMetricFamily(
+            "tuner_report_timestamp_seconds", "When the gate ran (Unix time)", value=ts
+        )
+
+
 def registry(inv: GpuInventory, nodes: list[NodeEntry] | None = None) -> CollectorRegistry:
     """Metrics for the fleet (nodes None) or for some nodes only (--per-node)."""
     reg = CollectorRegistry()
-    usable = Gauge(
-        "tuner_gpu_usable",
-        "1 when tuner's gate found the GPU usable, 0 when it excluded it",
-        ["node", "index", "bdf", "serial", "uuid"],
-        registry=reg,
-    )
-    failed = Gauge(
-        "tuner_gpu_check_failed",
-        "1 for each check that took a GPU out",
-        ["node", "index", "bdf", "check"],
-        registry=reg,
-    )
-    per_node = Gauge(
-        "tuner_node_usable_gpus",
-        "Usable GPUs of the node",
-        ["node", "status"],
-        registry=reg,
-    )
-    for n in nodes if nodes is not None else inv.nodes:
-        per_node.labels(n.name, n.status).set(len(n.usable))
-        for g in n.usable:
-            usable.labels(n.name, _s(g.index), _s(g.bdf), _s(g.serial), _s(g.uuid)).set(1)
-        for g in n.excluded:
-            usable.labels(n.name, _s(g.index), _s(g.bdf), _s(g.serial), _s(g.uuid)).set(0)
-            for c in g.checks:
-                if c.blocks:
-                    failed.labels(n.name, _s(g.index), _s(g.bdf), c.check).set(1)
-    if nodes is None:
-        gpus = Gauge("tuner_fleet_gpus", "GPUs in the fleet by state", ["state"], registry=reg)
-        gpus.labels("usable").set(inv.usable_gpus)
-        gpus.labels("installed").set(inv.installed_gpus)
-        gpus.labels("excluded").set(inv.excluded_gpus)
-        nodes_g = Gauge("tuner_fleet_nodes", "Nodes in the fleet by state", ["state"], registry=reg)
-        nodes_g.labels("total").set(inv.nodes_total)
-        nodes_g.labels("usable").set(inv.nodes_usable)
-        nodes_g.labels("excluded").set(inv.nodes_excluded)
-    Gauge("tuner_gate_passed", "1 when the fleet gate passed", registry=reg).set(
-        1 if inv.gate.passed else 0
-    )
-    ts = Gauge("tuner_report_timestamp_seconds", "When the gate ran (Unix time)", registry=reg)
-    try:
-        ts.set(calendar.timegm(time.strptime(inv.generated_at, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        ts.set(0)
+    reg.register(_InventoryCollector(inv, nodes))
     return reg
 
 

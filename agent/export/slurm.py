@@ -11,6 +11,7 @@ with shlex.quote.
 from __future__ import annotations
 
 import shlex
+from functools import lru_cache
 
 from ClusterShell.NodeSet import NodeSet
 
@@ -26,8 +27,14 @@ def drain_reason(text: str) -> str:
     return f"tuner: {clean}" if clean else "tuner: excluded"
 
 
+@lru_cache(maxsize=1024)
+def _folded(devices: tuple[str, ...]) -> str:
+    return nodeset(list(devices))
+
+
 def gres_line(name: str, devices: list[str]) -> str:
-    return f"NodeName={name} Name=gpu File={nodeset(devices)}"
+    # most nodes have the same render devices: fold each distinct set once
+    return f"NodeName={name} Name=gpu File={_folded(tuple(devices))}"
 
 
 def render(inv: GpuInventory) -> str:

@@ -42,6 +42,7 @@ class LaunchReport(BaseModel):
     failed_node: str | None = None
     interrupted: bool = False
     probe: dict[str, Any] | None = None  # what the probe's head reported
+    started_at: float = 0.0  # Unix time the launch began (before the first SSH handshake)
     seconds: float = 0.0
 
     @property
@@ -123,6 +124,7 @@ def execute(
     log_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     report = LaunchReport(
+        started_at=time.time(),
         head=plan.head,
         world_size=plan.world_size,
         num_nodes=plan.num_nodes,
