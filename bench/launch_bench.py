@@ -35,11 +35,29 @@ def tuner(state: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
     return r
 
 
+def free_pair() -> int:
+    """A port P with P+1 free too (the machine is shared: fixed ports collide)."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p >= 65000:
+            continue
+        try:
+            with socket.socket() as s2:
+                s2.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise SystemExit("no free port pair")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, nargs="+", default=[8, 32, 64])
     ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--port", type=int, default=39500)
     ap.add_argument("--out", default=str(REPO / "bench/results/launch.json"))
     a = ap.parse_args()
     results = {}
@@ -62,9 +80,9 @@ def main() -> None:
         up_s = time.perf_counter() - t
         try:
             report = state / "report.json"
-            tuner(state, "check", "--output", str(report))
+            tuner(state, "check", "--output", str(report), "--deadline", "600")
             reg, total = [], []
-            for i in range(a.reps):
+            for _ in range(a.reps):
                 r = tuner(
                     state,
                     "launch",
@@ -74,7 +92,7 @@ def main() -> None:
                     "probe",
                     "--no-recheck",
                     "--port",
-                    str(a.port + 2 * i),
+                    str(free_pair()),
                     "--json",
                     "--probe-deadline",
                     "300",

@@ -78,6 +78,9 @@ def through_mask(gpus: list[dict[str, Any]], mask: str | None) -> list[dict[str,
     return picked
 
 
+HALT = threading.Event()  # set on the head when the coordinator is done (engines end)
+
+
 def engine(
     ctx: Any, ident: str, head: str, port: int, deadline: float, result: dict[str, int]
 ) -> None:
@@ -93,7 +96,7 @@ def engine(
         down.send(b"hello")
         up.send_multipart([b"register", json.dumps({"pid": os.getpid()}).encode()])
         answered = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not HALT.is_set():
             if not down.poll(100):
                 continue
             msg = down.recv_multipart()
@@ -139,8 +142,13 @@ def coordinate(ctx: Any, port: int, expected: dict[str, Any], deadline: float) -
     up = ctx.socket(zmq.ROUTER)
     for s in (down, up):
         s.setsockopt(zmq.LINGER, 0)
-    down.bind(f"tcp://*:{port}")
-    up.bind(f"tcp://*:{port + 1}")
+    try:
+        down.bind(f"tcp://*:{port}")
+        up.bind(f"tcp://*:{port + 1}")
+    except zmq.ZMQError as e:
+        down.close(0)
+        up.close(0)
+        return {"ok": False, "reasons": [f"the head cannot bind P/P+1 ({port}/{port + 1}): {e}"]}
     nodes: dict[str, Any] = expected["nodes"]
     want = {f"{n}/{u}" for n, v in nodes.items() for u in v["gpus"]}
     hello: set[str] = set()
@@ -296,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             coord.start()
             threads, done = run_engines(ctx, node, visible, head, port, t0 + seconds + 5)
             coord.join()
+            HALT.set()
             for t in threads:
                 t.join(2)
             for n, v in out.get("nodes", {}).items():
