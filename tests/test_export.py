@@ -201,8 +201,11 @@ def test_mlperf_system(tmp_path: Path) -> None:
 
 
 def test_json_is_the_report(tmp_path: Path) -> None:
+    from agent.export import load_report
+
     doc = json.loads(export(tmp_path, MLPERF, "json").read_text())
-    assert doc == json.loads(MLPERF.read_text())
+    assert doc == load_report(str(MLPERF)).model_dump_inventory()
+    assert doc["usable_gpus"] == 87 and doc["schema"] == "tuner.gpu-inventory/1"
 
 
 @pytest.mark.parametrize(
