@@ -17,7 +17,10 @@ import pytest
 
 from tests.conftest import CONNECTION, REPO, TUNER, Fleet, make_fleet, run_tuner
 
-pytestmark = pytest.mark.skipif(CONNECTION != "ssh", reason="tuner launch needs sshd")
+pytestmark = [
+    pytest.mark.fleet,
+    pytest.mark.skipif(CONNECTION != "ssh", reason="tuner launch needs sshd"),
+]
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ def fleet3(tmp_path: Path) -> Iterator[Fleet]:
     yield from make_fleet(tmp_path / "state", 3)
 
 
+@pytest.mark.fleet
 def test_ready_lifecycle(fleet3: Fleet, tmp_path: Path) -> None:
     f = fleet3
     r = f.tuner("ready", "--profile", "inference", "--json")
