@@ -839,7 +839,7 @@ def export(
     ] = "-",
     per_node: Annotated[
         str | None,
-        typer.Option("--per-node", help="prometheus: write one tuner_<node>.prom per node here."),
+        typer.Option("--per-node", help="prometheus: write one tuner_NODE.prom per node here."),
     ] = None,
     yaml_json: Annotated[
         bool,
@@ -910,7 +910,12 @@ def launch(
         int, typer.Option("--port", help="P (work down); P+1 carries results up.")
     ] = 29500,
     policy: Annotated[
-        str, typer.Option("--policy", help="Work shares: equal or weighted (by usable GPUs).")
+        str,
+        typer.Option(
+            "--policy",
+            metavar="equal|weighted",
+            help="Work shares: equal or weighted (by usable GPUs).",
+        ),
     ] = "equal",
     recheck: Annotated[
         bool,

@@ -34,6 +34,11 @@ METAVARS: dict[str, str] = {
     "--output": "FILE",
     "--scenario": "NAME",
     "--layer": "NAME",
+    "--from": "REPORT",
+    "--head": "NODE",
+    "--template": "NAME|FILE",
+    "--per-node": "DIR",
+    "--field": "KEY=VALUE",
 }
 
 # One example per command (its path without "tuner"), shown at the end of its help.
@@ -48,6 +53,15 @@ EXAMPLES: dict[str, list[str]] = {
     "facts": ["tuner facts --limit node01 --json > node01-facts.json"],
     "check": ["tuner check --min-gpus-per-node 8 --output usable-gpus.json"],
     "status": ["tuner status --json"],
+    "ready": ["tuner ready --profile inference --min-gpus-per-node 7 --output ready.json"],
+    "export": [
+        "tuner export --from ready.json --format slurm --output fleet.sh",
+        "tuner export --from ready.json --format prometheus --per-node /var/lib/node_exporter",
+    ],
+    "launch": [
+        "tuner launch --from ready.json --template probe --dry-run",
+        "tuner launch --from ready.json -- ./run.sh --rank {node_rank}",
+    ],
     "profiles": ["tuner profiles show inference-nps4"],
     "profiles list": ["tuner profiles list --json"],
     "profiles show": ["tuner profiles show inference-nps4"],
