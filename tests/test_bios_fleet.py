@@ -101,11 +101,18 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
         methods = [e["method"] for e in writes(log)]
         assert methods == ["PATCH"], (name, methods)
         assert numa_nodes(mixed.roots[name]) == 2
+    # pending is not drift: its own status (exit 1: not in effect yet); the OS part is ok
     v = tuner("verify", "-p", "inference-nps4", "--json")
     assert v.rc == 1
+    assert v.json()["summary"]["by_status"] == {"pending": 4}
     for h in v.json()["hosts"]:
-        assert h["status"] == "drift" and h["bios"]["status"] == "drift"
+        assert h["status"] == "pending" and h["bios"]["status"] == "pending"
+        assert h["layers"] == {"bios": "pending", "os": "ok"}
+        assert {a["status"] for a in h["bios"]["attributes"]} <= {"ok", "pending"}
         assert all(c["status"] == "ok" and c["source"] == "bios" for c in h["cross"])
+    table = tuner("verify", "-p", "inference-nps4").out
+    os_table = table[: table.index("BIOS and cross-layer checks")]
+    assert "drift" not in os_table and "pending" in table
 
     # --reboot if-needed in 2 batches: reset, wait, verified; the nodes' OS follows the BIOS
     r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--batch-size", "2")
