@@ -188,3 +188,25 @@ def test_rollback_after_apply_killed_between_patch_and_reset(tmp_path: Path) -> 
         assert records(state) == []
     finally:
         handle.stop()
+
+
+def test_bios_layer_facts_read_only(tmp_path: Path, monkeypatch: Any) -> None:
+    """The layer interface in-process: targets validate, facts only read (GETs)."""
+    from agent.inventory import load_inventory
+    from agent.layers import make
+    from agent.layers.base import Run
+
+    handle, inv_path = bmc_fleet(tmp_path, [{"name": "a", "vendor": "hpe"}])
+    monkeypatch.setenv("TUNER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TUNER_BMC_PASSWORD", PASSWORD)
+    try:
+        (layer,) = make("bios")
+        run = Run(command="verify", profile=None, inv=load_inventory(inv_path))
+        hosts, skipped = layer.targets(run)
+        assert [h.name for h in hosts] == ["a"] and skipped == {}
+        facts, artifacts = layer.facts(run, hosts)
+        assert facts["a"]["vendor"] == "hpe" and facts["a"]["topology"] == {"nps": 1, "smt": True}
+        assert Path(artifacts).is_dir()
+        assert log_lines(tmp_path / "a.jsonl") and writes(tmp_path / "a.jsonl") == []
+    finally:
+        handle.stop()

@@ -259,7 +259,10 @@ class BiosLayer(Layer):
         self.info: BiosRun | None = None
 
     def wants(self, run: Run) -> bool:
-        return run.command == "rollback" or (run.profile is not None and has_bios(run.profile))
+        if run.command == "rollback":  # only when tuner recorded some host's BIOS values
+            d = records_dir()
+            return any(os.path.exists(record.record_path(d, h.name)) for h in run.inv.hosts)
+        return run.profile is not None and has_bios(run.profile)
 
     def targets(self, run: Run) -> tuple[list[InventoryHost], dict[str, str]]:
         take_env_password()

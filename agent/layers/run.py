@@ -50,6 +50,8 @@ def worst(command: str, statuses: list[str]) -> str:
 def execute(run: Run, layers: list[Layer]) -> Any:
     """Run `run.command` over `layers` (in the order given) -> the command's report."""
     active = [layer for layer in layers if layer.wants(run)]
+    if not active and run.command == "rollback":  # no layer has anything recorded
+        return _report(run, [], {h.name: {} for h in run.inv.hosts}, _batches(run, 0))
     if not active:
         names = ", ".join(layer.name for layer in layers)
         raise BadInput(
@@ -67,9 +69,7 @@ def execute(run: Run, layers: list[Layer]) -> Any:
     batches: list[list[InventoryHost]] = [hosts[i : i + size] for i in range(0, len(hosts), size)]
     numbered = len(batches) > 1
     results: dict[str, dict[str, HostResult]] = {h.name: {} for h in hosts}
-    info = report.Batches(
-        batch_size=size, max_failed=run.max_failed, batches=0, failed=0, stopped=False
-    )
+    info = _batches(run, size)
     why_not = f"not started: more than --max-failed {run.max_failed} hosts failed"
     for i, batch in enumerate(batches, 1):
         if info.stopped:
@@ -95,6 +95,12 @@ def execute(run: Run, layers: list[Layer]) -> Any:
         if run.max_failed is not None and info.failed > run.max_failed and i < len(batches):
             info.stopped = True
     return _report(run, plans, results, info)
+
+
+def _batches(run: Run, size: int) -> report.Batches:
+    return report.Batches(
+        batch_size=size, max_failed=run.max_failed, batches=0, failed=0, stopped=False
+    )
 
 
 def _check_step(run: Run) -> str:
