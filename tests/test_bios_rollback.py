@@ -100,9 +100,10 @@ def test_bios_rollback_with_and_without_reboot(tmp_path: Path) -> None:
         assert {n: len(writes(tmp_path / f"{n}.jsonl")) for n in ("a", "b")} == sent
 
         # apply without a reset, then rollback: tuner's pending values are replaced at once
-        r = run(state, "apply", "-p", BIOS_ONLY, "-i", str(inv), "--json")
+        # (on the iLO; an iDRAC holds them in a committed job, see the next test)
+        r = run(state, "apply", "-p", BIOS_ONLY, "-i", str(inv), "-l", "b", "--json")
         assert r.rc == 0 and all(h["bios"]["status"] == "pending reboot" for h in r.json()["hosts"])
-        r = run(state, "rollback", "-i", str(inv), "--json")
+        r = run(state, "rollback", "-i", str(inv), "-l", "b", "--json")
         assert r.rc == 0, r.out + r.err
         for name, h in by_host(r.json()).items():
             assert h["bios"]["status"] == "restored" and h["bios"]["reboot"] == "not needed"

@@ -267,15 +267,19 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             c.close()
 
 
-def _patch_settings(c: BmcClient, d: dict[str, Any], values: dict[str, Any]) -> None:
+def _patch_settings(c: BmcClient, d: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """PATCH `values` into the settings object and check the BMC shows them pending."""
-    c.patch_settings(values, d["supported_apply_times"])
-    staged = c.pending()
+    sent: dict[str, Any] = c.patch_settings(values, d["supported_apply_times"])
+    # the settings object itself, not the diff with the values in effect: a restore may
+    # send a value that is in effect (to replace a pending one)
+    doc, _ = c.get_settings()
+    staged = doc.get("Attributes") or {}
     lost = [n for n, v in values.items() if attr_text(staged.get(n)) != attr_text(v)]
     if lost:
         raise RedfishError(
             "the BMC accepted the PATCH but does not show pending: " + ", ".join(lost)
         )
+    return sent
 
 
 def _verify_status(rows: list[dict[str, Any]]) -> str:
@@ -287,6 +291,17 @@ def _verify_status(rows: list[dict[str, Any]]) -> str:
     if any(r["status"] not in ("ok", "pending") for r in rows):
         return "drift"
     return "pending" if any(r["status"] == "pending" for r in rows) else "ok"
+
+
+def _before(d: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """What the reboot wait compares with (see BmcClient.wait_applied)."""
+    return {
+        "settings_time": d["settings_time"],
+        "bios_settings_etag": d["bios_settings_etag"],
+        "messages": d["messages"],
+        "pending": {**d["pending"], **sent},
+        "job": d["job"],
+    }
 
 
 def _system_ids(c: BmcClient, d: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -399,17 +414,36 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                 facts["reboot"] = "would reboot" if p["reboot"] == "if-needed" else "needed"
             return False, res
         if not (needs_reset and p["reboot"] == "if-needed"):
+            held: set[str] = set()  # later stages a committed BMC job keeps for now
+            if patch and d["job"]:
+                res["msg"] = (
+                    f"nothing sent: a BIOS configuration job ({d['job']['state']}) is "
+                    "committed on this BMC; tuner rollback --reboot if-needed lets the reset "
+                    "run it, then restores"
+                )
+                return True, res
             if patch:
                 stage = "patch"
-                for part in restore_order(d["registry"], patch):  # dependents first
+                parts = restore_order(d["registry"], patch)  # dependents first
+                for i, part in enumerate(parts):
                     _patch_settings(c, d, part)
                     res["changed"] = True
                     facts["sent"] = True
+                    if i + 1 < len(parts) and c.committed_job():
+                        # iDRAC: the PATCH made a job, no other set before the reset
+                        held = {n for later in parts[i + 1 :] for n in later}
+                        break
             for r in rows:
-                if r["attribute"] in patch and r["current"] == r["original"]:
+                if r["attribute"] in held:
+                    r["status"] = "pending reboot"
+                    r["message"] = (
+                        "not sent yet: the BMC's job holds the first stage; "
+                        "tuner rollback sends this after that reset"
+                    )
+                elif r["attribute"] in patch and r["current"] == r["original"]:
                     r["status"] = "restored"
                     r["message"] = f"the pending value {r['pending']} was replaced by the original"
-            if needs_reset:
+            if needs_reset or held:
                 for r in needs_reset:
                     r["status"] = "pending reboot"
                 facts["status"] = "pending reboot"
@@ -431,21 +465,32 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                 want.update({n: d["current"][n] for n in later if n in d["current"]})
                 staged = {**d["current"], **d["pending"]}
                 send = {n: v for n, v in want.items() if attr_text(staged.get(n)) != attr_text(v)}
+                if send and d["job"]:
+                    # a committed job (iDRAC) takes no other set: let the reset run it first
+                    stage = "reset"
+                    c.reset(p["reset_type"], d["reset_types"], d["power_state"])
+                    res["changed"] = True
+                    facts["reboot"] = "done"
+                    stage = "wait"
+                    w = c.wait_applied(_before(d, {}), p["reset_timeout"], p["poll_interval"])
+                    if w["outcome"] == "timeout":
+                        raise RedfishError(w["reason"])
+                    stage = "read"
+                    d = c.discover()
+                    staged = {**d["current"], **d["pending"]}
+                    send = {
+                        n: v for n, v in want.items() if attr_text(staged.get(n)) != attr_text(v)
+                    }
+                job = d["job"]
                 if send:
                     stage = "patch"
-                    _patch_settings(c, d, send)
+                    job = _patch_settings(c, d, send).get("job") or job
                     res["changed"] = True
                     facts["sent"] = True
                 if all(attr_text(d["current"].get(n)) == attr_text(values[n]) for n in group):
                     continue
                 stage = "reset"
-                before = {
-                    "settings_time": d["settings_time"],
-                    "bios_settings_etag": d["bios_settings_etag"],
-                    "messages": d["messages"],
-                    "pending": {**d["pending"], **send},
-                    "job": d["job"],
-                }
+                before = {**_before(d, send), "job": job}
                 c.reset(p["reset_type"], d["reset_types"], d["power_state"])
                 res["changed"] = True
                 facts["reboot"] = "done"
