@@ -37,7 +37,8 @@ class HostResult:
 
     `status` is in the command's host words (apply: unchanged, changed, would change,
     failed, unreachable, not started; verify: ok, pending, drift, failed, unreachable;
-    rollback: nothing to do, restored, pending reboot, failed, unreachable, not started): the
+    rollback: nothing to do, would restore, restored, pending reboot, failed, unreachable,
+    not started): the
     host's status is the worst of its layers'. `detail` is the layer's own part of the host
     report (the layer's `fill` puts it there); `facts` what the layer learnt of the host."""
 

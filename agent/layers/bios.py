@@ -233,7 +233,7 @@ APPLY_STATUS = {
 VERIFY_STATUS = {"ok": "ok", "pending": "pending", "drift": "drift", "failed": "failed"}
 ROLLBACK_STATUS = {
     "nothing to do": "nothing to do",
-    "would restore": "restored",  # as the OS layer says of a --check
+    "would restore": "would restore",
     "restored": "restored",
     "pending reboot": "pending reboot",
     "failed": "failed",

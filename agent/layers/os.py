@@ -73,18 +73,24 @@ class OsLayer(Layer):
 
     def _apply(self, run: Run, hosts: list[InventoryHost], check: bool) -> tuple[Results, str]:
         outcomes, artifacts = self._run(run, hosts, "apply", check)
+        allowed = run.profile.missing_ok if run.profile is not None else (lambda _id: False)
         out: Results = {}
         for name, o in outcomes.items():
             settings = [SettingChange.model_validate(r) for r in o.results]
             status = _unreachable_or_failed(o)
+            msg = o.message if o.status != "ok" else ""
+            # a setting missing on the host and not in allow_missing fails it, as in verify
+            missing = [s.id for s in settings if s.status == "missing" and not allowed(s.id)]
             if status is None:
                 if any(s.status == "failed" for s in settings):
                     status = "failed"
+                elif missing:
+                    status = "failed"
+                    msg = "missing on this host and not in allow_missing: " + ", ".join(missing)
                 elif any(s.status in ("changed", "would change") for s in settings):
                     status = "would change" if check else "changed"
                 else:
                     status = "unchanged"
-            msg = o.message if o.status != "ok" else ""
             out[name] = HostResult(status, msg, settings)
         return out, artifacts
 
@@ -127,7 +133,7 @@ class OsLayer(Layer):
                 if o.status != "ok" or any(f.status == "failed" for f in files):
                     status = "failed"
                 elif any(f.status not in ("unchanged", "gone") for f in files):
-                    status = "restored"
+                    status = "would restore" if run.check else "restored"
                 else:
                     status = "nothing to do"
             msg = o.message if o.status != "ok" else ""

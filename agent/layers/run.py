@@ -34,6 +34,7 @@ RANK: dict[str, tuple[str, ...]] = {
         "not started",
         "pending reboot",
         "restored",
+        "would restore",
         "nothing to do",
     ),
 }
