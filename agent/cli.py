@@ -296,6 +296,78 @@ BmcTimeoutOpt = Annotated[
 ]
 
 
+LayerOpt = Annotated[
+    str,
+    typer.Option(
+        "--layer", help="os, bios or all: the layers to work on (BIOS runs first on a host)."
+    ),
+]
+RebootOpt = Annotated[
+    str,
+    typer.Option(
+        "--reboot",
+        help="never (BIOS values stay pending until the next reboot) or if-needed "
+        "(reset hosts whose BIOS values are pending, in rolling batches).",
+    ),
+]
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Hosts per rolling batch (default: all)."),
+]
+MaxFailedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-failed",
+        min=0,
+        help="Start no new batch once more than M hosts have failed (whole run).",
+    ),
+]
+ResetTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--reset-timeout", min=1, max=7200, help="Seconds a node may take to boot after reset."
+    ),
+]
+
+
+def _layers_run(
+    command: str,
+    layer: str,
+    profile: str | None,
+    inventory: str | None,
+    limit: str | None,
+    bios_options: Any,
+    as_json: bool,
+    *,
+    lock_timeout: float | None = None,
+    reboot_all_hosts: bool = False,
+    **run_kw: Any,
+) -> None:
+    """Validate, run the selected layers (agent/layers/run.py), print, exit with the code."""
+    from agent import layers
+    from agent.inventory import check_reboot_scope
+    from agent.layers import bios
+    from agent.layers.base import Run
+    from agent.layers.run import execute, print_report
+    from agent.runner import run_security
+
+    # The BMC password leaves the environment before any Ansible run records it, whatever
+    # the layers (ansible-runner writes the environment into each run's artifacts).
+    bios.take_env_password()
+    picked = layers.make(layer, bios.check_options(bios_options))
+    _run_options(bios_options.insecure, bios_options.ca_bundle, lock_timeout)
+    prof, inv = _prepare(profile, inventory, limit)
+    if command in ("apply", "rollback") and "bios" in layers.names(layer):
+        check_reboot_scope(inv, bios_options.reboot, bool(run_kw.get("check")), reboot_all_hosts)
+    run = Run(command=command, profile=prof, inv=inv, **run_kw)  # type: ignore[arg-type]
+    with _progress(len(inv.hosts) * len(picked), command, as_json) as prog:
+        run.progress = prog
+        r = execute(run, picked)
+    r.security = run_security(bios_options.insecure)
+    _emit(r, as_json, lambda: print_report(r, picked, out))
+    raise typer.Exit(r.exit_code)
+
+
 @app.command()
 def apply(
     profile: ProfileOpt,
@@ -305,35 +377,14 @@ def apply(
         bool, typer.Option("--check", help="Show what would change; write/send nothing.")
     ] = False,
     forks: ForksOpt = None,
-    reboot: Annotated[
-        str,
-        typer.Option(
-            "--reboot",
-            help="never (BIOS values stay pending until the next reboot) or if-needed "
-            "(reset hosts whose BIOS values are pending, in rolling batches).",
-        ),
-    ] = "never",
-    batch_size: Annotated[
-        int | None,
-        typer.Option("--batch-size", min=1, help="BIOS hosts per batch (default: all)."),
-    ] = None,
-    max_failed: Annotated[
-        int | None,
-        typer.Option(
-            "--max-failed",
-            min=0,
-            help="Start no new batch once more than M hosts have failed (whole run).",
-        ),
-    ] = None,
+    layer: LayerOpt = "all",
+    reboot: RebootOpt = "never",
+    batch_size: BatchSizeOpt = None,
+    max_failed: MaxFailedOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
     bmc_timeout: BmcTimeoutOpt = 30.0,
-    reset_timeout: Annotated[
-        float,
-        typer.Option(
-            "--reset-timeout", min=1, max=7200, help="Seconds a node may take to boot after reset."
-        ),
-    ] = 1200.0,
+    reset_timeout: ResetTimeoutOpt = 1200.0,
     reboot_all_hosts: Annotated[
         bool,
         typer.Option(
@@ -345,33 +396,34 @@ def apply(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
-    from agent.bios import run as bios
-    from agent.runner import run_security
+    from agent.layers.bios import BiosOptions
 
     with _errors(as_json):
-        opts = bios.check_options(
-            bios.BiosOptions(
-                reboot=reboot,
-                batch_size=batch_size,
-                max_failed=max_failed,
-                insecure=insecure,
-                ca_bundle=ca_bundle,
-                timeout=bmc_timeout,
-                reset_timeout=reset_timeout,
-                poll=min(2.0, max(0.2, reset_timeout / 100)),
-            )
+        opts = BiosOptions(
+            reboot=reboot,
+            batch_size=batch_size,
+            max_failed=max_failed,
+            insecure=insecure,
+            ca_bundle=ca_bundle,
+            timeout=bmc_timeout,
+            reset_timeout=reset_timeout,
+            poll=min(2.0, max(0.2, reset_timeout / 100)),
         )
-        _run_options(insecure, ca_bundle, lock_timeout)
-        prof, inv = _prepare(profile, inventory, limit)
-        from agent.inventory import check_reboot_scope
-
-        check_reboot_scope(inv, reboot, check, reboot_all_hosts)
-        n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
-        with _progress(n, "apply", as_json) as prog:
-            r = bios.apply_all(prof, inv, opts, check=check, forks=forks, progress=prog)
-        r.security = run_security(insecure)
-        _emit(r, as_json, lambda: bios.print_apply(r, out))
-        raise typer.Exit(r.exit_code)
+        _layers_run(
+            "apply",
+            layer,
+            profile,
+            inventory,
+            limit,
+            opts,
+            as_json,
+            check=check,
+            forks=forks,
+            batch_size=batch_size,
+            max_failed=max_failed,
+            lock_timeout=lock_timeout,
+            reboot_all_hosts=reboot_all_hosts,
+        )
 
 
 @app.command()
@@ -380,6 +432,7 @@ def verify(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     forks: ForksOpt = None,
+    layer: LayerOpt = "all",
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
     bmc_timeout: BmcTimeoutOpt = 30.0,
@@ -387,22 +440,12 @@ def verify(
 ) -> None:
     """Compare every host's OS and BIOS with a profile, and the OS with the BIOS.
 
-    Exit 0 only if all conform."""
-    from agent.bios import run as bios
-    from agent.runner import run_security
+    Exit 0 only if all conform; `pending` (BIOS values set, waiting for a reset) exits 1."""
+    from agent.layers.bios import BiosOptions
 
     with _errors(as_json):
-        opts = bios.check_options(
-            bios.BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
-        )
-        _run_options(insecure, ca_bundle, None)
-        prof, inv = _prepare(profile, inventory, limit)
-        n = len(inv.hosts) * (2 if bios.has_bios(prof) else 1)
-        with _progress(n, "verify", as_json) as prog:
-            r = bios.verify_all(prof, inv, opts, forks=forks, progress=prog)
-        r.security = run_security(insecure)
-        _emit(r, as_json, lambda: bios.print_verify(r, out))
-        raise typer.Exit(r.exit_code)
+        opts = BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
+        _layers_run("verify", layer, profile, inventory, limit, opts, as_json, forks=forks)
 
 
 @app.command()
@@ -411,30 +454,55 @@ def rollback(
     limit: LimitOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would be restored.")] = False,
     forks: ForksOpt = None,
+    layer: LayerOpt = "all",
+    reboot: RebootOpt = "never",
+    batch_size: BatchSizeOpt = None,
+    max_failed: MaxFailedOpt = None,
+    insecure: InsecureOpt = False,
+    ca_bundle: CaBundleOpt = None,
+    bmc_timeout: BmcTimeoutOpt = 30.0,
+    reset_timeout: ResetTimeoutOpt = 1200.0,
+    reboot_all_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--reboot-all-hosts",
+            help="Allow --reboot if-needed to select every host of a fleet larger than 8.",
+        ),
+    ] = False,
     lock_timeout: LockTimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore the values each host had before tuner first wrote to it."""
-    from agent import report
-    from agent.runner import run_playbook, run_security
+    """Restore the values each host had before tuner first wrote to it (OS files, BIOS).
+
+    BIOS values restored without --reboot if-needed are pending until the next reboot."""
+    from agent.layers.bios import BiosOptions
 
     with _errors(as_json):
-        _run_options(False, None, lock_timeout)
-        _, inv = _prepare(None, inventory, limit)
-        with _progress(len(inv.hosts), "rollback", as_json) as prog:
-            outcomes, artifacts = run_playbook(
-                "os.yml",
-                inv,
-                {"tuner_mode": "rollback"},
-                check=check,
-                forks=forks,
-                progress=prog,
-                module="tuner_os",
-            )
-        r = report.build_rollback(check, inv.path, artifacts, outcomes)
-        r.security = run_security()
-        _emit(r, as_json, lambda: report.print_rollback(r, out))
-        raise typer.Exit(r.exit_code)
+        opts = BiosOptions(
+            reboot=reboot,
+            batch_size=batch_size,
+            max_failed=max_failed,
+            insecure=insecure,
+            ca_bundle=ca_bundle,
+            timeout=bmc_timeout,
+            reset_timeout=reset_timeout,
+            poll=min(2.0, max(0.2, reset_timeout / 100)),
+        )
+        _layers_run(
+            "rollback",
+            layer,
+            None,
+            inventory,
+            limit,
+            opts,
+            as_json,
+            check=check,
+            forks=forks,
+            batch_size=batch_size,
+            max_failed=max_failed,
+            lock_timeout=lock_timeout,
+            reboot_all_hosts=reboot_all_hosts,
+        )
 
 
 # ------------------------------------------------------------------------------ sim

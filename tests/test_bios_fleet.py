@@ -101,11 +101,18 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
         methods = [e["method"] for e in writes(log)]
         assert methods == ["PATCH"], (name, methods)
         assert numa_nodes(mixed.roots[name]) == 2
+    # pending is not drift: its own status (exit 1: not in effect yet); the OS part is ok
     v = tuner("verify", "-p", "inference-nps4", "--json")
     assert v.rc == 1
+    assert v.json()["summary"]["by_status"] == {"pending": 4}
     for h in v.json()["hosts"]:
-        assert h["status"] == "drift" and h["bios"]["status"] == "drift"
+        assert h["status"] == "pending" and h["bios"]["status"] == "pending"
+        assert h["layers"] == {"bios": "pending", "os": "ok"}
+        assert {a["status"] for a in h["bios"]["attributes"]} <= {"ok", "pending"}
         assert all(c["status"] == "ok" and c["source"] == "bios" for c in h["cross"])
+    table = tuner("verify", "-p", "inference-nps4").out
+    os_table = table[: table.index("BIOS and cross-layer checks")]
+    assert "drift" not in os_table and "pending" in table
 
     # --reboot if-needed in 2 batches: reset, wait, verified; the nodes' OS follows the BIOS
     r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--batch-size", "2")
@@ -155,6 +162,20 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
     assert r.rc == 0, r.out
     r = tuner("verify", "-p", "inference-nps4", "--insecure", "--ca-bundle", str(other_ca))
     assert r.rc == 2
+
+    # --layer: one layer's part only
+    r = tuner("verify", "-p", "inference-nps4", "--insecure", "--layer", "os", "--json")
+    assert r.rc == 0 and r.json()["layers"] == ["os"]
+    assert all(h["bios"] is None and h["cross"] == [] for h in r.json()["hosts"])
+
+    # rollback: OS files and BIOS values back, the BIOS reset into effect
+    r = tuner("rollback", "--reboot", "if-needed", "--json")
+    assert r.rc == 0, r.out + r.err
+    for name, h in by_host(r.json()).items():
+        assert h["layers"] == {"bios": "restored", "os": "restored"}, (name, h)
+        assert h["bios"]["reboot"] == "done"
+        assert numa_nodes(mixed.roots[name]) == 2
+    assert list((mixed.state / "bios/originals").glob("*.json")) == []
 
     # secrets: no password (nor its Basic form) in any output, log or artifact
     secrets = []
@@ -325,6 +346,10 @@ def test_bad_bios_input_exits_2_and_touches_nothing(tmp_path: Path) -> None:
     try:
         base = ("apply", "-p", BIOS_ONLY, "-i", str(inv))
         assert run(state, *base, "--reboot", "always").rc == 2
+        r = run(state, *base, "--layer", "gpu", "--json")
+        assert r.rc == 2 and r.json()["field"] == "--layer"
+        r = run(state, *base, "--layer", "os", "--json")  # the profile sets nothing for the OS
+        assert r.rc == 2 and r.json()["field"] == "--layer"
         assert run(state, *base, "--ca-bundle", str(tmp_path / "nope.pem")).rc == 2
         r = run(state, *base, password=None)
         assert r.rc == 2 and "bmc_password" in r.err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from agent.bios import plan as plan_mod
-from agent.bios import redfish
+from agent.bios import record, redfish
 from agent.bios.redfish import BadInput, BmcClient, RedfishError, classify_messages
 from agent.sim.bmc import BmcHandle, get_personality, start_bmcs
 
@@ -251,6 +252,7 @@ def load_module() -> Any:
     """playbooks/library/tuner_bios.py with its module_utils imports resolved as Ansible does."""
     sys.modules.setdefault("ansible.module_utils.tuner_bios_plan", plan_mod)
     sys.modules.setdefault("ansible.module_utils.tuner_redfish", redfish)
+    sys.modules.setdefault("ansible.module_utils.tuner_bios_record", record)
     spec = importlib.util.spec_from_file_location(
         "tuner_bios_module", REPO / "playbooks/library/tuner_bios.py"
     )
@@ -277,6 +279,9 @@ def params(h: BmcHandle, mode: str, settings: dict[str, Any], **kw: Any) -> dict
         "reboot": "never",
         "reset_type": "GracefulRestart",
         "settings": settings,
+        # tuner's BIOS record (written before the first PATCH): one folder per BMC handle
+        "host": "n1",
+        "record_dir": tempfile.mkdtemp(prefix="tuner-bios-record-"),
         **kw,
     }
 

@@ -12,6 +12,7 @@ BiosStatus = Literal[
     "changed",
     "pending reboot",
     "ok",
+    "pending",
     "drift",
     "failed",
     "skipped",
@@ -68,3 +69,35 @@ class CrossCheck(BaseModel):
     status: Literal["ok", "mismatch", "unknown"]
     source: Literal["bios", "profile"]  # the BIOS value in effect, else the profile's
     message: str = ""
+
+
+class BiosRestore(BaseModel):
+    """One attribute of a BIOS rollback: the value tuner recorded before its first change."""
+
+    attribute: str
+    original: str | None  # recorded before tuner's first PATCH: what rollback puts back
+    current: str | None = None  # in effect before this rollback
+    pending: str | None = None  # waiting in the settings object before this rollback
+    after: str | None = None  # in effect after the reset this rollback made
+    status: Literal["unchanged", "would restore", "restored", "pending reboot", "failed"]
+    message: str = ""
+
+
+class HostBiosRollback(BaseModel):
+    status: Literal[
+        "nothing to do",  # no record for this host, or every recorded value is in effect
+        "would restore",  # --check
+        "restored",  # the recorded values are in effect again (record moved to history)
+        "pending reboot",  # restored into the settings object; in effect at the next reset
+        "failed",
+        "skipped",
+        "not started",
+    ]
+    message: str = ""
+    bmc_vendor: str | None = None
+    system: str | None = None  # the Redfish system the record is for
+    serial: str | None = None
+    reboot: Literal["not needed", "needed", "would reboot", "done"] = "not needed"
+    batch: int | None = None
+    sent: bool = False
+    attributes: list[BiosRestore] = []

@@ -9,8 +9,13 @@ mode=plan sends GETs only (what `tuner apply --check` uses; with session auth, p
 login POST and the logout DELETE). mode=apply PATCHes the settings object, then, with
 reboot=if-needed and something pending, resets the system, waits until the BIOS took the
 values (power state, settings object, Settings.Time/ETag, job, messages) and checks them.
-mode=verify compares. A failure that is bad input (an unknown `system`, a registry that does
-not parse, a value the registry forbids) sets facts.bad_input: nothing was sent.
+mode=verify compares (a wanted value waiting for a reset is `pending`, not drift).
+Before its first PATCH, mode=apply records the values in effect of every attribute it
+changes (module_utils/tuner_bios_record.py, on the control node under I(record_dir)); if the
+record cannot be written nothing is sent. mode=restore puts the recorded values back
+(PATCH, and with reboot=if-needed a reset per stage). A failure that is bad input (an
+unknown `system`, a registry that does not parse, a value the registry forbids) sets
+facts.bad_input: nothing was sent.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tuner_bios_plan import attr_text, plan, topology
+from ansible.module_utils.tuner_bios_plan import Registry, attr_text, plan, topology
+from ansible.module_utils.tuner_bios_record import RecordError, forget, load, remember, same_board
 from ansible.module_utils.tuner_redfish import (
     BmcClient,
     RedfishError,
@@ -30,7 +36,7 @@ DOCUMENTATION = r"""
 module: tuner_bios
 short_description: Plan, apply or verify tuner BIOS settings through a Redfish BMC
 options:
-  mode: {type: str, choices: [plan, apply, verify], required: true}
+  mode: {type: str, choices: [plan, apply, verify, restore], required: true}
   url: {type: str, required: true}
   username: {type: str, required: true}
   password: {type: str, no_log: true}
@@ -45,6 +51,8 @@ options:
   reboot: {type: str, choices: [never, if-needed], default: never}
   reset_type: {type: str, default: GracefulRestart}
   settings: {type: dict, default: {}}
+  host: {type: str, description: the inventory host name (the record's key)}
+  record_dir: {type: path, description: where tuner keeps the BIOS record (apply, restore)}
 notes:
   - The password comes from I(password) (e.g. an Ansible-vault variable), else the first line
     of I(password_file), else the environment variable TUNER_BMC_PASSWORD.
@@ -126,8 +134,9 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             res["msg"] = "nothing sent: " + "; ".join(pl["errors"])
             return True, res
         if mode == "verify":
-            drift = [r for r in rows if r["status"] != "ok"]
-            facts["status"] = "drift" if drift else "ok"
+            facts["status"] = _verify_status(rows)
+            if facts["status"] == "pending":
+                facts["reboot"] = "needed"
             return False, res
         if mode == "plan":
             for r in rows:
@@ -161,6 +170,8 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             )
             return True, res
         if pl["patch"]:
+            stage = "record"
+            facts["warnings"] = facts["warnings"] + _remember(c, d, p, rows, pl["patch"])
             stage = "patch"
             sent = c.patch_settings(pl["patch"], d["supported_apply_times"])
             res["changed"] = True
@@ -234,6 +245,9 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             return True, res
         facts["status"] = "changed"
         return False, res
+    except RecordError as e:
+        res["msg"] = f"nothing sent: {e}"
+        return True, res
     except RedfishError as e:
         res["msg"] = f"BMC {stage} failed: {e}"
         if e.bad_input:
@@ -253,10 +267,281 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             c.close()
 
 
+def _patch_settings(c: BmcClient, d: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """PATCH `values` into the settings object and check the BMC shows them pending."""
+    sent: dict[str, Any] = c.patch_settings(values, d["supported_apply_times"])
+    # the settings object itself, not the diff with the values in effect: a restore may
+    # send a value that is in effect (to replace a pending one)
+    doc, _ = c.get_settings()
+    staged = doc.get("Attributes") or {}
+    lost = [n for n, v in values.items() if attr_text(staged.get(n)) != attr_text(v)]
+    if lost:
+        raise RedfishError(
+            "the BMC accepted the PATCH but does not show pending: " + ", ".join(lost)
+        )
+    return sent
+
+
+def _verify_status(rows: list[dict[str, Any]]) -> str:
+    """ok, pending (set, waiting for a reset: not drift) or drift; marks the pending rows."""
+    for r in rows:
+        if r["status"] == "drift" and r["pending"] is not None and r["pending"] == r["wanted"]:
+            r["status"] = "pending"
+            r["message"] = "set and pending: takes effect at the next reset"
+    if any(r["status"] not in ("ok", "pending") for r in rows):
+        return "drift"
+    return "pending" if any(r["status"] == "pending" for r in rows) else "ok"
+
+
+def _before(d: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """What the reboot wait compares with (see BmcClient.wait_applied)."""
+    return {
+        "settings_time": d["settings_time"],
+        "bios_settings_etag": d["bios_settings_etag"],
+        "messages": d["messages"],
+        "pending": {**d["pending"], **sent},
+        "job": d["job"],
+    }
+
+
+def _system_ids(c: BmcClient, d: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The system's serial number and UUID: what tells one board from another."""
+    serial, uuid = d.get("serial"), (c.system_doc or {}).get("UUID")
+    return (str(serial) if serial else None, str(uuid) if uuid else None)
+
+
+def _remember(
+    c: BmcClient, d: dict[str, Any], p: dict[str, Any], rows: list[dict[str, Any]], patch: dict
+) -> list[str]:
+    """Before the first PATCH: record the values in effect of every attribute tuner changes
+    (first value wins). -> warnings. Raises RecordError/RedfishError: then nothing is sent."""
+    if not p.get("record_dir") or not p.get("host"):
+        raise RecordError("no record_dir/host: refusing to change BIOS values without a record")
+    touched = set(patch) | {r["attribute"] for r in rows if r["status"] == "pending"}
+    values = {n: d["current"][n] for n in sorted(touched) if n in d["current"]}
+    serial, uuid = _system_ids(c, d)
+    try:
+        return remember(p["record_dir"], p["host"], d["system_uri"], serial, uuid, values)
+    except OSError as e:
+        raise RecordError(f"cannot write tuner's BIOS record: {e}") from None
+
+
+def restore_order(registry: dict[str, Any], patch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The restore PATCH in parts: attributes the registry locks behind a gate first (while
+    the gate still has tuner's value, e.g. a profile set to Custom), the gates after.
+
+    One PATCH would restore a gate and ask for a value it locks at the same time, which a
+    BMC that checks dependencies on PATCH (Dell) rejects."""
+    gates = Registry(registry).gates
+
+    def depth(name: str, seen: frozenset[str] = frozenset()) -> int:
+        ups = [g for g, _ in gates.get(name, []) if g in patch and g not in seen]
+        return 1 + max((depth(g, seen | {name}) for g in ups), default=-1)
+
+    parts: dict[int, dict[str, Any]] = {}
+    for name, value in patch.items():
+        parts.setdefault(depth(name), {})[name] = value
+    return [parts[k] for k in sorted(parts, reverse=True)]
+
+
+def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
+    """Put back the values tuner recorded before its first change (tuner rollback).
+
+    Row status: unchanged (the recorded value is in effect, nothing pending), would restore
+    (--check), restored (in effect again, or a pending tuner value replaced by the original),
+    pending reboot (the original is pending: it takes effect at the next reset), failed."""
+    facts: dict[str, Any] = {"mode": "restore", "status": "failed", "reboot": "not needed"}
+    res: dict[str, Any] = {"results": [], "facts": facts, "changed": False}
+    c: BmcClient | None = None
+    stage = "read record"
+    try:
+        rec = load(p["record_dir"], p["host"]) if p.get("record_dir") and p.get("host") else None
+        if not rec or not rec["systems"]:
+            facts["status"] = "nothing to do"
+            return False, res
+        stage = "connect"
+        c = _client(p)
+        c.connect()
+        stage = "read"
+        d = c.discover()
+        system = d["system_uri"]
+        facts.update(bmc_vendor=d["vendor"], system=system)
+        entry = rec["systems"].get(system)
+        if entry is None:
+            res["msg"] = (
+                f"nothing restored: tuner recorded {', '.join(sorted(rec['systems']))}, "
+                f"but the BMC shows {system}"
+            )
+            return True, res
+        serial, uuid = _system_ids(c, d)
+        facts["serial"] = serial
+        if not same_board(entry, serial, uuid):
+            res["msg"] = (
+                f"nothing restored: {system} has serial {serial!r}, but tuner recorded its "
+                f"values on serial {entry.get('serial')!r} (board replaced?); the record is "
+                "kept, remove it to accept this board as it is"
+            )
+            return True, res
+        rows: list[dict[str, Any]] = []
+        patch: dict[str, Any] = {}
+        for name, orig in sorted(entry["attributes"].items()):
+            row = {
+                "attribute": name,
+                "original": attr_text(orig),
+                "current": attr_text(d["current"].get(name)),
+                "pending": attr_text(d["pending"][name]) if name in d["pending"] else None,
+                "after": None,
+                "status": "unchanged",
+                "message": "",
+            }
+            rows.append(row)
+            if name in d["pending"] and row["pending"] != row["original"]:
+                patch[name] = orig  # cancel tuner's pending value, or undo the one in effect
+            elif row["current"] == row["original"]:
+                continue
+            elif name in d["pending"]:
+                row["status"] = "pending reboot"  # the original already waits for a reset
+            else:
+                patch[name] = orig
+        res["results"] = rows
+        needs_reset = [r for r in rows if r["current"] != r["original"]]
+        if check_mode:
+            for r in rows:
+                if r["attribute"] in patch:
+                    r["status"] = "would restore"
+            facts["status"] = "would restore" if patch or needs_reset else "nothing to do"
+            if needs_reset:
+                facts["reboot"] = "would reboot" if p["reboot"] == "if-needed" else "needed"
+            return False, res
+        if not (needs_reset and p["reboot"] == "if-needed"):
+            held: set[str] = set()  # later stages a committed BMC job keeps for now
+            if patch and d["job"]:
+                res["msg"] = (
+                    f"nothing sent: a BIOS configuration job ({d['job']['state']}) is "
+                    "committed on this BMC; tuner rollback --reboot if-needed lets the reset "
+                    "run it, then restores"
+                )
+                return True, res
+            if patch:
+                stage = "patch"
+                parts = restore_order(d["registry"], patch)  # dependents first
+                for i, part in enumerate(parts):
+                    _patch_settings(c, d, part)
+                    res["changed"] = True
+                    facts["sent"] = True
+                    if i + 1 < len(parts) and c.committed_job():
+                        # iDRAC: the PATCH made a job, no other set before the reset
+                        held = {n for later in parts[i + 1 :] for n in later}
+                        break
+            for r in rows:
+                if r["attribute"] in held:
+                    r["status"] = "pending reboot"
+                    r["message"] = (
+                        "not sent yet: the BMC's job holds the first stage; "
+                        "tuner rollback sends this after that reset"
+                    )
+                elif r["attribute"] in patch and r["current"] == r["original"]:
+                    r["status"] = "restored"
+                    r["message"] = f"the pending value {r['pending']} was replaced by the original"
+            if needs_reset or held:
+                for r in needs_reset:
+                    r["status"] = "pending reboot"
+                facts["status"] = "pending reboot"
+                facts["reboot"] = "needed"
+                return False, res
+        else:
+            # One reset per stage: the attributes a gate locks are restored (and reset into
+            # effect) while the gate still allows them, holding the gate at its value in
+            # effect; the gate follows in the next stage.
+            values = {
+                r["attribute"]: entry["attributes"][r["attribute"]]
+                for r in rows
+                if r["attribute"] in patch or r in needs_reset
+            }
+            groups = restore_order(d["registry"], values)
+            for i, group in enumerate(groups):
+                later = {n for g in groups[i + 1 :] for n in g}
+                want = {n: values[n] for n in group}
+                want.update({n: d["current"][n] for n in later if n in d["current"]})
+                staged = {**d["current"], **d["pending"]}
+                send = {n: v for n, v in want.items() if attr_text(staged.get(n)) != attr_text(v)}
+                if send and d["job"]:
+                    # a committed job (iDRAC) takes no other set: let the reset run it first
+                    stage = "reset"
+                    c.reset(p["reset_type"], d["reset_types"], d["power_state"])
+                    res["changed"] = True
+                    facts["reboot"] = "done"
+                    stage = "wait"
+                    w = c.wait_applied(_before(d, {}), p["reset_timeout"], p["poll_interval"])
+                    if w["outcome"] == "timeout":
+                        raise RedfishError(w["reason"])
+                    stage = "read"
+                    d = c.discover()
+                    staged = {**d["current"], **d["pending"]}
+                    send = {
+                        n: v for n, v in want.items() if attr_text(staged.get(n)) != attr_text(v)
+                    }
+                job = d["job"]
+                if send:
+                    stage = "patch"
+                    job = _patch_settings(c, d, send).get("job") or job
+                    res["changed"] = True
+                    facts["sent"] = True
+                if all(attr_text(d["current"].get(n)) == attr_text(values[n]) for n in group):
+                    continue
+                stage = "reset"
+                before = {**_before(d, send), "job": job}
+                c.reset(p["reset_type"], d["reset_types"], d["power_state"])
+                res["changed"] = True
+                facts["reboot"] = "done"
+                stage = "wait"
+                w = c.wait_applied(before, p["reset_timeout"], p["poll_interval"])
+                if w["outcome"] == "timeout":
+                    raise RedfishError(w["reason"])
+                stage = "read"
+                d = c.discover()
+            stage = "verify"
+            failed = []
+            for r in rows:
+                if r["attribute"] not in values:
+                    continue
+                r["after"] = attr_text(d["current"].get(r["attribute"]))
+                if r["after"] == r["original"]:
+                    r["status"] = "restored"
+                else:
+                    r["status"] = "failed"
+                    r["message"] = "not in effect after the reset"
+                    failed.append(r["attribute"])
+            if failed:
+                res["msg"] = f"after the reset: not restored: {', '.join(failed)}"
+                return True, res
+        stage = "forget"
+        forget(p["record_dir"], p["host"], system)
+        facts["status"] = "restored" if (patch or needs_reset) else "nothing to do"
+        return False, res
+    except (RedfishError, RecordError) as e:
+        res["msg"] = f"BMC {stage} failed: {e}" if isinstance(e, RedfishError) else str(e)
+        if stage == "patch":
+            for r in res["results"]:
+                if r["status"] == "unchanged" and r["current"] != r["original"]:
+                    r["status"] = "failed"
+        return True, res
+    except Exception as e:  # noqa: BLE001 - a BMC answer the client did not expect
+        res["msg"] = f"BMC {stage} failed: unexpected answer ({type(e).__name__}: {e})"[:600]
+        return True, res
+    finally:
+        if c is not None:
+            c.close()
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "mode": {"type": "str", "choices": ["plan", "apply", "verify"], "required": True},
+            "mode": {
+                "type": "str",
+                "choices": ["plan", "apply", "verify", "restore"],
+                "required": True,
+            },
             "url": {"type": "str", "required": True},
             "username": {"type": "str", "required": True},
             "password": {"type": "str", "no_log": True},
@@ -271,10 +556,15 @@ def main() -> None:
             "reboot": {"type": "str", "choices": ["never", "if-needed"], "default": "never"},
             "reset_type": {"type": "str", "default": "GracefulRestart"},
             "settings": {"type": "dict", "default": {}},
+            "host": {"type": "str"},
+            "record_dir": {"type": "path"},
         },
         supports_check_mode=True,
     )
-    failed, res = run(module.params, module.check_mode)
+    if module.params["mode"] == "restore":
+        failed, res = restore(module.params, module.check_mode)
+    else:
+        failed, res = run(module.params, module.check_mode)
     if failed:
         module.fail_json(**res)
     module.exit_json(**res)

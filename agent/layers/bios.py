@@ -1,0 +1,511 @@
+"""The BIOS layer: each host's BIOS through its BMC (Redfish), via Ansible (tuner_bios).
+
+The `tuner_bios` module runs on the control node, one task per host (playbooks/bios.yml);
+planning is agent/bios/plan.py, the client agent/bios/redfish.py, the record of values before
+tuner's first change agent/bios/record.py (under $TUNER_STATE_DIR/bios/originals/).
+Every host's BMC variables (bmc_url, bmc_username, a password source) are checked before
+anything is sent (exit 2). The BMC password never reaches Ansible's artifacts: it is taken out
+of the environment and handed to the module as a temporary 0600 file.
+
+Statuses: the host's BIOS part (`HostBios`, `HostBiosRollback`) keeps the layer's own words
+(pending reboot, ...); `HostResult.status` is the host word the orchestrator combines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agent import report
+from agent.bios import record
+from agent.bios.models import BiosAttribute, BiosRestore, BiosRun, HostBios, HostBiosRollback
+from agent.errors import BadInput
+from agent.inventory import Inventory, InventoryHost
+from agent.layers.base import HostResult, Layer, Results, Run
+from agent.paths import state_dir
+from agent.profiles import Profile
+from agent.runner import HostOutcome, run_playbook
+
+PASSWORD_ENV = "TUNER_BMC_PASSWORD"
+URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
+REBOOT = ("never", "if-needed")
+_env_password: list[str] = []  # TUNER_BMC_PASSWORD, taken out of the environment
+
+
+def take_env_password() -> None:
+    """Move TUNER_BMC_PASSWORD out of this process's environment before Ansible runs.
+
+    ansible-runner records the whole environment of each run in its artifacts (the
+    `command` file): a password left there would be written to disk. tuner hands it to the
+    module as a temporary 0600 file instead (see `_password_file`)."""
+    pw = os.environ.pop(PASSWORD_ENV, None)
+    if pw:
+        _env_password[:] = [pw]
+
+
+@contextmanager
+def _password_file() -> Iterator[dict[str, str]]:
+    """Extra vars naming a temporary file holding the environment's password (if any)."""
+    if not _env_password:
+        yield {}
+        return
+    d = tempfile.mkdtemp(prefix="tuner-bmc-")
+    try:
+        f = Path(d) / "password"
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_env_password[0] + "\n")
+        yield {"tuner_bmc_password_file": str(f)}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@dataclass
+class BiosOptions:
+    reboot: str = "never"
+    batch_size: int | None = None
+    max_failed: int | None = None
+    insecure: bool = False
+    ca_bundle: str | None = None
+    timeout: float = 30.0
+    reset_timeout: float = 1200.0
+    poll: float = 2.0
+
+
+def check_options(o: BiosOptions) -> BiosOptions:
+    if o.reboot not in REBOOT:
+        raise BadInput(f"must be never or if-needed, got {o.reboot!r}", field="--reboot")
+    if o.insecure and o.ca_bundle:
+        raise BadInput("--insecure and --ca-bundle exclude each other", field="--insecure")
+    if o.ca_bundle is not None:
+        p = Path(o.ca_bundle)
+        if not p.is_file() or not os.access(p, os.R_OK):
+            raise BadInput(f"{o.ca_bundle} is not a readable file", field="--ca-bundle")
+        o.ca_bundle = str(p.resolve())
+    return o
+
+
+def _templated(v: Any) -> bool:
+    return isinstance(v, str) and ("{{" in v or "{%" in v)
+
+
+def has_bios(prof: Profile) -> bool:
+    return bool(prof.bios.model_dump(exclude_none=True, exclude_defaults=True))
+
+
+def bmc_hosts(
+    inv: Inventory, only: set[str] | None = None
+) -> tuple[list[InventoryHost], list[str]]:
+    """Hosts with a BMC (bmc_url), validated; and the names of the hosts without one.
+
+    `only`: validate and return only these hosts (the others are neither)."""
+    with_bmc, without = [], []
+    for h in inv.hosts:
+        if only is not None and h.name not in only:
+            continue
+        if "bmc_url" not in h.vars:
+            without.append(h.name)
+            continue
+        where = f"host {h.name!r}"
+        url = h.vars["bmc_url"]
+        if not _templated(url) and (not isinstance(url, str) or not URL.match(url)):
+            raise BadInput(
+                f"{where}: bmc_url must be an http(s):// URL of the BMC, got {url!r}",
+                file=inv.path,
+                field="bmc_url",
+            )
+        user = h.vars.get("bmc_username")
+        if not isinstance(user, str) or not user:
+            raise BadInput(f"{where}: bmc_username is missing", file=inv.path, field="bmc_username")
+        pw_file = h.vars.get("bmc_password_file")
+        if pw_file is not None and not _templated(pw_file):
+            p = Path(str(pw_file))
+            if not p.is_file() or not os.access(p, os.R_OK):
+                raise BadInput(
+                    f"{where}: bmc_password_file {pw_file} is not a readable file",
+                    file=inv.path,
+                    field="bmc_password_file",
+                )
+        if (
+            "bmc_password" not in h.secret_vars
+            and pw_file is None
+            and not (_env_password or os.environ.get(PASSWORD_ENV))
+        ):
+            raise BadInput(
+                f"{where}: no BMC password: set bmc_password (Ansible vault), "
+                f"bmc_password_file, or the environment variable {PASSWORD_ENV}",
+                file=inv.path,
+                field="bmc_password",
+            )
+        ca = h.vars.get("bmc_ca_bundle")
+        if ca is not None and not _templated(ca) and not Path(str(ca)).is_file():
+            raise BadInput(
+                f"{where}: bmc_ca_bundle {ca} is not a file", file=inv.path, field="bmc_ca_bundle"
+            )
+        with_bmc.append(h)
+    return with_bmc, without
+
+
+def records_dir() -> str:
+    return record.record_dir(str(state_dir()))
+
+
+def extravars(mode: str, prof: Profile | None, o: BiosOptions) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "tuner_bios_mode": mode,
+        "tuner_bios_settings": prof.bios.model_dump(exclude_none=True) if prof else {},
+        "tuner_bios_record_dir": records_dir(),
+        "tuner_bios_reboot": o.reboot,
+        "tuner_bmc_insecure": o.insecure,
+        "tuner_bmc_timeout": o.timeout,
+        "tuner_bmc_reset_timeout": o.reset_timeout,
+        "tuner_bmc_poll": o.poll,
+    }
+    if o.ca_bundle:
+        ev["tuner_bmc_ca_bundle"] = o.ca_bundle
+    return ev
+
+
+def host_bios(o: HostOutcome, batch: int | None) -> HostBios:
+    f = o.facts
+    attrs = [BiosAttribute.model_validate(r) for r in o.results if isinstance(r, dict)]
+    common: dict[str, Any] = {
+        "vendor": f.get("vendor"),
+        "bmc_vendor": f.get("bmc_vendor"),
+        "registry": f.get("registry"),
+        "reboot": f.get("reboot") or "not needed",
+        "warnings": f.get("warnings") or [],
+        "settings_messages": f.get("settings_messages") or [],
+        "topology": f.get("topology") or {},
+        "attributes": attrs,
+        "batch": batch,
+        "sent": bool(f.get("sent")),
+    }
+    if o.status == "ok":
+        return HostBios(status=f.get("status", "failed"), **common)
+    msg = o.message or "failed"
+    if o.status == "unreachable":
+        msg = f"could not run the BIOS task on the control node: {msg}"
+    return HostBios(status="failed", message=msg, **common)
+
+
+def host_rollback(o: HostOutcome, batch: int | None) -> HostBiosRollback:
+    f = o.facts
+    attrs = [BiosRestore.model_validate(r) for r in o.results if isinstance(r, dict)]
+    common: dict[str, Any] = {
+        "bmc_vendor": f.get("bmc_vendor"),
+        "system": f.get("system"),
+        "serial": f.get("serial"),
+        "reboot": f.get("reboot") or "not needed",
+        "batch": batch,
+        "sent": bool(f.get("sent")),
+        "attributes": attrs,
+    }
+    if o.status == "ok":
+        return HostBiosRollback(status=f.get("status", "failed"), **common)
+    msg = o.message or "failed"
+    if o.status == "unreachable":
+        msg = f"could not run the BIOS task on the control node: {msg}"
+    return HostBiosRollback(status="failed", message=msg, **common)
+
+
+NO_BMC = "no BMC in the inventory (bmc_url): BIOS settings not applied"
+NO_RECORD = "tuner never changed this host's BIOS (no record): nothing to restore"
+
+# The layer's own status -> the host word (see HostResult) for each command.
+APPLY_STATUS = {
+    "unchanged": "unchanged",
+    "changed": "changed",
+    "failed": "failed",
+    "not started": "not started",
+    "skipped": "unchanged",
+}
+VERIFY_STATUS = {"ok": "ok", "pending": "pending", "drift": "drift", "failed": "failed"}
+ROLLBACK_STATUS = {
+    "nothing to do": "nothing to do",
+    "would restore": "would restore",
+    "restored": "restored",
+    "pending reboot": "pending reboot",
+    "failed": "failed",
+    "skipped": "nothing to do",
+    "not started": "not started",
+}
+
+
+def apply_status(hb: HostBios, check: bool) -> str:
+    if hb.status in ("would change", "pending reboot") and check:
+        return "would change"
+    if hb.status == "pending reboot":
+        return "changed" if hb.sent else "unchanged"  # sent now, or pending from before
+    return APPLY_STATUS.get(hb.status, "failed")
+
+
+class BiosLayer(Layer):
+    name = "bios"
+    label = "BIOS"
+
+    def __init__(self, options: BiosOptions) -> None:
+        self.o = options
+        self.info: BiosRun | None = None
+
+    def wants(self, run: Run) -> bool:
+        if run.command == "rollback":  # only when tuner recorded some host's BIOS values
+            d = records_dir()
+            return any(os.path.exists(record.record_path(d, h.name)) for h in run.inv.hosts)
+        return run.profile is not None and has_bios(run.profile)
+
+    def targets(self, run: Run) -> tuple[list[InventoryHost], dict[str, str]]:
+        take_env_password()
+        if run.command != "rollback":
+            with_bmc, without = bmc_hosts(run.inv)
+            return with_bmc, {n: NO_BMC for n in without}
+        d = records_dir()
+        recorded: set[str] = set()
+        skipped: dict[str, str] = {}
+        for h in run.inv.hosts:
+            try:
+                rec = record.load(d, h.name)
+            except record.RecordError as e:
+                raise BadInput(str(e), field="bios record") from None
+            if rec["systems"]:
+                recorded.add(h.name)
+            else:
+                skipped[h.name] = NO_RECORD
+        with_bmc, without = bmc_hosts(run.inv, recorded)
+        for n in without:
+            raise BadInput(
+                f"host {n!r}: tuner recorded BIOS values for it, but the inventory gives no "
+                "bmc_url to restore them through",
+                file=run.inv.path,
+                field="bmc_url",
+            )
+        return with_bmc, skipped
+
+    def _run(
+        self, run: Run, hosts: list[InventoryHost], mode: str, check: bool
+    ) -> tuple[dict[str, HostOutcome], str]:
+        if self.info is None:
+            self.info = BiosRun(
+                reboot=self.o.reboot,  # type: ignore[arg-type]
+                batch_size=run.batch_size or len(run.inv.hosts),
+                max_failed=run.max_failed,
+                batches=0,
+                failed=0,
+                stopped=False,
+            )
+        sub = run.inv.model_copy(update={"hosts": hosts})
+        with _password_file() as pwvars:
+            outcomes, artifacts = run_playbook(
+                "bios.yml",
+                sub,
+                {**extravars(mode, run.profile, self.o), **pwvars},
+                check=check,
+                forks=run.forks,
+                progress=run.progress,
+                module="tuner_bios",
+            )
+        self.info.batches += 1
+        self.info.artifacts.append(artifacts)
+        return outcomes, artifacts
+
+    def _results(
+        self, run: Run, outcomes: dict[str, HostOutcome], batch: int | None, status: Any
+    ) -> Results:
+        out: Results = {}
+        for name, oc in outcomes.items():
+            hb = host_bios(oc, batch)
+            out[name] = HostResult(status(hb), hb.message, hb, facts={"topology": hb.topology})
+            if self.info is not None and hb.status == "failed":
+                self.info.failed += 1
+        return out
+
+    def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
+        outcomes, artifacts = self._run(run, hosts, "plan", check=True)
+        return {n: host_bios(o, None).model_dump(mode="json") for n, o in outcomes.items()}, (
+            artifacts
+        )
+
+    def plan(self, run: Run, hosts: list[InventoryHost], batch: int | None) -> tuple[Results, str]:
+        outcomes, artifacts = self._run(run, hosts, "plan", check=True)
+        return self._results(run, outcomes, batch, lambda hb: apply_status(hb, True)), artifacts
+
+    def apply(self, run: Run, hosts: list[InventoryHost], batch: int | None) -> tuple[Results, str]:
+        if run.check:
+            return self.plan(run, hosts, batch)
+        outcomes, artifacts = self._run(run, hosts, "apply", check=False)
+        return self._results(run, outcomes, batch, lambda hb: apply_status(hb, False)), artifacts
+
+    def verify(
+        self, run: Run, hosts: list[InventoryHost], batch: int | None
+    ) -> tuple[Results, str]:
+        outcomes, artifacts = self._run(run, hosts, "verify", check=False)
+        return (
+            self._results(run, outcomes, batch, lambda hb: VERIFY_STATUS.get(hb.status, "failed")),
+            artifacts,
+        )
+
+    def rollback(
+        self, run: Run, hosts: list[InventoryHost], batch: int | None
+    ) -> tuple[Results, str]:
+        outcomes, artifacts = self._run(run, hosts, "restore", check=run.check)
+        out: Results = {}
+        for name, oc in outcomes.items():
+            hr = host_rollback(oc, batch)
+            out[name] = HostResult(ROLLBACK_STATUS.get(hr.status, "failed"), hr.message, hr)
+            if self.info is not None and hr.status == "failed":
+                self.info.failed += 1
+        return out, artifacts
+
+    def skipped(self, run: Run, why: str) -> HostResult:
+        if run.command == "rollback":
+            return HostResult(
+                "nothing to do", "", HostBiosRollback(status="nothing to do", message=why)
+            )
+        ok = "ok" if run.command == "verify" else "unchanged"
+        return HostResult(ok, "", HostBios(status="skipped", message=why))
+
+    def not_started(self, run: Run, why: str, batch: int) -> HostResult:
+        if run.command == "rollback":
+            detail: Any = HostBiosRollback(status="not started", message=why, batch=batch)
+        else:
+            detail = HostBios(status="not started", message=why, batch=batch)
+        return HostResult("not started", why, detail)
+
+    def fill(self, run: Run, host: Any, result: HostResult) -> None:
+        host.bios = result.detail
+
+    def finish(self, run: Run, rep: Any) -> None:
+        if run.command == "apply" and self.info is not None:
+            if rep.batches is not None:
+                self.info.batch_size = rep.batches.batch_size
+                self.info.stopped = rep.batches.stopped
+            rep.bios = self.info
+
+    # ------------------------------------------------------------------------ tables
+
+    def table(self, r: Any, console: Console) -> None:
+        if r.command == "rollback":
+            _rollback_table(r, console)
+        elif r.command == "apply":
+            _apply_table(r, console)
+        else:
+            _verify_table(r, console)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _bios_rows(t: Table, host: str, hb: HostBios, show_ok: bool = False) -> None:
+    rows = [a for a in hb.attributes if show_ok or a.status not in ("ok", "unchanged")]
+    head = f"{hb.vendor or ''} {hb.status}".strip()
+    if hb.reboot != "not needed":
+        head += f", reboot {hb.reboot}"
+    if not rows:
+        t.add_row(host, f"({len(hb.attributes)} attributes)", "", report.st(hb.status), hb.message)
+    for i, a in enumerate(rows):
+        value = f"{a.current} -> {a.wanted}"
+        if a.after is not None:
+            value += f" (now {a.after})"
+        elif a.pending is not None:
+            value += f" (pending {a.pending})"
+        t.add_row(
+            host if i == 0 else "",
+            f"{a.attribute} ({a.setting})",
+            value,
+            report.st(a.status),
+            a.message,
+        )
+    if rows and hb.message:
+        t.add_row("", "", "", report.st(hb.status), hb.message)
+    for w in hb.warnings + hb.settings_messages:
+        t.add_row("", "", "", "note", w)
+    t.add_row("", "", "", "", f"[dim]{head}[/]")
+
+
+def _apply_table(r: report.ApplyReport, console: Console) -> None:
+    if not any(h.bios for h in r.hosts):
+        return
+    t = Table(title="BIOS" + (" --check" if r.check else ""))
+    for col in ("host", "attribute (setting)", "current -> wanted", "status", "message"):
+        t.add_column(col)
+    for h in r.hosts:
+        if h.bios:
+            _bios_rows(t, h.host, h.bios)
+    console.print(t)
+    if r.bios:
+        b = r.bios
+        cap = "none" if b.max_failed is None else str(b.max_failed)
+        console.print(
+            f"BIOS: {b.batches} batch(es) of up to {b.batch_size}, reboot {b.reboot}, "
+            f"{b.failed} failed (cap {cap})" + (", stopped at the cap" if b.stopped else "")
+        )
+    if not r.check and any(h.bios and h.bios.reboot == "needed" for h in r.hosts):
+        console.print(
+            "BIOS values are pending: they take effect at the next reboot "
+            "(tuner apply --reboot if-needed)."
+        )
+
+
+def _verify_table(r: report.VerifyReport, console: Console) -> None:
+    if not any(h.bios or h.cross for h in r.hosts):
+        return
+    t = Table(title="BIOS and cross-layer checks")
+    for col in ("host", "attribute (setting)", "current -> wanted", "status", "message"):
+        t.add_column(col)
+    for h in r.hosts:
+        if h.bios:
+            _bios_rows(t, h.host, h.bios)
+        for c in h.cross:
+            t.add_row(
+                "" if h.bios else h.host,
+                f"OS {c.id} (from {c.source})",
+                f"{c.actual} -> {c.wanted}",
+                report.st("ok" if c.status == "ok" else "drift"),
+                c.message,
+            )
+    console.print(t)
+
+
+def _rollback_table(r: report.RollbackReport, console: Console) -> None:
+    if not any(h.bios for h in r.hosts):
+        return
+    t = Table(title="BIOS: tuner rollback" + (" --check" if r.check else ""))
+    for col in ("host", "attribute", "now -> original", "status", "message"):
+        t.add_column(col)
+    for h in r.hosts:
+        hb = h.bios
+        if hb is None:
+            continue
+        rows = [a for a in hb.attributes if a.status != "unchanged"]
+        if not rows:
+            t.add_row(
+                h.host, f"({len(hb.attributes)} attributes)", "", report.st(hb.status), hb.message
+            )
+            continue
+        for i, a in enumerate(rows):
+            value = f"{a.current} -> {a.original}"
+            if a.after is not None:
+                value += f" (now {a.after})"
+            t.add_row(h.host if i == 0 else "", a.attribute, value, report.st(a.status), a.message)
+        if hb.message:
+            t.add_row("", "", "", report.st(hb.status), hb.message)
+        head = f"{hb.system or ''} {hb.status}".strip()
+        if hb.reboot != "not needed":
+            head += f", reboot {hb.reboot}"
+        t.add_row("", "", "", "", f"[dim]{head}[/]")
+    console.print(t)
+    if any(h.bios and h.bios.status == "pending reboot" for h in r.hosts):
+        console.print(
+            "BIOS originals are pending: they take effect at the next reboot "
+            "(tuner rollback --layer bios --reboot if-needed)."
+        )

@@ -1,0 +1,200 @@
+"""The orchestrator: one command over the selected layers, in rolling batches.
+
+1. Every selected layer validates its host variables (`targets`) before anything is touched:
+   bad input exits 2 with nothing sent.
+2. The hosts are cut into batches (`--batch-size`; apply and rollback only, not --check).
+   In each batch every layer runs in order (BIOS first: its reset reboots the node; then
+   the OS, so runtime values are set on the booted system), each a normal ansible-runner run
+   limited to the batch's hosts.
+3. tuner counts failed (or unreachable) hosts across batches: once more than `--max-failed`
+   have failed, no new batch starts; the hosts left are `not started` in every layer.
+4. Each layer fills its part of each host's report; the host's status is the worst of its
+   layers' (RANK), and `layers` keeps each layer's own status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from agent import report
+from agent.errors import BadInput
+from agent.inventory import InventoryHost
+from agent.layers.base import HostResult, Layer, Report, Run
+from agent.layers.cross import cross_checks
+
+# Host statuses, worst first: the host's status is the first any of its layers has.
+RANK: dict[str, tuple[str, ...]] = {
+    "apply": ("unreachable", "failed", "not started", "changed", "would change", "unchanged"),
+    "verify": ("unreachable", "failed", "drift", "pending", "ok"),
+    "rollback": (
+        "unreachable",
+        "failed",
+        "not started",
+        "pending reboot",
+        "restored",
+        "would restore",
+        "nothing to do",
+    ),
+}
+BAD = ("failed", "unreachable")
+
+
+def worst(command: str, statuses: list[str]) -> str:
+    order = RANK[command]
+    if not statuses:
+        return order[-1]
+    return min(statuses, key=lambda s: order.index(s) if s in order else 0)
+
+
+def execute(run: Run, layers: list[Layer]) -> Any:
+    """Run `run.command` over `layers` (in the order given) -> the command's report."""
+    active = [layer for layer in layers if layer.wants(run)]
+    if not active and run.command == "rollback":  # no layer has anything recorded
+        return _report(run, [], {h.name: {} for h in run.inv.hosts}, _batches(run, 0))
+    if not active:
+        names = ", ".join(layer.name for layer in layers)
+        raise BadInput(
+            f"the profile sets nothing for the selected layer(s) ({names})", field="--layer"
+        )
+    plans: list[tuple[Layer, set[str], dict[str, str]]] = []
+    for layer in active:  # validate everything first
+        hosts_of_layer, skipped = layer.targets(run)
+        plans.append((layer, {h.name for h in hosts_of_layer}, skipped))
+
+    hosts = run.inv.hosts
+    rolling = run.command in ("apply", "rollback") and not run.check and run.batch_size
+    size = max(1, min(run.batch_size or len(hosts), len(hosts))) if rolling else len(hosts)
+    size = max(size, 1)
+    batches: list[list[InventoryHost]] = [hosts[i : i + size] for i in range(0, len(hosts), size)]
+    numbered = len(batches) > 1
+    results: dict[str, dict[str, HostResult]] = {h.name: {} for h in hosts}
+    info = _batches(run, size)
+    why_not = f"not started: more than --max-failed {run.max_failed} hosts failed"
+    for i, batch in enumerate(batches, 1):
+        if info.stopped:
+            for h in batch:
+                for layer, targets, _ in plans:
+                    if h.name in targets:
+                        results[h.name][layer.name] = layer.not_started(run, why_not, i)
+            continue
+        info.batches += 1
+        for layer, targets, skipped in plans:
+            todo = [h for h in batch if h.name in targets]
+            if todo:
+                step = getattr(layer, run.command if not run.check else _check_step(run))
+                got, artifacts = step(run, todo, i if numbered else None)
+                info.artifacts.append(artifacts)
+                for name, res in got.items():
+                    results[name][layer.name] = res
+            for h in batch:
+                if h.name in skipped:
+                    results[h.name][layer.name] = layer.skipped(run, skipped[h.name])
+        failed_now = sum(1 for h in batch if any(r.status in BAD for r in results[h.name].values()))
+        info.failed += failed_now
+        if run.max_failed is not None and info.failed > run.max_failed and i < len(batches):
+            info.stopped = True
+    return _report(run, plans, results, info)
+
+
+def _batches(run: Run, size: int) -> report.Batches:
+    return report.Batches(
+        batch_size=size, max_failed=run.max_failed, batches=0, failed=0, stopped=False
+    )
+
+
+def _check_step(run: Run) -> str:
+    return "plan" if run.command == "apply" else run.command
+
+
+def _report(
+    run: Run,
+    plans: list[tuple[Layer, set[str], dict[str, str]]],
+    results: dict[str, dict[str, HostResult]],
+    info: report.Batches,
+) -> Any:
+    layers = [layer for layer, _, _ in plans]
+    names = [layer.name for layer in layers]
+    artifacts = info.artifacts[-1] if info.artifacts else ""
+    host_model = {
+        "apply": report.HostApply,
+        "verify": report.HostVerify,
+        "rollback": report.HostRollback,
+    }[run.command]
+    hosts: list[Any] = []
+    for h in run.inv.hosts:
+        got = results[h.name]
+        statuses = {name: got[name].status for name in names if name in got}
+        hr = host_model(host=h.name, status=worst(run.command, list(statuses.values())))
+        hr.layers = statuses
+        for layer in layers:
+            if layer.name in got:
+                layer.fill(run, hr, got[layer.name])
+        hr.message = _message(run, layers, got)
+        if run.command == "verify" and "os" in got and "bios" in got:
+            hr.cross = cross_checks(run.profile, hr.bios, hr.facts)  # type: ignore[arg-type]
+            if hr.status in ("ok", "pending") and any(c.status == "mismatch" for c in hr.cross):
+                hr.status = "drift"
+        hosts.append(hr)
+    common: dict[str, Any] = {
+        "inventory": run.inv.path,
+        "artifacts": artifacts,
+        "layers": names,
+        "summary": report.summary([x.status for x in hosts]),
+        "hosts": hosts,
+    }
+    rep: Any
+    if run.command == "apply":
+        assert run.profile is not None
+        rep = report.ApplyReport(profile=run.profile.name, check=run.check, batches=info, **common)
+    elif run.command == "verify":
+        assert run.profile is not None
+        rep = report.VerifyReport(profile=run.profile.name, **common)
+    else:
+        rep = report.RollbackReport(check=run.check, batches=info, **common)
+    for layer in layers:
+        layer.finish(run, rep)
+    return rep
+
+
+def _message(run: Run, layers: list[Layer], got: dict[str, HostResult]) -> str:
+    """Why a host failed (or was not started): the OS's message as is, others prefixed."""
+    parts = []
+    seen: set[str] = set()
+    for layer in sorted(layers, key=lambda x: x.name != "os"):
+        r = got.get(layer.name)
+        if r is None or not r.message or r.status not in (*BAD, "not started"):
+            continue
+        if r.message in seen:
+            continue
+        seen.add(r.message)
+        parts.append(r.message if layer.name == "os" else f"{layer.label}: {r.message}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def print_report(r: Report, layers: list[Layer], console: Console) -> None:
+    """Each layer's table, then the fleet's line."""
+    ran = set(r.layers)
+    for layer in layers:
+        if layer.name in ran:
+            layer.table(r, console)
+    line = f"{r.summary.hosts} hosts: {report.counts(r.summary)}."
+    if isinstance(r, report.VerifyReport):
+        verdict = "conforms" if r.exit_code == 0 else "does NOT conform"
+        line += f" The fleet {verdict}."
+        if any(h.status == "pending" for h in r.hosts):
+            line += " pending: BIOS values are set and take effect at the next reset."
+    else:
+        line += f" Run log: {r.artifacts}"
+        b = r.batches
+        if b is not None and b.batches > 1:
+            cap = "none" if b.max_failed is None else str(b.max_failed)
+            line += (
+                f"\n{b.batches} batch(es) of up to {b.batch_size}, {b.failed} failed (cap {cap})"
+                + (", stopped at the cap" if b.stopped else "")
+            )
+    console.print(line)
