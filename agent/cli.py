@@ -848,10 +848,10 @@ def ready(
     Exit 0 only when the fleet conforms (drifted nodes excluded, or --strict) and the gate
     passes; 1 not ready; 2 bad input."""
     from agent import ready as rd
-    from agent.bios import run as bios
     from agent.gpu.gate import GateOptions
     from agent.gpu.policy import load_policy
     from agent.gpu.run import fleet_facts, write_atomic
+    from agent.layers import bios
 
     with _errors(as_json):
         opts = bios.check_options(

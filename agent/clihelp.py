@@ -56,7 +56,7 @@ EXAMPLES: dict[str, list[str]] = {
     "ready": ["tuner ready --profile inference --min-gpus-per-node 7 --output ready.json"],
     "export": [
         "tuner export --from ready.json --format slurm --output fleet.sh",
-        "tuner export --from ready.json -f prometheus --per-node /var/lib/node_exporter",
+        "tuner export --from ready.json -f prometheus --per-node prom/",
     ],
     "launch": [
         "tuner launch --from ready.json --template probe --dry-run",

@@ -29,15 +29,21 @@ SCHEMA = "tuner.ready/1"
 
 
 def verify_fleet(prof: Any, inv: Any, bios_options: Any, forks: int | None, progress: Any) -> Any:
-    """The verify entry point (OS + BIOS + cross-layer): a report.VerifyReport."""
-    from agent.bios import run as bios
+    """The verify entry point (OS + BIOS + cross-layer, agent/layers/): a report.VerifyReport."""
+    from agent import layers
+    from agent.layers import bios
+    from agent.layers.base import Run
+    from agent.layers.run import execute
 
-    return bios.verify_all(prof, inv, bios_options, forks=forks, progress=progress)
+    bios.take_env_password()
+    picked = layers.make("all", bios_options)
+    run = Run(command="verify", profile=prof, inv=inv, forks=forks, progress=progress)
+    return execute(run, picked)
 
 
 class HostReady(BaseModel):
     name: str
-    verify: Literal["ok", "drift", "failed", "unreachable", "not checked"]
+    verify: Literal["ok", "pending", "drift", "failed", "unreachable", "not checked"]
     reason: str = ""
     gpu_status: str = ""
     usable_gpus: int = 0
@@ -70,7 +76,7 @@ def drift_reason(h: Any) -> str:
     for s in h.settings:
         if s.status in ("drift", "failed") or (s.status == "missing" and not s.missing_ok):
             parts.append(f"{s.id} is {s.actual!r}, profile wants {s.wanted!r}")
-    if h.bios is not None and h.bios.status in ("drift", "failed"):
+    if h.bios is not None and h.bios.status in ("pending", "drift", "failed"):
         parts.append(f"BIOS {h.bios.status}: {h.bios.message}".rstrip(": "))
     for c in h.cross:
         if c.status == "mismatch":
