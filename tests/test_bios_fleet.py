@@ -364,3 +364,24 @@ def test_bad_bios_input_exits_2_and_touches_nothing(tmp_path: Path) -> None:
         assert log_lines(tmp_path / "a.jsonl") == []
     finally:
         handle.stop()
+
+
+def test_input_only_a_bmc_can_judge_stops_apply_before_any_host_changes(tmp_path: Path) -> None:
+    """An unknown bmc_system on one BMC: apply plans every BMC first, exits 2, sends nothing
+    anywhere (the other host's BMC included); verify says the same with exit 2."""
+    handle, inv = bmc_fleet(tmp_path, [{"name": "a"}, {"name": "b", "vendor": "amd"}])
+    state = tmp_path / "state"
+    try:
+        doc = yaml.safe_load(inv.read_text())
+        doc["all"]["hosts"]["b"]["bmc_system"] = "nope"
+        inv.write_text(yaml.safe_dump(doc))
+        r = run(state, "apply", "-p", BIOS_ONLY, "-i", str(inv), "--json")
+        assert r.rc == 2, (r.out, r.err)
+        assert "b: BIOS: " in r.json()["error"] and "nope" in r.json()["error"]
+        assert writes(tmp_path / "a.jsonl") == [] and writes(tmp_path / "b.jsonl") == []
+        assert log_lines(tmp_path / "a.jsonl")  # a was read (planned), not written
+        r = run(state, "verify", "-p", BIOS_ONLY, "-i", str(inv))
+        assert r.rc == 2 and "nope" in r.err
+        assert writes(tmp_path / "b.jsonl") == []
+    finally:
+        handle.stop()

@@ -73,6 +73,13 @@ class Layer(ABC):
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         """What the layer shows of each host, read only."""
 
+    def refused(self, run: Run, hosts: list[InventoryHost]) -> dict[str, str]:
+        """Before apply changes anything anywhere: hosts whose input only the host can judge
+        (a BMC's registry forbids a value, no such Redfish system) -> why. Any: exit 2.
+
+        Results marked `facts["bad_input"]` count the same way after the other commands."""
+        return {}
+
     @abstractmethod
     def plan(self, run: Run, hosts: list[InventoryHost], batch: int | None) -> tuple[Results, str]:
         """apply --check: what apply would do, nothing written."""

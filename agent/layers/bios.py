@@ -324,7 +324,8 @@ class BiosLayer(Layer):
         out: Results = {}
         for name, oc in outcomes.items():
             hb = host_bios(oc, batch)
-            out[name] = HostResult(status(hb), hb.message, hb, facts={"topology": hb.topology})
+            facts = {"topology": hb.topology, "bad_input": bool(oc.facts.get("bad_input"))}
+            out[name] = HostResult(status(hb), hb.message, hb, facts=facts)
             if self.info is not None and hb.status == "failed":
                 self.info.failed += 1
         return out
@@ -334,6 +335,24 @@ class BiosLayer(Layer):
         return {n: host_bios(o, None).model_dump(mode="json") for n, o in outcomes.items()}, (
             artifacts
         )
+
+    def refused(self, run: Run, hosts: list[InventoryHost]) -> dict[str, str]:
+        """apply: plan every BMC of the selection first (read only), so a value its registry
+        forbids, or an unknown `bmc_system`, stops the run before any host is changed."""
+        if run.command != "apply" or run.check or not hosts:
+            return {}
+        sub = run.inv.model_copy(update={"hosts": hosts})
+        with _password_file() as pwvars:
+            outcomes, _ = run_playbook(
+                "bios.yml",
+                sub,
+                {**extravars("plan", run.profile, self.o), **pwvars},
+                check=True,
+                forks=run.forks,
+                module="tuner_bios",
+            )
+        bad = {n: o for n, o in outcomes.items() if o.facts.get("bad_input")}
+        return {n: o.message or "bad input" for n, o in bad.items()}
 
     def plan(self, run: Run, hosts: list[InventoryHost], batch: int | None) -> tuple[Results, str]:
         outcomes, artifacts = self._run(run, hosts, "plan", check=True)
@@ -361,7 +380,12 @@ class BiosLayer(Layer):
         out: Results = {}
         for name, oc in outcomes.items():
             hr = host_rollback(oc, batch)
-            out[name] = HostResult(ROLLBACK_STATUS.get(hr.status, "failed"), hr.message, hr)
+            out[name] = HostResult(
+                ROLLBACK_STATUS.get(hr.status, "failed"),
+                hr.message,
+                hr,
+                facts={"bad_input": bool(oc.facts.get("bad_input"))},
+            )
             if self.info is not None and hr.status == "failed":
                 self.info.failed += 1
         return out, artifacts

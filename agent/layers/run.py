@@ -51,6 +51,7 @@ def worst(command: str, statuses: list[str]) -> str:
 def execute(run: Run, layers: list[Layer]) -> Any:
     """Run `run.command` over `layers` (in the order given) -> the command's report."""
     active = [layer for layer in layers if layer.wants(run)]
+    layers_by_name = {layer.name: layer.label for layer in active}
     if not active and run.command == "rollback":  # no layer has anything recorded
         return _report(run, [], {h.name: {} for h in run.inv.hosts}, _batches(run, 0))
     if not active:
@@ -62,6 +63,14 @@ def execute(run: Run, layers: list[Layer]) -> Any:
     for layer in active:  # validate everything first
         hosts_of_layer, skipped = layer.targets(run)
         plans.append((layer, {h.name for h in hosts_of_layer}, skipped))
+
+    if run.command == "apply" and not run.check:
+        refused: dict[str, str] = {}
+        for layer, targets, _ in plans:
+            picked = [h for h in run.inv.hosts if h.name in targets]
+            for name, why in layer.refused(run, picked).items():
+                refused[name] = f"{layer.label}: {why}"
+        _refuse(refused)
 
     hosts = run.inv.hosts
     rolling = run.command in ("apply", "rollback") and not run.check and run.batch_size
@@ -95,7 +104,25 @@ def execute(run: Run, layers: list[Layer]) -> Any:
         info.failed += failed_now
         if run.max_failed is not None and info.failed > run.max_failed and i < len(batches):
             info.stopped = True
+    _refuse(
+        {
+            name: f"{layers_by_name[layer]}: {res.message}"
+            for name, got in results.items()
+            for layer, res in got.items()
+            if res.facts.get("bad_input")
+        }
+    )
     return _report(run, plans, results, info)
+
+
+def _refuse(refused: dict[str, str]) -> None:
+    """Input only a host could judge was refused there (nothing sent to it): exit 2."""
+    if refused:
+        raise BadInput(
+            "refused by the host, nothing changed: "
+            + "; ".join(f"{n}: {why}" for n, why in sorted(refused.items())),
+            field="profile / inventory",
+        )
 
 
 def _batches(run: Run, size: int) -> report.Batches:
