@@ -368,6 +368,39 @@ def _layers_run(
     raise typer.Exit(r.exit_code)
 
 
+RebootAllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reboot-all-hosts",
+        help="Allow --reboot if-needed to select every host of a fleet larger than 8.",
+    ),
+]
+
+
+def _bios_options(
+    reboot: str,
+    batch_size: int | None,
+    max_failed: int | None,
+    insecure: bool,
+    ca_bundle: str | None,
+    bmc_timeout: float,
+    reset_timeout: float,
+) -> Any:
+    """The BIOS layer's options of apply and rollback (a BiosOptions)."""
+    from agent.layers.bios import BiosOptions
+
+    return BiosOptions(
+        reboot=reboot,
+        batch_size=batch_size,
+        max_failed=max_failed,
+        insecure=insecure,
+        ca_bundle=ca_bundle,
+        timeout=bmc_timeout,
+        reset_timeout=reset_timeout,
+        poll=min(2.0, max(0.2, reset_timeout / 100)),
+    )
+
+
 @app.command()
 def apply(
     profile: ProfileOpt,
@@ -385,29 +418,14 @@ def apply(
     ca_bundle: CaBundleOpt = None,
     bmc_timeout: BmcTimeoutOpt = 30.0,
     reset_timeout: ResetTimeoutOpt = 1200.0,
-    reboot_all_hosts: Annotated[
-        bool,
-        typer.Option(
-            "--reboot-all-hosts",
-            help="Allow --reboot if-needed to select every host of a fleet larger than 8.",
-        ),
-    ] = False,
+    reboot_all_hosts: RebootAllOpt = False,
     lock_timeout: LockTimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
-    from agent.layers.bios import BiosOptions
-
     with _errors(as_json):
-        opts = BiosOptions(
-            reboot=reboot,
-            batch_size=batch_size,
-            max_failed=max_failed,
-            insecure=insecure,
-            ca_bundle=ca_bundle,
-            timeout=bmc_timeout,
-            reset_timeout=reset_timeout,
-            poll=min(2.0, max(0.2, reset_timeout / 100)),
+        opts = _bios_options(
+            reboot, batch_size, max_failed, insecure, ca_bundle, bmc_timeout, reset_timeout
         )
         _layers_run(
             "apply",
@@ -462,31 +480,16 @@ def rollback(
     ca_bundle: CaBundleOpt = None,
     bmc_timeout: BmcTimeoutOpt = 30.0,
     reset_timeout: ResetTimeoutOpt = 1200.0,
-    reboot_all_hosts: Annotated[
-        bool,
-        typer.Option(
-            "--reboot-all-hosts",
-            help="Allow --reboot if-needed to select every host of a fleet larger than 8.",
-        ),
-    ] = False,
+    reboot_all_hosts: RebootAllOpt = False,
     lock_timeout: LockTimeoutOpt = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore the values each host had before tuner first wrote to it (OS files, BIOS).
 
     BIOS values restored without --reboot if-needed are pending until the next reboot."""
-    from agent.layers.bios import BiosOptions
-
     with _errors(as_json):
-        opts = BiosOptions(
-            reboot=reboot,
-            batch_size=batch_size,
-            max_failed=max_failed,
-            insecure=insecure,
-            ca_bundle=ca_bundle,
-            timeout=bmc_timeout,
-            reset_timeout=reset_timeout,
-            poll=min(2.0, max(0.2, reset_timeout / 100)),
+        opts = _bios_options(
+            reboot, batch_size, max_failed, insecure, ca_bundle, bmc_timeout, reset_timeout
         )
         _layers_run(
             "rollback",
