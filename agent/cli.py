@@ -1084,6 +1084,7 @@ def status(
     """What is up: the simulated fleet of the state folder, and the last runs and their
     results (read from the state folder; no host is contacted)."""
     from agent import history
+    from agent.paths import pid_alive
     from agent.sim import fleet as simfleet
 
     with _errors(as_json):
@@ -1097,10 +1098,10 @@ def status(
                 "connection": f.connection,
                 "scenario": f.scenario,
                 "inventory": f.inventory,
-                "sshd_running": sum(1 for p in sshd if _alive(p)),
+                "sshd_running": sum(1 for p in sshd if pid_alive(p)),
                 "sshd_expected": len(sshd),
                 "bmcs": sum(1 for n in f.nodes if n.bmc_url),
-                "bmc_running": bool(f.bmc_pid and _alive(f.bmc_pid)),
+                "bmc_running": bool(f.bmc_pid and pid_alive(f.bmc_pid)),
             }
         env_inv = os.environ.get("TUNER_INVENTORY")
         doc: dict[str, Any] = {
@@ -1151,16 +1152,6 @@ def status(
             out.print(t)
 
         _emit(doc, as_json, human)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _result_text(s: dict[str, Any]) -> str:

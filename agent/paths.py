@@ -117,3 +117,14 @@ def control_path_dir(state: Path | None = None) -> Path:
     if len(str(d)) + 11 + 17 <= 100:
         return d
     return Path.home() / ".ansible" / "tuner-cp" / hashlib.sha1(str(s).encode()).hexdigest()[:12]
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running (ours or another user's)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from agent.errors import Failed
 from agent.inventory import Inventory
-from agent.paths import control_path_dir, playbooks_dir, state_dir
+from agent.paths import control_path_dir, pid_alive, playbooks_dir, state_dir
 
 MAX_FORKS = 64
 KEEP_ARTIFACTS = 40  # run folders kept under runs/artifacts (older ones are removed)
@@ -182,23 +182,11 @@ def rotate_artifacts(runs: Path, keep: int = KEEP_ARTIFACTS) -> None:
             dirs.sort()
             for _, d in dirs[: max(0, len(dirs) - keep)]:
                 m = re.match(r"^\d{8}T\d{6}-(\d+)-", d.name)
-                if m and _alive(int(m.group(1))):
+                if m and pid_alive(int(m.group(1))):
                     continue
                 shutil.rmtree(d, ignore_errors=True)
         finally:
             fcntl.flock(lk, fcntl.LOCK_UN)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_playbook(

@@ -108,13 +108,18 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> BadInput:
     return BadInput(f"not valid YAML: {short(str(problem), 200)}", file=str(path), field=where)
 
 
-def _compose(path: Path, text: str) -> yaml.Node | None:
+def _compose(path: Path, text: str, not_yaml_ok: bool = False) -> yaml.Node | None:
+    """The YAML node tree of `text` within the limits (not_yaml_ok: None if it is no YAML)."""
     loader = _Limited(text)
     try:
         node = loader.get_single_node()
     except RecursionError as e:
         raise BadInput(f"nested deeper than {MAX_DEPTH} levels", file=str(path)) from e
+    except _TooBig as e:
+        raise _yaml_error(path, e) from e
     except yaml.YAMLError as e:
+        if not_yaml_ok:
+            return None
         raise _yaml_error(path, e) from e
     finally:
         loader.dispose()
@@ -129,23 +134,7 @@ def _compose(path: Path, text: str) -> yaml.Node | None:
 def check_limits(path: Path, max_bytes: int = 32 * MAX_BYTES) -> None:
     """Size, depth and alias expansion of a file read by someone else (Ansible) that may
     be YAML: a file that is not YAML (an INI inventory) is left to its reader."""
-    text = _read(path, max_bytes)
-    loader = _Limited(text)
-    try:
-        node = loader.get_single_node()
-    except RecursionError as e:
-        raise BadInput(f"nested deeper than {MAX_DEPTH} levels", file=str(path)) from e
-    except _TooBig as e:
-        raise _yaml_error(path, e) from e
-    except yaml.YAMLError:
-        return
-    finally:
-        loader.dispose()
-    if node is not None and _expanded_size(node) > MAX_NODES:
-        raise BadInput(
-            f"expands to more than {MAX_NODES} values through aliases (*name): refused",
-            file=str(path),
-        )
+    _compose(path, _read(path, max_bytes), not_yaml_ok=True)
 
 
 def safe_load(path: Path) -> Any:
