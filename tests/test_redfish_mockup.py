@@ -108,32 +108,34 @@ def test_client_reads_the_sushy_tools_bios(mockup: str) -> None:
     assert c.pending() == {"ProcTurboMode": "Disabled"}
 
 
-def test_module_plan_apply_verify_on_the_mockup(mockup: str) -> None:
+def test_module_plan_apply_verify_on_the_mockup(mockup: str, tmp_path: Path) -> None:
     mod = load_module()
     settings = {"vendor_attributes": {"ProcTurboMode": "Disabled", "BootMode": "Uefi"}}
+    # tuner's BIOS record (written before the first PATCH; apply refuses without one)
+    rec = {"host": "fake-1", "record_dir": str(tmp_path / "record")}
     failed, res = mod.run(params(mockup, "plan", settings), False)
     assert not failed, res
     rows = {r["attribute"]: r["status"] for r in res["results"]}
     assert rows == {"ProcTurboMode": "would change", "BootMode": "unchanged"}
     assert res["facts"]["registry"] == "BiosAttributeRegistryP89.v1_0_0"
 
-    failed, res = mod.run(params(mockup, "apply", settings), False)
+    failed, res = mod.run(params(mockup, "apply", settings, **rec), False)
     assert not failed, res
     assert res["facts"]["status"] == "pending reboot" and res["facts"]["reboot"] == "needed"
     with urllib.request.urlopen(mockup + "/redfish/v1/Systems/fake-1/BIOS/Settings") as r:
         assert json.load(r)["Attributes"] == {"ProcTurboMode": "Disabled"}
 
-    failed, res = mod.run(params(mockup, "verify", settings), False)
-    assert not failed and res["facts"]["status"] == "drift"  # set, waiting for a reset
+    failed, res = mod.run(params(mockup, "verify", settings, **rec), False)
+    assert not failed and res["facts"]["status"] == "pending"  # set, waiting for a reset
     row = next(r for r in res["results"] if r["attribute"] == "ProcTurboMode")
     assert row["pending"] == "Disabled"
 
     # a value the registry does not allow: bad input, and nothing is sent
     bad = {"vendor_attributes": {"BootMode": "Legacy"}}
-    failed, res = mod.run(params(mockup, "apply", bad), False)
+    failed, res = mod.run(params(mockup, "apply", bad, **rec), False)
     assert failed and res["facts"]["bad_input"] and "Bios, Uefi" in res["msg"]
 
     # a reset is accepted, but a static mockup never applies anything: the wait says so
-    failed, res = mod.run(params(mockup, "apply", settings, reboot="if-needed"), False)
+    failed, res = mod.run(params(mockup, "apply", settings, reboot="if-needed", **rec), False)
     assert failed and "not back within 2 s" in res["msg"]
     assert res["facts"]["reset_states"][0] == "reset accepted"
