@@ -11,7 +11,7 @@ $T sim down >/dev/null
 $T sim up --nodes 4 --bmc-reset-delay 1   # + one simulated Redfish BMC per node
 echo; echo "== dry run on the head node only (--limit head): what would change, nothing is written"
 $T apply --profile inference --check --limit head
-echo; echo "== apply to all 4 nodes: OS settings (first table), BIOS through each BMC with rolling reboots (second table)"
+echo; echo "== apply to all 4 nodes: BIOS through each BMC with rolling reboots (first table), then OS settings (second table)"
 $T apply --profile inference --reboot if-needed --batch-size 2
 echo; echo "== verify"
 $T verify --profile inference
@@ -21,7 +21,7 @@ echo; echo "== GPU health gate: usable-GPU inventory in $TUNER_STATE_DIR/usable-
 $T check --output "$TUNER_STATE_DIR/usable-gpus.json"
 echo; echo "== rollback, dry run: what would be restored"
 $T rollback --check
-echo; echo "== rollback: the OS settings each node had before tuner (BIOS values stay as applied)"
+echo; echo "== rollback: OS settings restored now; BIOS originals staged on each BMC, pending the next reboot (tuner rollback --reboot if-needed resets for them)"
 $T rollback
 echo; echo "== status: the fleet and the runs above"
 $T status --runs 8
