@@ -262,6 +262,17 @@ def load_module() -> Any:
     return mod
 
 
+_RECORDS: list[str] = []  # the folder the record folders of this module go to (removed at its end)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _record_root() -> Iterator[None]:
+    with tempfile.TemporaryDirectory(prefix="tuner-bios-records-") as d:
+        _RECORDS.append(d)
+        yield
+        _RECORDS.pop()
+
+
 def params(h: BmcHandle, mode: str, settings: dict[str, Any], **kw: Any) -> dict[str, Any]:
     return {
         "mode": mode,
@@ -281,7 +292,7 @@ def params(h: BmcHandle, mode: str, settings: dict[str, Any], **kw: Any) -> dict
         "settings": settings,
         # tuner's BIOS record (written before the first PATCH): one folder per BMC handle
         "host": "n1",
-        "record_dir": tempfile.mkdtemp(prefix="tuner-bios-record-"),
+        "record_dir": tempfile.mkdtemp(prefix="record-", dir=_RECORDS[-1]),
         **kw,
     }
 
