@@ -39,6 +39,8 @@ METAVARS: dict[str, str] = {
     "--template": "NAME|FILE",
     "--per-node": "DIR",
     "--field": "KEY=VALUE",
+    "--textfile-dir": "DIR",
+    "--events": "netlink|sim|none",
 }
 
 # One example per command (its path without "tuner"), shown at the end of its help.
@@ -69,6 +71,15 @@ EXAMPLES: dict[str, list[str]] = {
     "sim up": ["tuner sim up --nodes 8 --cores-per-socket 8 --state-dir /tmp/lab"],
     "sim down": ["tuner sim down --state-dir /tmp/lab"],
     "sim reboot": ["tuner sim reboot node03"],
+    "sim event": [
+        "tuner sim event node01 cpufreq-load             # a late cpufreq driver",
+        "tuner sim event node01 cpu-online 5",
+    ],
+    "agent": ["tuner agent install && tuner agent status"],
+    "agent run": ["tuner agent run --once --root /tmp/lab/sim/node01 --events none"],
+    "agent install": ["tuner agent install --limit 'node0*' --check"],
+    "agent remove": ["tuner agent remove --limit node03"],
+    "agent status": ["tuner agent status --json"],
     "sim scenarios": ["tuner sim scenarios && tuner sim up --scenario mlperf-llama2-70b"],
 }
 

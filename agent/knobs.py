@@ -30,6 +30,8 @@ from typing import Any
 
 STATE_DIR = "/var/lib/tuner"  # tuner's own record on each host (originals, history, lock)
 ORIGINALS = STATE_DIR + "/originals.json"
+APPLIED = STATE_DIR + "/applied.json"  # the settings the last apply wanted (the node agent's)
+AGENT_RESULT = STATE_DIR + "/agent.json"  # the node agent's last run (verify shows it)
 LOCK = STATE_DIR + "/lock"
 SYSCTL_DROPIN = "/etc/sysctl.d/90-tuner.conf"
 TMPFILES_DROPIN = "/etc/tmpfiles.d/tuner.conf"
@@ -529,7 +531,9 @@ def apply(
     persist: bool,
     check: bool,
     lock_timeout: float | None = None,
+    record: bool = False,
 ) -> list[dict[str, Any]]:
+    """Converge the host to `specs`. `record`: also keep them in APPLIED for the node agent."""
     with locked(host, create=not check, timeout=lock_timeout):
         clean_temp_files(host, check)
         obs = observe_all(host, specs, persist)
@@ -568,6 +572,8 @@ def apply(
                 results.append(_result(o, "changed", again.actual))
         if created:
             _remember_dirs(host, created)
+        if record:
+            save_applied(host, specs, persist)
         return results
 
 
@@ -663,6 +669,8 @@ def rollback(host: Host, check: bool, lock_timeout: float | None = None) -> list
             for p in stale
         ]
         if data is None:
+            if not check and host.exists(APPLIED):
+                host.remove_file(APPLIED)
             return results
         entries = sorted(data["files"].items(), key=lambda kv: -int(kv[1].get("order", 0)))
         failed = False
@@ -700,8 +708,76 @@ def rollback(host: Host, check: bool, lock_timeout: float | None = None) -> list
         for d in sorted(data.get("dirs", []), key=len, reverse=True):
             with contextlib.suppress(OSError):
                 os.rmdir(host.path(d))
+        host.remove_file(APPLIED)  # nothing is wanted any more: the node agent stands down
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         hist = host.path(f"{STATE_DIR}/history")
         os.makedirs(hist, exist_ok=True)
         os.replace(host.path(ORIGINALS), os.path.join(hist, f"originals-rolled-back-{stamp}.json"))
         return results
+
+
+# ---------------------------------------------------------------------------------------
+# The record of wanted settings (APPLIED): what `tuner apply` last converged this host to.
+# The node agent (agent/nodeagent.py) re-applies it at boot and on udev events, through the
+# same `apply` as above; rollback removes it.
+
+
+def save_applied(host: Host, specs: list[dict[str, Any]], persist: bool) -> None:
+    """Keep the wanted settings on the host (atomically), for the node agent."""
+    data = {
+        "version": 1,
+        "saved": time.time(),
+        "persist": persist,
+        "sim_kernel": host.sim_kernel,
+        "settings": specs,
+    }
+    host.write_file(APPLIED, json.dumps(data, indent=1, sort_keys=True) + "\n", [])
+
+
+def load_applied(host: Host) -> dict[str, Any] | None:
+    """The wanted settings tuner recorded on this host; None when there are none."""
+    real = host.path(APPLIED)
+    if not os.path.exists(real):
+        return None
+    try:
+        with open(real, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise KnobError(f"cannot read {APPLIED} ({real}): {e}") from e
+    problem = _applied_problem(data)
+    if problem:
+        raise KnobError(f"{APPLIED} ({real}) is not a record tuner wrote: {problem}")
+    return data  # type: ignore[no-any-return]
+
+
+def _applied_problem(data: Any) -> str:
+    if not isinstance(data, dict):
+        return f"a JSON object is expected, found {type(data).__name__}"
+    specs = data.get("settings")
+    if not isinstance(specs, list):
+        return "'settings' must be a list"
+    for i, s in enumerate(specs):
+        if not isinstance(s, dict) or not isinstance(s.get("id"), str):
+            return f"settings[{i}] must be an object with an 'id'"
+        if s.get("kind") not in KINDS:
+            return f"settings[{i}].kind must be one of {', '.join(KINDS)}"
+        if "value" not in s:
+            return f"settings[{i}] has no 'value'"
+    return ""
+
+
+def load_agent_result(host: Host) -> dict[str, Any] | None:
+    """The node agent's last result (a short summary for verify), None when it never ran."""
+    real = host.path(AGENT_RESULT)
+    if not os.path.exists(real):
+        return None
+    try:
+        with open(real, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        return {"error": f"cannot read {AGENT_RESULT}: {e}"}
+    if not isinstance(data, dict):
+        return {"error": f"{AGENT_RESULT} is not a JSON object"}
+    keep = ("time", "trigger", "status", "changed", "failed", "conformant", "gpu_facts_stale")
+    keep += ("message",)
+    return {k: data[k] for k in keep if k in data}

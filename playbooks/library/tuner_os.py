@@ -12,6 +12,7 @@ from ansible.module_utils.tuner_knobs import (
     KnobError,
     apply,
     host_facts,
+    load_agent_result,
     rollback,
     verify,
 )
@@ -47,12 +48,20 @@ def main() -> None:
     try:
         if p["mode"] == "apply":
             results = apply(
-                host, p["settings"], p["persist"], module.check_mode, p["lock_timeout"]
+                host,
+                p["settings"],
+                p["persist"],
+                module.check_mode,
+                p["lock_timeout"],
+                record=True,  # the node agent re-applies what apply wanted (applied.json)
             )
             changed = any(r["status"] in ("changed", "would change") for r in results)
         elif p["mode"] == "verify":
             results = verify(host, p["settings"], p["persist"])
             facts = host_facts(host)
+            agent = load_agent_result(host)
+            if agent is not None:
+                facts["agent"] = agent
             changed = False
         else:
             results = rollback(host, module.check_mode, p["lock_timeout"])

@@ -1,0 +1,102 @@
+"""`tuner agent install|remove|status` over the inventory: playbooks/agent.yml, one task per
+host (the tuner_agent module, agent/nodeagent.py on the node). Controller side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.inventory import Inventory
+from agent.runner import ProgressFn, run_playbook
+
+BAD = ("failed", "unreachable", "no result")
+
+
+class AgentHost(BaseModel):
+    host: str
+    status: str  # installed | unchanged | would install | removed | not installed | ...
+    message: str = ""
+    detail: dict[str, Any] = {}  # the module's result (files, enabled, last agent run)
+
+
+class AgentReport(BaseModel):
+    command: str  # install | remove | status
+    check: bool = False
+    hosts: list[AgentHost] = []
+    artifacts: str = ""
+    exit_code: int = 0
+
+
+def _status_word(d: dict[str, Any]) -> tuple[str, bool]:
+    """status mode: a word for the host, and whether it is as it should be."""
+    if not d.get("installed"):
+        return "not installed", False
+    if d.get("missing"):
+        return "broken", False
+    last = d.get("last") or {}
+    active = d.get("active")
+    if active is not None and active != "active":
+        return f"installed, {active}", False
+    if last.get("status") == "failed":
+        return "last run failed", False
+    if not last:
+        return "installed, never ran", True
+    return "running" if active == "active" else "installed", True
+
+
+def run(
+    mode: str,
+    inv: Inventory,
+    check: bool = False,
+    forks: int | None = None,
+    progress: ProgressFn | None = None,
+) -> AgentReport:
+    outcomes, artifacts = run_playbook(
+        "agent.yml",
+        inv,
+        {"tuner_mode": mode},
+        check=check and mode != "status",
+        forks=forks,
+        progress=progress,
+        module="tuner_agent",
+    )
+    rep = AgentReport(command=mode, check=check, artifacts=artifacts)
+    bad = False
+    for name, o in outcomes.items():
+        detail = o.results[0] if o.results else {}
+        if o.status != "ok":
+            rep.hosts.append(AgentHost(host=name, status=o.status, message=o.message))
+            bad = True
+            continue
+        if mode == "status":
+            word, good = _status_word(detail)
+            last = detail.get("last") or {}
+            msg = (
+                f"last run: {last.get('trigger')} -> {last.get('status')}"
+                + (f", re-applied {', '.join(last['changed'])}" if last.get("changed") else "")
+                if last
+                else ""
+            )
+            if detail.get("missing"):
+                msg = "missing: " + ", ".join(detail["missing"][:3])
+            bad = bad or not good
+        else:
+            word = str(detail.get("status", "?"))
+            msg = ", ".join(detail.get("files", [])[:3]) if detail.get("files") else ""
+        rep.hosts.append(AgentHost(host=name, status=word, message=msg, detail=detail))
+    rep.exit_code = 1 if bad else 0
+    return rep
+
+
+def print_report(rep: AgentReport, console: Any) -> None:
+    from rich.table import Table
+
+    title = f"tuner agent {rep.command}" + (" --check" if rep.check else "")
+    t = Table(title=title)
+    for c in ("host", "status", "detail"):
+        t.add_column(c)
+    for h in rep.hosts:
+        style = "red" if h.status in BAD or h.status in ("broken", "not installed") else ""
+        t.add_row(h.host, f"[{style}]{h.status}[/]" if style else h.status, h.message)
+    console.print(t)

@@ -1,0 +1,667 @@
+"""The node agent: keeps a node's runtime tuning across boots and hotplug (docs/agent.md).
+
+Runs on the node, under the node's own Python (`/opt/tuner/venv`, built by `tuner
+provision`), so it uses the standard library, pyudev and prometheus_client only -- never
+tuner's controller modules (typer, ansible, pydantic). `tuner agent install` ships this file
+and agent/knobs.py to `/opt/tuner/lib/tuner_agent/` and a systemd unit that runs
+
+    /opt/tuner/venv/bin/python -m tuner_agent.nodeagent run
+
+What it does, all through the same knob code as `tuner apply` (agent/knobs.py `apply`):
+
+* at start (boot), re-applies the settings `tuner apply` recorded in
+  `/var/lib/tuner/applied.json` (runtime values only: the persistence drop-ins are apply's);
+* then watches udev events (an `EventSource`: pyudev's netlink monitor on a real node, a
+  JSON-lines file in the simulator) and re-applies the knobs an event can undo: a CPU coming
+  online (governor, idle states), a cpufreq driver loading (governor); a GPU PCI add/remove
+  marks the node's GPU facts stale;
+* after every run writes its result to `/var/lib/tuner/agent.json` (verify shows it) and a
+  node_exporter textfile (`tuner.prom`) with the tuning conformance and the last gate state.
+
+`select_kinds` (event -> knob kinds) is pure; everything else works under a host root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from agent import knobs
+else:  # the same file runs in three packages: agent/, tuner_agent/ (node), module_utils
+
+    def _load_knobs() -> ModuleType:
+        pkg = __package__ or ""
+        for name in (f"{pkg}.knobs", f"{pkg}.tuner_knobs", "tuner_knobs", "knobs"):
+            with contextlib.suppress(ImportError):
+                return importlib.import_module(name.lstrip("."))
+        raise ImportError("tuner's knob module (knobs.py) is not beside the node agent")
+
+    knobs = _load_knobs()
+
+UNIT_NAME = "tuner-agent.service"
+UNIT_PATH = "/etc/systemd/system/" + UNIT_NAME
+WANTS_LINK = "/etc/systemd/system/multi-user.target.wants/" + UNIT_NAME
+LIB_DIR = "/opt/tuner/lib"  # on PYTHONPATH of the unit; the package is tuner_agent
+PACKAGE = "tuner_agent"
+VENV_PYTHON = "/opt/tuner/venv/bin/python"  # the node runtime `tuner provision` builds
+INSTALL_RECORD = "/var/lib/tuner/agent-install.json"  # what install created (remove undoes)
+STALE = "/var/lib/tuner/gpu-facts-stale.json"  # GPU PCI events since the last facts
+GATE = "/var/lib/tuner/gate.json"  # the last gate verdict of this node (written by the gate)
+# Debian's prometheus-node-exporter reads textfiles from here (--collector.textfile.directory)
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+TEXTFILE_NAME = "tuner.prom"
+SIM_EVENTS = "/run/tuner-sim/uevents.jsonl"  # the simulator's event seam (docs/sim-agent.md)
+
+# Seconds after a trigger at which the affected knobs are checked again: a module's `add`
+# uevent comes before its init function registers the cpufreq driver (docs/agent.md).
+SETTLE = (0.25, 1.0, 3.0)
+# PCI classes of AMD GPUs: display controller (0x03xxxx), processing accelerator (0x12xxxx,
+# the MI300-series OAM parts).
+GPU_VENDOR = "1002"
+GPU_CLASSES = ("03", "12")
+# Modules whose loading creates cpufreq policies or idle states (`cpufreq_*` modules are
+# governors: loading one changes no policy).
+CPUIDLE_MODULES = ("processor", "intel_idle", "cpuidle_haltpoll")
+
+
+def log(msg: str) -> None:
+    """One line on stdout: the journal keeps it (the unit's StandardOutput=journal)."""
+    sys.stdout.write(f"tuner-agent: {msg}\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------
+# Events: the subset of a pyudev.Device the agent reads, from either source.
+
+
+@dataclass
+class UEvent:
+    """A kernel uevent as pyudev shows it (`Device.action`, `.subsystem`, `.device_path`,
+    `.properties`), so the same selection serves netlink and the simulator."""
+
+    action: str
+    subsystem: str
+    device_path: str  # DEVPATH, e.g. /devices/system/cpu/cpu5, /module/acpi_cpufreq
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sys_name(self) -> str:
+        return self.device_path.rstrip("/").rsplit("/", 1)[-1]
+
+    @classmethod
+    def from_pyudev(cls, dev: Any) -> UEvent:
+        props = {str(k): str(v) for k, v in dict(dev.properties).items()}
+        return cls(
+            action=str(dev.action or props.get("ACTION", "")),
+            subsystem=str(dev.subsystem or props.get("SUBSYSTEM", "")),
+            device_path=str(dev.device_path or props.get("DEVPATH", "")),
+            properties=props,
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> UEvent | None:
+        """An event line of the simulator (docs/sim-agent.md); None when malformed."""
+        if not isinstance(data, dict):
+            return None
+        props = data.get("properties") or {}
+        if not isinstance(props, dict):
+            return None
+        try:
+            return cls(
+                action=str(data["action"]),
+                subsystem=str(data.get("subsystem", "")),
+                device_path=str(data["devpath"]),
+                properties={str(k): str(v) for k, v in props.items()},
+            )
+        except KeyError:
+            return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "subsystem": self.subsystem,
+            "devpath": self.device_path,
+            "properties": self.properties,
+        }
+
+
+@dataclass
+class Trigger:
+    """What an event asks of the agent: the knob kinds to re-apply, or GPU facts stale."""
+
+    kinds: frozenset[str]
+    why: str
+    gpu: bool = False
+
+
+CPU_RE = re.compile(r"^/devices/system/cpu/cpu(\d+)$")
+POLICY_RE = re.compile(r"^/devices/system/cpu/cpufreq/policy(\d+)$")
+
+
+def select_kinds(ev: UEvent) -> Trigger | None:
+    """Pure: which knob kinds an event can have undone (None: the event changes nothing).
+
+    - `online`/`add` of a CPU device (subsystem cpu): a CPU that comes up gets a fresh
+      cpufreq policy (the default governor) and fresh idle states -> governor, cpuidle;
+    - `add` of a cpufreq policy kobject, or of a cpufreq driver module -> governor;
+    - `add` of an idle driver module -> cpuidle;
+    - `add`/`remove` of an AMD GPU (subsystem pci, vendor 1002, display or accelerator
+      class) -> GPU facts stale.
+    """
+    act, sub, path = ev.action, ev.subsystem, ev.device_path
+    if sub == "cpu" and act in ("online", "add"):
+        m = CPU_RE.match(path)
+        if m:
+            return Trigger(frozenset({"governor", "cpuidle"}), f"cpu{m.group(1)} {act}")
+    if act == "add":
+        m = POLICY_RE.match(path)
+        if m:
+            return Trigger(frozenset({"governor"}), f"cpufreq policy{m.group(1)} added")
+    if sub == "module" and act == "add":
+        name = ev.sys_name
+        if ("cpufreq" in name or "pstate" in name) and not name.startswith("cpufreq_"):
+            return Trigger(frozenset({"governor"}), f"cpufreq driver {name} loaded")
+        if name in CPUIDLE_MODULES:
+            return Trigger(frozenset({"cpuidle"}), f"idle driver {name} loaded")
+    if sub == "pci" and act in ("add", "remove"):
+        pci_id = ev.properties.get("PCI_ID", "")
+        pci_class = ev.properties.get("PCI_CLASS", "").lower().removeprefix("0x").zfill(6)
+        if pci_id.lower().startswith(GPU_VENDOR + ":") and pci_class[:2] in GPU_CLASSES:
+            slot = ev.properties.get("PCI_SLOT_NAME") or ev.sys_name
+            return Trigger(frozenset(), f"GPU {slot} {act}", gpu=True)
+    return None
+
+
+def select_specs(specs: list[dict[str, Any]], kinds: frozenset[str] | None) -> list[dict[str, Any]]:
+    """Pure: the recorded settings of these kinds (None: all)."""
+    return [s for s in specs if kinds is None or s.get("kind") in kinds]
+
+
+class EventSource(Protocol):
+    def poll(self, timeout: float) -> UEvent | None:
+        """The next event, or None when `timeout` seconds pass without one."""
+
+    def close(self) -> None: ...
+
+
+class NetlinkSource:
+    """A real node: udev's netlink monitor (pyudev), the subsystems the agent cares about."""
+
+    def __init__(self) -> None:
+        import pyudev
+
+        self._monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
+        for sub in ("cpu", "module", "pci"):
+            self._monitor.filter_by(sub)
+        self._monitor.start()
+
+    def poll(self, timeout: float) -> UEvent | None:
+        dev = self._monitor.poll(timeout=timeout)
+        return UEvent.from_pyudev(dev) if dev is not None else None
+
+    def close(self) -> None:
+        pass
+
+
+class SimSource:
+    """The simulator: `tuner sim event` appends one JSON line per uevent to SIM_EVENTS under
+    the node root; like a netlink socket, only events after the start are seen."""
+
+    def __init__(self, host: knobs.Host) -> None:
+        self._path = host.path(SIM_EVENTS)
+        self._pos = os.path.getsize(self._path) if os.path.exists(self._path) else 0
+        self._buf = b""
+
+    def poll(self, timeout: float) -> UEvent | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = self._next()
+            if ev is not None or time.monotonic() >= deadline:
+                return ev
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+    def _next(self) -> UEvent | None:
+        while b"\n" not in self._buf:
+            try:
+                with open(self._path, "rb") as f:
+                    f.seek(self._pos)
+                    chunk = f.read(65536)
+            except FileNotFoundError:
+                return None
+            if not chunk:
+                return None
+            self._pos += len(chunk)
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            ev = UEvent.from_json(json.loads(line))
+        except ValueError:
+            ev = None
+        if ev is None:
+            log(f"ignored a malformed event line in {SIM_EVENTS}")
+        return ev
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# The agent.
+
+
+class Agent:
+    def __init__(
+        self,
+        root: str = "/",
+        textfile_dir: str = TEXTFILE_DIR,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.root = root
+        self.host = knobs.Host(root=root)
+        self.textfile_dir = textfile_dir
+        self.lock_timeout = lock_timeout
+
+    def reapply(
+        self, kinds: frozenset[str] | None, trigger: str, quiet: bool = False
+    ) -> dict[str, Any]:
+        """Re-apply the recorded settings of these kinds (None: all); record and export."""
+        start = time.time()
+        result: dict[str, Any] = {
+            "version": 1,
+            "time": start,
+            "trigger": trigger,
+            "pid": os.getpid(),
+            "changed": [],
+            "failed": [],
+            "results": [],
+            "conformance": {},
+            "conformant": False,
+        }
+        try:
+            rec = knobs.load_applied(self.host)
+            if rec is None:
+                result["status"] = "nothing recorded"
+                result["message"] = f"no {knobs.APPLIED}: tuner apply has not run on this node"
+            else:
+                self.host.sim_kernel = bool(rec.get("sim_kernel"))
+                specs = select_specs(rec["settings"], kinds)
+                res = (
+                    knobs.apply(self.host, specs, False, False, self.lock_timeout) if specs else []
+                )
+                result["results"] = res
+                result["changed"] = [r["id"] for r in res if r["status"] == "changed"]
+                result["failed"] = [r["id"] for r in res if r["status"] == "failed"]
+                result["status"] = (
+                    "failed" if result["failed"] else "changed" if result["changed"] else "ok"
+                )
+                # Conformance of everything recorded, not only what this event touched.
+                conf = knobs.verify(self.host, rec["settings"], False)
+                result["conformance"] = {c["id"]: c["status"] for c in conf}
+                result["conformant"] = all(c["status"] in ("ok", "missing") for c in conf)
+        except (knobs.KnobError, OSError) as e:
+            result["status"] = "failed"
+            result["message"] = str(e)
+        result["gpu_facts_stale"] = self.host.exists(STALE)
+        result["seconds"] = round(time.time() - start, 4)
+        if not quiet or result["status"] not in ("ok", "nothing recorded"):
+            self._log_result(result)
+        self._save(result)
+        return result
+
+    def _log_result(self, r: dict[str, Any]) -> None:
+        if r["status"] in ("ok", "nothing recorded"):
+            log(f"{r['trigger']}: {r.get('message') or 'every recorded setting as wanted'}")
+            return
+        for x in r["results"]:
+            if x["status"] in ("changed", "failed"):
+                log(
+                    f"{r['trigger']}: {x['id']} {x['status']}: {x['before']} -> {x['after']}"
+                    + (f" ({x['message']})" if x["message"] else "")
+                )
+        if r.get("message"):
+            log(f"{r['trigger']}: {r['status']}: {r['message']}")
+
+    def _save(self, result: dict[str, Any]) -> None:
+        """agent.json (verify shows it) and the node_exporter textfile."""
+        try:
+            self.host.write_file(
+                knobs.AGENT_RESULT, json.dumps(result, indent=1, sort_keys=True) + "\n", []
+            )
+        except (knobs.KnobError, OSError) as e:
+            log(f"cannot write {knobs.AGENT_RESULT}: {e}")
+        try:
+            self.write_textfile(result)
+        except (knobs.KnobError, OSError) as e:
+            log(f"cannot write the textfile in {self.textfile_dir}: {e}")
+
+    def mark_gpu_stale(self, why: str, ev: UEvent) -> None:
+        try:
+            data = json.loads(self.host.read(STALE)) if self.host.exists(STALE) else {}
+        except (knobs.KnobError, ValueError):
+            data = {}
+        events = data.get("events") if isinstance(data, dict) else None
+        events = (events if isinstance(events, list) else [])[-63:]
+        events.append({"time": time.time(), "event": why, "uevent": ev.to_json()})
+        data = {"since": events[0]["time"], "events": events}
+        self.host.write_file(STALE, json.dumps(data, indent=1) + "\n", [])
+        log(f"{why}: the node's GPU facts are stale (run tuner check)")
+
+    def write_textfile(self, result: dict[str, Any]) -> str | None:
+        """The node_exporter textfile: conformance, the agent's last run, the last gate."""
+        if not os.path.isdir(self.host.path(self.textfile_dir)):
+            return None
+        from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+        reg = CollectorRegistry()
+        g = Gauge(
+            "tuner_setting_conformant",
+            "1 when a setting tuner recorded has the wanted value on this node",
+            ["setting"],
+            registry=reg,
+        )
+        for sid, st in (result.get("conformance") or {}).items():
+            if st != "missing":  # a setting this node does not have is not exported
+                g.labels(setting=sid).set(1 if st == "ok" else 0)
+        recorded = result.get("status") != "nothing recorded"
+        Gauge(
+            "tuner_conformant",
+            "1 when every setting tuner recorded has its wanted value (0 also: none recorded)",
+            registry=reg,
+        ).set(1 if result.get("conformant") else 0)
+        Gauge("tuner_record_present", "1 when tuner apply recorded settings", registry=reg).set(
+            1 if recorded else 0
+        )
+        Gauge(
+            "tuner_agent_last_run_timestamp_seconds", "When the node agent last ran", registry=reg
+        ).set(result.get("time", 0))
+        Gauge(
+            "tuner_agent_last_changed_settings",
+            "Settings the node agent's last run had to re-apply",
+            registry=reg,
+        ).set(len(result.get("changed", [])))
+        Gauge(
+            "tuner_gpu_facts_stale",
+            "1 when a GPU was added or removed since the last gate (tuner check)",
+            registry=reg,
+        ).set(1 if result.get("gpu_facts_stale") else 0)
+        gate = self._gate()
+        Gauge("tuner_gate_known", "1 when this node has a gate verdict", registry=reg).set(
+            1 if gate else 0
+        )
+        if gate:
+            Gauge("tuner_gate_passed", "1 when the node passed its last gate", registry=reg).set(
+                1 if gate.get("passed") else 0
+            )
+            Gauge(
+                "tuner_gate_usable_gpus", "Usable GPUs in the node's last gate", registry=reg
+            ).set(float(gate.get("usable_gpus") or 0))
+            Gauge(
+                "tuner_gate_timestamp_seconds", "When the node's last gate ran", registry=reg
+            ).set(float(gate.get("time") or 0))
+        path = self.host.path(self.textfile_dir.rstrip("/") + "/" + TEXTFILE_NAME)
+        write_to_textfile(path, reg)  # a temp file renamed into place
+        return path
+
+    def _gate(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.host.read(GATE)) if self.host.exists(GATE) else None
+        except (knobs.KnobError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def watch(self, source: EventSource, stop: list[bool], idle: float = 0.5) -> None:
+        """Handle events until `stop[0]`: re-apply what each can undo, within a second."""
+        due: list[tuple[float, frozenset[str], str]] = []  # settle re-checks
+        while not stop[0]:
+            timeout = idle
+            if due:
+                timeout = max(0.0, min(idle, min(d[0] for d in due) - time.monotonic()))
+            ev = source.poll(timeout)
+            if ev is not None:
+                t = select_kinds(ev)
+                if t is not None and t.gpu:
+                    self.mark_gpu_stale(t.why, ev)
+                    self.reapply(frozenset(), t.why, quiet=True)  # textfile: stale now
+                elif t is not None:
+                    self.reapply(t.kinds, t.why)
+                    now = time.monotonic()
+                    due = [d for d in due if d[1] != t.kinds]
+                    due += [(now + s, t.kinds, t.why + f" (+{s:g} s)") for s in SETTLE]
+            now = time.monotonic()
+            for d in [d for d in due if d[0] <= now]:
+                due.remove(d)
+                self.reapply(d[1], d[2], quiet=True)
+
+
+def _signals(stop: list[bool]) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def make_source(kind: str, host: knobs.Host) -> EventSource | None:
+    if kind == "netlink":
+        return NetlinkSource()
+    if kind == "sim":
+        return SimSource(host)
+    return None
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`run [--once] [--root DIR] [--events netlink|sim|none] [--textfile-dir DIR] [--json]`."""
+    p = argparse.ArgumentParser(prog="tuner-agent", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="re-apply the recorded settings, then watch udev")
+    r.add_argument("--once", action="store_true", help="re-apply once and exit")
+    r.add_argument("--root", default="/", help="the node's / (a simulated node's tree)")
+    r.add_argument("--events", choices=("netlink", "sim", "none"), default="netlink")
+    r.add_argument("--textfile-dir", default=TEXTFILE_DIR)
+    r.add_argument("--lock-timeout", type=float, default=60.0)
+    r.add_argument("--json", action="store_true", help="print the result (with --once)")
+    a = p.parse_args(argv)
+    if not os.path.isdir(a.root):
+        sys.stderr.write(f"tuner-agent: --root: {a.root} is not a folder\n")
+        return 2
+    if not a.textfile_dir.startswith("/"):
+        sys.stderr.write("tuner-agent: --textfile-dir: an absolute path on the node is needed\n")
+        return 2
+    agent = Agent(a.root, a.textfile_dir, a.lock_timeout)
+    stop = [False]
+    source = None
+    if not a.once:
+        _signals(stop)
+        # Subscribe before the boot pass, so no event between the two is lost.
+        try:
+            source = make_source(a.events, agent.host)
+        except Exception as e:  # pyudev without libudev, no netlink socket (a container)
+            log(f"cannot watch udev events ({a.events}): {e}; re-applying at start only")
+    result = agent.reapply(None, "start" if not a.once else "once")
+    if a.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    if a.once or source is None:
+        return 1 if result["status"] == "failed" else 0
+    log(f"watching {a.events} events")
+    try:
+        agent.watch(source, stop)
+    finally:
+        source.close()
+    log("stopped")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Install and remove on a node (the tuner_agent Ansible module calls these).
+
+
+def unit_text(python: str = VENV_PYTHON, sim: bool = False) -> str:
+    """The systemd unit (docs/agent.md: why these After= lines)."""
+    events = " --events sim" if sim else ""
+    return (
+        "# Written by tuner (tuner agent install). Removed by `tuner agent remove`.\n"
+        "[Unit]\n"
+        "Description=tuner node agent: keeps the node's tuning across boots and hotplug\n"
+        "Documentation=https://github.com/ (tuner docs/agent.md)\n"
+        "After=systemd-modules-load.service systemd-udev-trigger.service "
+        "systemd-sysctl.service systemd-tmpfiles-setup.service\n"
+        "After=cpupower.service cpufrequtils.service tuned.service\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        f"Environment=PYTHONPATH={LIB_DIR}\n"
+        f"ExecStart={python} -m {PACKAGE}.nodeagent run{events}\n"
+        "Restart=on-failure\n"
+        "RestartSec=5\n"
+        "StandardOutput=journal\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def _lpath(host: knobs.Host, p: str) -> str:
+    """A link's own path under the root (its folder resolved, the link itself not followed)."""
+    return os.path.join(host.path(os.path.dirname(p)), os.path.basename(p))
+
+
+def _empty_record() -> dict[str, Any]:
+    return {"version": 1, "files": [], "dirs": [], "links": []}
+
+
+def _load_install_record(host: knobs.Host) -> dict[str, Any] | None:
+    if not host.exists(INSTALL_RECORD):
+        return None
+    try:
+        data = json.loads(host.read(INSTALL_RECORD))
+    except ValueError as e:
+        raise knobs.KnobError(f"{INSTALL_RECORD} is not JSON: {e}") from e
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), list) for k in ("files", "dirs", "links")
+    ):
+        raise knobs.KnobError(f"{INSTALL_RECORD} is not a record tuner wrote")
+    return data
+
+
+def install(
+    host: knobs.Host,
+    sources: dict[str, str],
+    python: str = VENV_PYTHON,
+    sim: bool = False,
+    check: bool = False,
+    textfile_dir: str = TEXTFILE_DIR,
+) -> dict[str, Any]:
+    """Write the agent's package and unit under the root; what install created is recorded
+    (INSTALL_RECORD) before it is created, so `remove` takes exactly that away.
+
+    `sources`: file name in the package -> content (knobs.py, nodeagent.py).
+    In the simulator (`sim`) the unit is enabled as `systemctl enable` would (the
+    multi-user.target.wants link); on a node the caller runs systemctl."""
+    files = {
+        f"{LIB_DIR}/{PACKAGE}/__init__.py": '"""tuner\'s node agent (installed by tuner)."""\n'
+    }
+    files.update({f"{LIB_DIR}/{PACKAGE}/{n}": c for n, c in sources.items()})
+    files[UNIT_PATH] = unit_text(python, sim)
+    rec = _load_install_record(host)
+    if rec is None and host.exists(UNIT_PATH):
+        raise knobs.KnobError(f"{UNIT_PATH} exists and tuner did not install it; nothing changed")
+    rec = rec or _empty_record()
+    todo = [p for p, c in files.items() if not host.exists(p) or host.read(p) != c]
+    dirs = [d for d in (os.path.dirname(p) for p in files) if not host.exists(d)]
+    if not host.exists(textfile_dir):
+        dirs.append(textfile_dir)
+    link_todo = sim and not (
+        host.exists(os.path.dirname(WANTS_LINK)) and os.path.islink(_lpath(host, WANTS_LINK))
+    )
+    changed = bool(todo or link_todo or dirs)
+    out: dict[str, Any] = {"changed": changed, "files": todo, "enabled": sim or None}
+    if check or not changed:
+        return out
+    with knobs.locked(host):
+        # Record first: a killed install is removed cleanly.
+        rec["files"] = sorted(set(rec["files"]) | set(files))
+        rec["installed"] = time.time()
+        created: list[str] = []
+        for d in sorted(set(dirs), key=len):
+            host._makedirs(d, created)
+        rec["dirs"] = list(dict.fromkeys(rec["dirs"] + created))
+        if sim:
+            rec["links"] = sorted(set(rec["links"]) | {WANTS_LINK})
+            host._makedirs(os.path.dirname(WANTS_LINK), created)
+            rec["dirs"] = list(dict.fromkeys(rec["dirs"] + created))
+        host.write_file(INSTALL_RECORD, json.dumps(rec, indent=1) + "\n", [])
+        for p in todo:
+            host.write_file(p, files[p], [])
+        if link_todo:
+            link = _lpath(host, WANTS_LINK)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+            # what `systemctl enable` makes, relative so that it stays inside a node tree
+            os.symlink("../" + UNIT_NAME, link)
+    return out
+
+
+def remove(
+    host: knobs.Host, check: bool = False, textfile_dir: str = TEXTFILE_DIR
+) -> dict[str, Any]:
+    """Take away what install recorded, and the agent's own outputs; the tuning stays
+    (`tuner rollback` restores it)."""
+    rec = _load_install_record(host)
+    if rec is None:
+        return {"changed": False, "files": [], "message": "not installed"}
+    outputs = [knobs.AGENT_RESULT, STALE, textfile_dir.rstrip("/") + "/" + TEXTFILE_NAME]
+    gone = [p for p in rec["files"] + outputs if host.exists(p)]
+    links = [
+        p
+        for p in rec["links"]
+        if host.exists(os.path.dirname(p)) and os.path.islink(_lpath(host, p))
+    ]
+    out = {"changed": True, "files": gone + links}
+    if check:
+        return out
+    with knobs.locked(host):
+        for p in links:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_lpath(host, p))
+        for p in gone:
+            host.remove_file(p)
+        pyc = host.path(f"{LIB_DIR}/{PACKAGE}/__pycache__")
+        if os.path.isdir(pyc) and not os.path.islink(pyc):
+            import shutil
+
+            shutil.rmtree(pyc)
+        host.remove_file(INSTALL_RECORD)
+        for d in sorted(rec["dirs"], key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(host.path(d))
+    return out
+
+
+def status(host: knobs.Host, textfile_dir: str = TEXTFILE_DIR) -> dict[str, Any]:
+    """Installed? Files intact? Enabled (sim: the wants link)? The last result."""
+    rec = _load_install_record(host)
+    missing = [p for p in (rec or {}).get("files", []) if not host.exists(p)]
+    return {
+        "installed": rec is not None,
+        "missing": missing,
+        "enabled_link": host.exists(os.path.dirname(WANTS_LINK))
+        and os.path.islink(_lpath(host, WANTS_LINK)),
+        "last": knobs.load_agent_result(host),
+        "gpu_facts_stale": host.exists(STALE),
+        "textfile": host.exists(textfile_dir.rstrip("/") + "/" + TEXTFILE_NAME),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(run())
