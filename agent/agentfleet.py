@@ -83,7 +83,10 @@ def run(
             bad = bad or not good
         else:
             word = str(detail.get("status", "?"))
-            msg = ", ".join(detail.get("files", [])[:3]) if detail.get("files") else ""
+            n = len(detail.get("files") or [])
+            msg = f"{n} file{'' if n == 1 else 's'}" if n else ""
+            if mode == "install" and detail.get("enabled"):
+                msg += (", " if msg else "") + "unit enabled"
         rep.hosts.append(AgentHost(host=name, status=word, message=msg, detail=detail))
     rep.exit_code = 1 if bad else 0
     return rep
