@@ -513,7 +513,7 @@ def unit_text(python: str = VENV_PYTHON, sim: bool = False) -> str:
         "# Written by tuner (tuner agent install). Removed by `tuner agent remove`.\n"
         "[Unit]\n"
         "Description=tuner node agent: keeps the node's tuning across boots and hotplug\n"
-        "Documentation=https://github.com/ (tuner docs/agent.md)\n"
+        "# What it does and why these After= lines: tuner's docs/agent.md\n"
         "After=systemd-modules-load.service systemd-udev-trigger.service "
         "systemd-sysctl.service systemd-tmpfiles-setup.service\n"
         "After=cpupower.service cpufrequtils.service tuned.service\n"
