@@ -778,6 +778,6 @@ def load_agent_result(host: Host) -> dict[str, Any] | None:
         return {"error": f"cannot read {AGENT_RESULT}: {e}"}
     if not isinstance(data, dict):
         return {"error": f"{AGENT_RESULT} is not a JSON object"}
-    keep = ("time", "trigger", "status", "changed", "failed", "conformant", "gpu_facts_stale")
-    keep += ("message",)
+    keep = ["time", "trigger", "status", "changed", "failed", "conformant", "gpu_facts_stale"]
+    keep.append("message")
     return {k: data[k] for k in keep if k in data}
