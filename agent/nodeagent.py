@@ -145,6 +145,9 @@ class Trigger:
     gpu: bool = False
 
 
+# knobs.apply's result status -> conformance after the run
+CONFORMANCE = {"unchanged": "ok", "changed": "ok", "missing": "missing", "failed": "failed"}
+
 CPU_RE = re.compile(r"^/devices/system/cpu/cpu(\d+)$")
 POLICY_RE = re.compile(r"^/devices/system/cpu/cpufreq/policy(\d+)$")
 
@@ -271,6 +274,7 @@ class Agent:
         self.host = knobs.Host(root=root)
         self.textfile_dir = textfile_dir
         self.lock_timeout = lock_timeout
+        self._conformance: dict[str, str] = {}  # setting id -> ok | missing | failed
 
     def reapply(
         self, kinds: frozenset[str] | None, trigger: str, quiet: bool = False
@@ -295,6 +299,8 @@ class Agent:
                 result["message"] = f"no {knobs.APPLIED}: tuner apply has not run on this node"
             else:
                 self.host.sim_kernel = bool(rec.get("sim_kernel"))
+                if any(x["id"] not in self._conformance for x in rec["settings"]):
+                    kinds = None  # a setting this agent has not seen yet (a new apply): all
                 specs = select_specs(rec["settings"], kinds)
                 res = (
                     knobs.apply(self.host, specs, False, False, self.lock_timeout) if specs else []
@@ -305,10 +311,14 @@ class Agent:
                 result["status"] = (
                     "failed" if result["failed"] else "changed" if result["changed"] else "ok"
                 )
-                # Conformance of everything recorded, not only what this event touched.
-                conf = knobs.verify(self.host, rec["settings"], False)
-                result["conformance"] = {c["id"]: c["status"] for c in conf}
-                result["conformant"] = all(c["status"] in ("ok", "missing") for c in conf)
+                # Conformance of everything recorded: what this run re-applied, and what the
+                # last runs found for the rest (the start pass covers every setting).
+                ids = [x["id"] for x in rec["settings"]]
+                for x in res:
+                    self._conformance[x["id"]] = CONFORMANCE.get(x["status"], "failed")
+                conf = {i: self._conformance.get(i, "unknown") for i in ids}
+                result["conformance"] = conf
+                result["conformant"] = all(v in ("ok", "missing") for v in conf.values())
         except (knobs.KnobError, OSError) as e:
             result["status"] = "failed"
             result["message"] = str(e)
