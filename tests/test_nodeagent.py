@@ -381,3 +381,18 @@ def test_agent_watches_netlink(tmp_path: Path) -> None:
         pytest.skip(line.strip())
     assert "watching netlink events" in line
     _stop(p)
+
+
+def test_cli_bad_input(tmp_path: Path) -> None:
+    from conftest import run_tuner
+
+    state = tmp_path / "state"
+    for args in (
+        ["sim", "event", "node01", "cpu-online", "1"],  # no fleet up
+        ["agent", "run", "--once", "--events", "carrier-pigeon"],
+        ["agent", "run", "--once", "--events", "none", "--root", str(tmp_path / "nope")],
+        ["agent", "run", "--once", "--events", "none", "--textfile-dir", "relative/dir"],
+    ):
+        r = run_tuner(*args, state=state)
+        assert r.rc == 2, (args, r.out, r.err)
+        assert "Traceback" not in r.err
