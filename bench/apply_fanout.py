@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,10 +26,19 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def sh(cmd: list[str], env: dict[str, str]) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def sh(cmd: list[str], env: dict[str, str], key: str = "") -> float:
+    """Wall time of `cmd`; its CPU time (user + system of it and its children) under `key`."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     took = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if key:
+        cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+        CPU.setdefault(key, []).append(round(cpu, 2))
     if r.returncode != 0:
         raise SystemExit(
             f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
@@ -94,16 +104,21 @@ def main() -> None:
     times: dict[str, list[float]] = {
         k: [] for k in ("tuner_first", "tuner_rerun", "plain_first", "plain_rerun")
     }
+    loads: list[float] = []
+    apply = [*tuner, "apply", "-p", "inference"]
     try:
         for rep in range(a.reps):
-            sh([*tuner, "rollback"], env)
-            times["tuner_first"].append(sh([*tuner, "apply", "-p", "inference"], env))
-            times["tuner_rerun"].append(sh([*tuner, "apply", "-p", "inference"], env))
-            sh([*tuner, "rollback"], env)
-            times["plain_first"].append(sh(plain, plain_env))
-            times["plain_rerun"].append(sh(plain, plain_env))
+            loads.append(round(os.getloadavg()[0], 1))
+            # alternate which path goes first, so neither always runs on a warmer machine
+            order = ("tuner", "plain") if rep % 2 == 0 else ("plain", "tuner")
+            for who in order:
+                sh([*tuner, "rollback"], env)
+                for k in ("first", "rerun"):
+                    cmd, e = (apply, env) if who == "tuner" else (plain, plain_env)
+                    times[f"{who}_{k}"].append(sh(cmd, e, f"{who}_{k}"))
             print(
-                f"rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                f"rep {rep + 1} (load {loads[-1]}): "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
                 flush=True,
             )
     finally:
@@ -118,6 +133,8 @@ def main() -> None:
         "speedup_first": round(med["plain_first"] / med["tuner_first"], 2),
         "speedup_rerun": round(med["plain_rerun"] / med["tuner_rerun"], 2),
         "all_s": times,
+        "cpu_s": CPU,
+        "load_avg_1min": loads,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
