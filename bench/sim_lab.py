@@ -6,9 +6,10 @@ fleet, each through the real CLI.
 `sim reboot` is timed on one full-size node (2 x 64 cores, SMT: 256 CPUs, ~8,500 kernel
 files), median of N runs, each after an apply-like change of every governor; `sim up` and
 `sim down` once for a fleet of `--nodes`. `--src DIR` runs another source tree (e.g. the
-commit before a change) with `python -m agent.cli`. Wall and CPU time (user + system of
-the command and its children) are printed with the load average: on a shared machine the
-CPU time is the steadier figure.
+commit before a change) with `python -m agent.cli`; `--ab DIR` times `sim reboot` of this
+tree and of DIR alternately on the same node (the A/B on a shared machine). Wall and CPU
+time (user + system of the command and its children) are printed with the load average: on
+a shared machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=64)
     ap.add_argument("--cores-per-socket", type=int, default=8)
     ap.add_argument("--src", help="source tree to run with `python -m agent.cli`")
+    ap.add_argument("--ab", help="another source tree: alternate its `sim reboot` with this one's")
     ap.add_argument("--skip-fleet", action="store_true", help="time only `sim reboot`")
     args = ap.parse_args()
     tuner = [str(Path(sys.executable).parent / "tuner")]
@@ -59,22 +61,33 @@ def main() -> None:
     timed([*tuner, "sim", "up", "-n", "1", "--bmc-vendor", "none", "--json"], env, cwd)
     fleet = json.loads((state / "sim" / "fleet.json").read_text())
     root = Path(fleet["nodes"][0]["root"])
-    walls, cpus = [], []
+    variants = {"this": (tuner, cwd)}
+    if args.ab:
+        variants["other"] = ([sys.executable, "-m", "agent.cli"], Path(args.ab))
+    walls: dict[str, list[float]] = {k: [] for k in variants}
+    cpus: dict[str, list[float]] = {k: [] for k in variants}
+    loads: list[float] = []
     try:
-        for _ in range(args.reboot_runs):
-            for gov in (root / "sys/devices/system/cpu").glob("cpu*/cpufreq/scaling_governor"):
-                gov.write_text("performance\n")  # what an apply changes
-            w, c, _ = timed([*tuner, "sim", "reboot", "node01"], env, cwd)
-            walls.append(w)
-            cpus.append(c)
+        for i in range(args.reboot_runs):
+            order = list(variants) if i % 2 == 0 else list(reversed(variants))
+            for k in order:
+                for gov in (root / "sys/devices/system/cpu").glob("cpu*/cpufreq/scaling_governor"):
+                    gov.write_text("performance\n")  # what an apply changes
+                loads.append(round(os.getloadavg()[0], 1))
+                w, c, _ = timed([*variants[k][0], "sim", "reboot", "node01"], env, variants[k][1])
+                walls[k].append(w)
+                cpus[k].append(c)
     finally:
         timed([*tuner, "sim", "down"], env, cwd)
-    results["reboot_1_full_node"] = {
-        "runs": len(walls),
-        "wall_median": statistics.median(walls),
-        "wall_min": min(walls),
-        "cpu_median": statistics.median(cpus),
-    }
+    for k in variants:
+        results[f"reboot_1_full_node_{k}"] = {
+            "src": str(variants[k][1]),
+            "runs": len(walls[k]),
+            "wall_median": statistics.median(walls[k]),
+            "wall_min": min(walls[k]),
+            "cpu_median": statistics.median(cpus[k]),
+        }
+    results["reboot_load_avg"] = loads
     if not args.skip_fleet:
         n, cores = str(args.nodes), str(args.cores_per_socket)
         w_up, c_up, _ = timed([*tuner, "sim", "up", "-n", n, "--cores-per-socket", cores], env, cwd)
