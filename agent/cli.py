@@ -514,6 +514,44 @@ def rollback(
         )
 
 
+# ------------------------------------------------------------------------------ provision
+
+
+@app.command()
+def provision(
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Report each node and what would change; write nothing.")
+    ] = False,
+    wheelhouse: Annotated[
+        str | None,
+        typer.Option(
+            "--wheelhouse",
+            help="Your own folder of wheels (air-gapped sites); default: built once with pip "
+            "download, cached in the state folder.",
+        ),
+    ] = None,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make nodes ready for tuner: /opt/tuner/venv with tuner's node-side packages and the
+    amdsmi package of the node's ROCm, installed offline from a pushed wheelhouse.
+
+    Exit 0 when every node is ready, 1 when one failed, 2 on bad input."""
+    from agent.paths import state_dir
+    from agent.provision import check_wheelhouse, print_report
+    from agent.provision import provision as run_provision
+
+    with _errors(as_json):
+        wh = check_wheelhouse(wheelhouse) if wheelhouse is not None else None
+        _, inv = _prepare(None, inventory, limit)
+        with _progress(len(inv.hosts), "provision", as_json) as prog:
+            r = run_provision(inv, check, forks, prog, state_dir(), wh)
+        _emit(r, as_json, lambda: print_report(r, out))
+        raise typer.Exit(1 if r.failed else 0)
+
+
 # ------------------------------------------------------------------------------ sim
 
 
@@ -571,6 +609,14 @@ def sim_up(
             "--bmc-reset-delay", min=0, max=600, help="Seconds a simulated BIOS reset takes."
         ),
     ] = 5.0,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="bare: nodes have only their own Python (run tuner provision first); "
+            "controller: nodes borrow the controller's Python (a lab shortcut).",
+        ),
+    ] = "bare",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a simulated fleet: node trees, sshd and a Redfish BMC per node, an inventory."""
@@ -591,12 +637,14 @@ def sim_up(
             bmc_tls=bmc_tls,
             bmc_reset_delay=bmc_reset_delay,
             progress=_phases("sim up", as_json),
+            runtime=runtime,
         )
         from agent.sim import bmcfleet
 
         data = {
             "inventory": f.inventory,
             "scenario": f.scenario,
+            "runtime": f.runtime,
             "connection": f.connection,
             "nodes": [
                 {
@@ -623,6 +671,8 @@ def sim_up(
             if state_dir:  # the commands below must find this fleet, not the default one
                 out.print(f"next: export TUNER_STATE_DIR={shlex.quote(str(sd))}")
                 sd_arg = f" --state-dir {shlex.quote(str(sd))}"
+            if f.runtime == "bare":
+                out.print("next: tuner provision (the nodes' runtime for tuner's GPU tasks)")
             out.print("next: tuner apply --profile inference --check; tuner check; tuner status")
             out.print(f"when done: tuner sim down{sd_arg}")
 

@@ -19,6 +19,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--reboot": ("never", "if-needed"),
     "--connection": ("auto", "ssh", "local"),
     "--bmc-vendor": ("dell", "hpe", "supermicro", "amd", "mixed", "none"),
+    "--runtime": ("bare", "controller"),
 }
 
 # What a value option takes, by option name; others: N (int), SECONDS (float), TEXT.
@@ -41,6 +42,7 @@ METAVARS: dict[str, str] = {
     "--field": "KEY=VALUE",
     "--textfile-dir": "DIR",
     "--events": "netlink|sim|none",
+    "--wheelhouse": "DIR",
 }
 
 # One example per command (its path without "tuner"), shown at the end of its help.
@@ -55,6 +57,10 @@ EXAMPLES: dict[str, list[str]] = {
     "facts": ["tuner facts --limit node01 --json > node01-facts.json"],
     "check": ["tuner check --min-gpus-per-node 8 --output usable-gpus.json"],
     "status": ["tuner status --json"],
+    "provision": [
+        "tuner provision --check                 # what each node has, what would change",
+        "tuner provision --limit 'node0*' --wheelhouse /srv/tuner-wheels",
+    ],
     "ready": ["tuner ready --profile inference --min-gpus-per-node 7 --output ready.json"],
     "export": [
         "tuner export --from ready.json --format slurm --output fleet.sh",

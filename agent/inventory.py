@@ -76,6 +76,18 @@ class InventoryHost(BaseModel):
     key_file: str | None = None  # ansible_ssh_private_key_file: a path (tuner launch's SSH)
 
 
+NODE_VENV_PYTHON = "/opt/tuner/venv/bin/python"  # the runtime `tuner provision` makes
+
+
+def node_python(h: InventoryHost) -> str:
+    """The Python that runs tuner's node-side code on a host: host variable tuner_python,
+    else the runtime of `tuner provision` under the host's root (docs/provision.md)."""
+    py = h.vars.get("tuner_python")
+    if isinstance(py, str) and py:
+        return py
+    return h.root.rstrip("/") + NODE_VENV_PYTHON
+
+
 class Inventory(BaseModel):
     path: str
     limit: str | None
@@ -373,6 +385,9 @@ def _validate_host(path: Path, name: str, groups: list[str], hv: dict[str, Any])
     bools = ("true", "false", "yes", "no", "1", "0", "on", "off")
     if not isinstance(become, bool) and str(become).strip().lower() not in bools:
         raise bad("tuner_become", f"tuner_become must be true or false, got {short(become)!r}")
+    py = hv.get("tuner_python")
+    if py is not None and (not isinstance(py, str) or not py.startswith("/") or "\x00" in py):
+        raise bad("tuner_python", f"tuner_python must be an absolute path, got {short(py)!r}")
     _check_ssh(hv, bad)
     _check_bmc(hv, bad)
     safe_vars = {k: v for k, v in hv.items() if isinstance(k, str) and not _secret(k)}

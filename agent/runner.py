@@ -226,10 +226,18 @@ def run_playbook(
         data = ev.get("event_data") or {}
         if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             return True
-        if data.get("task_action", module) not in (module, f"ansible.legacy.{module}"):
-            return True
         host = data.get("host", "")
         res = data.get("res") or {}
+        if data.get("task_action", module) not in (module, f"ansible.legacy.{module}"):
+            # another task of the play failed the host (provision's wheelhouse copy): keep
+            # its reason, unless the module's own result comes (it wins)
+            if kind != "runner_on_ok" and not data.get("ignore_errors") and host not in outcomes:
+                st = "unreachable" if kind == "runner_on_unreachable" else "failed"
+                task = data.get("task", "")
+                outcomes[host] = HostOutcome(host=host, status=st, message=f"{task}: {_msg(res)}")
+                if progress:
+                    progress(host, st)
+            return True
         if kind == "runner_on_ok":
             o = HostOutcome(
                 host=host, status="ok", results=res.get("results", []), facts=res.get("facts") or {}
@@ -287,6 +295,9 @@ def run_playbook(
 
 def _msg(res: dict[str, Any]) -> str:
     msg = str(res.get("msg") or res.get("stderr") or res.get("module_stderr") or "").strip()
+    if msg.startswith("MODULE FAILURE") and res.get("module_stderr"):
+        # the interpreter's own words (e.g. "/opt/tuner/venv/bin/python: not found")
+        msg = f"{msg.splitlines()[0]}: {str(res['module_stderr']).strip()}"
     return host_key_reason(msg) or " ".join(msg.split())[:500]
 
 

@@ -86,11 +86,14 @@ def make_fleet(
     cores_per_socket: int = 8,
     *extra: str,
     bmc_vendor: str = "none",
+    runtime: str = "controller",
 ) -> Iterator[Fleet]:
     """A fleet of small nodes (2 x 8 cores, SMT: 32 CPUs) unless a test needs full size.
 
     No BMCs unless `bmc_vendor` names a personality (or mixed): the OS tests stay OS only.
-    `nodes` None: the scenario's node count (pass `--scenario NAME` in `extra`)."""
+    `nodes` None: the scenario's node count (pass `--scenario NAME` in `extra`).
+    `runtime` controller (the lab shortcut: nodes borrow this Python, no provisioning);
+    "bare" for tests of `tuner provision` (agent/sim/fleet.py)."""
     r = run_tuner(
         "sim",
         "up",
@@ -102,6 +105,8 @@ def make_fleet(
         str(cores_per_socket),
         "--bmc-vendor",
         bmc_vendor,
+        "--runtime",
+        runtime,
         *extra,
         state=state,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +38,9 @@ def _load_amdsmi(rocm_path: str | None) -> Any:
         import amdsmi
     except ImportError as e:
         raise RocmNotFound(
-            f"the amdsmi Python package is not installed ({e}); install it (pip install amdsmi) "
-            "in the Python that runs tuner on the node"
+            f"the amdsmi Python package is not installed ({e}) in {sys.executable}: not "
+            "provisioned: run tuner provision (it installs the amdsmi package of this node's "
+            "ROCm into /opt/tuner/venv)"
         ) from e
     except AttributeError as e:
         # The wrapper binds every C symbol at import: a library without one of them is older

@@ -65,6 +65,9 @@ def fleet_facts(
         progress=progress,
         module="tuner_gpu",
     )
+    from agent.inventory import node_python
+
+    pythons = {h.name: node_python(h) for h in inv.hosts}
     facts: list[NodeFacts] = []
     failures: dict[str, str] = {}
     for name, o in outcomes.items():
@@ -78,13 +81,25 @@ def fleet_facts(
                 failures[name] = f"unreadable facts from the node: {e.errors()[0]['msg']}"
                 continue
         msg = o.message or o.status
-        if "expected time frame" in msg or "timed out" in msg.lower():
+        if _no_runtime(msg, pythons.get(name, "")):
+            failures[name] = (
+                f"not provisioned: run tuner provision (no {pythons[name]} on the node: {msg})"
+            )
+        elif "expected time frame" in msg or "timed out" in msg.lower():
             failures[name] = f"past its deadline of {int(deadline)} s: {msg}"
         elif o.status == "unreachable":
             failures[name] = f"unreachable: {msg}"
         else:
             failures[name] = f"{o.status}: {msg}"
     return facts, failures, artifacts
+
+
+def _no_runtime(msg: str, python: str) -> bool:
+    """The node has no runtime: the shell could not start its Python (sh: "not found",
+    env/exec: "No such file or directory"), or the runtime lacks tuner's packages."""
+    if python and python in msg and ("not found" in msg or "No such file" in msg):
+        return True
+    return "No module named" in msg and python in msg
 
 
 def expected_gpus(inv: Any) -> dict[str, int]:

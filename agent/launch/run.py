@@ -418,12 +418,14 @@ def prepare(
             f"nodes of the report are not in the inventory {inv_path}: {', '.join(missing)}",
             field="--inventory",
         )
+    from agent.inventory import node_python
+
     by_name = {h.name: h for h in hosts}
     if recheck_deadline is not None:
         inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
     probe_argv = {
         n: [
-            str(by_name[n].vars.get("ansible_python_interpreter") or "python3"),
+            node_python(by_name[n]),
             "-m",
             "agent.launch.probe",
             "--root",

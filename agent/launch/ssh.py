@@ -70,7 +70,9 @@ def target_for(h: InventoryHost) -> Target:
                 raise BadInput(f"host {h.name!r}: {key} cannot be parsed: {e}") from e
     port = h.vars.get("ansible_port")
     user = h.vars.get("ansible_user")
-    python = h.vars.get("ansible_python_interpreter") or "python3"
+    from agent.inventory import node_python
+
+    python = node_python(h)
     return Target(
         name=h.name,
         address=h.address,

@@ -8,6 +8,12 @@ Layout of the state folder (`tuner sim up --state-dir DIR`, default $TUNER_STATE
     sim/ssh/                  the fleet's client key, host key and known_hosts
     sim/nodes/NAME/root/      the node's `/` (tuner_root)
     sim/nodes/NAME/sshd_config, sshd.pid, sshd.log
+
+Node runtime (`--runtime`): `bare` (the default) gives nodes what a freshly imaged node has,
+the machine's own `/usr/bin/python3` without tuner's dependencies and ROCm's amdsmi package
+source under /opt/rocm/share/amd_smi, so `tuner provision` really builds the node's
+/opt/tuner/venv; `controller` is the lab shortcut the test fixtures use: nodes borrow the
+controller's Python (tuner's dependencies already there), no provisioning needed.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from agent.sim.nodetree import Topology, build_node
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 Connection = Literal["ssh", "local"]
+Runtime = Literal["bare", "controller"]
+RUNTIMES = ("bare", "controller")
 Phase = Callable[[str], None]  # progress: told what `up` / `down` is doing now
 
 
@@ -52,6 +60,7 @@ class SimNode(BaseModel):
 class SimFleet(BaseModel):
     state_dir: str
     scenario: str = "healthy"
+    runtime: Runtime = "bare"
     inventory: str
     connection: Connection
     nodes: list[SimNode]
@@ -129,6 +138,7 @@ def up(
     bmc_tls: bool = True,
     bmc_reset_delay: float = 5.0,
     progress: Phase | None = None,
+    runtime: str = "bare",
 ) -> SimFleet:
     """`progress(text)`: called at each phase (and every tenth of the node trees)."""
     from agent.sim import bmcfleet
@@ -147,6 +157,8 @@ def up(
         raise BadInput(f"--nodes must be from 1 to 512, got {nodes}", field="--nodes")
     if connection not in ("auto", "ssh", "local"):
         raise BadInput("--connection must be auto, ssh or local", field="--connection")
+    if runtime not in RUNTIMES:
+        raise BadInput("--runtime must be bare or controller", field="--runtime")
     base = sim_dir(state_dir)
     if (base / "fleet.json").exists() or base.is_symlink():
         raise BadInput(
@@ -185,6 +197,7 @@ def up(
     fleet = SimFleet(
         state_dir=str(state_dir),
         scenario=scenario,
+        runtime=runtime,  # type: ignore[arg-type]
         inventory=str(base / "inventory.yml"),
         connection=conn,
         nodes=sim_nodes,
@@ -192,6 +205,8 @@ def up(
     try:
         say(f"GPUs: scenario {scenario}")
         install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
+        say("ROCm: version files, amdsmi package source in /opt/rocm/share/amd_smi")
+        _install_rocm([Path(n.root) for n in sim_nodes])
         if conn == "ssh":
             assert sshd is not None
             say(f"starting {nodes} sshd")
@@ -420,11 +435,26 @@ def _is_fleet_sshd(pid: int, node_dir: Path) -> bool:
     return str(node_dir / "sshd_config").encode() in cmd
 
 
+def _install_rocm(roots: list[Path]) -> None:
+    """Each node's /opt/rocm/.info/version, amdgpu version and share/amd_smi (agent/sim/rocm.py);
+    the library version a scenario gives a node stays the library's (a half-way upgrade)."""
+    from agent.sim.gpu.state import DriverInfo
+    from agent.sim.rocm import ROCM_VERSION, install_rocm
+
+    for root in roots:
+        install_rocm(root, ROCM_VERSION, DriverInfo().version)
+
+
 def _write_inventory(base: Path, fleet: SimFleet) -> None:
-    common: dict[str, object] = {
-        "tuner_sim": True,
-        "ansible_python_interpreter": sys.executable,
-    }
+    common: dict[str, object] = {"tuner_sim": True}
+    if fleet.runtime == "controller":
+        # the lab shortcut: the controller's Python (tuner's dependencies) runs tuner's tasks
+        common["ansible_python_interpreter"] = sys.executable
+        common["tuner_python"] = sys.executable
+    else:
+        # a fresh node: the machine's own Python runs Ansible's modules; tuner's node-side
+        # tasks need `tuner provision` first (tuner_root/opt/tuner/venv)
+        common["ansible_python_interpreter"] = "/usr/bin/python3"
     if fleet.connection == "ssh":
         ssh = base / "ssh"
         common.update(

@@ -1,0 +1,339 @@
+"""Host side of `tuner provision`: what a node has, and its runtime for tuner's node-side code.
+
+Shipped to nodes as ``playbooks/module_utils/tuner_provision_node.py`` (a symlink) and run
+by the node's own Python (the one that came with the OS): standard library only.
+
+The runtime is a virtual environment (default ``/opt/tuner/venv``, under ``root``) made with
+the node's ``python3 -m venv --without-pip`` (no ensurepip needed: Debian ships it apart) and
+filled by the pip wheel of the wheelhouse the controller pushed, with ``--no-index``: the
+node never asks an index. amdsmi comes from ROCm's own ``/opt/rocm/share/amd_smi`` (copied to
+a temporary folder first: pip builds in the source tree, /opt/rocm stays untouched), else
+from the wheelhouse's ``amdsmi`` wheel of the node's ROCm version. docs/provision.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+VENV = "/opt/tuner/venv"
+WHEELHOUSE = "/opt/tuner/wheelhouse"
+MARKER = "tuner-runtime.json"  # in the venv: what provision installed (read by facts)
+# pip reads no configuration file and no index: PIP_CONFIG_FILE=os.devnull is pip's own way
+# to load none (pip docs, "Configuration"); the index URL points at a closed port so that
+# even a pip that ignored --no-index could not reach the internet.
+PIP_ENV = {
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_NO_INDEX": "1",
+    "PIP_INDEX_URL": "http://127.0.0.1:9/closed",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+def under(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _os_name(root: str) -> str:
+    text = _read(under(root, "/etc/os-release")) or ""
+    m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', text, re.M)
+    return m.group(1) if m else "unknown"
+
+
+def _kernel(root: str) -> str:
+    if root not in ("", "/"):
+        v = _read(under(root, "/proc/sys/kernel/osrelease"))
+        if v:
+            return v
+    return platform.release()
+
+
+def lib_version(path: str) -> str | None:
+    """``amdsmi_get_lib_version`` of libamd_smi.so at ``path`` (ctypes only). amdsmi_init is
+    tried first (GPUs only, read only) and shut down after; the version is read either way."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        import ctypes
+
+        class _V(ctypes.Structure):
+            _pack_ = 1
+            _fields_ = [
+                ("major", ctypes.c_uint32),
+                ("minor", ctypes.c_uint32),
+                ("release", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32),
+                ("build", ctypes.c_char_p),
+            ]
+
+        lib = ctypes.CDLL(path)
+        lib.amdsmi_init.argtypes = [ctypes.c_uint64]
+        inited = lib.amdsmi_init(ctypes.c_uint64(1 << 1)) == 0  # AMDSMI_INIT_AMD_GPUS
+        v = _V()
+        rc = lib.amdsmi_get_lib_version(ctypes.byref(v))
+        if inited:
+            lib.amdsmi_shut_down()
+        return f"{v.major}.{v.minor}.{v.release}" if rc == 0 else None
+    except Exception:
+        return None
+
+
+def share_version(share: str) -> str | None:
+    """The version of ROCm's amdsmi package source: pyproject.toml, else amdsmi/_version.py."""
+    for f, pat in (
+        ("pyproject.toml", r'^version\s*=\s*"([^"]+)"'),
+        ("amdsmi/_version.py", r"__version__\s*=\s*[\"']([^\"']+)"),
+    ):
+        m = re.search(pat, _read(os.path.join(share, f)) or "", re.M)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed(venv: str) -> dict[str, str]:
+    """Distributions in the venv: normalized name -> version (from dist-info folder names)."""
+    out: dict[str, str] = {}
+    for sp in _site_packages(venv):
+        for e in os.listdir(sp):
+            m = re.match(r"^(.+?)-([^-]+)\.dist-info$", e)
+            if m:
+                out[_norm(m.group(1))] = m.group(2)
+    return out
+
+
+def _site_packages(venv: str) -> list[str]:
+    lib = os.path.join(venv, "lib")
+    try:
+        return [
+            os.path.join(lib, d, "site-packages")
+            for d in sorted(os.listdir(lib))
+            if d.startswith("python") and os.path.isdir(os.path.join(lib, d, "site-packages"))
+        ]
+    except OSError:
+        return []
+
+
+def _venv_python_version(venv: str) -> str | None:
+    m = re.search(r"^version(?:_info)?\s*=\s*(\S+)", _read(os.path.join(venv, "pyvenv.cfg")) or "", re.M)
+    return m.group(1) if m else None
+
+
+def _privilege(became: bool) -> str:
+    if os.geteuid() == 0:
+        return "sudo" if became else "root"
+    return "none"
+
+
+def facts(root: str, venv: str = VENV, became: bool = False) -> dict[str, Any]:
+    """What the node has: OS, kernel, ROCm, driver, amdsmi library and package, Python, the
+    runtime, privilege. Read only."""
+    rocm = under(root, "/opt/rocm")
+    share = os.path.join(rocm, "share/amd_smi")
+    v = under(root, venv)
+    marker = _read(os.path.join(v, MARKER))
+    try:
+        runtime = json.loads(marker) if marker else None
+    except ValueError:
+        runtime = None
+    pkgs = installed(v) if os.path.isdir(v) else {}
+    libc = platform.libc_ver()
+    return {
+        "os": _os_name(root),
+        "kernel": _kernel(root),
+        "rocm_version": _read(os.path.join(rocm, ".info/version")),
+        "amdgpu_loaded": os.path.isdir(under(root, "/sys/module/amdgpu")),
+        "amdgpu_version": _read(under(root, "/sys/module/amdgpu/version")),
+        "amdsmi_library": lib_version(os.path.join(rocm, "lib/libamd_smi.so")),
+        "amdsmi_share": share_version(share) if os.path.isdir(share) else None,
+        "amdsmi_package": pkgs.get("amdsmi"),
+        "python": platform.python_version(),
+        "python_path": sys.executable,
+        "machine": platform.machine(),
+        "libc": f"{libc[0]} {libc[1]}".strip() or "unknown",
+        "venv": venv,
+        "venv_python": _venv_python_version(v) if os.path.isdir(v) else None,
+        "packages": pkgs,
+        "runtime": runtime,
+        "privilege": _privilege(became),
+    }
+
+
+def _ver3(v: str | None) -> str | None:
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)", v or "")
+    return ".".join(m.groups()) if m else None
+
+
+class ProvisionError(Exception):
+    pass
+
+
+def wheel_versions(wheelhouse: str) -> dict[str, list[str]]:
+    """normalized name -> versions of the wheels in the wheelhouse."""
+    out: dict[str, list[str]] = {}
+    try:
+        names = os.listdir(wheelhouse)
+    except OSError:
+        return out
+    for e in names:
+        if e.endswith(".whl"):
+            parts = e[:-4].split("-")
+            if len(parts) >= 5:
+                out.setdefault(_norm(parts[0]), []).append(parts[1])
+    return out
+
+
+def amdsmi_source(f: dict[str, Any], wheels: dict[str, list[str]]) -> tuple[str, str]:
+    """('share', version) or ('wheel', version): where this node's amdsmi comes from; a
+    package of another version than the node's library (share) or ROCm (wheel) is refused
+    naming both."""
+    lib = f.get("amdsmi_library")
+    if f.get("amdsmi_share"):
+        pkg = str(f["amdsmi_share"])
+        if lib and _ver3(pkg) != _ver3(lib):
+            raise ProvisionError(
+                f"amdsmi version mismatch: libamd_smi.so reports {lib} but ROCm's amdsmi "
+                f"package in /opt/rocm/share/amd_smi is {pkg} (a ROCm upgrade half-way?); "
+                "reinstall ROCm's amd-smi-lib so both are the same version"
+            )
+        return "share", pkg
+    rocm = _ver3(f.get("rocm_version"))
+    if not rocm:
+        raise ProvisionError(
+            "ROCm not found: no /opt/rocm/.info/version and no /opt/rocm/share/amd_smi; "
+            "install ROCm (amd-smi-lib) first"
+        )
+    have = [v for v in wheels.get("amdsmi", []) if _ver3(v) == rocm]
+    if not have:
+        got = ", ".join(sorted(wheels.get("amdsmi", []))) or "none"
+        raise ProvisionError(
+            f"no /opt/rocm/share/amd_smi on this node and no amdsmi {rocm} wheel (the node's "
+            f"ROCm version) in the wheelhouse (it has: {got})"
+        )
+    return "wheel", have[0]
+
+
+def plan(
+    root: str, venv: str, wheelhouse: str, requirements: list[str], f: dict[str, Any]
+) -> tuple[list[str], tuple[str, str]]:
+    """What apply would do: the steps (empty: nothing), and the amdsmi source."""
+    v = under(root, venv)
+    wheels = wheel_versions(under(root, wheelhouse))
+    src = amdsmi_source(f, wheels)
+    steps = []
+    if not os.path.isfile(os.path.join(v, "bin/python")):
+        steps.append(f"create {venv} with {sys.executable} -m venv")
+    pkgs = f.get("packages") or {}
+    for r in requirements:
+        name = _norm(re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0])
+        if name not in pkgs:
+            steps.append(f"install {r}")
+        elif name in wheels and pkgs[name] not in wheels[name]:
+            steps.append(f"update {name} {pkgs[name]} -> {sorted(wheels[name])[-1]}")
+    if f.get("amdsmi_package") != src[1]:
+        was = f.get("amdsmi_package")
+        steps.append(
+            f"install amdsmi {src[1]} from "
+            + ("/opt/rocm/share/amd_smi" if src[0] == "share" else "the wheelhouse")
+            + (f" (was {was})" if was else "")
+        )
+    return steps, src
+
+
+def _pip(venv_py: str, wheelhouse: str, args: list[str]) -> None:
+    pipwheel = sorted(e for e in os.listdir(wheelhouse) if e.startswith("pip-") and e.endswith(".whl"))
+    if not pipwheel:
+        raise ProvisionError("the wheelhouse has no pip wheel")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    env.update(PIP_ENV)
+    cmd = [
+        venv_py,
+        os.path.join(wheelhouse, pipwheel[-1], "pip"),  # pip runs from its wheel
+        "install",
+        "--no-index",
+        "--find-links",
+        wheelhouse,
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "-q",
+        *args,
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if r.returncode != 0:
+        tail = " ".join((r.stderr or r.stdout).split())[-600:]
+        raise ProvisionError(f"pip install {' '.join(args)} failed (rc {r.returncode}): {tail}")
+
+
+def apply(
+    root: str,
+    venv: str,
+    wheelhouse: str,
+    requirements: list[str],
+    check: bool,
+    became: bool = False,
+) -> tuple[list[str], dict[str, Any]]:
+    """Make the runtime; return the steps done (or, ``check``, to do) and the facts after."""
+    f = facts(root, venv, became)
+    steps, (kind, version) = plan(root, venv, wheelhouse, requirements, f)
+    if check or not steps:
+        return steps, f
+    v = under(root, venv)
+    wh = under(root, wheelhouse)
+    py = os.path.join(v, "bin/python")
+    if not os.path.isfile(py):
+        os.makedirs(os.path.dirname(v), exist_ok=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", v], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            raise ProvisionError(f"{sys.executable} -m venv failed: {r.stderr.strip()[-400:]}")
+    _pip(py, wh, ["setuptools", *requirements])
+    if kind == "share":
+        with tempfile.TemporaryDirectory(prefix="tuner-amdsmi-") as tmp:
+            src = os.path.join(tmp, "amd_smi")
+            shutil.copytree(
+                under(root, "/opt/rocm/share/amd_smi"),
+                src,
+                ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"),
+            )
+            _pip(py, wh, ["--no-deps", "--no-build-isolation", "--force-reinstall", src])
+    else:
+        _pip(py, wh, ["--no-deps", "--force-reinstall", f"amdsmi=={version}"])
+    after = facts(root, venv, became)
+    if after.get("amdsmi_package") != version:
+        raise ProvisionError(
+            f"amdsmi {version} was installed but the venv holds {after.get('amdsmi_package')}"
+        )
+    marker = {
+        "amdsmi": version,
+        "amdsmi_from": kind,
+        "amdsmi_library": f.get("amdsmi_library"),
+        "rocm_version": f.get("rocm_version"),
+        "python": f.get("python"),
+    }
+    tmpf = os.path.join(v, MARKER + ".tmp")
+    with open(tmpf, "w", encoding="utf-8") as fh:
+        json.dump(marker, fh, indent=1)
+    os.replace(tmpf, os.path.join(v, MARKER))
+    after["runtime"] = marker
+    return steps, after

@@ -1,0 +1,1 @@
+../../agent/provision_node.py
