@@ -58,7 +58,7 @@ EXAMPLES: dict[str, list[str]] = {
     "check": ["tuner check --min-gpus-per-node 8 --output usable-gpus.json"],
     "status": ["tuner status --json"],
     "provision": [
-        "tuner provision --check                 # what each node has, what would change",
+        "tuner provision --check            # what each node has, what would change",
         "tuner provision --limit 'node0*' --wheelhouse /srv/tuner-wheels",
     ],
     "ready": ["tuner ready --profile inference --min-gpus-per-node 7 --output ready.json"],

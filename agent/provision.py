@@ -236,8 +236,16 @@ def provision(
 
 def print_report(r: ProvisionReport, console: Console) -> None:
     t = Table(title="tuner provision" + (" --check" if r.check else ""))
-    for col in ("host", "status", "OS / kernel", "ROCm", "amdgpu", "amdsmi lib / pkg", "Python",
-                "privilege"):
+    for col in (
+        "host",
+        "status",
+        "OS / kernel",
+        "ROCm",
+        "amdgpu",
+        "amdsmi lib / pkg",
+        "Python",
+        "privilege",
+    ):
         t.add_column(col)
     from agent import report
 

@@ -135,7 +135,9 @@ def _site_packages(venv: str) -> list[str]:
 
 
 def _venv_python_version(venv: str) -> str | None:
-    m = re.search(r"^version(?:_info)?\s*=\s*(\S+)", _read(os.path.join(venv, "pyvenv.cfg")) or "", re.M)
+    m = re.search(
+        r"^version(?:_info)?\s*=\s*(\S+)", _read(os.path.join(venv, "pyvenv.cfg")) or "", re.M
+    )
     return m.group(1) if m else None
 
 
@@ -261,7 +263,9 @@ def plan(
 
 
 def _pip(venv_py: str, wheelhouse: str, args: list[str]) -> None:
-    pipwheel = sorted(e for e in os.listdir(wheelhouse) if e.startswith("pip-") and e.endswith(".whl"))
+    pipwheel = sorted(
+        e for e in os.listdir(wheelhouse) if e.startswith("pip-") and e.endswith(".whl")
+    )
     if not pipwheel:
         raise ProvisionError("the wheelhouse has no pip wheel")
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}

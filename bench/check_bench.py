@@ -85,6 +85,8 @@ def main() -> None:
                 "ssh",
                 "--bmc-vendor",
                 "none",
+                "--runtime",
+                "controller",  # nodes borrow this Python: no `tuner provision` in the figure
             ],
             env=fenv,
             check=True,

@@ -76,6 +76,8 @@ def main() -> None:
             "none",
             "--connection",
             "ssh",
+            "--runtime",
+            "controller",  # nodes borrow this Python: no `tuner provision` in the figure
         )
         up_s = time.perf_counter() - t
         try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a simulated fleet: set up, start 4 simulated MI355X nodes (real sshd per
 # node when OpenSSH's server is installed, else local connections), dry-run, apply and
-# verify the `inference` profile, run the GPU health gate, then roll the OS settings back.
+# verify the `inference` profile (after `tuner provision` made each node's runtime), run the GPU health gate, then roll the OS settings back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,6 +9,8 @@ export TUNER_STATE_DIR=${TUNER_STATE_DIR:-$PWD/.demo-state}
 T=.venv/bin/tuner
 $T sim down >/dev/null
 $T sim up --nodes 4 --bmc-reset-delay 1   # + one simulated Redfish BMC per node
+echo; echo "== provision: each node's runtime (/opt/tuner/venv, the amdsmi of its ROCm) from a wheelhouse pushed by the controller, no index on the nodes"
+$T provision
 echo; echo "== dry run on the head node only (--limit head): what would change, nothing is written"
 $T apply --profile inference --check --limit head
 echo; echo "== apply to all 4 nodes: BIOS through each BMC with rolling reboots (first table), then OS settings (second table)"

@@ -46,9 +46,7 @@ def main() -> None:
     except ProvisionError as e:
         module.fail_json(msg=str(e), facts=facts(p["root"], p["venv"], p["became"]))
         return
-    module.exit_json(
-        changed=bool(steps), results=[{"step": s} for s in steps], facts=after
-    )
+    module.exit_json(changed=bool(steps), results=[{"step": s} for s in steps], facts=after)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""`tuner provision`: a bare simulated fleet made ready, offline, idempotent; the gate through
+the provisioned runtime; a ROCm library/package mismatch; bad input. Pure parts with data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Fleet, make_fleet, run_tuner
+
+from agent.provision import pip_platform_args, platform_key
+from agent.provision_node import PIP_ENV, ProvisionError, amdsmi_source, share_version
+
+
+@pytest.fixture
+def bare_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    """Two bare nodes (own Python only); node02's libamd_smi.so is older than the amdsmi
+    package ROCm left in its share/amd_smi (scenario rocm-upgrade-halfway)."""
+    yield from make_fleet(
+        tmp_path / "state", None, 2, "--scenario", "rocm-upgrade-halfway", runtime="bare"
+    )
+
+
+def _offline_env() -> dict[str, str]:
+    """No index anywhere: pip's configuration files off, the index a closed port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_INDEX_URL=f"http://127.0.0.1:{port}/simple",
+        PIP_NO_INDEX="1",
+        http_proxy=f"http://127.0.0.1:{port}",
+        https_proxy=f"http://127.0.0.1:{port}",
+    )
+    return env
+
+
+@pytest.mark.fleet
+def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
+    f = bare_fleet
+    # a fresh node has no runtime: the gate fails it closed, naming the fix
+    r = f.tuner("check", "--json")
+    nodes = {n["name"]: n for n in r.json()["nodes"]}
+    assert all("not provisioned: run tuner provision" in n["reason"] for n in nodes.values()), r.out
+
+    # --check: each node reported, what would change, nothing written on any node
+    before = f.hashes()
+    r = f.tuner("provision", "--check", "--json")
+    assert r.rc == 1, r.err  # node02's mismatch is a failed host
+    hosts = {h["host"]: h for h in r.json()["hosts"]}
+    n1, n2 = hosts["node01"], hosts["node02"]
+    assert n1["status"] == "would change"
+    assert any("amdsmi 7.0.2 from /opt/rocm/share/amd_smi" in s for s in n1["steps"])
+    assert n1["rocm_version"] == "7.0.2" and n1["amdsmi_library"] == "7.0.2"
+    assert n1["os"].startswith("Debian") and n1["python"] and n1["privilege"] in ("root", "sudo")
+    assert n1["amdgpu_version"] == "6.14.14"
+    assert n2["status"] == "failed"
+    assert "6.4.0" in n2["message"] and "7.0.2" in n2["message"], n2["message"]
+    assert f.hashes() == before
+
+    # the install itself runs with no index reachable: the wheelhouse is cached (built by
+    # the --check above) and pushed; the node's pip gets --no-index
+    r = f.tuner("provision", "--json", env=_offline_env())
+    assert r.rc == 1, r.err
+    hosts = {h["host"]: h for h in r.json()["hosts"]}
+    assert hosts["node01"]["status"] == "changed"
+    assert hosts["node01"]["amdsmi_package"] == "7.0.2"
+    assert hosts["node02"]["status"] == "failed" and "6.4.0" in hosts["node02"]["message"]
+    root1 = f.roots["node01"]
+    venv_py = root1 / "opt/tuner/venv/bin/python"
+    assert venv_py.exists() and (root1 / "opt/tuner/venv/tuner-runtime.json").is_file()
+    assert not (f.roots["node02"] / "opt/tuner/venv").exists()  # refused before writing
+    assert not list((root1 / "opt/rocm/share/amd_smi").glob("*.egg-info"))  # /opt/rocm untouched
+
+    # idempotent
+    r = f.tuner("provision", "--json", "--limit", "node01")
+    assert r.rc == 0, r.err
+    assert r.json()["hosts"][0]["status"] == "unchanged"
+
+    # the gate runs through the provisioned runtime (the node's /usr/bin/python3 has no
+    # amdsmi); node02, refused, stays out
+    r = f.tuner("check", "--json")
+    nodes = {n["name"]: n for n in r.json()["nodes"]}
+    assert nodes["node01"]["status"] == "ok", nodes["node01"]
+    assert "not provisioned" in nodes["node02"]["reason"]
+
+
+def test_provision_bad_input(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    r = run_tuner("provision", "--wheelhouse", str(tmp_path / "nope"), "--json", state=state)
+    assert r.rc == 2 and "--wheelhouse" in r.out
+    (tmp_path / "empty").mkdir()
+    r = run_tuner("provision", "--wheelhouse", str(tmp_path / "empty"), state=state)
+    assert r.rc == 2 and "pip wheel" in r.err
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    n1:\n      tuner_python: venv/bin/python\n")
+    r = run_tuner("provision", "-i", str(inv), state=state)
+    assert r.rc == 2 and "tuner_python" in r.err
+    assert not (state / "runs").exists()  # nothing ran
+
+
+def test_amdsmi_source_rules() -> None:
+    f = {"amdsmi_library": "7.0.2", "amdsmi_share": "7.0.2", "rocm_version": "7.0.2"}
+    assert amdsmi_source(f, {}) == ("share", "7.0.2")
+    with pytest.raises(ProvisionError, match=r"reports 6\.4\.0 .* is 7\.0\.2"):
+        amdsmi_source({**f, "amdsmi_library": "6.4.0"}, {})
+    nos = {"amdsmi_library": "6.4.1", "amdsmi_share": None, "rocm_version": "6.4.1-120"}
+    assert amdsmi_source(nos, {"amdsmi": ["6.4.1", "7.0.2"]}) == ("wheel", "6.4.1")
+    with pytest.raises(ProvisionError, match="no amdsmi 6.4.1 wheel"):
+        amdsmi_source(nos, {"amdsmi": ["7.0.2"]})
+
+
+def test_share_version(tmp_path: Path) -> None:
+    (tmp_path / "amdsmi").mkdir()
+    (tmp_path / "amdsmi/_version.py").write_text('__version__ = "6.4.1"\n')
+    assert share_version(str(tmp_path)) == "6.4.1"
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "amdsmi"\nversion = "6.4.2"\n')
+    assert share_version(str(tmp_path)) == "6.4.2"
+
+
+def test_pip_platform_args() -> None:
+    key = platform_key({"python": "3.11.2", "machine": "x86_64", "libc": "glibc 2.36"})
+    assert key == ("3.11", "x86_64", "2.36")
+    a = pip_platform_args(*key)
+    assert "manylinux_2_36_x86_64" in a and "manylinux_2_17_x86_64" in a
+    assert "manylinux_2_37_x86_64" not in a and "abi3" in a and "cp311" in a
+
+
+def test_node_pip_has_no_index() -> None:
+    assert PIP_ENV["PIP_NO_INDEX"] == "1" and PIP_ENV["PIP_CONFIG_FILE"] == os.devnull
+    with socket.socket() as s:  # the index URL is a port nothing answers on
+        s.settimeout(1)
+        assert s.connect_ex(("127.0.0.1", 9)) != 0
+    assert sys.version_info >= (3, 9)
