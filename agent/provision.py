@@ -52,7 +52,7 @@ class HostProvision(BaseModel):
     python: str | None = None
     venv: str | None = None
     privilege: str | None = None  # root | sudo | none
-    wheelhouse: str | None = None  # the controller's wheelhouse this node got
+    wheelhouse: str | None = None  # the tar of the controller's wheelhouse this node got
 
 
 class ProvisionReport(BaseModel):
@@ -142,6 +142,32 @@ def build_wheelhouse(state: Path, key: tuple[str, str, str], amdsmi: list[str]) 
     return d
 
 
+def pack(d: Path, state: Path) -> Path:
+    """One tar of the wheelhouse's wheels (what is pushed), cached beside the wheelhouses;
+    the same wheels always make the same bytes (sorted, no times, no owners)."""
+    import tarfile
+
+    wheels = sorted(p for p in d.iterdir() if p.is_file() and p.name.endswith(".whl"))
+    h = hashlib.sha256()
+    for w in wheels:
+        st = w.stat()
+        h.update(f"{w.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    out = state / "wheelhouse" / f"push-{h.hexdigest()[:16]}.tar"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as t:
+        for w in wheels:
+            info = t.gettarinfo(str(w), arcname=w.name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o644
+            with open(w, "rb") as f:
+                t.addfile(info, f)
+    os.replace(tmp, out)
+    return out
+
+
 def _host(name: str, status: str, msg: str, f: dict[str, Any], steps: list[str]) -> HostProvision:
     keys = (
         "os kernel rocm_version amdgpu_version amdsmi_library amdsmi_package amdsmi_share "
@@ -197,8 +223,9 @@ def provision(
                     }
                 )
                 d = build_wheelhouse(state, key, need)
+            tar = pack(d, state)
             for n in names:
-                houses[n] = str(d)
+                houses[n] = str(tar)
         sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in ready]})
         outcomes2, art2 = run_playbook(
             "provision.yml",

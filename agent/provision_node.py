@@ -235,6 +235,23 @@ def amdsmi_source(f: dict[str, Any], wheels: dict[str, list[str]]) -> tuple[str,
     return "wheel", have[0]
 
 
+def _req_name(r: str) -> str:
+    return _norm(re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0])
+
+
+def _newest(versions: list[str]) -> str:
+    return max(versions, key=lambda v: [int(x) for x in re.findall(r"\d+", v)])
+
+
+def pinned(requirements: list[str], wheels: dict[str, list[str]]) -> list[str]:
+    """Each requirement pinned to the newest wheel of it in the wheelhouse (so an update
+    really updates, and a second run finds nothing to do)."""
+    return [
+        f"{_req_name(r)}=={_newest(wheels[_req_name(r)])}" if _req_name(r) in wheels else r
+        for r in requirements
+    ]
+
+
 def plan(
     root: str, venv: str, wheelhouse: str, requirements: list[str], f: dict[str, Any]
 ) -> tuple[list[str], tuple[str, str]]:
@@ -247,11 +264,11 @@ def plan(
         steps.append(f"create {venv} with {sys.executable} -m venv")
     pkgs = f.get("packages") or {}
     for r in requirements:
-        name = _norm(re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0])
+        name = _req_name(r)
         if name not in pkgs:
             steps.append(f"install {r}")
-        elif name in wheels and pkgs[name] not in wheels[name]:
-            steps.append(f"update {name} {pkgs[name]} -> {sorted(wheels[name])[-1]}")
+        elif name in wheels and pkgs[name] != _newest(wheels[name]):
+            steps.append(f"update {name} {pkgs[name]} -> {_newest(wheels[name])}")
     if f.get("amdsmi_package") != src[1]:
         was = f.get("amdsmi_package")
         steps.append(
@@ -288,6 +305,53 @@ def _pip(venv_py: str, wheelhouse: str, args: list[str]) -> None:
         raise ProvisionError(f"pip install {' '.join(args)} failed (rc {r.returncode}): {tail}")
 
 
+WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.+!-]+\.whl$")
+
+
+def unpack_wheelhouse(root: str, wheelhouse: str, check: bool) -> list[str]:
+    """The pushed ``WHEELHOUSE.tar`` (one file: one transfer) unpacked into ``wheelhouse``
+    when it differs from what was unpacked last (its sha256 is kept beside the wheels); the
+    folder is replaced whole (no stale wheels), only plain ``*.whl`` members are taken."""
+    import hashlib
+    import tarfile
+
+    d = under(root, wheelhouse)
+    tar = d.rstrip("/") + ".tar"
+    if not os.path.isfile(tar):
+        return []
+    h = hashlib.sha256()
+    with open(tar, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if _read(os.path.join(d, ".tar-sha256")) == digest:
+        return []
+    step = f"unpack the wheelhouse into {wheelhouse}"
+    if check:
+        return [step]
+    new = d.rstrip("/") + ".new"
+    shutil.rmtree(new, ignore_errors=True)
+    os.makedirs(new)
+    with tarfile.open(tar) as t:
+        for m in t.getmembers():
+            if not m.isfile() or not WHEEL_NAME.match(m.name):
+                continue  # no folders, links or paths: nothing lands outside the folder
+            src = t.extractfile(m)
+            if src is None:
+                continue
+            with src, open(os.path.join(new, m.name), "wb") as out:
+                shutil.copyfileobj(src, out)
+    with open(os.path.join(new, ".tar-sha256"), "w", encoding="utf-8") as f:
+        f.write(digest + "\n")
+    old = d.rstrip("/") + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.isdir(d):
+        os.rename(d, old)
+    os.rename(new, d)
+    shutil.rmtree(old, ignore_errors=True)
+    return [step]
+
+
 def apply(
     root: str,
     venv: str,
@@ -298,9 +362,10 @@ def apply(
 ) -> tuple[list[str], dict[str, Any]]:
     """Make the runtime; return the steps done (or, ``check``, to do) and the facts after."""
     f = facts(root, venv, became)
+    unpacked = unpack_wheelhouse(root, wheelhouse, check)
     steps, (kind, version) = plan(root, venv, wheelhouse, requirements, f)
     if check or not steps:
-        return steps, f
+        return unpacked + steps, f
     v = under(root, venv)
     wh = under(root, wheelhouse)
     py = os.path.join(v, "bin/python")
@@ -311,7 +376,7 @@ def apply(
         )
         if r.returncode != 0:
             raise ProvisionError(f"{sys.executable} -m venv failed: {r.stderr.strip()[-400:]}")
-    _pip(py, wh, ["setuptools", *requirements])
+    _pip(py, wh, ["setuptools", *pinned(requirements, wheel_versions(wh))])
     if kind == "share":
         with tempfile.TemporaryDirectory(prefix="tuner-amdsmi-") as tmp:
             src = os.path.join(tmp, "amd_smi")
@@ -340,4 +405,4 @@ def apply(
         json.dump(marker, fh, indent=1)
     os.replace(tmpf, os.path.join(v, MARKER))
     after["runtime"] = marker
-    return steps, after
+    return unpacked + steps, after

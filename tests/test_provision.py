@@ -138,3 +138,41 @@ def test_node_pip_has_no_index() -> None:
         s.settimeout(1)
         assert s.connect_ex(("127.0.0.1", 9)) != 0
     assert sys.version_info >= (3, 9)
+
+
+def test_pinned_to_newest_wheel() -> None:
+    from agent.provision_node import pinned
+
+    wheels = {"psutil": ["5.9.8", "7.2.2", "7.10.0"], "pyzmq": ["27.3.0"]}
+    assert pinned(["psutil>=5.9,<8", "pyzmq>=25", "pyudev"], wheels) == [
+        "psutil==7.10.0",
+        "pyzmq==27.3.0",
+        "pyudev",
+    ]
+
+
+def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
+    import tarfile
+
+    from agent.provision import pack
+    from agent.provision_node import unpack_wheelhouse
+
+    src = tmp_path / "wh"
+    src.mkdir()
+    (src / "a-1.0-py3-none-any.whl").write_bytes(b"a")
+    tar = pack(src, tmp_path / "state")
+    assert pack(src, tmp_path / "state") == tar  # cached, same bytes
+    root = tmp_path / "root"
+    (root / "opt/tuner").mkdir(parents=True)
+    with tarfile.open(root / "opt/tuner/wheelhouse.tar", "w") as t:  # a hostile tar
+        t.add(src / "a-1.0-py3-none-any.whl", arcname="a-1.0-py3-none-any.whl")
+        t.add(src / "a-1.0-py3-none-any.whl", arcname="../../escape.whl")
+    assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=True)
+    assert not (root / "opt/tuner/wheelhouse").exists()  # --check: nothing written
+    assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=False)
+    assert sorted(p.name for p in (root / "opt/tuner/wheelhouse").iterdir()) == [
+        ".tar-sha256",
+        "a-1.0-py3-none-any.whl",
+    ]
+    assert not (tmp_path / "escape.whl").exists() and not (root / "escape.whl").exists()
+    assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=False) == []
