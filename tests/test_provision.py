@@ -103,6 +103,8 @@ def test_provision_bad_input(tmp_path: Path) -> None:
     r = run_tuner("provision", "-i", str(inv), state=state)
     assert r.rc == 2 and "tuner_python" in r.err
     assert not (state / "runs").exists()  # nothing ran
+    r = run_tuner("sim", "up", "-n", "1", "--runtime", "borrowed", state=state)
+    assert r.rc == 2 and "--runtime" in r.err and not (state / "sim").exists()
 
 
 def test_amdsmi_source_rules() -> None:
