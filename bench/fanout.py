@@ -68,6 +68,7 @@ def main() -> None:
     if own:
         up = [tuner, "sim", "up", "-n", str(a.nodes), "--connection", "ssh"]
         up += ["--cores-per-socket", str(a.cores_per_socket), "--bmc-vendor", "none"]
+        up += ["--runtime", "controller"]  # nodes borrow this Python: no tuner provision
         w, c, rc, out = timed(up, env)
         if rc:
             sys.exit(f"sim up failed: {out}")
