@@ -252,6 +252,7 @@ def provision(
                 st = "unreachable" if o.status == "unreachable" else "failed"
                 hosts[name] = _host(name, st, o.message or o.status, f, steps)
             hosts[name].wheelhouse = houses.get(name)
+        _install_agent(inv, hosts, check, forks, progress, arts)
     return ProvisionReport(
         check=check,
         inventory=inv.path,
@@ -259,6 +260,41 @@ def provision(
         hosts=[hosts[h.name] for h in inv.hosts],
         artifacts=arts,
     )
+
+
+def _install_agent(
+    inv: Any,
+    hosts: dict[str, HostProvision],
+    check: bool,
+    forks: int | None,
+    progress: ProgressFn | None,
+    arts: list[str],
+) -> None:
+    """The last pass: the node agent (playbooks/agent.yml, docs/agent.md) into the runtime
+    made above, on the hosts whose runtime is ready. A failed install fails the host."""
+    ok = [n for n, h in hosts.items() if h.status in ("changed", "unchanged", "would change")]
+    if not ok:
+        return
+    sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in ok]})
+    outcomes, art = run_playbook(
+        "agent.yml",
+        sub,
+        {"tuner_mode": "install"},
+        check=check,
+        forks=forks,
+        progress=progress,
+        module="tuner_agent",
+    )
+    arts.append(art)
+    for name, o in outcomes.items():
+        h = hosts[name]
+        detail = o.results[0] if o.results else {}
+        if o.status != "ok":
+            h.status = "unreachable" if o.status == "unreachable" else "failed"
+            h.message = "node agent: " + (o.message or o.status)
+        elif detail.get("changed"):
+            h.steps.append("agent")
+            h.status = "would change" if check else "changed"
 
 
 def print_report(r: ProvisionReport, console: Console) -> None:
