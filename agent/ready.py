@@ -24,6 +24,7 @@ from agent.gpu.gate import (
     evaluate_node,
     failed_node,
 )
+from agent.view import n_of
 
 SCHEMA = "tuner.ready/1"
 
@@ -181,8 +182,8 @@ def print_ready(r: ReadyReport, console: Console) -> None:
     g = r.gpus
     verdict = "[green]READY[/]" if r.passed else "[bold red]NOT READY[/]"
     console.print(
-        f"{g['usable_gpus']} of {g['installed_gpus']} GPUs usable on {g['nodes_usable']} of "
-        f"{g['nodes_total']} nodes. {verdict}"
+        f"{g['usable_gpus']} of {n_of(g['installed_gpus'], 'GPU')} usable on {g['nodes_usable']} "
+        f"of {n_of(g['nodes_total'], 'node')}. {verdict}"
     )
     for reason in r.reasons:
         console.print(f"  - {reason}")

@@ -23,6 +23,7 @@ from agent.gpu.gate import (
 )
 from agent.gpu.model import NodeFacts
 from agent.gpu.policy import Policy
+from agent.view import n_of
 
 
 def local_facts(root: str = "/", rocm_path: str | None = None) -> NodeFacts:
@@ -206,7 +207,7 @@ def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> 
         t.add_column(c)
     folded = [n.name for n in inv.nodes if gpus and n.status == "ok" and n.gpus]
     if folded:  # the grouped per-GPU table above already shows them
-        t.add_row(f"{len(folded)} nodes", "[green]ok[/]", "all", "", "see the grouped table")
+        t.add_row(n_of(len(folded), "node"), "[green]ok[/]", "all", "", "see the grouped table")
     for n in inv.nodes:
         if n.name in folded:
             continue
@@ -238,7 +239,7 @@ def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> 
     verdict = "[green]PASSED[/]" if inv.gate.passed else "[bold red]FAILED[/]"
     console.print(
         f"{inv.summary or f'{inv.usable_gpus} of {inv.installed_gpus} GPUs usable'}; "
-        f"{inv.nodes_usable} of {inv.nodes_total} nodes usable. Gate {verdict}"
+        f"{inv.nodes_usable} of {n_of(inv.nodes_total, 'node')} usable. Gate {verdict}"
     )
     for r in inv.gate.reasons:
         console.print(f"  - {r}")
@@ -275,4 +276,7 @@ def print_facts(nodes: list[NodeFacts], failures: dict[str, str], console: Conso
         t.add_row(name, "", "", "", "", "", "", "", f"[bold red]failed:[/] {why}")
     console.print(t)
     gpus = sum(len(n.gpus) for n in nodes)
-    console.print(f"{len(nodes)} nodes read, {len(failures)} failed; {gpus} GPUs (--json: all).")
+    console.print(
+        f"{n_of(len(nodes), 'node')} read, {len(failures)} failed; {n_of(gpus, 'GPU')} "
+        "(--json: all)."
+    )
