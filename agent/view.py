@@ -163,11 +163,12 @@ def fleet_table(
     note_hosts: dict[int, list[str]] = {}
     for g in groups:
         v = g.view
-        marks = []
+        nums = []
         for text in v.notes:
             num = notes.setdefault(text, len(notes) + 1)
             note_hosts.setdefault(num, []).extend(g.hosts)
-            marks.append(f"[{num}]")
+            nums.append(num)
+        marks = [_marks(nums)] if nums else []
         label = escape(fold(g.hosts))
         if len(g.hosts) > 1:
             label += f" [dim]({len(g.hosts)})[/]"
@@ -184,6 +185,21 @@ def fleet_table(
             f"[{num}] {fold(sorted(set(note_hosts[num]), key=_order(views)))}: {text}", markup=False
         )
     return groups
+
+
+def _marks(nums: list[int]) -> str:
+    """Note numbers as one short mark: `[1]`, `[2,5]`, `[2-9]` (the status column stays narrow)."""
+    nums = sorted(set(nums))
+    parts: list[str] = []
+    start = prev = nums[0]
+    for n in [*nums[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return "[" + ",".join(parts) + "]"
 
 
 def _order(views: Sequence[HostView]) -> Any:
