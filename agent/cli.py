@@ -230,6 +230,7 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
             t.join(2)
         return
 
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -246,7 +247,7 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[last]}"),
-        console=err,
+        console=Console(stderr=True, highlight=False),  # a real one: Live enters it
         transient=True,
     ) as p:
         task = p.add_task(label, total=total, last="")
