@@ -7,13 +7,13 @@ import io
 import json
 from typing import Any
 
+from conftest import DATA
 from rich.console import Console
 
 from agent import layers, report
 from agent.layers.bios import BiosOptions
 from agent.layers.run import print_report
 from agent.view import HostView, Row, _marks, counted, fleet_line, fleet_table, fold, group, n_of
-from conftest import DATA
 
 
 def render(kind: str, detail: bool = False, width: int = 120, **changes: Any) -> str:
