@@ -45,6 +45,8 @@ STYLE = {
     "failed": "bold red",
     "unreachable": "bold red",
     "error": "bold red",
+    "broken": "bold red",
+    "not installed": "red",
 }
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
