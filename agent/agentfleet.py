@@ -93,13 +93,9 @@ def run(
 
 
 def print_report(rep: AgentReport, console: Any) -> None:
-    from rich.table import Table
+    """Hosts with the same status and detail on one row (agent/view.py)."""
+    from agent.view import HostView, fleet_table
 
     title = f"tuner agent {rep.command}" + (" --check" if rep.check else "")
-    t = Table(title=title)
-    for c in ("host", "status", "detail"):
-        t.add_column(c)
-    for h in rep.hosts:
-        style = "red" if h.status in BAD or h.status in ("broken", "not installed") else ""
-        t.add_row(h.host, f"[{style}]{h.status}[/]" if style else h.status, h.message)
-    console.print(t)
+    views = [HostView(host=h.host, status=h.status, summary=h.message) for h in rep.hosts]
+    fleet_table(title, ["detail"], views, console)

@@ -63,6 +63,14 @@ out = cast("Console", _LazyConsole(highlight=False, width=None if sys.stdout.isa
 err = cast("Console", _LazyConsole(stderr=True, highlight=False))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
+DetailOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detail",
+        help="Every host and every row (default: hosts with the same result on one row, "
+        "only what differs or failed).",
+    ),
+]
 InventoryOpt = Annotated[
     str | None,
     typer.Option(
@@ -133,28 +141,136 @@ def _errors(as_json: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _progress(total: int, label: str, as_json: bool) -> Iterator[Callable[[str, str], None]]:
-    """A progress bar on a terminal; silent when piped or with --json."""
-    if as_json or not err.is_terminal:
-        yield lambda host, status: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
+    """Progress on stderr (stdout keeps the table or the JSON document): on a terminal a
+    bar with the current phase, the hosts still working and what they wait on; otherwise
+    one line per phase, per host result and per new BIOS stage, and every
+    $TUNER_PROGRESS_QUIET seconds (default 15) of silence a line saying what is awaited."""
+    from agent.runner import Progress
 
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
+    _ = as_json  # --json: the document on stdout, progress on stderr all the same
+
+    class Waiting(Progress):
+        def __init__(self) -> None:
+            self.states: dict[str, str] = {}
+            self.done_n = 0
+            self.total = total
+
+        def waiting(self) -> str:
+            from agent.view import fold
+
+            by: dict[str, list[str]] = {}
+            for h, text in self.states.items():
+                by.setdefault(text, []).append(h)
+            return "; ".join(f"{text}: {fold(hs)}" for text, hs in by.items())
+
+        def phase(self, text: str, steps: int = 0) -> None:
+            self.states.clear()
+            self.done_n = 0
+            self.total = steps
+
+        def state(self, host: str, text: str) -> None:
+            self.states[host] = text
+
+        def __call__(self, host: str, status: str) -> None:
+            self.states.pop(host, None)
+            self.done_n += 1
+
+    if not err.is_terminal:
+        import threading
+        import time
+
+        start = time.monotonic()
+        quiet = float(os.environ.get("TUNER_PROGRESS_QUIET") or 15)
+
+        class Lines(Waiting):
+            def __init__(self) -> None:
+                super().__init__()
+                self.last = time.monotonic()
+                self.stages: set[str] = set()
+                self.lock = threading.Lock()
+
+            def say(self, text: str) -> None:
+                with self.lock:
+                    self.last = time.monotonic()
+                    sys.stderr.write(f"{label}: {text} [{self.last - start:.1f} s]\n")
+                    sys.stderr.flush()
+
+            def phase(self, text: str, steps: int = 0) -> None:
+                super().phase(text, steps)
+                self.stages.clear()
+                self.say(text)
+
+            def state(self, host: str, text: str) -> None:
+                super().state(host, text)
+                if text != "started" and text not in self.stages:
+                    self.stages.add(text)
+                    self.say(f"  {text}: {host} first")
+
+            def __call__(self, host: str, status: str) -> None:
+                super().__call__(host, status)
+                of = f"/{self.total}" if self.total else ""
+                word = "done" if status == "ok" else status
+                self.say(f"  {host} {word} ({self.done_n}{of})")
+
+        lines = Lines()
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(1.0):
+                if lines.states and time.monotonic() - lines.last >= quiet:
+                    lines.say(f"  still waiting on {lines.waiting()}")
+
+        t = threading.Thread(target=beat, name="tuner-progress", daemon=True)
+        t.start()
+        try:
+            yield lines
+        finally:
+            stop.set()
+            t.join(2)
+        return
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bar
+
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[last]}"),
-        console=err,
+        console=Console(stderr=True, highlight=False),  # a real one: Live enters it
         transient=True,
     ) as p:
         task = p.add_task(label, total=total, last="")
 
-        def advance(host: str, status: str) -> None:
-            p.update(task, advance=1, last=f"{host} {status}")
+        class BarProgress(Waiting):
+            def show(self, last: str = "") -> None:
+                wait = self.waiting()
+                p.update(task, last=(wait or last)[:100])
 
-        yield advance
+            def phase(self, text: str, steps: int = 0) -> None:
+                super().phase(text, steps)
+                p.reset(task, total=steps or None, description=f"{label} {text}", last="")
+
+            def state(self, host: str, text: str) -> None:
+                super().state(host, text)
+                self.show()
+
+            def __call__(self, host: str, status: str) -> None:
+                super().__call__(host, status)
+                p.update(task, advance=1)
+                self.show(f"{host} {'done' if status == 'ok' else status}")
+
+        yield BarProgress()
 
 
 def _n(count: int, word: str) -> str:
@@ -347,6 +463,7 @@ def _layers_run(
     *,
     lock_timeout: float | None = None,
     reboot_all_hosts: bool = False,
+    detail: bool = False,
     **run_kw: Any,
 ) -> None:
     """Validate, run the selected layers (agent/layers/run.py), print, exit with the code."""
@@ -370,7 +487,7 @@ def _layers_run(
         run.progress = prog
         r = execute(run, picked)
     r.security = run_security(bios_options.insecure)
-    _emit(r, as_json, lambda: print_report(r, picked, out))
+    _emit(r, as_json, lambda: print_report(r, picked, out, detail))
     raise typer.Exit(r.exit_code)
 
 
@@ -426,6 +543,7 @@ def apply(
     reset_timeout: ResetTimeoutOpt = 1200.0,
     reboot_all_hosts: RebootAllOpt = False,
     lock_timeout: LockTimeoutOpt = 300.0,
+    detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
@@ -447,6 +565,7 @@ def apply(
             max_failed=max_failed,
             lock_timeout=lock_timeout,
             reboot_all_hosts=reboot_all_hosts,
+            detail=detail,
         )
 
 
@@ -460,6 +579,7 @@ def verify(
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
     bmc_timeout: BmcTimeoutOpt = 30.0,
+    detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare every host's OS and BIOS with a profile, and the OS with the BIOS.
@@ -469,7 +589,9 @@ def verify(
 
     with _errors(as_json):
         opts = BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
-        _layers_run("verify", layer, profile, inventory, limit, opts, as_json, forks=forks)
+        _layers_run(
+            "verify", layer, profile, inventory, limit, opts, as_json, forks=forks, detail=detail
+        )
 
 
 @app.command()
@@ -488,6 +610,7 @@ def rollback(
     reset_timeout: ResetTimeoutOpt = 1200.0,
     reboot_all_hosts: RebootAllOpt = False,
     lock_timeout: LockTimeoutOpt = 300.0,
+    detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore the values each host had before tuner first wrote to it (OS files, BIOS).
@@ -511,6 +634,7 @@ def rollback(
             max_failed=max_failed,
             lock_timeout=lock_timeout,
             reboot_all_hosts=reboot_all_hosts,
+            detail=detail,
         )
 
 
@@ -1299,7 +1423,8 @@ def status(
                     fleet["bmc_running"] or not fleet["bmcs"]
                 )
                 parts = [
-                    f"{fleet['nodes']} nodes ({fleet['connection']}, scenario {fleet['scenario']})",
+                    f"{_n(fleet['nodes'], 'node')} ({fleet['connection']}, "
+                    f"scenario {fleet['scenario']})",
                     "up" if up else "[bold red]partly down[/]",
                 ]
                 if fleet["sshd_expected"]:
@@ -1314,7 +1439,7 @@ def status(
             if not doc["runs"]:
                 out.print("runs: none yet")
                 return
-            t = Table(title=f"last {len(doc['runs'])} runs (newest first)")
+            t = Table(title=f"last {_n(len(doc['runs']), 'run')} (newest first)")
             for c in ("when (UTC)", "command", "exit", "took", "result"):
                 t.add_column(c)
             for r in doc["runs"]:

@@ -24,6 +24,7 @@ from agent.gpu.gate import (
     evaluate_node,
     failed_node,
 )
+from agent.view import n_of
 
 SCHEMA = "tuner.ready/1"
 
@@ -166,23 +167,26 @@ def combine(
     )
 
 
-def print_ready(r: ReadyReport, console: Console) -> None:
-    from rich.table import Table
+def print_ready(r: ReadyReport, console: Console, detail: bool = False) -> None:
+    from agent.view import HostView, fleet_table
 
-    t = Table(title=f"tuner ready: {r.profile}")
-    for c in ("node", "conforms", "GPUs", "usable", "why"):
-        t.add_column(c)
-    for h in r.hosts:
-        style = "green" if h.verify == "ok" else "bold red"
-        t.add_row(h.name, f"[{style}]{h.verify}[/]", h.gpu_status, str(h.usable_gpus), h.reason)
-    console.print(t)
+    views = [
+        HostView(
+            host=h.name,
+            status=h.verify,
+            summary=f"{h.gpu_status}: {n_of(h.usable_gpus, 'usable GPU')}",
+            notes=[h.reason] if h.reason else [],
+        )
+        for h in r.hosts
+    ]
+    fleet_table(f"tuner ready: {r.profile}", ["GPUs"], views, console, detail=detail)
     for w in r.gpus.get("fleet", {}).get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
     g = r.gpus
     verdict = "[green]READY[/]" if r.passed else "[bold red]NOT READY[/]"
     console.print(
-        f"{g['usable_gpus']} of {g['installed_gpus']} GPUs usable on {g['nodes_usable']} of "
-        f"{g['nodes_total']} nodes. {verdict}"
+        f"{g['usable_gpus']} of {n_of(g['installed_gpus'], 'GPU')} usable on {g['nodes_usable']} "
+        f"of {n_of(g['nodes_total'], 'node')}. {verdict}"
     )
     for reason in r.reasons:
         console.print(f"  - {reason}")

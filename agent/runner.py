@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import os
 import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,65 @@ def run_security(insecure: bool = False) -> RunSecurity:
 
 
 ProgressFn = Callable[[str, str], None]  # (host, status) when a host finishes
+
+
+class Progress:
+    """What a run tells as it goes (the CLI shows it: agent/cli.py `_progress`).
+
+    Called as a ProgressFn when a host finishes; `phase` when a step of the run starts
+    (`BIOS batch 1/4: apply`, with the number of host results it will give); `state` when a
+    host moves on within a step (`started`; the BIOS module's `PATCH`, `reset`,
+    `waiting for POST`, `verify`). This base shows nothing."""
+
+    def __call__(self, host: str, status: str) -> None:
+        """`host` finished with `status`."""
+
+    def phase(self, text: str, steps: int = 0) -> None:
+        """A step of the run starts; `steps`: host results it will give."""
+
+    def state(self, host: str, text: str) -> None:
+        """`host` is now doing `text` (not finished)."""
+
+
+def _stage_file(stage_dir: Path, host: str) -> Path:
+    """Where the BIOS module writes a host's current stage (no host name in the path)."""
+    return stage_dir / hashlib.sha256(host.encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _watch_stages(stage_dir: Path | None, names: list[str], progress: Any) -> Iterator[None]:
+    """Poll the stage files a module writes (playbooks/library/tuner_bios.py `_say`) and
+    tell `progress.state` each change, while the playbook runs."""
+    state = getattr(progress, "state", None)
+    if stage_dir is None or state is None:
+        yield
+        return
+    import threading
+
+    files = {n: _stage_file(stage_dir, n) for n in names}
+    seen: dict[str, str] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        while True:
+            for n, f in files.items():
+                try:
+                    text = f.read_text()[:80].strip()
+                except OSError:
+                    continue
+                if text and seen.get(n) != text:
+                    seen[n] = text
+                    state(n, text)
+            if stop.wait(0.3):
+                return
+
+    t = threading.Thread(target=poll, name="tuner-stages", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(2)
 
 
 def host_keys_checked() -> bool:
@@ -198,9 +258,12 @@ def run_playbook(
     forks: int | None = None,
     progress: ProgressFn | None = None,
     module: str,
+    stage_dir: Path | None = None,
 ) -> tuple[dict[str, HostOutcome], str]:
     """Run `playbooks/<playbook>` on the inventory's selected hosts.
 
+    `progress`: told each host's result as it comes (and, if it is a `Progress`, each host's
+    start and the stages a module writes under `stage_dir`).
     Returns the outcome per host and the run's artifact folder (the audit trail)."""
     from ansible_runner.interface import init_runner
 
@@ -224,9 +287,19 @@ def run_playbook(
     def on_event(ev: dict[str, Any]) -> bool:
         kind = ev.get("event", "")
         data = ev.get("event_data") or {}
-        if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+        if kind not in (
+            "runner_on_start",
+            "runner_on_ok",
+            "runner_on_failed",
+            "runner_on_unreachable",
+        ):
             return True
         host = data.get("host", "")
+        if kind == "runner_on_start":
+            state = getattr(progress, "state", None)
+            if state is not None:
+                state(host, "started")
+            return True
         res = data.get("res") or {}
         if data.get("task_action", module) not in (module, f"ansible.legacy.{module}"):
             # another task of the play failed the host (provision's wheelhouse copy): keep
@@ -282,7 +355,8 @@ def run_playbook(
         # ansible-runner seeds the run's environment with all of ours and writes it to the
         # artifacts (`command`): hand Ansible only what it needs.
         r.config.env = scrubbed_env(r.config.env, env)
-        r.run()
+        with _watch_stages(stage_dir, names, progress):
+            r.run()
     except Exception as e:  # ansible-runner raises on a missing ansible-playbook, etc.
         raise Failed(f"could not run Ansible: {e}") from e
     artifacts = str(runs / "artifacts" / ident)

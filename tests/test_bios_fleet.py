@@ -117,6 +117,13 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
     # --reboot if-needed in 2 batches: reset, wait, verified; the nodes' OS follows the BIOS
     r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--batch-size", "2")
     assert r.rc == 0, r.out + r.err
+    # progress outside a terminal: each batch and layer, the BIOS stages, each host's end
+    assert "apply: BIOS batch 1/2: apply on node[01-02]" in r.err, r.err
+    assert "apply: BIOS batch 2/2: apply on node[03-04] (about " in r.err
+    assert "apply: OS batch 2/2: apply on node[03-04]" in r.err
+    assert "waiting for POST" in r.err and "verify: node" in r.err
+    # the notes say what this run did: it reset the nodes, nothing waits for a next reset
+    assert "next reset" not in r.out and "next reboot" not in r.out, r.out
     r = tuner("verify", "-p", "inference-nps4", "--json")
     assert r.rc == 0, r.out
     for name, h in by_host(r.json()).items():

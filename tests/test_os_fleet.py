@@ -68,6 +68,22 @@ def test_check_writes_nothing(shared_fleet: Fleet) -> None:
     assert rep["summary"]["by_status"] == {"would change": 4}
     st = statuses(rep, "node01")
     assert st["thp.defrag"] == "would change"
+    # stdout is the document alone; not a terminal: progress lines on stderr as it runs
+    assert "apply: OS: plan (--check) on node[01-04]" in r.err
+    # people: the 4 identical hosts on one row, "would" words, --detail a row per host
+    human = shared_fleet.tuner("apply", "--profile", "inference", "--check")
+    assert human.rc == 0, human.err
+    assert "node[01-04] (4)" in human.out and "would change" in human.out
+    assert "Nothing was changed (--check)." in human.out and "│ changed" not in human.out
+    done = [x for x in human.err.splitlines() if x.startswith("apply:   node") and "done (" in x]
+    assert len(done) == 4, human.err
+    detail = shared_fleet.tuner("apply", "--profile", "inference", "--check", "--detail")
+    assert detail.rc == 0, detail.err
+    for n in ("node01", "node02", "node03", "node04"):
+        assert f"│ {n} " in detail.out
+    os_table = detail.out[detail.out.index("OS: tuner apply") :]
+    assert "node[01-04]" not in os_table.split("└")[0]
+    assert len(detail.out.splitlines()) > len(human.out.splitlines())
     for name, root in shared_fleet.roots.items():
         assert tree_hash(root, skip=()) == before[name]
         assert not (root / "var/lib/tuner").exists()

@@ -604,7 +604,7 @@ def plan(
     }
     if foreign and not verify:
         warnings.append(
-            "values tuner did not set are pending and will apply at the next reset: "
+            "values this profile does not set are pending and will apply at the next reset: "
             + ", ".join(sorted(foreign))
         )
     reboot = any(

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from agent.gpu.checks import RANK, CheckResult, ecc, links, pages, state
 from agent.gpu.model import GpuFacts, HostFacts, NodeFacts
 from agent.gpu.policy import Policy
+from agent.view import n_of
 
 SCHEMA = "tuner.gpu-inventory/1"
 
@@ -313,7 +314,7 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
                     _missing(
                         None,
                         {"expected": expected, "found": found},
-                        f"{found} GPUs found, {expected} expected",
+                        f"{n_of(found, 'GPU')} found, {expected} expected",
                     )
                 )
 
@@ -419,13 +420,13 @@ def evaluate_fleet(
     reasons = []
     if options.max_excluded_nodes is not None and len(excluded_nodes) > options.max_excluded_nodes:
         reasons.append(
-            f"{len(excluded_nodes)} nodes failed or excluded at once, more than "
+            f"{n_of(len(excluded_nodes), 'node')} failed or excluded at once, more than "
             f"--max-excluded-nodes {options.max_excluded_nodes}: suspect the infrastructure "
             f"(SSH, driver rollout) rather than the GPUs "
             f"({', '.join(n.name for n in excluded_nodes[:10])})"
         )
     if options.min_gpus is not None and usable < options.min_gpus:
-        reasons.append(f"{usable} usable GPUs, fewer than --min-gpus {options.min_gpus}")
+        reasons.append(f"{n_of(usable, 'usable GPU')}, fewer than --min-gpus {options.min_gpus}")
     if usable == 0:
         root = sorted({w for n in nodes for w in n.needs_root})
         hint = (

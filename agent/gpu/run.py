@@ -23,6 +23,7 @@ from agent.gpu.gate import (
 )
 from agent.gpu.model import NodeFacts
 from agent.gpu.policy import Policy
+from agent.view import fold, n_of
 
 
 def local_facts(root: str = "/", rocm_path: str | None = None) -> NodeFacts:
@@ -169,7 +170,7 @@ def print_gpus(inv: GpuInventory, console: Console) -> None:
         for key, names in groups.items():
             first = by_name[names[0]]
             temps = [g.hotspot_c for nm in names for g in by_name[nm].gpus if g.hotspot_c]
-            label = ", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else "")
+            label = fold(names) + (f" ({len(names)})" if len(names) > 1 else "")
             t.add_row(
                 label,
                 f"{len(first.gpus)} each",
@@ -216,34 +217,20 @@ def print_gpus(inv: GpuInventory, console: Console) -> None:
 def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> None:
     if gpus:
         print_gpus(inv, console)
-    t = Table(title="tuner check: usable GPUs per node")
-    for c in ("node", "status", "usable", "excluded GPU", "why"):
-        t.add_column(c)
-    folded = [n.name for n in inv.nodes if gpus and n.status == "ok" and n.gpus]
-    if folded:  # the grouped per-GPU table above already shows them
-        t.add_row(f"{len(folded)} nodes", "[green]ok[/]", "all", "", "see the grouped table")
+    from agent.view import HostView, Row, fleet_table
+
+    views = []
     for n in inv.nodes:
-        if n.name in folded:
-            continue
-        usable = f"{len(n.usable)}/{n.installed if n.installed is not None else '?'}"
-        style = {"ok": "green", "degraded": "yellow"}.get(n.status, "bold red")
-        status = f"[{style}]{n.status}[/]"
-        if not n.excluded:
-            t.add_row(n.name, status, usable, "", n.reason if n.status != "ok" else "")
-            continue
-        for i, e in enumerate(n.excluded):
-            gpu = f"{e.index if e.index is not None else '-'} {e.bdf or ''}".strip()
+        usable = f"{len(n.usable)}/{n.installed if n.installed is not None else '?'} usable"
+        rows, notes = [], []
+        for e in n.excluded:
+            gpu = f"GPU {e.index if e.index is not None else '-'} {e.bdf or ''}".strip()
             why = "; ".join(f"{c.check}: {c.message}" for c in e.checks)
-            t.add_row(
-                n.name if i == 0 else "",
-                status if i == 0 else "",
-                usable if i == 0 else "",
-                gpu,
-                why,
-            )
-        if not n.excluded and n.reason:
-            t.add_row("", "", "", "", n.reason)
-    console.print(t)
+            rows.append(Row("excluded", (gpu, why)))
+        if n.reason and n.status != "ok":
+            notes.append(n.reason)
+        views.append(HostView(host=n.name, status=n.status, summary=usable, rows=rows, notes=notes))
+    fleet_table("tuner check: usable GPUs per node", ["GPUs", "why"], views, console)
     for w in inv.fleet.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     for n in inv.nodes:
@@ -253,7 +240,7 @@ def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> 
     verdict = "[green]PASSED[/]" if inv.gate.passed else "[bold red]FAILED[/]"
     console.print(
         f"{inv.summary or f'{inv.usable_gpus} of {inv.installed_gpus} GPUs usable'}; "
-        f"{inv.nodes_usable} of {inv.nodes_total} nodes usable. Gate {verdict}"
+        f"{inv.nodes_usable} of {n_of(inv.nodes_total, 'node')} usable. Gate {verdict}"
     )
     for r in inv.gate.reasons:
         console.print(f"  - {r}")
@@ -290,4 +277,7 @@ def print_facts(nodes: list[NodeFacts], failures: dict[str, str], console: Conso
         t.add_row(name, "", "", "", "", "", "", "", f"[bold red]failed:[/] {why}")
     console.print(t)
     gpus = sum(len(n.gpus) for n in nodes)
-    console.print(f"{len(nodes)} nodes read, {len(failures)} failed; {gpus} GPUs (--json: all).")
+    console.print(
+        f"{n_of(len(nodes), 'node')} read, {len(failures)} failed; {n_of(gpus, 'GPU')} "
+        "(--json: all)."
+    )

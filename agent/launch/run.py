@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from agent.launch import ssh
 from agent.launch.plan import LaunchPlan, NodePlan
+from agent.view import n_of
 
 PROBE_TAG = "tuner-probe"
 HANDSHAKES = 32  # SSH handshakes in flight at once (AMD CVS shards hosts by 32)
@@ -494,7 +495,7 @@ def _recheck(inv: Any, hosts: list[Any], path: Path, deadline: float, progress: 
 
 def print_plan(plan: LaunchPlan, console: Any) -> None:
     console.print(
-        f"launch plan: {plan.num_nodes} nodes, world size {plan.world_size}, head "
+        f"launch plan: {n_of(plan.num_nodes, 'node')}, world size {plan.world_size}, head "
         f"{plan.head} ({plan.head_address}), ports {plan.port}/{plan.port_up}, policy "
         f"{plan.policy}, template {plan.template or '-'}",
         markup=False,
@@ -502,7 +503,7 @@ def print_plan(plan: LaunchPlan, console: Any) -> None:
     for n in plan.nodes:
         console.print(
             f"\n[{n.name}] {n.role} rank {n.rank}, start rank {n.start_rank}, "
-            f"{n.local_gpus} GPUs, share {n.share}",
+            f"{n_of(n.local_gpus, 'GPU')}, share {n.share}",
             markup=False,
         )
         for k, v in n.env.items():
@@ -535,4 +536,6 @@ def print_report(r: LaunchReport, console: Any) -> None:
             markup=False,
         )
     else:
-        console.print(f"all {r.num_nodes} nodes finished (exit 0) in {r.seconds} s", markup=False)
+        console.print(
+            f"all {n_of(r.num_nodes, 'node')} finished (exit 0) in {r.seconds} s", markup=False
+        )

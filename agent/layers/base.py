@@ -12,6 +12,7 @@ from agent.inventory import Inventory, InventoryHost
 from agent.profiles import Profile
 from agent.report import ApplyReport, RollbackReport, VerifyReport
 from agent.runner import ProgressFn
+from agent.view import HostView, fleet_table
 
 Command = Literal["apply", "verify", "rollback"]
 Report = ApplyReport | VerifyReport | RollbackReport
@@ -115,6 +116,14 @@ class Layer(ABC):
     def finish(self, run: Run, report: Any) -> None:  # noqa: B027 (optional hook)
         """Add the layer's run-level part to the report (e.g. the BIOS run's reboot mode)."""
 
-    @abstractmethod
-    def table(self, report: Any, console: Console) -> None:
-        """Print the layer's table of the report for people."""
+    def views(self, report: Any) -> tuple[str, list[str], list[HostView]] | None:
+        """The layer's table for people: (title, the layer's columns, one HostView per host
+        it has a part in), or None (no table). agent/view.py groups equal hosts."""
+        return None
+
+    def table(self, report: Any, console: Console, detail: bool = False) -> None:
+        """Print the layer's table of the report (grouped; `detail`: every host, every row)."""
+        got = self.views(report)
+        if got is not None and got[2]:
+            title, columns, views = got
+            fleet_table(title, columns, views, console, detail=detail)

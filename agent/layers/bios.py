@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from agent import report
+from agent import report, view
 from agent.bios import record
 from agent.bios.models import BiosAttribute, BiosRestore, BiosRun, HostBios, HostBiosRollback
 from agent.errors import BadInput
@@ -35,6 +34,7 @@ from agent.layers.base import HostResult, Layer, Results, Run
 from agent.paths import state_dir
 from agent.profiles import Profile
 from agent.runner import HostOutcome, run_playbook
+from agent.view import HostView, Row
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
 URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
@@ -304,15 +304,16 @@ class BiosLayer(Layer):
                 stopped=False,
             )
         sub = run.inv.model_copy(update={"hosts": hosts})
-        with _password_file() as pwvars:
+        with _password_file() as pwvars, tempfile.TemporaryDirectory(prefix="tuner-stages-") as sd:
             outcomes, artifacts = run_playbook(
                 "bios.yml",
                 sub,
-                {**extravars(mode, run.profile, self.o), **pwvars},
+                {**extravars(mode, run.profile, self.o), **pwvars, "tuner_bios_stage_dir": sd},
                 check=check,
                 forks=run.forks,
                 progress=run.progress,
                 module="tuner_bios",
+                stage_dir=Path(sd),
             )
         self.info.batches += 1
         self.info.artifacts.append(artifacts)
@@ -417,119 +418,121 @@ class BiosLayer(Layer):
 
     # ------------------------------------------------------------------------ tables
 
-    def table(self, r: Any, console: Console) -> None:
+    def views(self, r: Any) -> tuple[str, list[str], list[HostView]] | None:
         if r.command == "rollback":
-            _rollback_table(r, console)
-        elif r.command == "apply":
-            _apply_table(r, console)
-        else:
-            _verify_table(r, console)
+            title = "BIOS: tuner rollback" + (" --check" if r.check else "")
+            views = [_rollback_view(h.host, h.bios) for h in r.hosts if h.bios]
+            return title, ["attribute", "now -> original"], views
+        cols = ["attribute (setting)", "current -> wanted"]
+        if r.command == "apply":
+            title = "BIOS: tuner apply --profile " + r.profile + (" --check" if r.check else "")
+            return title, cols, [_bios_view(h.host, h.bios) for h in r.hosts if h.bios]
+        views = [_verify_view(h) for h in r.hosts if h.bios or h.cross]
+        return "BIOS and cross-layer checks", cols, views
+
+    def table(self, r: Any, console: Console, detail: bool = False) -> None:
+        super().table(r, console, detail)
+        if r.command == "apply" and r.bios and any(h.bios for h in r.hosts):
+            b = r.bios
+            cap = "none" if b.max_failed is None else str(b.max_failed)
+            console.print(
+                f"BIOS: {view.n_of(b.batches, 'batch', 'batches')} of up to {b.batch_size}, "
+                f"reboot {b.reboot}, {b.failed} failed (cap {cap})"
+                + (", stopped at the cap" if b.stopped else "")
+            )
+        if r.command == "apply" and r.check:
+            if any(h.bios and h.bios.reboot == "would reboot" for h in r.hosts):
+                console.print("BIOS: the hosts marked `reboot would reboot` would be reset.")
+        elif r.command == "apply" and any(h.bios and h.bios.reboot == "needed" for h in r.hosts):
+            console.print(
+                "BIOS values are pending: they take effect at the next reboot "
+                "(tuner apply --reboot if-needed)."
+            )
+        if r.command == "rollback" and any(
+            h.bios and h.bios.status == "pending reboot" for h in r.hosts
+        ):
+            console.print(
+                "BIOS originals are pending: they take effect at the next reboot "
+                "(tuner rollback --layer bios --reboot if-needed)."
+            )
 
 
 # ----------------------------------------------------------------------------- tables
 
 
-def _bios_rows(t: Table, host: str, hb: HostBios, show_ok: bool = False) -> None:
-    rows = [a for a in hb.attributes if show_ok or a.status not in ("ok", "unchanged")]
-    head = f"{hb.vendor or ''} {hb.status}".strip()
-    if hb.reboot != "not needed":
-        head += f", reboot {hb.reboot}"
-    if not rows:
-        t.add_row(host, f"({len(hb.attributes)} attributes)", "", report.st(hb.status), hb.message)
-    for i, a in enumerate(rows):
-        value = f"{a.current} -> {a.wanted}"
+def _head(name: str | None, counted: str, reboot: str) -> str:
+    head = f"{name}: {counted}" if name else counted
+    return head + (f"; reboot {reboot}" if reboot != "not needed" else "")
+
+
+def _attr_row(a: BiosAttribute) -> Row:
+    value = f"{a.current} -> {a.wanted}"
+    if a.after is not None:
+        value += f" (now {a.after})"
+    elif a.pending is not None:
+        value += f" (pending {a.pending})"
+    return Row(a.status, (f"{a.attribute} ({a.setting})", value))
+
+
+def _bios_notes(hb: HostBios) -> list[str]:
+    notes = [hb.message] if hb.message else []
+    notes += [f"{a.attribute}: {a.message}" for a in hb.attributes if a.message]
+    return notes + hb.warnings + hb.settings_messages
+
+
+def _bios_view(host: str, hb: HostBios) -> HostView:
+    quiet = ("ok", "unchanged")
+    return HostView(
+        host=host,
+        status=hb.status,
+        summary=_head(
+            hb.vendor,
+            view.counted((a.status for a in hb.attributes), "attribute") if hb.attributes else "",
+            hb.reboot,
+        ),
+        rows=[_attr_row(a) for a in hb.attributes if a.status not in quiet],
+        all_rows=[_attr_row(a) for a in hb.attributes],
+        notes=_bios_notes(hb),
+    )
+
+
+def _verify_view(h: report.HostVerify) -> HostView:
+    v = _bios_view(h.host, h.bios) if h.bios else HostView(host=h.host, status="ok")
+    bad = [c for c in h.cross if c.status != "ok"]
+    if bad and v.status == "ok":
+        v.status = "drift"
+    cross = [
+        Row(c.status, (f"OS {c.id} (from {c.source})", f"{c.actual} -> {c.wanted}"))
+        for c in h.cross
+    ]
+    v.rows += [r for r, c in zip(cross, h.cross, strict=True) if c.status != "ok"]
+    v.all_rows = (v.all_rows if v.all_rows is not None else list(v.rows)) + cross
+    if h.cross:
+        v.summary += ("; " if v.summary else "") + "OS vs BIOS: " + view.counted(
+            (c.status for c in h.cross), "check"
+        )
+    v.notes += [f"OS {c.id}: {c.message}" for c in bad if c.message]
+    return v
+
+
+def _rollback_view(host: str, hb: HostBiosRollback) -> HostView:
+    def row(a: BiosRestore) -> Row:
+        value = f"{a.current} -> {a.original}"
         if a.after is not None:
             value += f" (now {a.after})"
-        elif a.pending is not None:
-            value += f" (pending {a.pending})"
-        t.add_row(
-            host if i == 0 else "",
-            f"{a.attribute} ({a.setting})",
-            value,
-            report.st(a.status),
-            a.message,
-        )
-    if rows and hb.message:
-        t.add_row("", "", "", report.st(hb.status), hb.message)
-    for w in hb.warnings + hb.settings_messages:
-        t.add_row("", "", "", "note", w)
-    t.add_row("", "", "", "", f"[dim]{head}[/]")
+        return Row(a.status, (a.attribute, value))
 
-
-def _apply_table(r: report.ApplyReport, console: Console) -> None:
-    if not any(h.bios for h in r.hosts):
-        return
-    t = Table(title="BIOS" + (" --check" if r.check else ""))
-    for col in ("host", "attribute (setting)", "current -> wanted", "status", "message"):
-        t.add_column(col)
-    for h in r.hosts:
-        if h.bios:
-            _bios_rows(t, h.host, h.bios)
-    console.print(t)
-    if r.bios:
-        b = r.bios
-        cap = "none" if b.max_failed is None else str(b.max_failed)
-        console.print(
-            f"BIOS: {b.batches} batch(es) of up to {b.batch_size}, reboot {b.reboot}, "
-            f"{b.failed} failed (cap {cap})" + (", stopped at the cap" if b.stopped else "")
-        )
-    if not r.check and any(h.bios and h.bios.reboot == "needed" for h in r.hosts):
-        console.print(
-            "BIOS values are pending: they take effect at the next reboot "
-            "(tuner apply --reboot if-needed)."
-        )
-
-
-def _verify_table(r: report.VerifyReport, console: Console) -> None:
-    if not any(h.bios or h.cross for h in r.hosts):
-        return
-    t = Table(title="BIOS and cross-layer checks")
-    for col in ("host", "attribute (setting)", "current -> wanted", "status", "message"):
-        t.add_column(col)
-    for h in r.hosts:
-        if h.bios:
-            _bios_rows(t, h.host, h.bios)
-        for c in h.cross:
-            t.add_row(
-                "" if h.bios else h.host,
-                f"OS {c.id} (from {c.source})",
-                f"{c.actual} -> {c.wanted}",
-                report.st("ok" if c.status == "ok" else "drift"),
-                c.message,
-            )
-    console.print(t)
-
-
-def _rollback_table(r: report.RollbackReport, console: Console) -> None:
-    if not any(h.bios for h in r.hosts):
-        return
-    t = Table(title="BIOS: tuner rollback" + (" --check" if r.check else ""))
-    for col in ("host", "attribute", "now -> original", "status", "message"):
-        t.add_column(col)
-    for h in r.hosts:
-        hb = h.bios
-        if hb is None:
-            continue
-        rows = [a for a in hb.attributes if a.status != "unchanged"]
-        if not rows:
-            t.add_row(
-                h.host, f"({len(hb.attributes)} attributes)", "", report.st(hb.status), hb.message
-            )
-            continue
-        for i, a in enumerate(rows):
-            value = f"{a.current} -> {a.original}"
-            if a.after is not None:
-                value += f" (now {a.after})"
-            t.add_row(h.host if i == 0 else "", a.attribute, value, report.st(a.status), a.message)
-        if hb.message:
-            t.add_row("", "", "", report.st(hb.status), hb.message)
-        head = f"{hb.system or ''} {hb.status}".strip()
-        if hb.reboot != "not needed":
-            head += f", reboot {hb.reboot}"
-        t.add_row("", "", "", "", f"[dim]{head}[/]")
-    console.print(t)
-    if any(h.bios and h.bios.status == "pending reboot" for h in r.hosts):
-        console.print(
-            "BIOS originals are pending: they take effect at the next reboot "
-            "(tuner rollback --layer bios --reboot if-needed)."
-        )
+    notes = [hb.message] if hb.message else []
+    notes += [f"{a.attribute}: {a.message}" for a in hb.attributes if a.message]
+    return HostView(
+        host=host,
+        status=hb.status,
+        summary=_head(
+            hb.system,
+            view.counted((a.status for a in hb.attributes), "attribute") if hb.attributes else "",
+            hb.reboot,
+        ),
+        rows=[row(a) for a in hb.attributes if a.status != "unchanged"],
+        all_rows=[row(a) for a in hb.attributes],
+        notes=notes,
+    )

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from agent import report
+from agent import report, view
 from agent.inventory import InventoryHost
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.report import FileRestore, SettingChange, SettingCheck
 from agent.runner import HostOutcome, run_playbook
+from agent.view import HostView, Row
 
 
 def _unreachable_or_failed(o: HostOutcome) -> str | None:
@@ -157,13 +155,15 @@ class OsLayer(Layer):
 
     # ------------------------------------------------------------------------ tables
 
-    def table(self, r: Any, console: Console) -> None:
+    def views(self, r: Any) -> tuple[str, list[str], list[HostView]] | None:
         if r.command == "apply":
-            _apply_table(r, console)
-        elif r.command == "verify":
-            _verify_table(r, console)
-        else:
-            _rollback_table(r, console)
+            title = f"OS: tuner apply --profile {r.profile}" + (" --check" if r.check else "")
+            return title, ["setting", "before -> after"], [_apply_view(h) for h in r.hosts]
+        if r.command == "verify":
+            title = f"OS: tuner verify --profile {r.profile}"
+            return title, ["setting", "wanted", "actual"], [_verify_view(h) for h in r.hosts]
+        title = "OS: tuner rollback" + (" --check" if r.check else "")
+        return title, ["file"], [_rollback_view(h) for h in r.hosts]
 
 
 def _os_status(h: Any) -> str:
@@ -171,67 +171,62 @@ def _os_status(h: Any) -> str:
     return str(h.layers.get("os", h.status))
 
 
-def _apply_table(r: report.ApplyReport, console: Console) -> None:
-    t = Table(title=f"OS: tuner apply --profile {r.profile}" + (" --check" if r.check else ""))
-    for col in ("host", "setting", "status", "before -> after"):
-        t.add_column(col)
-    for h in r.hosts:
-        st = _os_status(h)
-        shown = [s for s in h.settings if s.status != "unchanged"]
-        msg = h.message if st in ("failed", "unreachable", "not started") else ""
-        if not shown:
-            n = len(h.settings)
-            t.add_row(h.host, f"({n} settings)" if n else "", report.st(st), msg)
-            continue
-        for i, s in enumerate(shown):
-            arrow = f"{s.before} -> {s.after}" if s.status in ("changed", "would change") else ""
-            t.add_row(h.host if i == 0 else "", s.id, report.st(s.status), arrow or s.message)
-        if msg:
-            t.add_row("", "", report.st(st), msg)
-    console.print(t)
+def _host_notes(h: Any, status: str) -> list[str]:
+    return [h.message] if h.message and status in ("failed", "unreachable", "not started") else []
 
 
-def _verify_table(r: report.VerifyReport, console: Console) -> None:
-    t = Table(title=f"OS: tuner verify --profile {r.profile}")
-    for col in ("host", "setting", "wanted", "actual", "status"):
-        t.add_column(col)
-    for h in r.hosts:
-        st = _os_status(h)
-        bad = [s for s in h.settings if s.status != "ok"]
-        if not bad:
-            msg = h.message if st in ("failed", "unreachable") else ""
-            t.add_row(
-                h.host,
-                f"({len(h.settings)} settings)",
-                "",
-                "",
-                report.st(st) + (f" {msg}" if msg else ""),
-            )
-            continue
-        for i, s in enumerate(bad):
-            status = s.status + (" (allowed)" if s.missing_ok else "")
-            t.add_row(
-                h.host if i == 0 else "",
-                s.id,
-                s.wanted or "",
-                s.actual or "",
-                report.st(s.status).replace(s.status, status)
-                if s.status in report.STYLE
-                else status,
-            )
-    console.print(t)
+def _apply_view(h: report.HostApply) -> HostView:
+    status = _os_status(h)
+
+    def row(s: SettingChange) -> Row:
+        if s.status in ("changed", "would change"):
+            return Row(s.status, (s.id, f"{s.before} -> {s.after}"))
+        return Row(s.status, (s.id, f"{s.before}" if s.status == "unchanged" else ""))
+
+    notes = _host_notes(h, status)
+    notes += [f"{s.id}: {s.message}" for s in h.settings if s.message and s.status != "unchanged"]
+    return HostView(
+        host=h.host,
+        status=status,
+        summary=view.counted((s.status for s in h.settings), "setting") if h.settings else "",
+        rows=[row(s) for s in h.settings if s.status != "unchanged"],
+        all_rows=[row(s) for s in h.settings],
+        notes=notes,
+    )
 
 
-def _rollback_table(r: report.RollbackReport, console: Console) -> None:
-    t = Table(title="OS: tuner rollback" + (" --check" if r.check else ""))
-    for col in ("host", "status", "files", "message"):
-        t.add_column(col)
-    for h in r.hosts:
-        n = sum(1 for f in h.files if f.status not in ("unchanged",))
-        failed = [f for f in h.files if f.status == "failed"]
-        st = _os_status(h)
-        msg = "; ".join(f"{f.path}: {f.message}" for f in failed)
-        if not msg and st in ("failed", "unreachable", "not started"):
-            msg = h.message
-        t.add_row(h.host, report.st(st), str(n), msg)
-    console.print(t)
+def _verify_view(h: report.HostVerify) -> HostView:
+    status = _os_status(h)
+
+    def row(s: SettingCheck) -> Row:
+        word = "missing (allowed)" if s.missing_ok else s.status
+        return Row(word, (s.id, s.wanted or "", s.actual or ""))
+
+    notes = _host_notes(h, status)
+    notes += [f"{s.id}: {s.message}" for s in h.settings if s.message and s.status != "ok"]
+    return HostView(
+        host=h.host,
+        status=status,
+        summary=view.counted(
+            ("missing (allowed)" if s.missing_ok else s.status for s in h.settings), "setting"
+        )
+        if h.settings
+        else "",
+        rows=[row(s) for s in h.settings if s.status != "ok"],
+        all_rows=[row(s) for s in h.settings],
+        notes=notes,
+    )
+
+
+def _rollback_view(h: report.HostRollback) -> HostView:
+    status = _os_status(h)
+    notes = _host_notes(h, status)
+    notes += [f"{f.path}: {f.message}" for f in h.files if f.status == "failed" and f.message]
+    return HostView(
+        host=h.host,
+        status=status,
+        summary=view.counted((f.status for f in h.files), "file") if h.files else "",
+        rows=[Row(f.status, (f.path,)) for f in h.files if f.status == "failed"],
+        all_rows=[Row(f.status, (f.path,)) for f in h.files],
+        notes=notes,
+    )

@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from agent import report
+from agent import report, view
 from agent.errors import BadInput
 from agent.inventory import InventoryHost
 from agent.layers.base import HostResult, Layer, Report, Run
@@ -68,6 +70,11 @@ def execute(run: Run, layers: list[Layer]) -> Any:
         refused: dict[str, str] = {}
         for layer, targets, _ in plans:
             picked = [h for h in run.inv.hosts if h.name in targets]
+            if picked and type(layer).refused is not Layer.refused:
+                phase = getattr(run.progress, "phase", None)
+                if phase is not None:
+                    phase(f"{layer.label}: checking {view.fold([h.name for h in picked])} "
+                          "before changing anything", 0)
             for name, why in layer.refused(run, picked).items():
                 refused[name] = f"{layer.label}: {why}"
         _refuse(refused)
@@ -80,7 +87,11 @@ def execute(run: Run, layers: list[Layer]) -> Any:
     numbered = len(batches) > 1
     results: dict[str, dict[str, HostResult]] = {h.name: {} for h in hosts}
     info = _batches(run, size)
-    why_not = f"not started: more than --max-failed {run.max_failed} hosts failed"
+    why_not = (
+        f"not started: more than --max-failed {run.max_failed} "
+        f"{'host' if run.max_failed == 1 else 'hosts'} failed"
+    )
+    started = time.monotonic()
     for i, batch in enumerate(batches, 1):
         if info.stopped:
             for h in batch:
@@ -89,9 +100,11 @@ def execute(run: Run, layers: list[Layer]) -> Any:
                         results[h.name][layer.name] = layer.not_started(run, why_not, i)
             continue
         info.batches += 1
+        batch_start = time.monotonic()
         for layer, targets, skipped in plans:
             todo = [h for h in batch if h.name in targets]
             if todo:
+                _phase(run, layer, todo, i, len(batches), batch_start - started, batch_start)
                 step = getattr(layer, run.command if not run.check else _check_step(run))
                 got, artifacts = step(run, todo, i if numbered else None)
                 info.artifacts.append(artifacts)
@@ -113,6 +126,30 @@ def execute(run: Run, layers: list[Layer]) -> Any:
         }
     )
     return _report(run, plans, results, info)
+
+
+def _phase(
+    run: Run,
+    layer: Layer,
+    todo: list[InventoryHost],
+    i: int,
+    n: int,
+    before: float,
+    batch_start: float,
+) -> None:
+    """Tell the progress which step starts: `BIOS batch 2/4: apply on node[05-08]`, with
+    the time left once earlier batches tell it (`before`: seconds the i-1 batches took;
+    batches of one run take about the same time)."""
+    phase = getattr(run.progress, "phase", None)
+    if phase is None:
+        return
+    word = (_check_step(run) + " (--check)") if run.check else run.command
+    where = f"{layer.label} batch {i}/{n}" if n > 1 else layer.label
+    text = f"{where}: {word} on {view.fold([h.name for h in todo])}"
+    if i > 1:
+        left = before / (i - 1) * (n - i + 1) - (time.monotonic() - batch_start)
+        text += f" (about {max(left, 0):.0f} s left)"
+    phase(text, len(todo))
 
 
 def _refuse(refused: dict[str, str]) -> None:
@@ -203,25 +240,31 @@ def _message(run: Run, layers: list[Layer], got: dict[str, HostResult]) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def print_report(r: Report, layers: list[Layer], console: Console) -> None:
-    """Each layer's table, then the fleet's line."""
+def print_report(r: Report, layers: list[Layer], console: Console, detail: bool = False) -> None:
+    """Each layer's table (hosts with the same result grouped; `detail`: every host and
+    row), then the fleet's line."""
     ran = set(r.layers)
     for layer in layers:
         if layer.name in ran:
-            layer.table(r, console)
-    line = f"{r.summary.hosts} hosts: {report.counts(r.summary)}."
+            layer.table(r, console, detail)
+    line = view.fleet_line([h.status for h in r.hosts]) + "."
     if isinstance(r, report.VerifyReport):
         verdict = "conforms" if r.exit_code == 0 else "does NOT conform"
         line += f" The fleet {verdict}."
         if any(h.status == "pending" for h in r.hosts):
             line += " pending: BIOS values are set and take effect at the next reset."
     else:
+        if r.check:
+            line += " Nothing was changed (--check)."
         line += f" Run log: {r.artifacts}"
         b = r.batches
         if b is not None and b.batches > 1:
             cap = "none" if b.max_failed is None else str(b.max_failed)
             line += (
-                f"\n{b.batches} batch(es) of up to {b.batch_size}, {b.failed} failed (cap {cap})"
-                + (", stopped at the cap" if b.stopped else "")
+                f"\n{view.n_of(b.batches, 'batch', 'batches')} of up to {b.batch_size}, "
+                f"{b.failed} failed (cap {cap})" + (", stopped at the cap" if b.stopped else "")
             )
-    console.print(line)
+    bad = [h.host for h in r.hosts if h.status in (*BAD, "not started", "drift")]
+    if bad:
+        line += f"\nNeeds attention: {escape(view.fold(bad))}"
+    console.print(line, soft_wrap=True)

@@ -53,12 +53,43 @@ options:
   settings: {type: dict, default: {}}
   host: {type: str, description: the inventory host name (the record's key)}
   record_dir: {type: path, description: where tuner keeps the BIOS record (apply, restore)}
+  stage_dir: {type: path, description: where to write this host's current stage (progress)}
 notes:
   - The password comes from I(password) (e.g. an Ansible-vault variable), else the first line
     of I(password_file), else the environment variable TUNER_BMC_PASSWORD.
 """
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
+
+# What each stage is called in tuner's progress (agent/runner.py reads the stage files).
+STAGE_WORDS = {
+    "connect": "connecting to the BMC",
+    "read": "reading BIOS settings",
+    "read record": "reading tuner's record",
+    "record": "recording originals",
+    "patch": "PATCH",
+    "reset": "reset",
+    "wait": "waiting for POST",
+    "verify": "verify",
+    "forget": "closing the record",
+}
+
+
+def _say(p: dict[str, Any], stage: str) -> str:
+    """Tell tuner's progress this host's stage (a file under stage_dir named by a hash of the
+    host name, written atomically); best effort. Returns `stage`."""
+    d = p.get("stage_dir")
+    if d and p.get("host"):
+        import hashlib
+
+        f = os.path.join(d, hashlib.sha256(p["host"].encode()).hexdigest()[:24])
+        try:
+            with open(f + ".tmp", "w") as fh:
+                fh.write(STAGE_WORDS.get(stage, stage))
+            os.replace(f + ".tmp", f)
+        except OSError:
+            pass
+    return stage
 
 
 def _password(p: dict[str, Any]) -> str:
@@ -77,6 +108,19 @@ def _password(p: dict[str, Any]) -> str:
     if env:
         return env
     raise RedfishError(f"no BMC password: set bmc_password, bmc_password_file or {PASSWORD_ENV}")
+
+
+FOREIGN = "values this profile does not set are pending and will apply at the next reset: "
+
+
+def _after_reset(warning: str) -> str:
+    """A plan warning about pending values, as it reads once this run's reset applied them."""
+    if warning.startswith(FOREIGN):
+        return (
+            "values this profile does not set were pending before this run's reset (a reset "
+            "applies them): " + warning[len(FOREIGN) :]
+        )
+    return warning
 
 
 def _texts(msgs: list[dict[str, Any]]) -> list[str]:
@@ -107,11 +151,12 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
     }
     res: dict[str, Any] = {"results": [], "facts": facts, "changed": False}
     c: BmcClient | None = None
-    stage = "connect"
+    sent_job = ""  # the note on the BMC job a PATCH of this run created
+    stage = _say(p, "connect")
     try:
         c = _client(p)
         c.connect()
-        stage = "read"
+        stage = _say(p, "read")
         d = c.discover()
         pl = plan(p["settings"], d["registry"], d["current"], d["pending"], verify=mode == "verify")
         msgs = classify_messages(d["messages"])
@@ -170,9 +215,9 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             )
             return True, res
         if pl["patch"]:
-            stage = "record"
+            stage = _say(p, "record")
             facts["warnings"] = facts["warnings"] + _remember(c, d, p, rows, pl["patch"])
-            stage = "patch"
+            stage = _say(p, "patch")
             sent = c.patch_settings(pl["patch"], d["supported_apply_times"])
             res["changed"] = True
             facts["sent"] = True
@@ -185,7 +230,8 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             if sent["apply_time_retry"]:
                 notes.append("the BMC refused @Redfish.SettingsApplyTime: sent without it")
             if sent["job"]:
-                notes.append(f"BMC job {sent['job']['uri'].split('/')[-1]}: {sent['job']['state']}")
+                sent_job = f"BMC job {sent['job']['uri'].split('/')[-1]}: {sent['job']['state']}"
+                notes.append(sent_job)
             facts["warnings"] = facts["warnings"] + notes
             staged = c.pending()
             lost = [n for n, v in pl["patch"].items() if attr_text(staged.get(n)) != attr_text(v)]
@@ -205,12 +251,19 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             facts["status"] = "pending reboot"
             facts["reboot"] = "needed"
             return False, res
-        stage = "reset"
+        stage = _say(p, "reset")
         c.reset(p["reset_type"], d["reset_types"], d["power_state"])
         res["changed"] = True
         facts["reboot"] = "done"
-        stage = "wait"
-        w = c.wait_applied(before, p["reset_timeout"], p["poll_interval"])
+        # this run's reset applied what was pending: say so, not "at the next reset"
+        facts["warnings"] = [_after_reset(w) for w in facts["warnings"]]
+        stage = _say(p, "wait")
+        w = c.wait_applied(
+            before,
+            p["reset_timeout"],
+            p["poll_interval"],
+            report=lambda text: _say(p, "waiting for POST: " + text.split(",")[0]),
+        )
         facts["reset_states"] = w["states"]
         facts["settings_messages"] = _texts([m for m in w["messages"] if m["kind"] != "ok"])
         if w["stale"]:
@@ -219,7 +272,7 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             ]
         if w["outcome"] == "timeout":
             raise RedfishError(w["reason"])
-        stage = "verify"
+        stage = _say(p, "verify")
         bios = w["bios"]
         after = bios.get("Attributes") or {}
         failed_attrs = []
@@ -244,6 +297,9 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             )
             return True, res
         facts["status"] = "changed"
+        if sent_job:  # the job noted at PATCH time ran at this reset
+            ran = sent_job.split(":")[0] + ": ran at this reset"
+            facts["warnings"] = [ran if w_ == sent_job else w_ for w_ in facts["warnings"]]
         return False, res
     except RecordError as e:
         res["msg"] = f"nothing sent: {e}"
@@ -353,16 +409,16 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
     facts: dict[str, Any] = {"mode": "restore", "status": "failed", "reboot": "not needed"}
     res: dict[str, Any] = {"results": [], "facts": facts, "changed": False}
     c: BmcClient | None = None
-    stage = "read record"
+    stage = _say(p, "read record")
     try:
         rec = load(p["record_dir"], p["host"]) if p.get("record_dir") and p.get("host") else None
         if not rec or not rec["systems"]:
             facts["status"] = "nothing to do"
             return False, res
-        stage = "connect"
+        stage = _say(p, "connect")
         c = _client(p)
         c.connect()
-        stage = "read"
+        stage = _say(p, "read")
         d = c.discover()
         system = d["system_uri"]
         facts.update(bmc_vendor=d["vendor"], system=system)
@@ -423,7 +479,7 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                 )
                 return True, res
             if patch:
-                stage = "patch"
+                stage = _say(p, "patch")
                 parts = restore_order(d["registry"], patch)  # dependents first
                 for i, part in enumerate(parts):
                     _patch_settings(c, d, part)
@@ -467,15 +523,15 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                 send = {n: v for n, v in want.items() if attr_text(staged.get(n)) != attr_text(v)}
                 if send and d["job"]:
                     # a committed job (iDRAC) takes no other set: let the reset run it first
-                    stage = "reset"
+                    stage = _say(p, "reset")
                     c.reset(p["reset_type"], d["reset_types"], d["power_state"])
                     res["changed"] = True
                     facts["reboot"] = "done"
-                    stage = "wait"
+                    stage = _say(p, "wait")
                     w = c.wait_applied(_before(d, {}), p["reset_timeout"], p["poll_interval"])
                     if w["outcome"] == "timeout":
                         raise RedfishError(w["reason"])
-                    stage = "read"
+                    stage = _say(p, "read")
                     d = c.discover()
                     staged = {**d["current"], **d["pending"]}
                     send = {
@@ -483,24 +539,24 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
                     }
                 job = d["job"]
                 if send:
-                    stage = "patch"
+                    stage = _say(p, "patch")
                     job = _patch_settings(c, d, send).get("job") or job
                     res["changed"] = True
                     facts["sent"] = True
                 if all(attr_text(d["current"].get(n)) == attr_text(values[n]) for n in group):
                     continue
-                stage = "reset"
+                stage = _say(p, "reset")
                 before = {**_before(d, send), "job": job}
                 c.reset(p["reset_type"], d["reset_types"], d["power_state"])
                 res["changed"] = True
                 facts["reboot"] = "done"
-                stage = "wait"
+                stage = _say(p, "wait")
                 w = c.wait_applied(before, p["reset_timeout"], p["poll_interval"])
                 if w["outcome"] == "timeout":
                     raise RedfishError(w["reason"])
-                stage = "read"
+                stage = _say(p, "read")
                 d = c.discover()
-            stage = "verify"
+            stage = _say(p, "verify")
             failed = []
             for r in rows:
                 if r["attribute"] not in values:
@@ -515,7 +571,7 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             if failed:
                 res["msg"] = f"after the reset: not restored: {', '.join(failed)}"
                 return True, res
-        stage = "forget"
+        stage = _say(p, "forget")
         forget(p["record_dir"], p["host"], system)
         facts["status"] = "restored" if (patch or needs_reset) else "nothing to do"
         return False, res
@@ -558,6 +614,7 @@ def main() -> None:
             "settings": {"type": "dict", "default": {}},
             "host": {"type": "str"},
             "record_dir": {"type": "path"},
+            "stage_dir": {"type": "path"},
         },
         supports_check_mode=True,
     )
