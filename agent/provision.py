@@ -292,7 +292,7 @@ def _install_agent(
         if o.status != "ok":
             h.status = "unreachable" if o.status == "unreachable" else "failed"
             h.message = "node agent: " + (o.message or o.status)
-        elif detail.get("changed"):
+        elif detail.get("status") in ("installed", "would install"):
             h.steps.append("agent")
             h.status = "would change" if check else "changed"
 

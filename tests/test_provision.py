@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,33 @@ def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
     assert venv_py.exists() and (root1 / "opt/tuner/venv/tuner-runtime.json").is_file()
     assert not (f.roots["node02"] / "opt/tuner/venv").exists()  # refused before writing
     assert not list((root1 / "opt/rocm/share/amd_smi").glob("*.egg-info"))  # /opt/rocm untouched
+    # provision ends with the node agent, installed into that runtime: its unit and code,
+    # and it runs under the venv's Python alone (pyudev and prometheus_client are there)
+    assert "agent" in hosts["node01"]["steps"]
+    unit = (root1 / "etc/systemd/system/tuner-agent.service").read_text()
+    assert "/opt/tuner/venv/bin/python -m tuner_agent.nodeagent run" in unit
+    assert not (f.roots["node02"] / "etc/systemd/system/tuner-agent.service").exists()
+    once = subprocess.run(  # the unit's ExecStart, one-shot, from the node's /
+        [
+            str(venv_py),
+            "-m",
+            "tuner_agent.nodeagent",
+            "run",
+            "--once",
+            "--root",
+            str(root1),
+            "--events",
+            "none",
+            "--textfile-dir",
+            str(root1 / "tmp/textfile"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root1,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root1 / "opt/tuner/lib")},
+    )
+    assert once.returncode == 0, once.stderr
 
     # idempotent
     r = f.tuner("provision", "--json", "--limit", "node01")
