@@ -268,6 +268,92 @@ def build_node(root: Path, hostname: str, t: Topology | None = None) -> None:
     )
     build_kernel_files(root, t)
     save_topology(root, t)
+    build_boot(root, hostname)
+
+
+# Debian 12's /etc/default/grub as the grub2 package installs it (debian/default/grub).
+DEFAULT_GRUB = """\
+# If you change this file, run 'update-grub' afterwards to update
+# /boot/grub/grub.cfg.
+# For full documentation of the options in this file, see:
+#   info -f grub -n 'Simple configuration'
+
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=5
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+GRUB_CMDLINE_LINUX=""
+
+# If your computer has multiple operating systems installed, then you
+# probably want to run os-prober. However, if your computer is a host
+# for guest OSes installed via LVM or raw disk devices, running
+# os-prober can cause damage to those guest OSes as it mounts
+# filesystems to look for things.
+#GRUB_DISABLE_OS_PROBER=false
+
+# Uncomment to enable BadRAM filtering, modify to suit your needs
+# This works with Linux (no patch required) and with any kernel that obtains
+# the memory map information from GRUB (GNU Mach, kernel of FreeBSD ...)
+#GRUB_BADRAM="0x01234567,0xfefefefe,0x89abcdef,0xefefefef"
+
+# Uncomment to disable graphical terminal
+#GRUB_TERMINAL=console
+
+# The resolution used on graphical terminal
+# note that you can use only modes which your graphic card supports via VBE
+# you can see them in real GRUB with the command `vbeinfo'
+#GRUB_GFXMODE=640x480
+
+# Uncomment if you don't want GRUB to pass "root=UUID=xxx" parameter to Linux
+#GRUB_DISABLE_LINUX_UUID=true
+
+# Uncomment to disable generation of recovery mode menu entries
+#GRUB_DISABLE_RECOVERY="true"
+
+# Uncomment to get a beep at grub start
+#GRUB_INIT_TUNE="480 440 1"
+"""
+
+
+def build_boot(root: Path, hostname: str) -> None:
+    """/etc/default/grub, the simulator's update-grub, /boot/grub/grub.cfg, /proc/cmdline."""
+    import hashlib
+    import uuid
+
+    from agent.sim import grubsim
+
+    (root / "etc/default").mkdir(parents=True, exist_ok=True)
+    _w(root / "etc/default/grub", DEFAULT_GRUB)
+    tool = root / "usr/sbin/update-grub"
+    tool.parent.mkdir(parents=True, exist_ok=True)
+    tool.write_text(Path(grubsim.__file__).read_text())
+    tool.chmod(0o755)
+    seed = hashlib.sha256(hostname.encode()).digest()[:16]
+    _w(root / "var/lib/tuner-sim/root-uuid", str(uuid.UUID(bytes=seed)))
+    (root / "boot/grub").mkdir(parents=True, exist_ok=True)
+    (root / "boot/grub/grub.cfg").write_text(grubsim.generate(str(root)))
+    boot_cmdline(root)
+
+
+def boot_cmdline(root: Path) -> None:
+    """/proc/cmdline as GRUB boots the default entry of grub.cfg: BOOT_IMAGE=<image>, then the
+    entry's `linux` arguments (split on blanks as GRUB does). No grub.cfg: left as it is."""
+    cfg = root / "boot/grub/grub.cfg"
+    if not cfg.is_file():
+        return
+    text = cfg.read_text()
+    m = re.search(r'^set default="?(\d+)"?', text, re.M)
+    want = int(m.group(1)) if m else 0
+    entries = re.findall(r"^menuentry .*?\{(.*?)^\}", text, re.M | re.S)
+    if not entries:
+        return
+    body = entries[want] if want < len(entries) else entries[0]
+    for line in body.splitlines():
+        words = line.split()
+        if words and words[0] == "linux":
+            (root / "proc").mkdir(exist_ok=True)
+            _w(root / "proc/cmdline", " ".join([f"BOOT_IMAGE={words[1]}", *words[2:]]))
+            return
 
 
 def save_topology(root: Path, t: Topology) -> None:
@@ -288,6 +374,7 @@ def reboot(root: Path, t: Topology | None = None) -> None:
     save_topology(root, t)
     _replay_sysctl_d(root)
     _replay_tmpfiles_d(root)
+    boot_cmdline(root)
 
 
 def apply_bios_topology(root: Path, nps: int, smt: bool) -> None:
