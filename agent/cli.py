@@ -358,6 +358,7 @@ def profiles_show(
             dump = {
                 "os": p.os.model_dump(exclude_none=True),
                 "bios": p.bios.model_dump(exclude_none=True),
+                "kernel": p.kernel.model_dump(exclude_none=True),
             }
             from agent.profiles import _flatten
 
@@ -421,15 +422,17 @@ BmcTimeoutOpt = Annotated[
 LayerOpt = Annotated[
     str,
     typer.Option(
-        "--layer", help="os, bios or all: the layers to work on (BIOS runs first on a host)."
+        "--layer",
+        help="os, bios, cmdline or all: the layers to work on (in that order on a host: "
+        "cmdline, bios, os).",
     ),
 ]
 RebootOpt = Annotated[
     str,
     typer.Option(
         "--reboot",
-        help="never (BIOS values stay pending until the next reboot) or if-needed "
-        "(reset hosts whose BIOS values are pending, in rolling batches).",
+        help="never (BIOS values and the kernel command line stay pending until the next "
+        "reboot) or if-needed (reboot those hosts once, in rolling batches).",
     ),
 ]
 BatchSizeOpt = Annotated[
@@ -480,7 +483,7 @@ def _layers_run(
     picked = layers.make(layer, bios.check_options(bios_options))
     _run_options(bios_options.insecure, bios_options.ca_bundle, lock_timeout)
     prof, inv = _prepare(profile, inventory, limit)
-    if command in ("apply", "rollback") and "bios" in layers.names(layer):
+    if command in ("apply", "rollback") and {"bios", "cmdline"} & set(layers.names(layer)):
         check_reboot_scope(inv, bios_options.reboot, bool(run_kw.get("check")), reboot_all_hosts)
     run = Run(command=command, profile=prof, inv=inv, **run_kw)  # type: ignore[arg-type]
     with _progress(len(inv.hosts) * len(picked), command, as_json) as prog:

@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from agent import knobs
@@ -42,6 +43,7 @@ KNOWN_SYSCTLS: dict[str, tuple[int, int]] = {
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VENDOR_ATTR = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
+_KPARAM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-\[\]]*(=[A-Za-z0-9_.,:=+\-/@%~^]*)?$")
 
 
 class _Strict(BaseModel):
@@ -115,6 +117,45 @@ class BiosSection(_Strict):
     ] = {}
 
 
+KernelParam = Annotated[
+    str,
+    Field(
+        pattern=_KPARAM.pattern,
+        max_length=256,
+        description="a kernel parameter: name or name=value (no quotes, blanks or $`;&|<>)",
+    ),
+]
+
+
+class Cmdline(_Strict):
+    """Kernel command-line parameters, written through the bootloader configuration.
+
+    Compared as whole tokens: `pci=realloc=off` and `pci=bfsort` are two parameters (Linux
+    reads every `pci=` option). `remove: [name]` drops every `name`/`name=...` the host has,
+    except the ones `add` lists; `remove: [name=value]` drops that token only."""
+
+    add: list[KernelParam] = Field(default=[], max_length=64)
+    remove: list[KernelParam] = Field(default=[], max_length=64)
+
+    @model_validator(mode="after")
+    def _both(self) -> Cmdline:
+        both = sorted(set(self.add) & set(self.remove))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)}: a parameter cannot be both added and removed "
+                "(drop it from one of the lists)"
+            )
+        for name, items in (("add", self.add), ("remove", self.remove)):
+            dup = sorted({t for t in items if items.count(t) > 1})
+            if dup:
+                raise ValueError(f"{name}: {', '.join(dup)} listed twice")
+        return self
+
+
+class KernelSection(_Strict):
+    cmdline: Cmdline = Cmdline()
+
+
 class ProfileDoc(_Strict):
     """One profile file as written (before includes are merged)."""
 
@@ -123,6 +164,7 @@ class ProfileDoc(_Strict):
     include: list[str] = []
     os: OsSection = OsSection()
     bios: BiosSection = BiosSection()
+    kernel: KernelSection = KernelSection()
 
 
 class Profile(BaseModel):
@@ -133,7 +175,16 @@ class Profile(BaseModel):
     files: list[str]
     os: OsSection
     bios: BiosSection
+    kernel: KernelSection = KernelSection()
     sources: dict[str, str]  # flattened key (os.thp.enabled) -> file
+
+    def cmdline(self) -> dict[str, list[str]]:
+        """The kernel command line the tuner_cmdline module applies ({add, remove})."""
+        c = self.kernel.cmdline
+        return {"add": list(c.add), "remove": list(c.remove)}
+
+    def has_cmdline(self) -> bool:
+        return bool(self.kernel.cmdline.add or self.kernel.cmdline.remove)
 
     def os_settings(self) -> list[dict[str, Any]]:
         """The knob specs the tuner_os module applies (ids are stable: thp.enabled, ...)."""
@@ -228,7 +279,7 @@ def load_profile(ref: str) -> Profile:
             top_doc = doc
         for inc in doc.include:
             visit(_find_include(inc, path), [*stack, path])
-        body = {k: raw[k] for k in ("os", "bios") if k in raw}
+        body = {k: raw[k] for k in ("os", "bios", "kernel") if k in raw}
         merged = _merge(merged, body)
         flat: dict[str, Any] = {}
         _flatten(body, "", flat)
@@ -241,6 +292,7 @@ def load_profile(ref: str) -> Profile:
     try:
         os_sec = OsSection.model_validate(_drop_none(merged.get("os") or {}))
         bios_sec = BiosSection.model_validate(_drop_none(merged.get("bios") or {}))
+        kernel_sec = KernelSection.model_validate(_drop_none(merged.get("kernel") or {}))
     except ValidationError as e:
         loc, msg = validation_text(e)
         raise BadInput(msg, file=str(top), field=loc) from e
@@ -248,6 +300,7 @@ def load_profile(ref: str) -> Profile:
     dump = {
         "os": os_sec.model_dump(exclude_none=True),
         "bios": bios_sec.model_dump(exclude_none=True),
+        "kernel": kernel_sec.model_dump(exclude_none=True),
     }
     _flatten(dump, "", flat_final)
     return Profile(
@@ -256,6 +309,7 @@ def load_profile(ref: str) -> Profile:
         files=files,
         os=os_sec,
         bios=bios_sec,
+        kernel=kernel_sec,
         sources={k: sources.get(k, "default") for k in flat_final},
     )
 

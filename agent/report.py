@@ -32,6 +32,7 @@ class HostApply(BaseModel):
     layers: dict[str, str] = {}  # layer -> that layer's status on this host
     settings: list[SettingChange] = []  # the OS layer
     bios: HostBios | None = None  # None: the BIOS layer did not run (no bios section)
+    cmdline: HostCmdline | None = None  # None: the kernel command-line layer did not run
 
 
 class Summary(BaseModel):
@@ -87,6 +88,7 @@ class HostVerify(BaseModel):
     settings: list[SettingCheck] = []
     facts: dict[str, Any] = {}  # topology the OS shows: sockets, numa_nodes, threads_per_core
     bios: HostBios | None = None  # None: the profile has no bios section
+    cmdline: HostCmdline | None = None  # None: the profile has no kernel.cmdline
     cross: list[CrossCheck] = []  # does the OS agree with the BIOS?
 
 
@@ -114,6 +116,25 @@ class FileRestore(BaseModel):
     message: str = ""
 
 
+class HostCmdline(BaseModel):
+    """The kernel command-line layer's part of a host report (apply, verify, rollback).
+
+    `status` is the layer's own word: apply unchanged / changed / would change / failed /
+    not started / skipped; verify ok / pending / drift / failed; rollback nothing to do /
+    would restore / restored / pending reboot / failed / not started."""
+
+    status: str
+    message: str = ""
+    tool: str | None = None  # grubby, update-grub, grub2-mkconfig, update-grub (simulated)
+    config: Literal["as wanted", "differs"] | None = None  # the bootloader configuration
+    booted: str = ""  # /proc/cmdline (after the reboot, when tuner rebooted the host)
+    off: list[str] = []  # +param not booted yet, -param still booted
+    reboot: Literal["not needed", "needed", "would reboot", "done"] = "not needed"
+    rebooted_by: Literal["BIOS reset", "os", "simulator"] | None = None
+    files: list[FileRestore] = []  # rollback: the bootloader files restored
+    batch: int | None = None
+
+
 class HostRollback(BaseModel):
     host: str
     status: Literal[
@@ -129,6 +150,7 @@ class HostRollback(BaseModel):
     layers: dict[str, str] = {}
     files: list[FileRestore] = []  # the OS layer
     bios: HostBiosRollback | None = None  # None: the BIOS layer did not run
+    cmdline: HostCmdline | None = None  # None: the kernel command-line layer did not run
 
 
 class RollbackReport(BaseModel):

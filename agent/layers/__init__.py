@@ -8,11 +8,14 @@ failure cap and combines the hosts' statuses.
 
 Layers, in the order they run on a host:
 
+* `cmdline` (`cmdline.CmdlineLayer`): the kernel command line through the bootloader
+  configuration; first, so that a BIOS reset of the same batch also boots it (its `settle`
+  reboots, after the BIOS layer, the hosts no BIOS reset rebooted).
 * `bios` (`bios.BiosLayer`): BIOS attributes through the BMC (Redfish); its reset reboots.
 * `os` (`os.OsLayer`): sysctl, THP, governor, C-states through Ansible.
 
-A new layer (e.g. the kernel command line) is a `Layer` subclass in its own file, an entry
-in `ORDER` and `make`, and its part of the host reports (agent/report.py, docs/json.md).
+A new layer is a `Layer` subclass in its own file, an entry in `ORDER` and `make`, and its
+part of the host reports (agent/report.py, docs/json.md).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from typing import Any
 from agent.errors import BadInput
 from agent.layers.base import Layer
 
-ORDER = ("bios", "os")
-CHOICES = ("os", "bios", "all")
+ORDER = ("cmdline", "bios", "os")
+CHOICES = ("os", "bios", "cmdline", "all")
 
 
 def names(layer: str) -> list[str]:
@@ -36,9 +39,16 @@ def names(layer: str) -> list[str]:
 def make(layer: str, bios_options: Any = None) -> list[Layer]:
     """The layer objects for a --layer word (BIOS options: agent.layers.bios.BiosOptions)."""
     from agent.layers.bios import BiosLayer, BiosOptions
+    from agent.layers.cmdline import CmdlineLayer
     from agent.layers.os import OsLayer
 
+    o = bios_options or BiosOptions()
     out: list[Layer] = []
     for n in names(layer):
-        out.append(BiosLayer(bios_options or BiosOptions()) if n == "bios" else OsLayer())
+        if n == "bios":
+            out.append(BiosLayer(o))
+        elif n == "cmdline":
+            out.append(CmdlineLayer(o.reboot, o.reset_timeout))
+        else:
+            out.append(OsLayer())
     return out

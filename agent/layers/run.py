@@ -3,9 +3,10 @@
 1. Every selected layer validates its host variables (`targets`) before anything is touched:
    bad input exits 2 with nothing sent.
 2. The hosts are cut into batches (`--batch-size`; apply and rollback only, not --check).
-   In each batch every layer runs in order (BIOS first: its reset reboots the node; then
-   the OS, so runtime values are set on the booted system), each a normal ansible-runner run
-   limited to the batch's hosts.
+   In each batch every layer runs in order (the kernel command line first, so that a BIOS
+   reset also boots it; then BIOS: its reset reboots the node; then the layers' `settle`
+   step: the reboots still needed, one per node; then the OS, so runtime values are set on
+   the booted system), each a normal ansible-runner run limited to the batch's hosts.
 3. tuner counts failed (or unreachable) hosts across batches: once more than `--max-failed`
    have failed, no new batch starts; the hosts left are `not started` in every layer.
 4. Each layer fills its part of each host's report; the host's status is the worst of its
@@ -101,7 +102,11 @@ def execute(run: Run, layers: list[Layer]) -> Any:
             continue
         info.batches += 1
         batch_start = time.monotonic()
+        settled = False
         for layer, targets, skipped in plans:
+            if layer.name == "os" and not settled:
+                settled = True
+                _settle(run, plans, batch, i if numbered else None, results, info)
             todo = [h for h in batch if h.name in targets]
             if todo:
                 _phase(run, layer, todo, i, len(batches), batch_start - started, batch_start)
@@ -113,6 +118,8 @@ def execute(run: Run, layers: list[Layer]) -> Any:
             for h in batch:
                 if h.name in skipped:
                     results[h.name][layer.name] = layer.skipped(run, skipped[h.name])
+        if not settled:
+            _settle(run, plans, batch, i if numbered else None, results, info)
         failed_now = sum(1 for h in batch if any(r.status in BAD for r in results[h.name].values()))
         info.failed += failed_now
         if run.max_failed is not None and info.failed > run.max_failed and i < len(batches):
@@ -150,6 +157,25 @@ def _phase(
         left = before / (i - 1) * (n - i + 1) - (time.monotonic() - batch_start)
         text += f" (about {max(left, 0):.0f} s left)"
     phase(text, len(todo))
+
+
+def _settle(
+    run: Run,
+    plans: list[tuple[Layer, set[str], dict[str, str]]],
+    batch: list[InventoryHost],
+    number: int | None,
+    results: dict[str, dict[str, HostResult]],
+    info: report.Batches,
+) -> None:
+    """After the layers that reboot (BIOS), before the OS layer: a layer's pending reboot
+    (the kernel command line) happens here, once per node (`settle`, if the layer has one)."""
+    for layer, targets, _ in plans:
+        settle = getattr(layer, "settle", None)
+        if settle is None:
+            continue
+        todo = [h for h in batch if h.name in targets]
+        if todo:
+            info.artifacts += settle(run, todo, number, results)
 
 
 def _refuse(refused: dict[str, str]) -> None:
@@ -252,7 +278,10 @@ def print_report(r: Report, layers: list[Layer], console: Console, detail: bool 
         verdict = "conforms" if r.exit_code == 0 else "does NOT conform"
         line += f" The fleet {verdict}."
         if any(h.status == "pending" for h in r.hosts):
-            line += " pending: BIOS values are set and take effect at the next reset."
+            line += (
+                " pending: BIOS values or the kernel command line are set and take effect "
+                "at the next reboot."
+            )
     else:
         if r.check:
             line += " Nothing was changed (--check)."
