@@ -34,6 +34,7 @@ try:  # on a host, as Ansible module_utils
     from ansible.module_utils.tuner_knobs import (  # type: ignore[import-not-found,unused-ignore]
         ORIGINALS,
         STATE_DIR,
+        TMP_MARK,
         Host,
         KnobError,
         load_originals,
@@ -44,6 +45,7 @@ except ImportError:  # on the controller (tests, docs)
     from agent.knobs import (
         ORIGINALS,
         STATE_DIR,
+        TMP_MARK,
         Host,
         KnobError,
         load_originals,
@@ -303,6 +305,7 @@ def apply(
     if bad:
         return {"status": "failed", "message": bad, "bad_input": True}
     with locked(host, create=not check, timeout=lock_timeout):
+        clean_temp_files(host, check)
         o = observe(host, add, remove, sim)
         if o["config_ok"]:
             r = _result(o, "unchanged")
@@ -354,6 +357,12 @@ def _write_and_regenerate(host: Host, o: dict[str, Any]) -> None:
     """Write the drop-in, regenerate; on a failed regeneration put the drop-in back."""
     before = {p: (host.read(p) if host.exists(p) else None) for p in o["files"]}
     created: list[str] = []
+    missing = [] if os.path.isdir(host.path(DROPIN_DIR)) else [DROPIN_DIR]
+    if missing:  # recorded before it is made: a killed run's folder is rolled back too
+        data = load_originals(host)
+        if data is not None:
+            data["dirs"] = list(dict.fromkeys(data.get("dirs", []) + missing))
+            save_originals(host, data)
     try:
         for p, content in o["files"].items():
             if content is None:
@@ -373,11 +382,15 @@ def _write_and_regenerate(host: Host, o: dict[str, Any]) -> None:
             except OSError:
                 pass
         raise BootError(f"{e}; the boot configuration was left as it was") from e
-    if created:
-        data = load_originals(host)
-        if data is not None:
-            data["dirs"] = list(dict.fromkeys(data.get("dirs", []) + created))
-            save_originals(host, data)
+
+
+def clean_temp_files(host: Host, check: bool) -> list[str]:
+    """Temp files a killed run left beside the drop-in."""
+    found = host.glob(DROPIN_DIR + "/.*" + TMP_MARK) if host.exists(DROPIN_DIR) else []
+    if not check:
+        for p in found:
+            host.remove_file(p)
+    return found
 
 
 def verify(host: Host, add: list[str], remove: list[str], sim: bool) -> dict[str, Any]:
@@ -401,12 +414,20 @@ def rollback(
     -> {status: nothing to do | would restore | restored | failed, files: [...]}; the
     record keeps the other layers' entries (the OS layer's rollback archives it)."""
     with locked(host, create=False, timeout=lock_timeout):
+        stale = clean_temp_files(host, check)
         data = load_originals(host)
         entries = {
             p: e for p, e in (data or {}).get("files", {}).items() if e.get("layer") == LAYER
         }
         if data is None or not entries:
-            return {"status": "nothing to do", "files": [], "message": ""}
+            for d in (data or {}).get("dirs", []):
+                if d.startswith(DROPIN_DIR) and not check:
+                    try:  # a killed first run made the folder, wrote nothing yet
+                        os.rmdir(host.path(d))
+                    except OSError:
+                        pass
+            status = ("would restore" if check else "restored") if stale else "nothing to do"
+            return {"status": status, "files": [], "message": ""}
         rows = []
         todo = []
         for p, e in entries.items():

@@ -830,7 +830,7 @@ def sim_reboot(
     state_dir: StateDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reboot simulated nodes: kernel files back to boot defaults, then sysctl.d/tmpfiles.d."""
+    """Reboot simulated nodes: kernel files to boot defaults, sysctl.d/tmpfiles.d, /proc/cmdline."""
     from agent.sim import fleet as simfleet
     from agent.sim.nodetree import reboot
 

@@ -13,7 +13,7 @@ echo; echo "== provision: each node's runtime (/opt/tuner/venv, the amdsmi of it
 $T provision
 echo; echo "== dry run on the head node only (--limit head): what would change, nothing is written"
 $T apply --profile inference --check --limit head
-echo; echo "== apply to all 4 nodes: BIOS through each BMC with rolling reboots (first table), then OS settings (second table)"
+echo; echo "== apply to all 4 nodes: kernel command line, BIOS through each BMC with rolling reboots (one per node), then OS settings"
 $T apply --profile inference --reboot if-needed --batch-size 2
 echo; echo "== verify"
 $T verify --profile inference

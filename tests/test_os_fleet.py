@@ -45,7 +45,8 @@ def test_apply_verify_idempotent(full_fleet: Fleet) -> None:
     assert (root / "sys/devices/system/cpu/cpu17/cpuidle/state1/disable").read_text() == "0\n"
     assert "kernel.numa_balancing = 0" in (root / "etc/sysctl.d/90-tuner.conf").read_text()
 
-    v = fleet.tuner("verify", "--profile", "inference", "--json")
+    # the kernel command line is pending until a reboot: the OS layer alone conforms
+    v = fleet.tuner("verify", "--profile", "inference", "--layer", "os", "--json")
     assert v.rc == 0, v.out
     assert all(h["status"] == "ok" for h in v.json()["hosts"])
 
@@ -128,7 +129,9 @@ def test_rollback_restores_exactly_and_keeps_first_originals(fleet: Fleet, tmp_p
     assert fleet.hashes() != pristine
     rb = fleet.tuner("rollback", "--json")
     assert rb.rc == 0, rb.out
-    assert all(h["status"] == "restored" for h in rb.json()["hosts"])
+    # the OS files are restored; the kernel command line's original boots next time
+    assert all(h["status"] == "pending reboot" for h in rb.json()["hosts"])
+    assert all(h["layers"]["os"] == "restored" for h in rb.json()["hosts"])
     assert fleet.hashes() == pristine
     # rolled back twice: nothing left to do
     assert fleet.tuner("rollback", "--json").json()["summary"]["by_status"] == {"nothing to do": 4}
@@ -153,7 +156,9 @@ def test_persistence_survives_reboot(fleet: Fleet) -> None:
     assert fleet.tuner("sim", "reboot", "node02").rc == 0
     root = fleet.roots["node02"]
     assert (root / "sys/kernel/mm/transparent_hugepage/defrag").read_text().startswith("[always]")
-    assert fleet.tuner("verify", "-p", "inference").rc == 0
+    # node02 booted the kernel command line too; the others wait for their reboot
+    assert fleet.tuner("verify", "-p", "inference", "--limit", "node02").rc == 0
+    assert fleet.tuner("verify", "-p", "inference").rc == 1
 
 
 @pytest.mark.fleet
@@ -180,7 +185,7 @@ def test_missing_settings_are_reported_as_missing(fleet: Fleet, tmp_path: Path) 
     lenient = tmp_path / "vm.yml"
     lenient.write_text("name: vm\ninclude: [inference]\nos:\n  allow_missing: ['cpu.*']\n")
     assert fleet.tuner("apply", "-p", str(lenient)).rc == 0
-    v2 = fleet.tuner("verify", "-p", str(lenient), "--json")
+    v2 = fleet.tuner("verify", "-p", str(lenient), "--layer", "os", "--json")
     assert v2.rc == 0, v2.out
     gov = next(
         s
@@ -216,7 +221,7 @@ def test_killed_apply_rolls_back_and_reapply_converges(fleet: Fleet, delay: floa
     # a killed run can be re-run to converge ...
     r = fleet.tuner("apply", "-p", "inference")
     assert r.rc == 0, r.out + r.err
-    assert fleet.tuner("verify", "-p", "inference").rc == 0
+    assert fleet.tuner("verify", "-p", "inference", "--layer", "os").rc == 0
     # ... and rolled back exactly
     assert fleet.tuner("rollback").rc == 0
     assert fleet.hashes() == pristine

@@ -213,9 +213,8 @@ class CmdlineLayer(Layer):
                     d.message = ""
                 else:
                     r.status = d.status = "failed"
-                    r.message = d.message = "rebooted, but /proc/cmdline does not show: " + " ".join(
-                        d.off
-                    )
+                    why = "rebooted, but /proc/cmdline does not show: " + " ".join(d.off)
+                    r.message = d.message = why
         elif run.command == "rollback":
             for h in check:
                 r = got[h.name][self.name]
