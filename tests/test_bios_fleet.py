@@ -140,6 +140,22 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
     second = min(e["time"] for n in ("node03", "node04") for e in log_lines(logs[n])[-8:])
     assert first < second
 
+    # the kernel command line booted with that same reset (one reset per node for both)
+    assert all(h["cmdline"]["status"] == "ok" for h in r.json()["hosts"])
+    # only the kernel command line waits (rolled back and booted without it, then applied):
+    # the BIOS apply resets for it, once, with nothing of its own to change
+    assert tuner("rollback", "--layer", "cmdline").rc == 0
+    assert tuner("sim", "reboot").rc == 0
+    resets = {n: [e for e in writes(log) if e.get("reset_type")] for n, log in logs.items()}
+    r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--json")
+    assert r.rc == 0, r.out + r.err
+    for name, h in by_host(r.json()).items():
+        assert h["bios"]["status"] == "unchanged" and h["bios"]["reboot"] == "done"
+        assert h["cmdline"]["reboot"] == "done" and h["cmdline"]["rebooted_by"] == "BIOS reset"
+        assert "iommu=pt" in (mixed.roots[name] / "proc/cmdline").read_text().split()
+        now = [e for e in writes(logs[name]) if e.get("reset_type")]
+        assert len(now) == len(resets[name]) + 1
+
     # converged: a re-run sends nothing
     before = {n: len(writes(log)) for n, log in logs.items()}
     r = tuner("apply", "-p", "inference-nps4", "--reboot", "if-needed", "--json")

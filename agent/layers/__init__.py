@@ -48,7 +48,7 @@ def make(layer: str, bios_options: Any = None) -> list[Layer]:
         if n == "bios":
             out.append(BiosLayer(o))
         elif n == "cmdline":
-            out.append(CmdlineLayer(o.reboot, o.reset_timeout))
+            out.append(CmdlineLayer(o.reboot, o.reset_timeout, o.also_reset))
         else:
             out.append(OsLayer())
     return out

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ class BiosOptions:
     timeout: float = 30.0
     reset_timeout: float = 1200.0
     poll: float = 2.0
+    # hosts whose kernel command line waits for a reboot (the cmdline layer fills it before
+    # the BIOS layer runs): apply resets them with --reboot if-needed even without BIOS work
+    also_reset: set[str] = field(default_factory=set)
 
 
 def check_options(o: BiosOptions) -> BiosOptions:
@@ -170,6 +173,7 @@ def extravars(mode: str, prof: Profile | None, o: BiosOptions) -> dict[str, Any]
         "tuner_bmc_timeout": o.timeout,
         "tuner_bmc_reset_timeout": o.reset_timeout,
         "tuner_bmc_poll": o.poll,
+        "tuner_bios_also_reset": sorted(o.also_reset) if mode == "apply" else [],
     }
     if o.ca_bundle:
         ev["tuner_bmc_ca_bundle"] = o.ca_bundle

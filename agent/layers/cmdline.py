@@ -36,9 +36,16 @@ class CmdlineLayer(Layer):
     name = "cmdline"
     label = "cmdline"
 
-    def __init__(self, reboot: str = "never", reboot_timeout: float = 1200.0) -> None:
+    def __init__(
+        self,
+        reboot: str = "never",
+        reboot_timeout: float = 1200.0,
+        bios_reset: set[str] | None = None,
+    ) -> None:
         self.reboot = reboot
         self.reboot_timeout = reboot_timeout
+        # shared with the BIOS layer's options: hosts its apply resets for the command line
+        self.bios_reset = bios_reset if bios_reset is not None else set()
 
     def wants(self, run: Run) -> bool:
         if run.command == "rollback" or run.profile is None:
@@ -111,6 +118,8 @@ class CmdlineLayer(Layer):
                     d.message = "pending reboot: " + " ".join(d.off)
             facts = {"bad_input": bool(o.facts.get("bad_input"))}
             out[name] = HostResult(status, d.message if status == "failed" else "", d, facts)
+            if d.reboot == "needed" and not check and self.reboot == "if-needed":
+                self.bios_reset.add(name)  # a BIOS apply of this batch resets it for both
         return out, artifacts
 
     def verify(

@@ -50,6 +50,7 @@ options:
   poll_interval: {type: float, default: 2}
   reboot: {type: str, choices: [never, if-needed], default: never}
   reset_type: {type: str, default: GracefulRestart}
+  also_reset: {type: bool, default: false}
   settings: {type: dict, default: {}}
   host: {type: str, description: the inventory host name (the record's key)}
   record_dir: {type: path, description: where tuner keeps the BIOS record (apply, restore)}
@@ -244,6 +245,21 @@ def run(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
             for r in rows:
                 r["status"] = {"ok": "unchanged", "change": "changed"}.get(r["status"], r["status"])
             facts["status"] = "changed" if pl["patch"] else "unchanged"
+            if p.get("also_reset") and p["reboot"] == "if-needed":
+                # another layer (the kernel command line) waits for a reboot: one reset for both
+                stage = "reset"
+                c.reset(p["reset_type"], d["reset_types"], d["power_state"])
+                res["changed"] = True
+                facts["reboot"] = "done"
+                stage = "wait"
+                w = c.wait_applied(
+                    {"settings_time": d["settings_time"], "pending": {}},
+                    p["reset_timeout"],
+                    p["poll_interval"],
+                )
+                facts["reset_states"] = w["states"]
+                if w["outcome"] == "timeout":
+                    raise RedfishError(w["reason"])
             return False, res
         if p["reboot"] == "never":
             for r in rows:
@@ -611,6 +627,7 @@ def main() -> None:
             "poll_interval": {"type": "float", "default": 2.0},
             "reboot": {"type": "str", "choices": ["never", "if-needed"], "default": "never"},
             "reset_type": {"type": "str", "default": "GracefulRestart"},
+            "also_reset": {"type": "bool", "default": False},
             "settings": {"type": "dict", "default": {}},
             "host": {"type": "str"},
             "record_dir": {"type": "path"},
