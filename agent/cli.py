@@ -423,8 +423,8 @@ LayerOpt = Annotated[
     str,
     typer.Option(
         "--layer",
-        help="os, bios, cmdline or all: the layers to work on (in that order on a host: "
-        "cmdline, bios, os).",
+        help="cmdline, bios, os or all: the layers to work on (they run in that order on "
+        "a host).",
     ),
 ]
 RebootOpt = Annotated[
