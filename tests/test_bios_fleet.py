@@ -107,7 +107,7 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
     assert v.json()["summary"]["by_status"] == {"pending": 4}
     for h in v.json()["hosts"]:
         assert h["status"] == "pending" and h["bios"]["status"] == "pending"
-        assert h["layers"] == {"bios": "pending", "os": "ok"}
+        assert h["layers"] == {"cmdline": "pending", "bios": "pending", "os": "ok"}
         assert {a["status"] for a in h["bios"]["attributes"]} <= {"ok", "pending"}
         assert all(c["status"] == "ok" and c["source"] == "bios" for c in h["cross"])
     table = tuner("verify", "-p", "inference-nps4").out
@@ -195,7 +195,9 @@ def test_mixed_fleet_end_to_end(mixed: Fleet) -> None:
     r = tuner("rollback", "--reboot", "if-needed", "--json")
     assert r.rc == 0, r.out + r.err
     for name, h in by_host(r.json()).items():
-        assert h["layers"] == {"bios": "restored", "os": "restored"}, (name, h)
+        # the BIOS restore's reset also boots the restored kernel command line
+        assert h["layers"] == {"cmdline": "restored", "bios": "restored", "os": "restored"}, h
+        assert h["cmdline"]["rebooted_by"] == "BIOS reset"
         assert h["bios"]["reboot"] == "done"
         assert numa_nodes(mixed.roots[name]) == 2
     assert list((mixed.state / "bios/originals").glob("*.json")) == []
