@@ -79,6 +79,9 @@ def drift_reason(h: Any) -> str:
             parts.append(f"{s.id} is {s.actual!r}, profile wants {s.wanted!r}")
     if h.bios is not None and h.bios.status in ("pending", "drift", "failed"):
         parts.append(f"BIOS {h.bios.status}: {h.bios.message}".rstrip(": "))
+    cmdline = getattr(h, "cmdline", None)
+    if cmdline is not None and cmdline.status in ("pending", "drift", "failed"):
+        parts.append(f"kernel command line {cmdline.status}: {cmdline.message}".rstrip(": "))
     for c in h.cross:
         if c.status == "mismatch":
             parts.append(f"cross-layer {getattr(c, 'id', '')}: {getattr(c, 'message', '')}")

@@ -28,7 +28,8 @@ def test_ready_lifecycle(fleet3: Fleet, tmp_path: Path) -> None:
     assert {h["verify"] for h in doc["hosts"]} == {"drift"}
     assert doc["gpus"]["usable_gpus"] == 0
 
-    assert f.tuner("apply", "--profile", "inference").rc == 0
+    # --reboot if-needed: the kernel command line is booted too (pending would exclude)
+    assert f.tuner("apply", "--profile", "inference", "--reboot", "if-needed").rc == 0
     out = tmp_path / "ready.json"
     r = f.tuner("ready", "--profile", "inference", "--output", str(out), "--json")
     assert r.rc == 0, r.out[-2000:]
