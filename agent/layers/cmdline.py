@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from agent import report
 from agent.inventory import InventoryHost
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.report import FileRestore, HostCmdline
 from agent.runner import HostOutcome, run_playbook
+from agent.view import HostView, Row
 
 APPLY = {"unchanged": "unchanged", "changed": "changed", "would change": "would change"}
 VERIFY = {"ok": "ok", "pending": "pending", "drift": "drift"}
@@ -244,21 +241,31 @@ class CmdlineLayer(Layer):
     def fill(self, run: Run, host: Any, result: HostResult) -> None:
         host.cmdline = result.detail
 
-    def table(self, r: Any, console: Console) -> None:
-        rows = [h for h in r.hosts if h.cmdline is not None]
-        if not rows:
-            return
-        title = {"apply": "kernel command line", "verify": "kernel command line (verify)"}
-        t = Table(title=title.get(r.command, "kernel command line: rollback"))
-        for col in ("host", "status", "reboot", "message"):
-            t.add_column(col)
-        for h in rows:
+    def views(self, r: Any) -> tuple[str, list[str], list[HostView]] | None:
+        """One row per host: the reboot state and what is not booted yet (+add, -remove)."""
+        hosts = [h for h in r.hosts if h.cmdline is not None]
+        if not hosts:
+            return None
+        title = {
+            "apply": f"kernel command line: tuner apply --profile {getattr(r, 'profile', '')}",
+            "verify": f"kernel command line: tuner verify --profile {getattr(r, 'profile', '')}",
+        }.get(r.command, "kernel command line: tuner rollback")
+        if getattr(r, "check", False):
+            title += " --check"
+        out = []
+        for h in hosts:
             c = h.cmdline
             reboot = c.reboot + (f" ({c.rebooted_by})" if c.rebooted_by else "")
-            t.add_row(h.host, report.st(c.status), reboot, c.message)
-        console.print(t)
-        if any(h.cmdline.reboot == "needed" for h in rows):
-            console.print(
-                "Kernel command line: written, in effect after a reboot "
-                f"(tuner {r.command} --reboot if-needed)."
+            notes = [c.message] if c.message else []
+            if c.reboot == "needed":
+                notes.append(f"in effect after a reboot (tuner {r.command} --reboot if-needed)")
+            out.append(
+                HostView(
+                    host=h.host,
+                    status=c.status,
+                    summary=f"{c.tool or ''} {c.status}".strip(),
+                    rows=[Row(c.status, (reboot, " ".join(c.off)))],
+                    notes=notes,
+                )
             )
+        return title, ["reboot", "not booted yet (+) / still booted (-)"], out
