@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a simulated fleet: set up, start 4 simulated MI355X nodes (real sshd per
-# node when OpenSSH's server is installed, else local connections), dry-run, apply and
-# verify the `inference` profile (after `tuner provision` made each node's runtime), run the GPU health gate, then roll the OS settings back.
+# node when OpenSSH's server is installed, else local connections), provision each node's
+# runtime, dry-run, apply and verify the `inference` profile (kernel command line, BIOS, OS),
+# run the GPU health gate, then roll back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -23,7 +24,7 @@ echo; echo "== GPU health gate: usable-GPU inventory in $TUNER_STATE_DIR/usable-
 $T check --output "$TUNER_STATE_DIR/usable-gpus.json"
 echo; echo "== rollback, dry run: what would be restored"
 $T rollback --check
-echo; echo "== rollback: OS settings restored now; BIOS originals staged on each BMC, pending the next reboot (tuner rollback --reboot if-needed resets for them)"
+echo; echo "== rollback: OS settings restored now; the kernel command line and the BIOS originals are staged, pending the next reboot (tuner rollback --reboot if-needed reboots for them)"
 $T rollback
 echo; echo "== status: the fleet and the runs above"
 $T status --runs 8
