@@ -1092,9 +1092,13 @@ def check(
         result = gate(got, failures, order, pol, opts, expected)
         if not facts_files and not local:
             from agent.gpu.gate import attach_addresses
+            from agent.gpu.run import record_gate
 
             attach_addresses(result, inv.hosts)
             result.inventory = inv.path
+            # nodes running the node agent keep their verdict (its textfile shows it)
+            for w in record_gate(inv, result, got, forks):
+                typer.echo(f"warning: {w}", err=True)
         doc = result.model_dump_inventory()
         if output:
             from agent.gpu.run import write_atomic

@@ -433,6 +433,7 @@ class Agent:
     def watch(self, source: EventSource, stop: list[bool], idle: float = 0.5) -> None:
         """Handle events until `stop[0]`: re-apply what each can undo, within a second."""
         due: list[tuple[float, frozenset[str], str]] = []  # settle re-checks
+        gate_seen = self._gate_mtime()
         while not stop[0]:
             timeout = idle
             if due:
@@ -452,6 +453,16 @@ class Agent:
             for d in [d for d in due if d[0] <= now]:
                 due.remove(d)
                 self.reapply(d[1], d[2], quiet=True)
+            gate = self._gate_mtime()
+            if gate != gate_seen:  # `tuner check` sent a verdict: the textfile shows it
+                gate_seen = gate
+                self.reapply(frozenset(), "gate recorded", quiet=True)
+
+    def _gate_mtime(self) -> float | None:
+        try:
+            return os.stat(self.host.path(GATE)).st_mtime
+        except (OSError, knobs.KnobError):
+            return None
 
 
 def _signals(stop: list[bool]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,7 +274,9 @@ def _unit_command(root: Path) -> list[str]:
     argv = shlex.split(
         next(x for x in unit.splitlines() if x.startswith("ExecStart=")).split("=", 1)[1]
     )
-    assert argv[0] == "/opt/tuner/venv/bin/python"
+    # the node's runtime: /opt/tuner/venv (provisioned), or tuner_python (the simulated
+    # fleet's --runtime controller lends the controller's Python)
+    assert argv[0] in ("/opt/tuner/venv/bin/python", sys.executable), argv[0]
     return [sys.executable, *argv[1:], "--root", str(root), "--once"]
 
 
@@ -317,6 +320,24 @@ def test_agent_install_boot_reapply_remove(small_fleet: Fleet) -> None:
     r = fleet.tuner("agent", "status", "--json")
     assert r.rc == 0, r.out
     assert r.json()["hosts"][0]["detail"]["last"]["status"] == "changed"
+
+    # The gate sends each node that runs the agent its verdict; a GPU event older than the
+    # gate's facts stops counting as stale, and the agent's textfile shows the gate.
+    stale = root / "var/lib/tuner/gpu-facts-stale.json"
+    stale.write_text(json.dumps({"since": 1.0, "events": [{"time": 1.0, "event": "gpu-remove"}]}))
+    r = fleet.tuner("check", "--json")
+    assert r.rc == 0, r.err
+    assert "not recorded" not in r.err, r.err
+    rec = json.loads((root / "var/lib/tuner/gate.json").read_text())
+    assert rec["passed"] is True and rec["usable_gpus"] == 8 and rec["status"] == "ok", rec
+    assert not stale.exists()
+    textdir = root / "var/lib/prometheus/node-exporter"
+    textdir.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run(_unit_command(root), capture_output=True, text=True, env=env, cwd="/")
+    assert p.returncode == 0, p.stdout + p.stderr
+    prom = (textdir / "tuner.prom").read_text()
+    assert "tuner_gate_passed 1.0" in prom and "tuner_gate_usable_gpus 8.0" in prom, prom
+    shutil.rmtree(root / "var/lib/prometheus")
 
     # Remove: the tree is as before install, apart from tuner's record and the tuning
     # (which `tuner rollback` restores).

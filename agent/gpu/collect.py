@@ -387,6 +387,10 @@ def node_access(root: str) -> dict[str, Any]:
         "kfd_mode": _mode(kfd),
         "euid": os.geteuid(),
         "nics": nics,
+        # the node agent (docs/agent.md) keeps the last gate verdict: `tuner check` sends it
+        "agent_installed": os.path.exists(
+            os.path.join(root, "etc/systemd/system/tuner-agent.service")
+        ),
     }
 def render_node(root: str, bdf: str | None, drm_render: Any) -> str | None:
     """The GPU's DRM render device: amdsmi's minor number, else the PCI device's drm/ folder."""

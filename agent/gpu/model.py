@@ -136,4 +136,5 @@ class NodeFacts(_M):
     kfd_access: bool | None = None
     kfd_mode: str | None = None
     euid: int | None = None  # the collector's effective uid (0: root)
+    agent_installed: bool | None = None  # tuner's node agent: it is sent the gate's verdict
     nics: list[Nic] = []

@@ -281,3 +281,53 @@ def print_facts(nodes: list[NodeFacts], failures: dict[str, str], console: Conso
         f"{n_of(len(nodes), 'node')} read, {len(failures)} failed; {n_of(gpus, 'GPU')} "
         "(--json: all)."
     )
+
+
+def record_gate(
+    inv: Any, result: GpuInventory, facts: list[NodeFacts], forks: int | None
+) -> list[str]:
+    """Send each node that runs tuner's node agent its verdict (playbooks/gate-record.yml:
+    /var/lib/tuner/gate.json, which the agent's textfile shows). Nodes without the agent
+    get nothing (and the gate pays nothing). -> warnings for nodes the record missed; the
+    gate's verdict does not depend on it."""
+    import calendar
+    import time
+
+    with_agent = {f.name: f for f in facts if f.agent_installed}
+    if not with_agent:
+        return []
+    from agent.runner import run_playbook
+
+    now = time.time()
+    records: dict[str, dict[str, Any]] = {}
+    for n in result.nodes:
+        f = with_agent.get(n.name)
+        if f is None:
+            continue
+        try:
+            t = calendar.timegm(time.strptime(f.collected_at or "", "%Y-%m-%dT%H:%M:%SZ"))
+            facts_time = t - (f.seconds or 0.0)
+        except ValueError:
+            facts_time = 0.0  # unknown: the stale marker stays
+        records[n.name] = {
+            "time": now,
+            "passed": n.status in ("ok", "degraded"),
+            "status": n.status,
+            "reason": n.reason,
+            "usable_gpus": len(n.usable),
+            "fleet_gate_passed": result.gate.passed,
+            "facts_time": facts_time,
+        }
+    sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in records]})
+    outcomes, _ = run_playbook(
+        "gate-record.yml",
+        sub,
+        {"tuner_gate_records": records},
+        forks=forks,
+        module="tuner_gate_record",
+    )
+    return [
+        f"{name}: the gate's verdict was not recorded on the node: {o.message or o.status}"
+        for name, o in outcomes.items()
+        if o.status != "ok"
+    ]
