@@ -102,6 +102,12 @@ def test_changed_or_unknown_host_key_fails_that_host(two: Fleet, tmp_path: Path)
     known.write_text(lines[0] + "\n")
     r = two.tuner("verify", "-p", "inference", "--limit", "node02", "--json")
     assert r.rc == 1
+    if "Data could not be sent" in by_host(r.json())["node02"]["message"]:
+        # Ansible's ssh plugin (pipelining) races ssh's exit on a loaded machine: when its
+        # write of the module fails before ssh has exited, it reports the broken pipe
+        # without ssh's own words. Seen once under CI load; the second try tells the reason.
+        r = two.tuner("verify", "-p", "inference", "--limit", "node02", "--json")
+        assert r.rc == 1
     assert "not in known_hosts" in by_host(r.json())["node02"]["message"]
 
     # the documented opt-out: explicit, and said on stderr

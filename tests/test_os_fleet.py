@@ -77,7 +77,8 @@ def test_check_writes_nothing(shared_fleet: Fleet) -> None:
     assert "node[01-04] (4)" in human.out and "would change" in human.out
     assert "Nothing was changed (--check)." in human.out and "│ changed" not in human.out
     done = [x for x in human.err.splitlines() if x.startswith("apply:   node") and "done (" in x]
-    assert len(done) == 4, human.err
+    assert len(done) == 8, human.err  # a line per host of each layer: cmdline, then OS
+    assert "apply: cmdline: plan (--check) on node[01-04]" in human.err
     detail = shared_fleet.tuner("apply", "--profile", "inference", "--check", "--detail")
     assert detail.rc == 0, detail.err
     for n in ("node01", "node02", "node03", "node04"):
