@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
 from agent.errors import BadInput, Failed
 from agent.runner import ProgressFn, run_playbook
@@ -298,36 +297,29 @@ def _install_agent(
 
 
 def print_report(r: ProvisionReport, console: Console) -> None:
-    t = Table(title="tuner provision" + (" --check" if r.check else ""))
-    for col in (
-        "host",
-        "status",
-        "OS / kernel",
-        "ROCm",
-        "amdgpu",
-        "amdsmi lib / pkg",
-        "Python",
-        "privilege",
-    ):
-        t.add_column(col)
-    from agent import report
+    """Hosts with the same findings and steps as one row (agent/view.py); --json has all."""
+    from agent.view import HostView, Row, counted, fleet_table
 
+    views = []
     for h in r.hosts:
         pkg = h.amdsmi_package or (f"({h.amdsmi_share} in share)" if h.amdsmi_share else "-")
-        t.add_row(
-            h.host,
-            report.st(h.status),
-            f"{h.os or '?'} / {h.kernel or '?'}",
-            h.rocm_version or "-",
-            h.amdgpu_version or "-",
-            f"{h.amdsmi_library or '-'} / {pkg}",
-            h.python or "-",
-            h.privilege or "-",
+        found = (
+            f"{h.os or '?'} / {h.kernel or '?'}; ROCm {h.rocm_version or '-'}; amdgpu "
+            f"{h.amdgpu_version or '-'}; amdsmi lib {h.amdsmi_library or '-'} / pkg {pkg}; "
+            f"Python {h.python or '-'}; privilege {h.privilege or '-'}"
         )
-        for s in h.steps:
-            t.add_row("", "", f"  {s}", "", "", "", "", "")
-        if h.message:
-            t.add_row("", "", f"  {h.message}", "", "", "", "", "")
-    console.print(t)
-    n = {s: sum(1 for h in r.hosts if h.status == s) for s in {h.status for h in r.hosts}}
-    console.print(", ".join(f"{c} {s}" for s, c in sorted(n.items())))
+        step = "would change" if r.check else "changed"
+        views.append(
+            HostView(
+                host=h.host,
+                status=h.status,
+                summary=found,
+                rows=[Row(step, (s,)) for s in h.steps],
+                notes=[h.message] if h.message else [],
+            )
+        )
+    fleet_table(
+        "tuner provision" + (" --check" if r.check else ""), ["found on the node / steps"], views,
+        console,
+    )
+    console.print(counted((h.status for h in r.hosts), "host"))

@@ -177,31 +177,5 @@ def summary(statuses: list[str]) -> Summary:
     return Summary(hosts=len(statuses), by_status=by)
 
 
-# --------------------------------------------------------------------------- human output
-
-STYLE = {
-    "ok": "green",
-    "unchanged": "green",
-    "nothing to do": "green",
-    "changed": "yellow",
-    "would change": "yellow",
-    "restored": "yellow",
-    "would restore": "yellow",
-    "removed": "yellow",
-    "would remove": "yellow",
-    "missing": "cyan",
-    "drift": "red",
-    "pending": "cyan",
-    "pending reboot": "cyan",
-    "failed": "bold red",
-    "unreachable": "bold red",
-}
-
-
-def st(s: str) -> str:
-    """A status word, coloured for a table."""
-    return f"[{STYLE.get(s, '')}]{s}[/]" if s in STYLE else s
-
-
 def counts(s: Summary) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(s.by_status.items()))
