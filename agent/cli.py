@@ -153,8 +153,12 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
     class Waiting(Progress):
         def __init__(self) -> None:
             self.states: dict[str, str] = {}
-            self.done_n = 0
-            self.total = total
+            self.done: set[str] = set()  # hosts with a result in this phase (a layer may
+            self.total = total  # run a second pass on a host: it is counted once)
+
+        @property
+        def done_n(self) -> int:
+            return len(self.done)
 
         def waiting(self) -> str:
             from agent.view import fold
@@ -166,7 +170,7 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
 
         def phase(self, text: str, steps: int = 0) -> None:
             self.states.clear()
-            self.done_n = 0
+            self.done.clear()
             self.total = steps
 
         def state(self, host: str, text: str) -> None:
@@ -174,7 +178,7 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
 
         def __call__(self, host: str, status: str) -> None:
             self.states.pop(host, None)
-            self.done_n += 1
+            self.done.add(host)
 
     if not err.is_terminal:
         import threading
@@ -267,7 +271,7 @@ def _progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
 
             def __call__(self, host: str, status: str) -> None:
                 super().__call__(host, status)
-                p.update(task, advance=1)
+                p.update(task, completed=self.done_n)
                 self.show(f"{host} {'done' if status == 'ok' else status}")
 
         yield BarProgress()

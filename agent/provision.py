@@ -186,12 +186,13 @@ def provision(
     wheelhouse: Path | None = None,
 ) -> ProvisionReport:
     hosts: dict[str, HostProvision] = {}
+    _phase(progress, "what each node has (read only)", len(inv.hosts))
     outcomes, art1 = run_playbook(
         "provision.yml",
         inv,
         {"tuner_mode": "facts", "tuner_venv": VENV},
         forks=forks,
-        progress=None,
+        progress=progress,
         module="tuner_provision",
     )
     ready = []
@@ -201,8 +202,6 @@ def provision(
         else:
             st = "unreachable" if o.status == "unreachable" else "failed"
             hosts[name] = _host(name, st, o.message or o.status, o.facts, [])
-            if progress:
-                progress(name, st)
     facts = {n: outcomes[n].facts for n in ready}
     arts = [art1]
     houses: dict[str, str] = {}
@@ -210,6 +209,8 @@ def provision(
         groups: dict[tuple[str, str, str], list[str]] = {}
         for n in ready:
             groups.setdefault(platform_key(facts[n]), []).append(n)
+        if wheelhouse is None:
+            _phase(progress, "the wheelhouse (controller: pip download once, cached)", 0)
         for key, names in groups.items():
             if wheelhouse is not None:
                 d = wheelhouse
@@ -226,6 +227,7 @@ def provision(
             for n in names:
                 houses[n] = str(tar)
         sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in ready]})
+        _phase(progress, "the runtime (venv, wheelhouse, amdsmi)", len(ready))
         outcomes2, art2 = run_playbook(
             "provision.yml",
             sub,
@@ -261,6 +263,13 @@ def provision(
     )
 
 
+def _phase(progress: ProgressFn | None, text: str, hosts: int) -> None:
+    """Tell a phase-aware progress (agent.runner.Progress) that a pass starts."""
+    phase = getattr(progress, "phase", None)
+    if phase is not None:
+        phase(text, hosts)
+
+
 def _install_agent(
     inv: Any,
     hosts: dict[str, HostProvision],
@@ -275,6 +284,7 @@ def _install_agent(
     if not ok:
         return
     sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in ok]})
+    _phase(progress, "the node agent", len(ok))
     outcomes, art = run_playbook(
         "agent.yml",
         sub,
