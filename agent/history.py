@@ -38,6 +38,13 @@ def summarize(doc: Any) -> dict[str, Any]:
     if isinstance(doc.get("summary"), dict):
         s = doc["summary"]
         return {"hosts": s.get("hosts"), "by_status": s.get("by_status", {})}
+    if isinstance(doc.get("hosts"), list) and all(
+        isinstance(h, dict) and "status" in h for h in doc["hosts"]
+    ):  # provision, agent: hosts with a status each, no summary block
+        by: dict[str, int] = {}
+        for h in doc["hosts"]:
+            by[str(h["status"])] = by.get(str(h["status"]), 0) + 1
+        return {"hosts": len(doc["hosts"]), "by_status": by}
     if isinstance(doc.get("gate"), dict):
         return {
             "gate": "passed" if doc["gate"].get("passed") else "failed",

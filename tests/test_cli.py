@@ -166,3 +166,13 @@ def test_control_path_fits_a_unix_socket(tmp_path: Path) -> None:
         d = control_path_dir(state)
         assert len(str(d)) + 1 + 10 + 17 < 108  # Ansible's hash, ssh's temporary suffix
         assert d == control_path_dir(state)  # the same folder for `sim down` to find
+
+
+def test_history_summarizes_host_lists() -> None:
+    """provision and agent documents have hosts with a status each and no summary block:
+    `tuner status` still counts them."""
+    doc = {
+        "command": "provision",
+        "hosts": [{"host": "a", "status": "changed"}, {"host": "b", "status": "failed"}],
+    }
+    assert history.summarize(doc) == {"hosts": 2, "by_status": {"changed": 1, "failed": 1}}
