@@ -302,7 +302,7 @@ def _install_agent(
             h.status = "unreachable" if o.status == "unreachable" else "failed"
             h.message = "node agent: " + (o.message or o.status)
         elif detail.get("status") in ("installed", "would install"):
-            h.steps.append("agent")
+            h.steps.append("install the node agent (tuner-agent.service)")
             h.status = "would change" if check else "changed"
 
 

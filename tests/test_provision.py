@@ -80,7 +80,7 @@ def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
     assert not list((root1 / "opt/rocm/share/amd_smi").glob("*.egg-info"))  # /opt/rocm untouched
     # provision ends with the node agent, installed into that runtime: its unit and code,
     # and it runs under the venv's Python alone (pyudev and prometheus_client are there)
-    assert "agent" in hosts["node01"]["steps"]
+    assert "install the node agent (tuner-agent.service)" in hosts["node01"]["steps"]
     unit = (root1 / "etc/systemd/system/tuner-agent.service").read_text()
     assert "/opt/tuner/venv/bin/python -m tuner_agent.nodeagent run" in unit
     assert not (f.roots["node02"] / "etc/systemd/system/tuner-agent.service").exists()
