@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from rich.console import Console
@@ -11,7 +12,7 @@ from rich.console import Console
 from agent.inventory import Inventory, InventoryHost
 from agent.profiles import Profile
 from agent.report import ApplyReport, RollbackReport, VerifyReport
-from agent.runner import ProgressFn
+from agent.runner import HostOutcome, ProgressFn, run_playbook
 from agent.view import HostView, fleet_table
 
 Command = Literal["apply", "verify", "rollback"]
@@ -30,6 +31,30 @@ class Run:
     progress: ProgressFn | None = None
     batch_size: int | None = None  # apply and rollback: hosts per rolling batch (None: all)
     max_failed: int | None = None  # start no new batch once more hosts than this failed
+
+    def playbook(
+        self,
+        name: str,
+        hosts: list[InventoryHost],
+        extravars: dict[str, Any],
+        *,
+        module: str,
+        check: bool = False,
+        progress: bool = True,
+        stage_dir: Path | None = None,
+    ) -> tuple[dict[str, HostOutcome], str]:
+        """`playbooks/<name>` on these hosts of the run's inventory, with the run's forks
+        (and its progress, unless `progress=False`): the one way a layer runs Ansible."""
+        return run_playbook(
+            name,
+            self.inv.model_copy(update={"hosts": hosts}),
+            extravars,
+            check=check,
+            forks=self.forks,
+            progress=self.progress if progress else None,
+            module=module,
+            stage_dir=stage_dir,
+        )
 
 
 @dataclass

@@ -33,7 +33,7 @@ from agent.inventory import Inventory, InventoryHost
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.paths import state_dir
 from agent.profiles import Profile
-from agent.runner import HostOutcome, run_playbook
+from agent.runner import HostOutcome
 from agent.view import HostView, Row
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
@@ -307,15 +307,12 @@ class BiosLayer(Layer):
                 failed=0,
                 stopped=False,
             )
-        sub = run.inv.model_copy(update={"hosts": hosts})
         with _password_file() as pwvars, tempfile.TemporaryDirectory(prefix="tuner-stages-") as sd:
-            outcomes, artifacts = run_playbook(
+            outcomes, artifacts = run.playbook(
                 "bios.yml",
-                sub,
+                hosts,
                 {**extravars(mode, run.profile, self.o), **pwvars, "tuner_bios_stage_dir": sd},
                 check=check,
-                forks=run.forks,
-                progress=run.progress,
                 module="tuner_bios",
                 stage_dir=Path(sd),
             )
@@ -346,15 +343,14 @@ class BiosLayer(Layer):
         forbids, or an unknown `bmc_system`, stops the run before any host is changed."""
         if run.command != "apply" or run.check or not hosts:
             return {}
-        sub = run.inv.model_copy(update={"hosts": hosts})
         with _password_file() as pwvars:
-            outcomes, _ = run_playbook(
+            outcomes, _ = run.playbook(
                 "bios.yml",
-                sub,
+                hosts,
                 {**extravars("plan", run.profile, self.o), **pwvars},
                 check=True,
-                forks=run.forks,
                 module="tuner_bios",
+                progress=False,
             )
         bad = {n: o for n, o in outcomes.items() if o.facts.get("bad_input")}
         return {n: o.message or "bad input" for n, o in bad.items()}

@@ -17,7 +17,7 @@ from typing import Any
 from agent.inventory import InventoryHost
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.report import FileRestore, HostCmdline
-from agent.runner import HostOutcome, run_playbook
+from agent.runner import HostOutcome
 from agent.view import HostView, Row
 
 APPLY = {"unchanged": "unchanged", "changed": "changed", "would change": "would change"}
@@ -58,16 +58,7 @@ class CmdlineLayer(Layer):
         extra: dict[str, Any] = {"tuner_cmdline_mode": mode}
         if run.profile is not None:
             extra["tuner_cmdline"] = run.profile.cmdline()
-        sub = run.inv.model_copy(update={"hosts": hosts})
-        return run_playbook(
-            "cmdline.yml",
-            sub,
-            extra,
-            check=check,
-            forks=run.forks,
-            progress=run.progress,
-            module="tuner_cmdline",
-        )
+        return run.playbook("cmdline.yml", hosts, extra, check=check, module="tuner_cmdline")
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         outcomes, artifacts = self._run(run, hosts, "verify")
@@ -189,13 +180,12 @@ class CmdlineLayer(Layer):
             part = [h for h in waiting if _is_sim(h) == sim]
             if not part:
                 continue
-            sub = run.inv.model_copy(update={"hosts": part})
-            outcomes, art = run_playbook(
+            outcomes, art = run.playbook(
                 "reboot.yml",
-                sub,
+                part,
                 {"tuner_reboot_timeout": int(self.reboot_timeout)},
-                forks=run.forks,
                 module=module,
+                progress=False,
             )
             artifacts.append(art)
             for name, o in outcomes.items():

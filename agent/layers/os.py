@@ -12,7 +12,7 @@ from agent import report, view
 from agent.inventory import InventoryHost
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.report import FileRestore, SettingChange, SettingCheck
-from agent.runner import HostOutcome, run_playbook
+from agent.runner import HostOutcome
 from agent.view import HostView, Row
 
 
@@ -48,16 +48,7 @@ class OsLayer(Layer):
         if mode == "facts":
             extra["tuner_mode"] = "verify"
             extra["tuner_settings"] = []
-        sub = run.inv.model_copy(update={"hosts": hosts})
-        return run_playbook(
-            "os.yml",
-            sub,
-            extra,
-            check=check,
-            forks=run.forks,
-            progress=run.progress,
-            module="tuner_os",
-        )
+        return run.playbook("os.yml", hosts, extra, check=check, module="tuner_os")
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         outcomes, artifacts = self._run(run, hosts, "facts")
