@@ -65,7 +65,8 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "ready": ["tuner ready --profile inference --min-gpus-per-node 7 --output ready.json"],
     "report": [
-        "tuner report --from check.json --from verify.json --since last-good.json --html fleet.html"
+        "tuner report --from check.json --from verify.json --html fleet.html",
+        "tuner report --from ready.json --since last-good.json --html fleet.html",
     ],
     "export": [
         "tuner export --from ready.json --format slurm --output fleet.sh",

@@ -91,7 +91,8 @@ background:#eaeef2}
 .strip i.ok{background:var(--ok)}.strip i.bad{background:var(--bad)}
 .strip i.mid{background:var(--warn)}
 .lost{color:var(--bad);font-weight:600}.gained{color:var(--ok);font-weight:600}
-.muted{color:var(--mut)}
+.muted{color:var(--mut)}.c-warn{color:var(--warn)}.c-bad{color:var(--bad)}
+.legend i.c-tune{background:#8250df}
 details>summary{cursor:pointer;color:var(--mut)}
 @media (min-width:2200px){body{font-size:16px}.g{height:16px}
 .grid{grid-template-columns:repeat(auto-fill,minmax(132px,1fr))}}
@@ -181,9 +182,9 @@ def _legend() -> str:
         '<span><i class="warned"></i>usable, with a warning</span>'
         '<span><i class="excluded"></i>excluded</span>'
         '<span><i class="unknown"></i>unknown (node gave no facts)</span>'
-        '<span>node border: <b style="color:var(--warn)">degraded</b> / '
-        '<b style="color:var(--bad)">excluded or failed</b></span>'
-        '<span><i style="background:#8250df"></i>tuning does not conform</span>'
+        '<span>node border: <b class="c-warn">degraded</b> / '
+        '<b class="c-bad">excluded or failed</b></span>'
+        '<span><i class="c-tune"></i>tuning does not conform</span>'
         "<span>hover a GPU or a node for the reason</span></div>"
     )
 
