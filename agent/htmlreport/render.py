@@ -15,13 +15,13 @@ from collections.abc import Iterable
 
 from agent.htmlreport.model import (
     Cell,
-    Change,
     Fleet,
     Item,
     Node,
     check_counts,
     layer_counts,
 )
+from agent.view import fold
 
 # The page may load nothing: no script, no network, no other file (a report is untrusted data)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -317,8 +317,6 @@ def _conformance(fleet: Fleet) -> str:
     groups: dict[tuple[str, str, str | None, str | None, str], list[str]] = {}
     for i in bad:
         groups.setdefault((i.layer, i.key, i.wanted, i.actual, i.status), []).append(i.host)
-    from agent.view import fold
-
     brows = (
         [
             _e(layer),
@@ -369,26 +367,34 @@ def _changes(fleet: Fleet) -> str:
             for k, n in by.items()
         )
 
-        def row(c: Change) -> list[str]:
+        # one row per kind of change, its nodes folded (node[007,018]): readable at 2,048 GPUs
+        groups: dict[tuple[str, str, str, str, str], list[str]] = {}
+        for c in ch:
+            groups.setdefault((c.what, c.item, c.before, c.now, c.reason), []).append(c.node)
+
+        def row(key: tuple[str, str, str, str, str], nodes: list[str]) -> list[str]:
+            what, item, before, now, reason = key
             cls = (
                 "lost"
-                if c.what in ("gpu lost", "node gone", "setting drifted")
-                else ("gained" if c.what in ("gpu regained", "setting fixed", "gpu added") else "")
+                if what in ("gpu lost", "node gone", "setting drifted")
+                else ("gained" if what in ("gpu regained", "setting fixed", "gpu added") else "")
             )
             return [
-                f'<span class="{cls}">{_e(c.what)}</span>',
-                f'<span class="mono">{_e(c.node)}</span>',
-                _e(c.item),
-                _e(c.before),
-                _e(c.now),
-                _e(c.reason),
+                f'<span class="{cls}">{_e(what)}</span>',
+                f'<span class="mono">{_e(fold(nodes))}</span>',
+                _e(item),
+                _e(before),
+                _e(now),
+                _e(reason),
+                str(len(nodes)),
             ]
 
         body = f"<p>{chips}</p>" + _table(
-            ["change", "node", "what", "before", "now", "why"],
-            (row(c) for c in ch),
-            len(ch),
-            "changes",
+            ["change", "nodes", "what", "before", "now", "why", "count"],
+            (row(k, v) for k, v in groups.items()),
+            len(groups),
+            "rows",
+            {6},
         )
     return (
         '<section id="changes"><h2>What changed since '
@@ -504,11 +510,13 @@ def render(fleet: Fleet, title: str = "tuner fleet report") -> str:
     when = f"<span>{_e(inv.generated_at)}</span>" if inv is not None else ""
     srcs = ", ".join(fleet.side.files)
     summary = f"<p>{_e(inv.summary)}</p>" if inv is not None and inv.summary else ""
-    grid = ""
+    grid = details = ""
     if fleet.nodes and inv is not None:
         grid = (
             f'<section id="grid"><h2>Fleet: {len(fleet.nodes)} nodes x GPUs</h2>{_legend()}'
             f'<div class="grid">{"".join(_node(n) for n in fleet.nodes)}</div></section>'
+        )
+        details = (
             f'<section id="excluded"><h2>Excluded GPUs</h2>{_excluded(fleet)}</section>'
             f'<section id="xgmi"><h2>XGMI links of degraded nodes</h2>{_xgmi(fleet)}</section>'
         )
@@ -527,7 +535,7 @@ def render(fleet: Fleet, title: str = "tuner fleet report") -> str:
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f'<header><h1>{_e(title)}</h1>{gate}{when}<span class="src">from {_e(srcs)}</span></header>'
         f'<main><section id="totals">{summary}{_cards(fleet)}</section>'
-        f"{_changes(fleet)}{grid}"
+        f"{grid}{_changes(fleet)}{details}"
         '<section id="conformance"><h2>Tuning conformance per layer</h2>'
         f"{_conformance(fleet)}</section>"
         + (f'<section id="numbers"><h2>The numbers</h2>{numbers}</section>' if numbers else "")
