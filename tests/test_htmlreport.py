@@ -342,3 +342,16 @@ def test_chromium_renders_hostile_strings_as_text(tmp_path: Path) -> None:
     dom.feed(_browse(page, tmp_path, None))
     _dom_safe(dom)
     assert any("<script>alert(5)</script>" in row for row in dom.rows)  # the host, as text
+
+
+def test_failed_node_gpus_are_unknown_and_a_tuning_report_alone(tmp_path: Path) -> None:
+    f = build([str(REPO / "tests/data/reports/mixed.json")])
+    node03 = next(n for n in f.nodes if n.name == "node03")
+    assert node03.status == "failed" and [c.verdict for c in node03.cells] == ["unknown"] * 8
+    assert node03.cells[0].reasons == [node03.reason] and node03.usable == 0
+    assert summary(f)["gpus_by_verdict"] == {"usable": 16, "unknown": 8, "excluded": 8}
+    page = render(f)
+    assert page.count('data-verdict="unknown"') == 8
+    assert "$(rm -rf /)" in page  # the reason, as text
+    only = render(build([DRIFT]))
+    assert "No GPU inventory given" in only and 'data-layer="os"' in only
