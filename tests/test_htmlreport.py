@@ -184,7 +184,7 @@ def test_cli_writes_the_page_and_a_summary(tmp_path: Path) -> None:
     out = tmp_path / "sub/fleet.html"
     r = run_tuner(
         "report", "--from", CHECK, "--from", DRIFT, "--since", HEALTHY, "--since", VERIFY_OK,
-        "--html", str(out), "--title", "rack <7>", "--json", state=tmp_path,
+        "--html", str(out), "--title", "rack <7>", "--refresh", "60", "--json", state=tmp_path,
     )  # fmt: skip
     assert r.rc == 0, r.err
     doc = r.json()
@@ -193,6 +193,7 @@ def test_cli_writes_the_page_and_a_summary(tmp_path: Path) -> None:
     assert doc["tuning"]["by_layer"]["os"] == {"drift": 1, "ok": 10}
     page = out.read_text()
     assert "<title>rack &lt;7&gt;</title>" in page and page.startswith("<!DOCTYPE html>")
+    assert '<meta http-equiv="refresh" content="60">' in page and "page written 20" in page
     assert not list(out.parent.glob(".fleet.html.*"))  # atomic: no temp file left
 
 
@@ -263,7 +264,9 @@ def _browse(page: Path, tmp_path: Path, shot: Path | None) -> str:
     ]  # fmt: skip
     if shot is not None:
         cmd.append(f"--screenshot={shot}")
-    r = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=120)
+    home = tmp_path / "home"  # chromium's caches and config stay in the test's folder
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home), XDG_CACHE_HOME=str(home))
+    r = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 

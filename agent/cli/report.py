@@ -29,6 +29,15 @@ def report(
         str | None,
         typer.Option("--html", help="Write the page here (atomically; - for stdout)."),
     ] = None,
+    refresh: Annotated[
+        int | None,
+        typer.Option(
+            "--refresh",
+            min=10,
+            max=86400,
+            help="Reload the page every N seconds (a wall screen; rewrite the file on a timer).",
+        ),
+    ] = None,
     title: Annotated[
         str, typer.Option("--title", help="The page's title (e.g. the cluster's name).")
     ] = "tuner fleet report",
@@ -58,7 +67,8 @@ def report(
         if html_file is not None:
             if html_file != "-" and html_file.endswith((".json", ".prom")):
                 raise BadInput("looks like a report, not a page: give a .html file", field="--html")
-            page = render(fleet, title)
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            page = render(fleet, title, refresh, now)
             try:
                 write_text(html_file, page)
             except BadInput as e:

@@ -498,7 +498,14 @@ def _numbers(fleet: Fleet) -> str:
     return "".join(parts)
 
 
-def render(fleet: Fleet, title: str = "tuner fleet report") -> str:
+def render(
+    fleet: Fleet,
+    title: str = "tuner fleet report",
+    refresh: int | None = None,
+    written_at: str | None = None,
+) -> str:
+    """The page. `refresh`: seconds after which a browser reloads the file (a wall screen
+    whose page a timer rewrites); `written_at`: when the page was made (shown)."""
     inv = fleet.side.inventory
     gate = ""
     if inv is not None:
@@ -507,7 +514,10 @@ def render(fleet: Fleet, title: str = "tuner fleet report") -> str:
         gate = f'<span class="gate {"pass" if ok else "fail"}" id="gate">gate {word}</span>'
         if inv.gate.reasons:
             gate += f"<span>{_e('; '.join(inv.gate.reasons))}</span>"
-    when = f"<span>{_e(inv.generated_at)}</span>" if inv is not None else ""
+    when = f"<span>gate ran {_e(inv.generated_at)}</span>" if inv is not None else ""
+    if written_at:
+        when += f'<span class="src">page written {_e(written_at)}</span>'
+    reload = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     srcs = ", ".join(fleet.side.files)
     summary = f"<p>{_e(inv.summary)}</p>" if inv is not None and inv.summary else ""
     grid = details = ""
@@ -531,7 +541,7 @@ def render(fleet: Fleet, title: str = "tuner fleet report") -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">{reload}'
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f'<header><h1>{_e(title)}</h1>{gate}{when}<span class="src">from {_e(srcs)}</span></header>'
         f'<main><section id="totals">{summary}{_cards(fleet)}</section>'
