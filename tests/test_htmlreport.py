@@ -358,3 +358,13 @@ def test_failed_node_gpus_are_unknown_and_a_tuning_report_alone(tmp_path: Path) 
     assert "$(rm -rf /)" in page  # the reason, as text
     only = render(build([DRIFT]))
     assert "No GPU inventory given" in only and 'data-layer="os"' in only
+
+
+def test_apply_report_and_hosts_missing_from_the_gpu_report() -> None:
+    f = build([CHECK, str(REPO / "tests/data/reports/apply-64.json")])
+    assert f.tuning_command == "apply" and layer_counts(f) == {"os": {"ok": 64}}
+    assert len(f.nodes) == 64  # the 11 of the GPU report, then the 53 tuned hosts it lacks
+    extra = f.nodes[11]
+    assert (extra.status, extra.cells, extra.tuning) == ("", [], "changed")
+    page = render(f)
+    assert page.count('class="node absent"') == 53

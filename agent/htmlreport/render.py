@@ -62,7 +62,7 @@ h2{font-size:16px;margin:2px 0 8px}h3{font-size:14px;margin:10px 0 6px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(104px,1fr));gap:6px}
 .node{border:2px solid var(--line);border-radius:4px;padding:2px 3px 3px;min-width:0}
 .node.degraded{border-color:var(--warn)}.node.excluded,.node.failed{border-color:var(--bad)}
-.node.tune-bad{box-shadow:inset 0 -3px 0 #8250df}
+.node.absent{border-style:dashed}.node.tune-bad{box-shadow:inset 0 -3px 0 #8250df}
 .nn{font:11px/1.3 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap;overflow:hidden;
 text-overflow:ellipsis;display:flex;justify-content:space-between;gap:2px}
 .nn em{font-style:normal;color:var(--mut)}
@@ -121,7 +121,7 @@ TUNE_BAD = ("drift", "failed", "unreachable", "pending", "not started", "would c
 
 
 def _node(n: Node) -> str:
-    cls = ["node", n.status or "ok"]
+    cls = ["node", n.status or "absent"]  # absent: tuned, but not in the GPU report
     if n.tuning in TUNE_BAD:
         cls.append("tune-bad")
     tip = [f"{n.name}: {n.status or 'not in the GPU report'}"]
