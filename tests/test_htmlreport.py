@@ -207,6 +207,8 @@ def test_cli_writes_the_page_and_a_summary(tmp_path: Path) -> None:
         (["--from", CHECK, "--html", "report.json"], "--html"),
         (["--from", CHECK, "--html", "."], "--html"),
         (["--from", str(REPO / "pyproject.toml"), "--html", "x.html"], None),
+        (["--from", "/dev/zero", "--html", "x.html"], None),
+        (["--from", str(REPO / "tests"), "--html", "x.html"], None),
         (["--from", str(REPO / "tests/data/reports/mixed.json"), "--since", "pyproject.toml",
           "--html", "x.html"], None),
     ],

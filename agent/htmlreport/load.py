@@ -56,9 +56,20 @@ class Side:
     ready_file: str | None = None
 
 
+MAX_BYTES = 1 << 30  # a 10,000-node GPU report is ~50 MB
+
+
 def _read(path: str) -> str:
+    """A regular file only (not a FIFO or a device that never ends), at most MAX_BYTES.
+    (The trust-data branch's agent/loaders.py read_text does this for every loader.)"""
+    p = Path(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
+        st = p.stat()
+        if not p.is_file():
+            raise BadInput("not a regular file", file=path)
+        if st.st_size > MAX_BYTES:
+            raise BadInput(f"larger than {MAX_BYTES >> 20} MiB: not a tuner report", file=path)
+        return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         why = getattr(e, "strerror", None) or str(e)
         raise BadInput(f"cannot read the report: {why}", file=path) from e
