@@ -370,3 +370,18 @@ def test_apply_report_and_hosts_missing_from_the_gpu_report() -> None:
     assert (extra.status, extra.cells, extra.tuning) == ("", [], "changed")
     page = render(f)
     assert page.count('class="node absent"') == 53
+
+
+def test_a_layer_without_a_known_part_counts_by_its_status() -> None:
+    from agent.htmlreport.model import host_items
+
+    # schema 2 (the layer registry): layers map to parts; a layer tuner's page has no
+    # special view for (e.g. a NIC layer) still shows by its status and message
+    v2 = {"layers": {"nic": {"status": "drift", "message": "mtu 1500, wanted 9000"}}}
+    [item] = host_items("node01", v2, verify=True)
+    assert (item.layer, item.key, item.status, item.message) == (
+        "nic", "(layer)", "drift", "mtu 1500, wanted 9000"
+    )  # fmt: skip
+    assert not item.conforms
+    v1 = {"layers": {"os": "ok"}, "settings": []}
+    assert [(i.layer, i.status) for i in host_items("node01", v1, verify=True)] == [("os", "ok")]

@@ -159,6 +159,63 @@ def node_cells(n: NodeEntry) -> list[Cell]:
     return cells
 
 
+def _s(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def host_items(host: str, d: dict[str, Any], verify: bool) -> list[Item]:
+    """One host's items from its report as JSON (docs/json.md). Read from the document's
+    schema-1 fields (`settings`, `bios`, `cmdline`, `cross`), which the layer registry keeps
+    writing beside `layers`; a layer without such a field (a new one) is one item with its
+    status (`layers` maps a layer to its status, or to a part with a `status`)."""
+    items: list[Item] = []
+    for s in d.get("settings") or []:
+        actual = s.get("actual") if verify else s.get("after")
+        items.append(
+            Item(host, "os", str(s.get("id")), _s(s.get("wanted")), _s(actual),
+                 str(s.get("status")), s.get("message") or "", bool(s.get("missing_ok"))),
+        )  # fmt: skip
+    bios = d.get("bios")
+    if isinstance(bios, dict):
+        attrs = bios.get("attributes") or []
+        for a in attrs:
+            actual = a.get("current") if verify else (a.get("after") or a.get("current"))
+            setting, attr = str(a.get("setting")), str(a.get("attribute"))
+            key = f"{setting} ({attr})" if attr != setting else setting
+            items.append(
+                Item(host, "bios", key, _s(a.get("wanted")), _s(actual), str(a.get("status")),
+                     a.get("message") or ""),
+            )  # fmt: skip
+        if not attrs or bios.get("status") in ("failed", "skipped"):
+            items.append(
+                Item(host, "bios", "(layer)", None, None, str(bios.get("status")),
+                     bios.get("message") or ""),
+            )  # fmt: skip
+    cmdline = d.get("cmdline")
+    if isinstance(cmdline, dict):
+        off = " ".join(str(x) for x in cmdline.get("off") or [])
+        items.append(
+            Item(host, "cmdline", "kernel command line", None, off or "as wanted",
+                 str(cmdline.get("status")), cmdline.get("message") or ""),
+        )  # fmt: skip
+    for c in d.get("cross") or []:
+        st = {"ok": "ok", "mismatch": "drift"}.get(str(c.get("status")), "unknown")
+        items.append(
+            Item(host, "cross", str(c.get("id")), _s(c.get("wanted")), _s(c.get("actual")), st,
+                 c.get("message") or ""),
+        )  # fmt: skip
+    seen = {i.layer for i in items}
+    for layer, part in (d.get("layers") or {}).items():
+        if layer in seen:
+            continue
+        if isinstance(part, str):
+            st, why = part, ""
+        else:
+            st, why = str((part or {}).get("status")), str((part or {}).get("message") or "")
+        items.append(Item(host, str(layer), "(layer)", None, None, st, why))
+    return items
+
+
 def tuning_items(side: Side) -> tuple[list[Item], list[str], str]:
     """Every tuned item of every host, the layers, and which command said so."""
     items: list[Item] = []
@@ -166,51 +223,11 @@ def tuning_items(side: Side) -> tuple[list[Item], list[str], str]:
     if t is not None:
         verify = t.command == "verify"
         for h in t.hosts:
-            n0 = len(items)
-            for s in h.settings:
-                actual = getattr(s, "actual" if verify else "after")
-                items.append(
-                    Item(
-                        h.host,
-                        "os",
-                        s.id,
-                        s.wanted,
-                        actual,
-                        s.status,
-                        s.message,
-                        getattr(s, "missing_ok", False),
-                    )
-                )
-            if h.bios is not None:
-                for a in h.bios.attributes:
-                    actual = a.current if verify else (a.after or a.current)
-                    key = f"{a.setting} ({a.attribute})" if a.attribute != a.setting else a.setting
-                    items.append(Item(h.host, "bios", key, a.wanted, actual, a.status, a.message))
-                if not h.bios.attributes or h.bios.status in ("failed", "skipped"):
-                    items.append(
-                        Item(h.host, "bios", "(layer)", None, None, h.bios.status, h.bios.message)
-                    )
-            if h.cmdline is not None:
-                off = " ".join(h.cmdline.off)
-                items.append(
-                    Item(
-                        h.host,
-                        "cmdline",
-                        "kernel command line",
-                        None,
-                        off or "as wanted",
-                        h.cmdline.status,
-                        h.cmdline.message,
-                    )
-                )
-            for c in getattr(h, "cross", []):
-                st = (
-                    "ok" if c.status == "ok" else ("drift" if c.status == "mismatch" else "unknown")
-                )
-                items.append(Item(h.host, "cross", c.id, c.wanted, c.actual, st, c.message))
-            if len(items) == n0 or h.status in ("unreachable", "failed", "not started"):
-                if not any(i.host == h.host and not i.conforms for i in items[n0:]):
-                    items.append(Item(h.host, "host", "(host)", None, None, h.status, h.message))
+            mine = host_items(h.host, h.model_dump(mode="json"), verify)
+            if not mine or h.status in ("unreachable", "failed", "not started"):
+                if not any(not i.conforms for i in mine):
+                    mine.append(Item(h.host, "host", "(host)", None, None, h.status, h.message))
+            items += mine
         return items, list(t.layers), t.command
     if side.ready is not None:
         for r in side.ready.hosts:
