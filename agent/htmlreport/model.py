@@ -236,18 +236,26 @@ def tuning_items(side: Side) -> tuple[list[Item], list[str], str]:
     return [], [], ""
 
 
-def host_tuning(side: Side) -> dict[str, tuple[str, str]]:
-    """Each host's tuning status and why (the worst of its layers)."""
+def _why(i: Item) -> str:
+    if i.key in ("(host)", "(layer)"):
+        return f"{i.layer} {i.status}" + (f": {i.message}" if i.message else "")
+    if i.actual is not None and i.wanted is not None:
+        return f"{i.key} is {i.actual!r}, profile wants {i.wanted!r}"
+    return f"{i.layer} {i.key} {i.status}" + (f": {i.message}" if i.message else "")
+
+
+def host_tuning(side: Side, items: list[Item]) -> dict[str, tuple[str, str]]:
+    """Each host's tuning status (the worst of its layers) and why: what does not conform."""
     out: dict[str, tuple[str, str]] = {}
     if side.tuning is not None:
+        bad: dict[str, list[str]] = {}
+        for i in items:
+            if not i.conforms:
+                bad.setdefault(i.host, []).append(_why(i))
         for h in side.tuning.hosts:
-            out[h.host] = (h.status, h.message)
-        if side.tuning.command == "verify":
-            from agent.ready import drift_reason
-
-            for vh in side.tuning.hosts:
-                if vh.status != "ok":
-                    out[vh.host] = (vh.status, drift_reason(vh))
+            why = bad.get(h.host, [])
+            text = "; ".join(why[:6]) + (f" (+{len(why) - 6} more)" if len(why) > 6 else "")
+            out[h.host] = (h.status, text or h.message)
     elif side.ready is not None:
         for r in side.ready.hosts:
             out[r.name] = (r.verify, r.reason)
@@ -256,7 +264,8 @@ def host_tuning(side: Side) -> dict[str, tuple[str, str]]:
 
 def build(side: Side, since: Side | None = None) -> Fleet:
     nodes: list[Node] = []
-    tuning = host_tuning(side)
+    items, layers, command = tuning_items(side)
+    tuning = host_tuning(side, items)
     if side.inventory is not None:
         for n in side.inventory.nodes:
             st, why = tuning.get(n.name, ("", ""))
@@ -265,7 +274,6 @@ def build(side: Side, since: Side | None = None) -> Fleet:
     for host, (st, why) in tuning.items():  # tuned hosts the inventory does not list
         if host not in known:
             nodes.append(Node(host, "", "", None, [], st, why))
-    items, layers, command = tuning_items(side)
     fleet = Fleet(side, nodes, items, layers, command, since)
     if since is not None:
         old = build(since)
