@@ -179,3 +179,14 @@ def test_promtool_accepts_queries_and_files(
         )
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.strip() == "" and r.stderr.strip() == "", r.stdout + r.stderr
+
+
+def test_dashboards_answer_the_operators_questions() -> None:
+    titles = {p["title"] for path in DASHBOARDS for p in json.loads(path.read_text())["panels"]}
+    for wanted in (
+        "Fleet GPUs over time",  # fleet usable GPUs over time
+        "Excluded GPUs with reasons",
+        "OS conformance by setting family",  # conformance per layer (the agent: OS)
+        "Last gate per node",
+    ):
+        assert wanted in titles, wanted
