@@ -406,3 +406,18 @@ def test_2048_gpus_stay_one_grid_and_few_rows(tmp_path: Path) -> None:
     assert changes.count("<tr>") == 3  # the header, gpu lost x23, setting drifted x24
     assert "gpu[007,018,029," in changes and ">23<" in changes and ">24<" in changes
     assert len(page.encode()) < 1_000_000
+
+
+def test_changes_between_two_scenarios() -> None:
+    """llama2-70b (11 nodes) -> gpt-oss-120b (12): two GPUs lost, node07's regained, node12
+    added as one line (not eight "gpu added")."""
+    f = build([GPTOSS], [CHECK])
+    got = [(c.what, c.node, c.item) for c in f.changes]
+    assert got == [
+        ("gpu lost", "node04", "GPU ? (0000:65:00.0)"),
+        ("gpu lost", "node10", "GPU 7 (0000:f5:00.0)"),
+        ("gpu regained", "node07", "GPU 5 (0000:95:00.0)"),
+        ("node added", "node12", "node"),
+    ]
+    assert f.changes[-1].now == "ok, 8 of 8 GPUs usable"
+    assert "gpu.missing" in f.changes[0].reason and "XGMI link down" in f.changes[1].reason
