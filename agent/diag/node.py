@@ -95,3 +95,122 @@ def _kill_group(p: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+# RVS actions tuner runs, from RVS's own MI355X configurations (conf/MI355X/levels/
+# rvs_level_2.conf: hbm_basic, xgmi_interface, pcie_interface; gst_single.conf:
+# gst-946Tflops-8K8K16K-trig-fp16; iet_stress.conf), written as RVS reads them.
+RVS_ACTIONS = {
+    "rvs.pbqt": (
+        "- name: xgmi_interface\n  device: all\n  module: pbqt\n  log_interval: 5000\n"
+        "  duration: 20000\n  peers: all\n  test_bandwidth: true\n  bidirectional: false\n"
+        "  parallel: true\n  block_size: 67108864\n  device_id: all\n"
+    ),
+    "rvs.pebb": (
+        "- name: pcie_interface\n  device: all\n  module: pebb\n  duration: 20000\n"
+        "  device_to_host: false\n  host_to_device: true\n  parallel: true\n"
+        "  block_size: 67108864\n  link_type: 2\n"
+    ),
+    "rvs.babel": (
+        "- name: hbm_basic\n  device: all\n  module: babel\n  parallel: true\n  count: 1\n"
+        "  num_iter: 100\n  array_size: 865075200\n  test_type: 2\n  mibibytes: false\n"
+        "  o/p_csv: false\n  read: true\n  write: true\n  subtest: 0\n  dwords_per_lane: 4\n"
+        "  chunks_per_block: 1\n  tb_size: 512\n"
+    ),
+    "rvs.gst": (
+        "- name: gst-946Tflops-8K8K16K-trig-fp16\n  device: all\n  module: gst\n"
+        "  log_interval: 3000\n  ramp_interval: 5000\n  duration: 15000\n  hot_calls: 10000\n"
+        "  copy_matrix: false\n  target_stress: 946000\n  matrix_size_a: 8192\n"
+        "  matrix_size_b: 8192\n  matrix_size_c: 16384\n  matrix_init: trig\n"
+        "  data_type: fp16_r\n  compute_type: fp32_r\n  transa: 1\n  transb: 0\n  alpha: 1\n"
+        "  beta: 0\n  blas_source: hipblaslt\n"
+    ),
+    "rvs.iet": (
+        "- name: iet-stress-1400W\n  device: all\n  module: iet\n  parallel: true\n"
+        "  duration: 300000\n  ramp_interval: 10000\n  log_interval: 5000\n"
+        "  target_power: 1400\n  matrix_size: 8640\n"
+    ),
+}
+
+
+def _rccl_argv(tool: str, n: int) -> list[str]:
+    # AMD's MI355X acceptance command: all_reduce_perf -b 8 -e 8G -f 2 -g 8
+    return [tool, "-b", "8", "-e", "8G", "-f", "2", "-g", str(n)]
+
+
+def run_plan(
+    root: str,
+    tests: list[dict[str, object]],
+    gpus: list[dict[str, object]],
+    narrow: dict[str, object] | None = None,
+    budget: float | None = None,
+    tools: dict[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """Run the planned tests on this node, in order, each under its deadline; an
+    all-reduce below `narrow['min_busbw']` at `narrow['message_bytes']` is rerun without
+    each GPU in turn (`rccl.all_reduce/without/<bdf>`) while the budget lasts.
+    `gpus`: [{bdf, hip}]; `tools`: overrides {rvs, all_reduce_perf} (host variables)."""
+    import tempfile
+
+    try:  # shipped to nodes beside this file as module_utils
+        from ansible.module_utils.tuner_diag_parse import (  # type: ignore[import-not-found]
+            parse_rccl,
+        )
+    except ImportError:
+        from agent.diag.parse import parse_rccl
+
+    tools = tools or {}
+    start = time.monotonic()
+    out: list[dict[str, object]] = []
+    rvs = find_tool(root, RVS_CANDIDATES, tools.get("rvs"))
+    rccl = find_tool(root, RCCL_CANDIDATES, tools.get("all_reduce_perf"))
+
+    def left() -> float:
+        return float("inf") if budget is None else budget - (time.monotonic() - start)
+
+    with tempfile.TemporaryDirectory(prefix="tuner-diag-") as tmp:
+        for t in tests:
+            name, deadline = str(t["name"]), float(t["deadline"])  # type: ignore[arg-type]
+            deadline = min(deadline, max(1.0, left()))
+            if name.startswith("rvs."):
+                if rvs is None:
+                    out.append(
+                        {"test": name, "rc": None, "seconds": 0.0, "missing": "rvs not found"}
+                    )
+                    continue
+                conf = Path(tmp) / f"{name}.conf"
+                conf.write_text("actions:\n" + RVS_ACTIONS[name])
+                r = run_tool([rvs, "-c", str(conf)], deadline)
+            elif name == "rccl.all_reduce":
+                if rccl is None:
+                    out.append(
+                        {
+                            "test": name,
+                            "rc": None,
+                            "seconds": 0.0,
+                            "missing": "all_reduce_perf (rccl-tests) not found",
+                        }
+                    )
+                    continue
+                hips = ",".join(str(g["hip"]) for g in gpus)
+                r = run_tool(_rccl_argv(rccl, len(gpus)), deadline, {"HIP_VISIBLE_DEVICES": hips})
+            else:
+                continue
+            r["test"] = name
+            out.append(r)
+            if name == "rccl.all_reduce" and narrow and not r.get("timed_out") and len(gpus) > 2:
+                bw = parse_rccl(str(r["output"])).busbw_at(int(narrow["message_bytes"]))  # type: ignore[call-overload]
+                if bw is not None and bw < float(narrow["min_busbw"]):  # type: ignore[arg-type]
+                    for g in gpus:
+                        if left() < deadline:
+                            break
+                        rest = [x for x in gpus if x is not g]
+                        hips = ",".join(str(x["hip"]) for x in rest)
+                        s = run_tool(
+                            _rccl_argv(str(rccl), len(rest)),
+                            deadline,
+                            {"HIP_VISIBLE_DEVICES": hips},
+                        )
+                        s["test"] = f"{name}/without/{g['bdf']}"
+                        out.append(s)
+    return out
