@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from agent.sim.diagtools import set_faults
+from agent.sim.diagtools import STATE, set_faults
 from tests.conftest import Fleet, make_fleet
 
 pytestmark = pytest.mark.fleet
@@ -109,3 +110,29 @@ def test_bad_input_exits_2_before_any_host(fleet: Fleet, args: list[str], field:
     assert r.rc == 2, r.err
     assert r.json()["field"] == field
     assert fleet.hashes() == before
+
+
+def test_straggler_node_flagged_on_16(tmp_path: Path) -> None:
+    """A node whose all-reduce passes AMD's 304 GB/s line but trails the fleet."""
+    with contextmanager(make_fleet)(tmp_path, 16, 2) as fl:
+        root = fl.roots["node11"]
+        gpus = json.loads((root / STATE).read_text())["gpus"]
+        set_faults(root, {"collective": {gpus[0]["bdf"]: 0.92}})  # 341 -> about 314 GB/s
+        text = (
+            "name: rccl-only\ntests:\n  rccl.all_reduce:\n    level: 2\n    seconds: 60\n"
+            "    min_busbw_gbps: 304\n"
+        )
+        pol = tmp_path / "rccl-only.yml"
+        pol.write_text(text)
+        r = fl.tuner("check", "--level", "2", "--diag-policy", str(pol), "--json", timeout=900)
+        assert r.rc == 0, r.err
+        doc = r.json()
+        d = doc["diagnostics"]
+        assert d["ran"] == ["rccl.all_reduce"]
+        [s] = d["stragglers"]["rccl.all_reduce"]
+        assert s["key"] == "node11" and 0.05 < s["drop"] < 0.1
+        assert s["value"] > 304  # AMD's fixed line alone would keep it
+        assert doc["usable_gpus"] == 15 * 8
+        node11 = next(n for n in doc["nodes"] if n["name"] == "node11")
+        assert node11["status"] == "excluded"
+        assert node11["excluded"][0]["checks"][0]["check"] == "diag.rccl.all_reduce.fleet"

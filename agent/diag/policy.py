@@ -5,6 +5,7 @@ Typed values only; a bad policy is bad input (exit 2, file and field named)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,6 +72,7 @@ class Tests(BaseModel):
 
 class Stragglers(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    severity: Literal["warn", "fail"] = "fail"  # warn: reported, the GPUs stay usable
     score: float = Field(default=3.5, gt=0)
     min_drop: float = Field(default=0.05, ge=0, lt=1)
     min_samples: int = Field(default=4, ge=3)

@@ -130,7 +130,15 @@ def _fleet_relative(rep: DiagReport, policy: DiagPolicy) -> None:
                 f"fleet straggler: {s.value:g}, {s.drop:.0%} below the fleet median {s.median:g}"
             )
             for b in [bdf] if bdf else list(d.gpus):
-                d.add(b, Finding(test=f"{test}.fleet", status="fail", detail=detail, value=s.value))
+                d.add(
+                    b,
+                    Finding(
+                        test=f"{test}.fleet",
+                        status=policy.stragglers.severity,
+                        detail=detail,
+                        value=s.value,
+                    ),
+                )
     for d in rep.nodes:
         for bdf in d.gpus:
             if RANK[d.verdict(bdf)] >= RANK["unknown"]:
