@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from agent import layers
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
 DetailOpt = Annotated[
     bool,
@@ -66,7 +68,8 @@ LayerOpt = Annotated[
     str,
     typer.Option(
         "--layer",
-        help="cmdline, bios, os or all: the layers to work on (they run in that order on a host).",
+        help=f"{', '.join(layers.words()[:-1])} or all: the layers to work on (agent/layers/; "
+        "each host runs them in the layers' order).",
     ),
 ]
 RebootOpt = Annotated[
