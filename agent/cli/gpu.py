@@ -15,6 +15,7 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    BMC_TIMEOUT,
     BmcTimeoutOpt,
     CaBundleOpt,
     DeadlineOpt,
@@ -196,7 +197,7 @@ def ready(
     forks: ForksOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
     as_json: JsonOpt = False,
 ) -> None:
     """One pre-run answer: verify (OS + BIOS + cross-layer) and the GPU gate.

@@ -7,6 +7,12 @@ from typing import Annotated
 import typer
 
 from agent import layers
+from agent.modargs import LOCK_TIMEOUT, REBOOT_TIMEOUT, TUNER_BIOS
+
+# Defaults of the options below: the modules' own (agent/modargs.py), defined there once.
+BMC_TIMEOUT: float = TUNER_BIOS.default("timeout")
+RESET_TIMEOUT: float = REBOOT_TIMEOUT
+LOCK_TIMEOUT_S: float = LOCK_TIMEOUT
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
 DetailOpt = Annotated[

@@ -15,6 +15,9 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    BMC_TIMEOUT,
+    LOCK_TIMEOUT_S,
+    RESET_TIMEOUT,
     BatchSizeOpt,
     BmcTimeoutOpt,
     CaBundleOpt,
@@ -55,10 +58,10 @@ def run_options(
     forks: int | None = None,
     lock_timeout: float | None = None,
     reboot: str = "never",
-    reset_timeout: float = 1200.0,
+    reset_timeout: float = RESET_TIMEOUT,
     insecure: bool = False,
     ca_bundle: str | None = None,
-    bmc_timeout: float = 30.0,
+    bmc_timeout: float = BMC_TIMEOUT,
 ) -> Any:
     """The run's options (a layers.base.RunOptions) from the command's flags, the secrets
     taken out of the environment first, each layer's own options validated."""
@@ -138,10 +141,10 @@ def apply(
     max_failed: MaxFailedOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
-    reset_timeout: ResetTimeoutOpt = 1200.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
+    reset_timeout: ResetTimeoutOpt = RESET_TIMEOUT,
     reboot_all_hosts: RebootAllOpt = False,
-    lock_timeout: LockTimeoutOpt = 300.0,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT_S,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -181,7 +184,7 @@ def verify(
     layer: LayerOpt = "all",
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -207,10 +210,10 @@ def rollback(
     max_failed: MaxFailedOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
-    reset_timeout: ResetTimeoutOpt = 1200.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
+    reset_timeout: ResetTimeoutOpt = RESET_TIMEOUT,
     reboot_all_hosts: RebootAllOpt = False,
-    lock_timeout: LockTimeoutOpt = 300.0,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT_S,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from agent.modargs import REBOOT_TIMEOUT  # stdlib only: the module stays light
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
@@ -65,9 +67,9 @@ class RunOptions:
 
     forks: int | None = None  # hosts worked on at once (None: all, up to runner.MAX_FORKS)
     progress: ProgressFn | None = None
-    lock_timeout: float | None = None  # seconds to wait for a host's lock (None: modules' own)
+    lock_timeout: float | None = None  # seconds to wait for a host's lock (None: modargs')
     reboot: str = "never"  # never | if-needed: the reboot plan's policy (REBOOT)
-    reboot_timeout: float = 1200.0  # seconds a node may take to boot after a reset/reboot
+    reboot_timeout: float = REBOOT_TIMEOUT  # seconds a node may take to boot after a reset
     credentials: Credentials = field(default_factory=Credentials)
     layers: dict[str, Any] = field(default_factory=dict)
 

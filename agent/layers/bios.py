@@ -42,6 +42,7 @@ from agent.bios.models import (
 )
 from agent.errors import BadInput
 from agent.layers.base import Credentials, Cross, HostResult, Layer, Results, Run
+from agent.modargs import TUNER_BIOS
 from agent.paths import state_dir
 from agent.view import HostView, Row
 
@@ -80,8 +81,8 @@ class BiosOptions:
 
     insecure: bool = False
     ca_bundle: str | None = None
-    timeout: float = 30.0  # seconds to wait for a BMC answer
-    poll: float = 2.0  # seconds between polls while a node boots
+    timeout: float = TUNER_BIOS.default("timeout")  # seconds to wait for a BMC answer
+    poll: float = TUNER_BIOS.default("poll_interval")  # seconds between polls while booting
 
 
 def check_options(o: BiosOptions) -> BiosOptions:
@@ -171,6 +172,7 @@ def extravars(
 ) -> dict[str, Any]:
     prof = run.profile
     also = run.reboots.pending([h.name for h in hosts or []]) if run.reboots.allowed else []
+    TUNER_BIOS.check({"mode": mode, "reboot": run.reboot})  # the names of agent/modargs.py
     ev: dict[str, Any] = {
         "tuner_bios_mode": mode,
         "tuner_bios_settings": section(prof).model_dump(exclude_none=True) if prof else {},

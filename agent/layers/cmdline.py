@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from agent.layers.base import HostResult, Layer, Results, Run
+from agent.modargs import TUNER_CMDLINE
 from agent.report import FileRestore
 from agent.view import HostView, Row
 
@@ -73,10 +74,15 @@ class CmdlineLayer(Layer):
     def _run(
         self, run: Run, hosts: list[InventoryHost], mode: str, check: bool = False
     ) -> tuple[dict[str, HostOutcome], str]:
+        """playbooks/cmdline.yml with the module's arguments (typed in agent/modargs.py)."""
+        args: dict[str, Any] = {"mode": mode}
+        if run.profile is not None:
+            args.update(run.profile.cmdline())
+        TUNER_CMDLINE.check(args)
         extra: dict[str, Any] = {"tuner_cmdline_mode": mode}
         if run.profile is not None:
-            extra["tuner_cmdline"] = run.profile.cmdline()
-        return run.playbook("cmdline.yml", hosts, extra, check=check, module="tuner_cmdline")
+            extra["tuner_cmdline"] = {"add": args["add"], "remove": args["remove"]}
+        return run.playbook("cmdline.yml", hosts, extra, check=check, module=TUNER_CMDLINE.name)
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         outcomes, artifacts = self._run(run, hosts, "verify")

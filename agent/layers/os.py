@@ -12,12 +12,17 @@ from pydantic import BaseModel
 
 from agent import view
 from agent.layers.base import HostResult, Layer, Results, Run
+from agent.modargs import TUNER_OS
 from agent.report import FileRestore
 from agent.view import HostView, Row
 
 if TYPE_CHECKING:
     from agent.inventory import InventoryHost
     from agent.runner import HostOutcome
+
+
+# tuner_os's arguments -> the playbook variables that carry them (playbooks/os.yml)
+PLAYBOOK_VARS = {"mode": "tuner_mode", "settings": "tuner_settings", "persist": "tuner_persist"}
 
 
 class SettingChange(BaseModel):
@@ -83,14 +88,16 @@ class OsLayer(Layer):
     def _run(
         self, run: Run, hosts: list[InventoryHost], mode: str, check: bool = False
     ) -> tuple[dict[str, HostOutcome], str]:
-        extra: dict[str, Any] = {"tuner_mode": mode}
+        """playbooks/os.yml with the module's arguments (typed in agent/modargs.py: an
+        argument not given here is the module's default)."""
+        args: dict[str, Any] = {"mode": "verify" if mode == "facts" else mode}
         if run.profile is not None and mode != "rollback":
-            extra["tuner_settings"] = run.profile.os_settings() if mode != "facts" else []
-            extra["tuner_persist"] = run.profile.section(self.section or "").persist
+            args["settings"] = run.profile.os_settings() if mode != "facts" else []
+            args["persist"] = run.profile.section(self.section or "").persist
         if mode == "facts":
-            extra["tuner_mode"] = "verify"
-            extra["tuner_settings"] = []
-        return run.playbook("os.yml", hosts, extra, check=check, module="tuner_os")
+            args["settings"] = []
+        extra = {PLAYBOOK_VARS[k]: v for k, v in TUNER_OS.check(args).items()}
+        return run.playbook("os.yml", hosts, extra, check=check, module=self.module or "")
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         outcomes, artifacts = self._run(run, hosts, "facts")
