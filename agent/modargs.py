@@ -13,23 +13,34 @@ A new layer's module defines its own `Module` the same way, in its own files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 _MISSING: Any = object()
 
 
-@dataclass(frozen=True)
 class Arg:
-    """One module argument, as Ansible's argument_spec says it."""
+    """One module argument, as Ansible's argument_spec says it. (Plain classes, not
+    dataclasses: the CLI imports this module at start-up for its defaults.)"""
 
-    type: str  # str | bool | int | float | path | list | dict
-    default: Any = _MISSING
-    required: bool = False
-    choices: tuple[str, ...] | None = None
-    elements: str | None = None
-    no_log: bool | None = None
-    help: str = ""
+    __slots__ = ("type", "default", "required", "choices", "elements", "no_log", "help")
+
+    def __init__(
+        self,
+        type: str,  # str | bool | int | float | path | list | dict
+        default: Any = _MISSING,
+        required: bool = False,
+        choices: tuple[str, ...] | None = None,
+        elements: str | None = None,
+        no_log: bool | None = None,
+        help: str = "",
+    ) -> None:
+        self.type = type
+        self.default = default
+        self.required = required
+        self.choices = choices
+        self.elements = elements
+        self.no_log = no_log
+        self.help = help
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
@@ -50,12 +61,14 @@ def _copy(v: Any) -> Any:
     return type(v)(v) if isinstance(v, (dict, list)) else v  # noqa: UP038 (old Pythons)
 
 
-@dataclass(frozen=True)
 class Module:
     """An Ansible module's arguments: `spec()` is its argument_spec."""
 
-    name: str
-    args: dict[str, Arg] = field(default_factory=dict)
+    __slots__ = ("name", "args")
+
+    def __init__(self, name: str, args: dict[str, Arg]) -> None:
+        self.name = name
+        self.args = args
 
     def spec(self) -> dict[str, dict[str, Any]]:
         return {k: a.spec() for k, a in self.args.items()}

@@ -67,23 +67,19 @@ def run_options(
     taken out of the environment first, each layer's own options validated."""
     from agent import layers
     from agent.layers.base import RunOptions
-    from agent.layers.bios import BiosOptions, check_options
 
+    flags: dict[str, Any] = {
+        "insecure": insecure,
+        "ca_bundle": ca_bundle,
+        "bmc_timeout": bmc_timeout,
+        "reset_timeout": reset_timeout,
+    }
     opts = RunOptions(
         forks=forks,
         lock_timeout=lock_timeout,
         reboot=reboot,
         reboot_timeout=reset_timeout,
-        layers={
-            "bios": check_options(
-                BiosOptions(
-                    insecure=insecure,
-                    ca_bundle=ca_bundle,
-                    timeout=bmc_timeout,
-                    poll=min(2.0, max(0.2, reset_timeout / 100)),
-                )
-            )
-        },
+        layers={cls.name: cls.from_cli(flags) for cls in layers.classes()},
     )
     # The BMC password leaves the environment before any Ansible run records it, whatever
     # the layers (ansible-runner writes the environment into each run's artifacts).
@@ -111,7 +107,6 @@ def _layers_run(
     from agent.inventory import check_reboot_scope
     from agent.layers.base import Run
     from agent.layers.run import execute, print_report
-    from agent.runner import run_security
 
     picked = layers.make(layer, options.layers)
     prof, inv = prepare(profile, inventory, limit)
@@ -121,7 +116,6 @@ def _layers_run(
     with progress(len(inv.hosts) * len(picked), command, as_json) as prog:
         run.progress = prog
         r = execute(run, picked)
-    r.security = run_security(options.layers["bios"].insecure)
     emit(r, as_json, lambda: print_report(r, picked, out, detail))
     raise typer.Exit(r.exit_code)
 

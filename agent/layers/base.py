@@ -211,8 +211,9 @@ class Layer(ABC):
     * `section`, `schema()`: the profile section it owns and that section's pydantic model
       (agent/profiles.py validates and merges every registered section).
     * `options()`: its own options (a dataclass; the run hands them as
-      `RunOptions.layers[name]`); `secrets`: environment variables to take out of the
-      environment before Ansible runs (`Credentials`).
+      `RunOptions.layers[name]`), `from_cli(flags)` builds them from the command's flags;
+      `secrets`: environment variables to take out of the environment before Ansible runs
+      (`Credentials`).
     * `reboot`: its part in the run's reboot plan (`Reboots`): "none" (runs after the
       reboot point, on the booted system: the OS), "waits" (its changes wait for a reboot:
       it calls `run.reboots.need(host)`, and `rebooted` is called after the reboot point:
@@ -250,6 +251,12 @@ class Layer(ABC):
     def options(cls) -> Any:
         """The layer's own options with their defaults (None: it has none)."""
         return None
+
+    @classmethod
+    def from_cli(cls, flags: dict[str, Any]) -> Any:
+        """The layer's own options from the command's flags (by flag name, e.g.
+        `bmc_timeout`; a flag the command lacks is absent). Default: its defaults."""
+        return cls.options()
 
     def check_options(self, run: Run) -> None:  # noqa: B027 (optional hook)
         """Validate the layer's options before anything runs (BadInput: exit 2)."""

@@ -296,6 +296,18 @@ class BiosLayer(Layer):
     def options(cls) -> BiosOptions:
         return BiosOptions()
 
+    @classmethod
+    def from_cli(cls, flags: dict[str, Any]) -> BiosOptions:
+        """--insecure, --ca-bundle, --bmc-timeout; the poll interval follows --reset-timeout."""
+        o = BiosOptions(
+            insecure=bool(flags.get("insecure", False)),
+            ca_bundle=flags.get("ca_bundle"),
+            timeout=flags.get("bmc_timeout", TUNER_BIOS.default("timeout")),
+        )
+        if "reset_timeout" in flags:
+            o.poll = min(o.poll, max(0.2, float(flags["reset_timeout"]) / 100))
+        return check_options(o)
+
     def check_options(self, run: Run) -> None:
         check_options(self.o)
 
@@ -465,6 +477,7 @@ class BiosLayer(Layer):
         return model.model_validate(d)
 
     def finish(self, run: Run, rep: Any) -> None:
+        rep.security.bmc_tls_verified = not self.o.insecure  # what the run relaxed
         if run.command == "apply" and self.info is not None:
             if rep.batches is not None:
                 self.info.batch_size = rep.batches.batch_size

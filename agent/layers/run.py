@@ -279,7 +279,10 @@ def _report(
             ):
                 hr.status = "drift"
         hosts.append(hr)
+    from agent.runner import run_security
+
     common: dict[str, Any] = {
+        "security": run_security(),  # the layers add what they relaxed (`finish`)
         "inventory": run.inv.path,
         "artifacts": artifacts,
         "layers": names,
