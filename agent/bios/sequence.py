@@ -24,9 +24,16 @@ facts.bad_input: nothing was sent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import json
 import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -43,6 +50,9 @@ try:  # inside the tuner_bios Ansible module
         load,
         remember,
         same_board,
+        settle,
+        stage,
+        staged_job,
     )
     from ansible.module_utils.tuner_redfish import (  # type: ignore[import-not-found,unused-ignore]
         BmcClient,
@@ -51,7 +61,16 @@ try:  # inside the tuner_bios Ansible module
     )
 except ImportError:  # in tuner (tests, docs)
     from agent.bios.plan import Registry, attr_text, plan, topology
-    from agent.bios.record import RecordError, forget, load, remember, same_board
+    from agent.bios.record import (
+        RecordError,
+        forget,
+        load,
+        remember,
+        same_board,
+        settle,
+        stage,
+        staged_job,
+    )
     from agent.bios.redfish import BmcClient, RedfishError, classify_messages
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
@@ -92,6 +111,7 @@ class BiosArgs:
     host: str | None = _arg("str")  # the inventory host name (the record's key)
     record_dir: str | None = _arg("path")  # where tuner keeps the BIOS record
     stage_dir: str | None = _arg("path")  # where to write this host's stage (progress)
+    lock_timeout: float = _arg("float", 300.0)  # seconds to wait for another run on the BMC
 
     @classmethod
     def argument_spec(cls) -> dict[str, dict[str, Any]]:
@@ -160,6 +180,7 @@ class RestoreFacts(TypedDict, total=False):
     mode: str
     status: str
     reboot: str
+    warnings: list[str]
     bmc_vendor: str
     system: str
     serial: str | None
@@ -205,6 +226,7 @@ STAGE_WORDS = {
     "wait": "waiting for POST",
     "verify": "verify",
     "forget": "closing the record",
+    "undo": "undoing tuner's pending values",
 }
 
 
@@ -352,6 +374,198 @@ def job_name(job: dict[str, Any]) -> str:
     return str(job["uri"]).split("/")[-1]
 
 
+# ----------------------------------------------------------------------------- one run per BMC
+
+
+class BmcBusy(RecordError):
+    """Another tuner run works on this BMC and did not finish within the lock timeout."""
+
+
+def lock_path(a: BiosArgs) -> str:
+    """One lock per BMC system on this control node, whatever the state folder of the run."""
+    d = os.path.join(tempfile.gettempdir(), f"tuner-bmc-locks-{os.getuid()}")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    key = hashlib.sha256(f"{a.url.rstrip('/')}|{a.system or ''}".encode()).hexdigest()[:24]
+    return os.path.join(d, key + ".lock")
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 512, 0).decode("utf-8", "replace") or "{}")
+    except (OSError, ValueError):
+        return "unknown"
+    if not isinstance(info, dict):
+        return "unknown"
+    since = info.get("since")
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else "?"
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {when}"
+
+
+@contextlib.contextmanager
+def bmc_lock(a: BiosArgs) -> Iterator[None]:
+    """Hold this BMC for the run (apply, restore): a second run waits, saying for whom and
+    until when (its progress stage), and gives up after lock_timeout (BmcBusy)."""
+    fd = os.open(lock_path(a), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + a.lock_timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    until = time.strftime(
+                        "%H:%M:%S", time.gmtime(time.time() + max(0.0, a.lock_timeout))
+                    )
+                    say(
+                        a,
+                        f"waiting for another tuner run's lock on this BMC (held by "
+                        f"{_holder(fd)}); gives up at {until} UTC "
+                        f"(--lock-timeout {a.lock_timeout:g} s)",
+                    )
+                    told = True
+                if time.monotonic() >= deadline:
+                    raise BmcBusy(
+                        f"another tuner run holds this BMC ({_holder(fd)}); waited "
+                        f"{a.lock_timeout:g} s (--lock-timeout)"
+                    ) from None
+                time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- tuner's staging
+
+
+class Staging:
+    """What of the pending state of one BMC tuner staged (docs/bios.md "Undo before the
+    reboot"): `ours` are pending values equal to what tuner's record says it PATCHed, `foreign`
+    the other pending values; the committed BIOS job (iDRAC) is tuner's when the record names
+    it, or when it appeared with tuner's last PATCH and holds nothing but tuner's values."""
+
+    def __init__(self, entry: dict[str, Any] | None, d: dict[str, Any]) -> None:
+        entry = entry or {}
+        self.legacy = bool(entry) and "staged" not in entry  # a record from before staging
+        staged = entry.get("staged") or {}
+        pending: dict[str, Any] = d["pending"]
+        if self.legacy:  # the old rule: a pending value on an attribute tuner changed is tuner's
+            orig = entry.get("attributes") or {}
+            staged = {n: v for n, v in pending.items() if n in orig}
+        self.ours = {
+            n: v for n, v in pending.items() if n in staged and attr_text(staged[n]) == attr_text(v)
+        }
+        self.foreign = {n: v for n, v in pending.items() if n not in self.ours}
+        job = d["job"]
+        self.job: dict[str, Any] | None = job
+        self.job_ours = bool(job) and (
+            job["uri"] in (entry.get("jobs") or [])
+            or (
+                "jobs_before" in entry
+                and job["uri"] not in entry["jobs_before"]
+                and bool(self.ours)
+                and not self.foreign
+            )
+        )
+
+    def jobs(self) -> list[str]:
+        return [self.job["uri"]] if self.job and self.job_ours else []
+
+
+def job_foreign(job: dict[str, Any], pending: dict[str, Any]) -> str:
+    """What tuner says about a committed BIOS job it did not create."""
+    held = ", ".join(f"{n}={attr_text(v)}" for n, v in sorted(pending.items())) or "values"
+    return (
+        f"a BIOS configuration job tuner did not create ({job_name(job)}, {job['state']}) is "
+        f"committed on this BMC and applies {held} at the next reset; tuner leaves it alone: "
+        f"delete it (DELETE {job['uri']}) or let a reset run it, then run tuner again"
+    )
+
+
+def undo_staged(
+    c: BmcClient, a: BiosArgs, d: dict[str, Any], st: Staging
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Take back what tuner staged and no reset applied: delete tuner's own BMC job (iDRAC:
+    the pending values it holds go with it), else the settings object's clear-pending action
+    when every pending value is tuner's, else PATCH the values in effect back over tuner's
+    pending ones. Never touches a job or a pending value tuner did not stage (RedfishError
+    saying what to do instead). -> (the new discovery, {attribute: the value undone}, notes)."""
+    undone = dict(st.ours)
+    notes: list[str] = []
+    if st.job and not st.job_ours:
+        raise RedfishError(job_foreign(st.job, d["pending"]))
+    if st.job and st.job_ours and st.foreign:
+        raise RedfishError(
+            f"tuner's BIOS job {job_name(st.job)} also holds pending values tuner did not stage "
+            f"({', '.join(sorted(st.foreign))}); tuner leaves it alone: delete it "
+            f"(DELETE {st.job['uri']}) and stage those values again, or let a reset run it"
+        )
+    if st.job:
+        c.delete_job(st.job["uri"])
+        notes.append(f"deleted tuner's BMC job {job_name(st.job)} ({st.job['state']})")
+        d = c.discover()
+    left = {n: v for n, v in d["pending"].items() if n in st.ours}
+    if left:
+        if d.get("clear_pending") and set(d["pending"]) == set(left):
+            c.clear_pending(d["clear_pending"])
+            notes.append("cleared tuner's pending values (the BMC's clear-pending action)")
+        else:
+            back = {n: d["current"][n] for n in left if n in d["current"]}
+            # dependents first, while their gate still holds tuner's pending value; no apply
+            # time: no job, nothing to run at a reset
+            for part in restore_order(d["registry"], back):
+                c.patch_settings(part, [])
+            notes.append(
+                "set tuner's pending values back to the values in effect: "
+                + ", ".join(sorted(back))
+            )
+        d = c.discover()
+    still = sorted(n for n, v in d["pending"].items() if n in undone and n not in st.foreign)
+    if still:
+        raise RedfishError("tuner's pending values could not be undone: " + ", ".join(still))
+    if a.record_dir and a.host:
+        settle(a.record_dir, a.host, d["system_uri"], {}, [])
+    return d, undone, notes
+
+
+def record_entry(a: BiosArgs, system: str) -> dict[str, Any] | None:
+    if not a.record_dir or not a.host:
+        return None
+    entry: dict[str, Any] | None = load(a.record_dir, a.host)["systems"].get(system)
+    return entry
+
+
+def stage_and_patch(
+    c: BmcClient, a: BiosArgs, d: dict[str, Any], values: dict[str, Any], checked: bool = True
+) -> dict[str, Any]:
+    """Note `values` as tuner's staging in the record, PATCH them, note the job they made."""
+    if a.record_dir and a.host:
+        stage(a.record_dir, a.host, d["system_uri"], values, [d["job"]["uri"]] if d["job"] else [])
+    if checked:
+        sent = patch_checked(c, d, values)
+    else:
+        sent = c.patch_settings(values, d["supported_apply_times"])
+    if sent.get("job") and a.record_dir and a.host:
+        staged_job(a.record_dir, a.host, d["system_uri"], sent["job"]["uri"])
+    return sent
+
+
+def applied_by_reset(a: BiosArgs, d: dict[str, Any]) -> None:
+    """A reset ran: nothing tuner staged waits any more."""
+    if a.record_dir and a.host:
+        settle(a.record_dir, a.host, d["system_uri"], {}, [])
+
+
 # ----------------------------------------------------------------------------- plan/apply/verify
 
 
@@ -376,11 +590,12 @@ class _Apply:
         self.stage = say(self.a, stage)
 
     def run(self) -> Outcome:
-        self.say("connect")
         try:
-            self.c = client(self.a)
-            self.c.connect()
-            return self._run(self.c)
+            with bmc_lock(self.a) if self.mode == "apply" else contextlib.nullcontext():
+                self.say("connect")
+                self.c = client(self.a)
+                self.c.connect()
+                return self._run(self.c)
         except RecordError as e:
             return self.out.fail(f"nothing sent: {e}")
         except RedfishError as e:
@@ -409,6 +624,9 @@ class _Apply:
         pl = plan(
             a.settings, d["registry"], d["current"], d["pending"], verify=self.mode == "verify"
         )
+        notes: list[str] = []
+        if self.mode in ("apply", "plan") and not pl["errors"]:
+            d, pl, notes = self._take_back(c, d, pl)
         msgs = classify_messages(d["messages"])
         facts.update(
             {
@@ -423,6 +641,7 @@ class _Apply:
                 "settings_messages": texts([m for m in msgs if m["kind"] != "ok"]),
             }
         )
+        facts["warnings"] = facts["warnings"] + notes
         rows: list[ApplyRow] = pl["rows"]
         self.out.results = rows
         if pl["errors"]:
@@ -436,6 +655,43 @@ class _Apply:
         if self.mode == "plan":
             return self._plan(pl, rows)
         return self._apply(c, d, pl, rows)
+
+    def _take_back(
+        self, c: BmcClient, d: dict[str, Any], pl: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """An apply that changed its mind: what tuner staged earlier and this profile does not
+        want (or a job of tuner's that blocks this PATCH) is undone first, then planned again.
+        -> (discovery, plan, notes)."""
+        a = self.a
+        entry = record_entry(a, d["system_uri"])
+        st = Staging(entry, d)
+        if st.legacy:  # a record from before tuner noted its staging: as before, left alone
+            return d, pl, []
+        if entry is not None and self.mode == "apply":
+            # forget what a reset (or someone) took out of the settings object since
+            settle(a.record_dir or "", a.host or "", d["system_uri"], st.ours, st.jobs())
+        wanted = {r["attribute"]: r["wanted"] for r in pl["rows"]}
+        gates = Registry(d["registry"]).gates
+        needed = {g for n in wanted for g, _ in gates.get(n, [])}  # a gate the plan relies on
+        unwanted = sorted(
+            n
+            for n, v in st.ours.items()
+            if (n in wanted and attr_text(v) != wanted[n]) or (n not in wanted and n not in needed)
+        )
+        if not unwanted and not (st.job_ours and pl["patch"]):
+            return d, pl, []
+        what = ", ".join(f"{n}={attr_text(st.ours[n])}" for n in unwanted) or "its job"
+        if self.mode == "plan":
+            return (
+                d,
+                pl,
+                [f"would undo what tuner staged earlier and this run does not want: {what}"],
+            )
+        self.say("undo")
+        d, _, notes = undo_staged(c, a, d, st)
+        self.out.changed = True
+        pl = plan(a.settings, d["registry"], d["current"], d["pending"])
+        return d, pl, [f"undone before this run's PATCH (tuner staged it earlier): {what}"] + notes
 
     def _plan(self, pl: dict[str, Any], rows: list[ApplyRow]) -> Outcome:
         for r in rows:
@@ -464,12 +720,7 @@ class _Apply:
             facts["job"] = d["job"]
         if pl["patch"] and d["job"]:
             # iDRAC refuses another set while a BIOS job is committed; tuner does not fight it
-            return self.out.fail(
-                f"nothing sent: a BIOS configuration job ({job_name(d['job'])}, "
-                f"{d['job']['state']}) is already committed on this BMC with other values; "
-                "tuner leaves it alone: reboot the system to apply it (or delete the job), "
-                "then run tuner again"
-            )
+            return self.out.fail("nothing sent: " + job_foreign(d["job"], d["pending"]))
         if pl["patch"]:
             before["job"] = self._send(c, d, pl, rows)
             before["pending"].update(pl["patch"])
@@ -492,6 +743,7 @@ class _Apply:
                 facts["reset_states"] = w["states"]
                 if w["outcome"] == "timeout":
                     raise RedfishError(w["reason"])
+                applied_by_reset(a, d)
             return self.out
         if a.reboot == "never":
             for r in rows:
@@ -509,7 +761,7 @@ class _Apply:
         self.say("record")
         facts["warnings"] = facts["warnings"] + remember_originals(c, d, self.a, rows, pl["patch"])
         self.say("patch")
-        sent = c.patch_settings(pl["patch"], d["supported_apply_times"])
+        sent = stage_and_patch(c, self.a, d, pl["patch"], checked=False)
         self.out.changed = True
         facts["sent"] = True
         facts["apply_time"] = sent["apply_time"]
@@ -557,6 +809,7 @@ class _Apply:
             ]
         if w["outcome"] == "timeout":
             raise RedfishError(w["reason"])
+        applied_by_reset(a, d)
         self.say("verify")
         after = w["bios"].get("Attributes") or {}
         failed_attrs = []
@@ -618,7 +871,8 @@ class _Restore:
     def run(self) -> Outcome:
         self.say("read record")
         try:
-            return self._run()
+            with bmc_lock(self.a) if not self.check else contextlib.nullcontext():
+                return self._run()
         except (RedfishError, RecordError) as e:
             self.out.fail(
                 f"BMC {self.stage} failed: {e}" if isinstance(e, RedfishError) else str(e)
@@ -663,60 +917,105 @@ class _Restore:
                 f"values on serial {entry.get('serial')!r} (board replaced?); the record is "
                 "kept, remove it to accept this board as it is"
             )
+        facts["warnings"] = []
+        originals: dict[str, Any] = entry["attributes"]
+        st = Staging(entry, d)
+        # tuner's own pending values that are not the originals: taken back before any reset
+        undo = {n: v for n, v in st.ours.items() if attr_text(v) != attr_text(originals.get(n))}
+        undone: dict[str, Any] = {}
+        if undo and self.check:
+            undone = dict(undo)
+        elif undo:
+            self.say("undo")
+            d, undone, notes = undo_staged(c, a, d, st)
+            self.out.changed = True
+            facts["sent"] = True
+            facts["warnings"] += notes
+            st = Staging({**entry, "staged": {}, "jobs": []}, d)
+        pending = {n: v for n, v in d["pending"].items() if n not in undo or not self.check}
         rows: list[RestoreRow] = []
         patch: dict[str, Any] = {}
-        for name, orig in sorted(entry["attributes"].items()):
+        blocked: list[str] = []
+        for name, orig in sorted(originals.items()):
             row: RestoreRow = {
                 "attribute": name,
                 "original": attr_text(orig),
                 "current": attr_text(d["current"].get(name)),
-                "pending": attr_text(d["pending"][name]) if name in d["pending"] else None,
+                "pending": attr_text(pending[name]) if name in pending else None,
                 "after": None,
                 "status": "unchanged",
                 "message": "",
             }
             rows.append(row)
-            if name in d["pending"] and row["pending"] != row["original"]:
-                patch[name] = orig  # cancel tuner's pending value, or undo the one in effect
+            if name in pending and row["pending"] != row["original"]:
+                # a pending value tuner did not stage (or a legacy record's): left alone
+                msg = (
+                    f"the pending value {row['pending']} was not staged by tuner; tuner leaves "
+                    "it: clear it on the BMC (or let a reset apply it), then run tuner "
+                    "rollback again"
+                )
+                row["message"] = msg
+                if row["current"] == row["original"]:
+                    facts["warnings"].append(f"{name}: {msg}")
+                else:
+                    row["status"] = "failed"
+                    blocked.append(name)
             elif row["current"] == row["original"]:
-                continue
-            elif name in d["pending"]:
+                if name in undone:
+                    row["pending"] = attr_text(undone[name])
+                    row["status"] = "would restore" if self.check else "restored"
+                    row["message"] = f"tuner's pending value {row['pending']} was taken back"
+            elif name in pending:
                 row["status"] = "pending reboot"  # the original already waits for a reset
             else:
                 patch[name] = orig
         self.out.results = rows
-        needs_reset = [r for r in rows if r["current"] != r["original"]]
+        needs_reset = [r for r in rows if r["current"] != r["original"] and r["status"] != "failed"]
+        foreign_job = d["job"] if d["job"] and not st.job_ours else None
         if self.check:
             for r in rows:
                 if r["attribute"] in patch:
                     r["status"] = "would restore"
-            facts["status"] = "would restore" if patch or needs_reset else "nothing to do"
+            busy = patch or needs_reset or undone
+            facts["status"] = "would restore" if busy else "nothing to do"
             if needs_reset:
                 facts["reboot"] = "would reboot" if a.reboot == "if-needed" else "needed"
+            if foreign_job:
+                facts["warnings"].append(job_foreign(foreign_job, d["pending"]))
             return self.out
         if not (needs_reset and a.reboot == "if-needed"):
-            if patch and d["job"]:
-                return self.out.fail(
-                    f"nothing sent: a BIOS configuration job ({d['job']['state']}) is "
-                    "committed on this BMC; tuner rollback --reboot if-needed lets the reset "
-                    "run it, then restores"
-                )
+            if patch and foreign_job:
+                return self.out.fail("nothing sent: " + job_foreign(foreign_job, d["pending"]))
             held = self._patch_only(c, d, rows, patch)
             if needs_reset or held:
                 for r in needs_reset:
                     r["status"] = "pending reboot"
                 facts["status"] = "pending reboot"
                 facts["reboot"] = "needed"
-                return self.out
+                return self._blocked(blocked) if blocked else self.out
         else:
+            if foreign_job:
+                facts["warnings"].append(
+                    "the reset this rollback asked for also ran a BIOS job tuner did not "
+                    f"create ({job_name(foreign_job)})"
+                )
             failed = self._with_resets(c, d, entry, rows, patch, needs_reset)
             if failed:
                 return self.out.fail(f"after the reset: not restored: {', '.join(failed)}")
+        if blocked:
+            return self._blocked(blocked)
         self.say("forget")
         assert a.record_dir and a.host
         forget(a.record_dir, a.host, system)
-        facts["status"] = "restored" if (patch or needs_reset) else "nothing to do"
+        facts["status"] = "restored" if (patch or needs_reset or undone) else "nothing to do"
         return self.out
+
+    def _blocked(self, names: list[str]) -> Outcome:
+        return self.out.fail(
+            f"not restored: {', '.join(names)}: a pending value tuner did not stage waits "
+            "there; tuner leaves it: clear it on the BMC (or let a reset apply it), then run "
+            "tuner rollback again"
+        )
 
     def _patch_only(
         self, c: BmcClient, d: dict[str, Any], rows: list[RestoreRow], patch: dict[str, Any]
@@ -727,7 +1026,7 @@ class _Restore:
             self.say("patch")
             parts = restore_order(d["registry"], patch)  # dependents first
             for i, part in enumerate(parts):
-                patch_checked(c, d, part)
+                stage_and_patch(c, self.a, d, part)
                 self.out.changed = True
                 self.facts["sent"] = True
                 if i + 1 < len(parts) and c.committed_job():
@@ -757,6 +1056,7 @@ class _Restore:
         w = c.wait_applied(before, a.reset_timeout, a.poll_interval)
         if w["outcome"] == "timeout":
             raise RedfishError(w["reason"])
+        applied_by_reset(a, d)
         self.say("read")
         out: dict[str, Any] = c.discover()
         return out
@@ -793,7 +1093,7 @@ class _Restore:
             job = d["job"]
             if send:
                 self.say("patch")
-                job = patch_checked(c, d, send).get("job") or job
+                job = stage_and_patch(c, self.a, d, send).get("job") or job
                 self.out.changed = True
                 self.facts["sent"] = True
             if all(attr_text(d["current"].get(n)) == attr_text(values[n]) for n in group):

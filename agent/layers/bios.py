@@ -213,6 +213,7 @@ def host_rollback(o: HostOutcome, batch: int | None) -> HostBiosRollback:
         "reboot": f.get("reboot") or "not needed",
         "batch": batch,
         "sent": bool(f.get("sent")),
+        "warnings": f.get("warnings") or [],
         "attributes": attrs,
     }
     if o.status == "ok":
