@@ -225,12 +225,12 @@ def test_killed_at_random_moments_converges(bmc: Any, vendor: str, tmp_path: Pat
         clean(h, factory)
 
 
-def test_argument_spec_is_generated_once() -> None:
-    spec = BiosArgs.argument_spec()
-    assert spec["mode"]["required"] is True and spec["password"]["no_log"] is True
-    assert spec["timeout"] == {"type": "float", "default": 30.0}
-    assert spec["settings"] == {"type": "dict", "default": {}}
-    assert BiosArgs.from_params({"mode": "plan", "timeout": None}).timeout == 30.0
+def test_arguments_come_from_modargs() -> None:
+    from agent.modargs import TUNER_BIOS
+
+    a = BiosArgs.from_params({"mode": "plan", "url": "u", "username": "r", "timeout": None})
+    assert a.timeout == TUNER_BIOS.default("timeout") and a.lock_timeout == 300.0
+    assert a.settings == {} and a.password is None
 
 
 def test_second_run_on_a_bmc_waits_says_for_whom_and_gives_up(bmc: Any, tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ Runs inside the `tuner_bios` Ansible module (on the control node, shipped as
 library and its siblings `plan.py`, `record.py` and `redfish.py` (as module_utils there, as
 `agent.bios.*` here). The module itself only parses its arguments and calls `run`/`restore`.
 
-`BiosArgs` are the module's arguments (its `argument_spec` is generated from them, defaults
-defined once); `Outcome` is what a mode returns: failed, changed, msg, the rows (`ApplyRow`
-or `RestoreRow`) and the facts (`ApplyFacts` or `RestoreFacts`), the shapes the BIOS layer
-reads back into `agent/bios/models.py`.
+`BiosArgs` are the module's arguments, typed (names and defaults from agent/modargs.py's
+`TUNER_BIOS`, which generates the module's argument_spec); `Outcome` is what a mode
+returns: failed, changed, msg, the rows (`ApplyRow` or `RestoreRow`) and the facts
+(`ApplyFacts` or `RestoreFacts`), the shapes the BIOS layer reads back into
+`agent/bios/models.py`.
 
 Modes: `plan` sends GETs only (`tuner apply --check`; with session auth, plus the login POST
 and the logout DELETE). `apply` PATCHes the settings object, then, with reboot=if-needed and
@@ -54,6 +55,9 @@ try:  # inside the tuner_bios Ansible module
         stage,
         staged_job,
     )
+    from ansible.module_utils.tuner_modargs import (  # type: ignore[import-not-found,unused-ignore]
+        TUNER_BIOS,
+    )
     from ansible.module_utils.tuner_redfish import (  # type: ignore[import-not-found,unused-ignore]
         BmcClient,
         RedfishError,
@@ -72,58 +76,57 @@ except ImportError:  # in tuner (tests, docs)
         staged_job,
     )
     from agent.bios.redfish import BmcClient, RedfishError, classify_messages
+    from agent.modargs import TUNER_BIOS
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
 
 # ----------------------------------------------------------------------------- arguments
 
 
-def _arg(ansible_type: str, default: Any = None, **spec: Any) -> Any:
-    """A BiosArgs field with its Ansible argument_spec entry in the field's metadata."""
-    meta = {"type": ansible_type, **spec}
-    if default is not None:
-        meta["default"] = default
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class BiosArgs:
-    """The tuner_bios module's arguments (playbooks/bios.yml passes them)."""
+    """The tuner_bios module's arguments, typed. Names, Ansible types and defaults are
+    agent/modargs.py's `TUNER_BIOS` (which generates the module's argument_spec): a name
+    missing here or there fails `BiosArgs.from_params` at once."""
 
-    mode: str = _arg("str", required=True, choices=["plan", "apply", "verify", "restore"])
-    url: str = _arg("str", required=True)
-    username: str = _arg("str", required=True)
-    password: str | None = _arg("str", no_log=True)
-    password_file: str | None = _arg("path", no_log=False)
-    auth: str = _arg("str", "basic", choices=["basic", "session"])
-    system: str | None = _arg("str")
-    validate_certs: bool = _arg("bool", True)
-    ca_bundle: str | None = _arg("path")
-    timeout: float = _arg("float", 30.0)
-    reset_timeout: float = _arg("float", 1200.0)
-    poll_interval: float = _arg("float", 2.0)
-    reboot: str = _arg("str", "never", choices=["never", "if-needed"])
-    reset_type: str = _arg("str", "GracefulRestart")
-    also_reset: bool = _arg("bool", False)
-    settings: dict[str, Any] = _arg("dict", {})
-    host: str | None = _arg("str")  # the inventory host name (the record's key)
-    record_dir: str | None = _arg("path")  # where tuner keeps the BIOS record
-    stage_dir: str | None = _arg("path")  # where to write this host's stage (progress)
-    lock_timeout: float = _arg("float", 300.0)  # seconds to wait for another run on the BMC
-
-    @classmethod
-    def argument_spec(cls) -> dict[str, dict[str, Any]]:
-        return {f.name: dict(f.metadata) for f in dataclasses.fields(cls)}
+    mode: str
+    url: str
+    username: str
+    password: str | None
+    password_file: str | None
+    auth: str
+    system: str | None
+    validate_certs: bool
+    ca_bundle: str | None
+    timeout: float
+    reset_timeout: float
+    poll_interval: float
+    reboot: str
+    reset_type: str
+    also_reset: bool
+    settings: dict[str, Any]
+    host: str | None  # the inventory host name (the record's key)
+    record_dir: str | None  # where tuner keeps the BIOS record
+    stage_dir: str | None  # where to write this host's stage (progress)
+    lock_timeout: float  # seconds to wait for another run on the BMC
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> BiosArgs:
-        """From Ansible's params (or a test's dict): missing or None -> the default."""
+        """From Ansible's params (or a test's dict): missing or None -> modargs' default."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if names != set(TUNER_BIOS.args):
+            raise TypeError(
+                f"BiosArgs and modargs TUNER_BIOS differ: {names ^ set(TUNER_BIOS.args)}"
+            )
         kw: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if p.get(f.name) is not None:
-                kw[f.name] = p[f.name]
+        for name in names:
+            if p.get(name) is not None:
+                kw[name] = p[name]
+            else:
+                try:
+                    kw[name] = TUNER_BIOS.default(name)
+                except KeyError:
+                    kw[name] = None
         return cls(**kw)
 
 

@@ -15,6 +15,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_bios_sequence import BiosArgs, Outcome
 from ansible.module_utils.tuner_bios_sequence import restore as _restore
 from ansible.module_utils.tuner_bios_sequence import run as _run
+from ansible.module_utils.tuner_modargs import TUNER_BIOS
 
 DOCUMENTATION = r"""
 module: tuner_bios
@@ -39,6 +40,7 @@ options:
   host: {type: str, description: the inventory host name (the record's key)}
   record_dir: {type: path, description: where tuner keeps the BIOS record (apply, restore)}
   stage_dir: {type: path, description: where to write this host's current stage (progress)}
+  lock_timeout: {type: float, default: 300, description: seconds to wait for another run on the BMC}
 notes:
   - The password comes from I(password) (e.g. an Ansible-vault variable), else the first line
     of I(password_file), else the environment variable TUNER_BMC_PASSWORD.
@@ -58,7 +60,7 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=BiosArgs.argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=TUNER_BIOS.spec(), supports_check_mode=True)
     mode = restore if module.params["mode"] == "restore" else run
     failed, res = mode(module.params, module.check_mode)
     if failed:
