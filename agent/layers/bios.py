@@ -602,6 +602,7 @@ def _rollback_view(host: str, hb: HostBiosRollback) -> HostView:
 
     notes = [hb.message] if hb.message else []
     notes += [f"{a.attribute}: {a.message}" for a in hb.attributes if a.message]
+    notes += [w for w in hb.warnings if w not in notes]
     return HostView(
         host=host,
         status=hb.status,
