@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent import modargs
 from agent.bios import plan as plan_mod
 from agent.bios import record, redfish, sequence
 from agent.bios.redfish import BadInput, BmcClient, RedfishError, classify_messages
@@ -254,6 +255,7 @@ def load_module() -> Any:
     sys.modules.setdefault("ansible.module_utils.tuner_redfish", redfish)
     sys.modules.setdefault("ansible.module_utils.tuner_bios_record", record)
     sys.modules.setdefault("ansible.module_utils.tuner_bios_sequence", sequence)
+    sys.modules.setdefault("ansible.module_utils.tuner_modargs", modargs)
     spec = importlib.util.spec_from_file_location(
         "tuner_bios_module", REPO / "playbooks/library/tuner_bios.py"
     )
