@@ -447,6 +447,34 @@ def _holder(fd: int) -> str:
     return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {when}"
 
 
+def lock_holder(host: Host) -> str | None:
+    """Who holds tuner's lock on this host right now (pid, host, since), or None when free.
+
+    Probes with a shared lock that is never waited for, so it takes nothing from a run."""
+    try:
+        fd = os.open(host.path(LOCK), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def waiting_words(holder: str, timeout: float, what: str = "this host") -> str:
+    """What a run waiting on another run's lock says: whose, and when it gives up."""
+    until = time.strftime("%H:%M:%S", time.gmtime(time.time() + timeout))
+    return (
+        f"waiting for another tuner run's lock on {what} (held by {holder}); gives up at "
+        f"{until} UTC (--lock-timeout {timeout:g} s)"
+    )
+
+
 @contextlib.contextmanager
 def locked(host: Host, create: bool = True, timeout: float | None = None) -> Iterator[None]:
     """Hold tuner's lock on this host (a killed run's leftover process finishes first).

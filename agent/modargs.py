@@ -176,6 +176,7 @@ TUNER_BIOS = Module(
         "host": Arg("str"),
         "record_dir": Arg("path"),
         "stage_dir": Arg("path"),
+        "lock_timeout": Arg("float", LOCK_TIMEOUT, help="seconds to wait for another run"),
     },
 )
 

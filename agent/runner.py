@@ -263,6 +263,7 @@ def run_playbook(
             "the one in known_hosts gets root commands and secrets\n"
         )
     outcomes: dict[str, HostOutcome] = {}
+    told: set[str] = set()  # hosts whose stage a task before the module set
 
     def on_event(ev: dict[str, Any]) -> bool:
         kind = ev.get("event", "")
@@ -277,11 +278,17 @@ def run_playbook(
         host = data.get("host", "")
         if kind == "runner_on_start":
             state = getattr(progress, "state", None)
-            if state is not None:
+            if state is not None and host not in told:
                 state(host, "started")
             return True
         res = data.get("res") or {}
         if data.get("task_action", module) not in (module, f"ansible.legacy.{module}"):
+            if kind == "runner_on_ok" and isinstance(res.get("tuner_stage"), str):
+                # a task before the module says what the host waits for (tuner_lock)
+                state = getattr(progress, "state", None)
+                if state is not None:
+                    state(host, res["tuner_stage"][:300])
+                    told.add(host)  # the module's start does not hide it
             # another task of the play failed the host (provision's wheelhouse copy): keep
             # its reason, unless the module's own result comes (it wins)
             if kind != "runner_on_ok" and not data.get("ignore_errors") and host not in outcomes:

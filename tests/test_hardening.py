@@ -509,6 +509,12 @@ def test_lock_deadline_names_holder_and_bad_originals_named(two: Fleet) -> None:
         assert "pid 4242 on ctl-a" in h["node01"]["message"]
         assert "--lock-timeout" in h["node01"]["message"]
         assert time.monotonic() - t < 60
+        # while it waits, the progress says so: whose lock, until when (issue 23)
+        assert (
+            "waiting for another tuner run's lock on this host (held by pid 4242 on ctl-a, "
+            "since " in r.err
+        ), r.err
+        assert "UTC (--lock-timeout 1 s): node01 first" in r.err, r.err
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

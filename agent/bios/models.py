@@ -100,4 +100,5 @@ class HostBiosRollback(BaseModel):
     reboot: Literal["not needed", "needed", "would reboot", "done"] = "not needed"
     batch: int | None = None
     sent: bool = False
+    warnings: list[str] = []  # what tuner undid, and what it left alone (not its own)
     attributes: list[BiosRestore] = []

@@ -13,6 +13,13 @@ a swapped board is noticed (a record made on another board is never restored to 
          "serial": "CN7016...", "uuid": "...", "recorded": "2026-11-23T18:40:00Z",
          "attributes": {"LogicalProc": "Enabled", "NumaNodesPerSocket": 1}}}}
 
+Each entry also keeps what tuner has staged on the BMC and no reset has applied yet, so that
+a rollback (or an apply that changed its mind) can undo it before any reboot, and never
+touches what someone else staged: `staged` (attribute -> value tuner PATCHed into the
+settings object), `jobs` (the BMC jobs those PATCHes created, iDRAC) and `jobs_before` (the
+waiting BIOS jobs seen just before tuner's last PATCH: a job that is not among them appeared
+with that PATCH, even when tuner was killed before it could note the job's URI).
+
 The first value wins (like the OS record on each host): a second apply, or another profile,
 adds attributes but never overwrites one already recorded. Writes are atomic (temp file,
 fsync, rename), so a run killed at any point leaves the old record or the new one. A rollback
@@ -147,6 +154,46 @@ def forget(directory: str, host: str, system: str) -> None:
             os.unlink(record_path(directory, host))
         except FileNotFoundError:
             pass
+
+
+def stage(
+    directory: str, host: str, system: str, values: dict[str, Any], jobs_before: list[str]
+) -> None:
+    """Just before tuner PATCHes `values`: note them (and the jobs waiting already)."""
+    doc = load(directory, host)
+    entry = doc["systems"].get(system)
+    if entry is None:
+        raise RecordError(f"no record of {system}: refusing to stage BIOS values without one")
+    entry.setdefault("staged", {}).update(values)
+    entry["jobs_before"] = sorted(jobs_before)
+    entry.setdefault("jobs", [])
+    _write_atomic(record_path(directory, host), doc)
+
+
+def staged_job(directory: str, host: str, system: str, uri: str) -> None:
+    """The PATCH tuner just sent created the BMC job `uri`."""
+    doc = load(directory, host)
+    entry = doc["systems"].get(system)
+    if entry is None or uri in entry.get("jobs", []):
+        return
+    entry.setdefault("jobs", []).append(uri)
+    _write_atomic(record_path(directory, host), doc)
+
+
+def settle(directory: str, host: str, system: str, staged: dict[str, Any], jobs: list[str]) -> None:
+    """What of tuner's staging is still on the BMC (the rest was applied or undone)."""
+    doc = load(directory, host)
+    entry = doc["systems"].get(system)
+    if entry is None:
+        return
+    old = (entry.get("staged") or {}, entry.get("jobs") or [])
+    if old == (staged, jobs) and "staged" in entry:
+        return
+    entry["staged"] = dict(staged)
+    entry["jobs"] = list(jobs)
+    if not staged and not jobs:
+        entry.pop("jobs_before", None)
+    _write_atomic(record_path(directory, host), doc)
 
 
 def _to_history(directory: str, host: str, system: str, entry: dict[str, Any]) -> None:

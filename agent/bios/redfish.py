@@ -548,6 +548,15 @@ class BmcClient:
                 return {"uri": uri, "state": _task_state(job), "messages": []}
         return None
 
+    def delete_job(self, uri: str) -> None:
+        """DELETE a BMC job. On an iDRAC a Scheduled BIOS configuration job goes, and with it
+        the pending values it would apply (docs/bios.md "Undo before the reboot")."""
+        self.request("DELETE", uri)
+
+    def clear_pending(self, target: str) -> None:
+        """POST the settings object's clear-pending action (iDRAC: Oem DellManager.ClearPending)."""
+        self.request("POST", target, {})
+
     def discover(self) -> dict[str, Any]:
         """Everything planning needs, GETs only."""
         self.select_system()
@@ -585,6 +594,7 @@ class BmcClient:
             "registry": registry,
             "registry_uri": self.registry_uri,
             "job": self.committed_job(),
+            "clear_pending": clear_pending_target(settings_doc),
         }
 
     # ------------------------------------------------------------------ writes
@@ -817,6 +827,19 @@ class BmcClient:
                 }
             self._sleep(delay)
             delay = min(delay * 1.5, poll)
+
+
+def clear_pending_target(settings_doc: dict[str, Any]) -> str | None:
+    """The settings object's action that drops every pending value, if it offers one: iDRAC's
+    `Actions.Oem["#DellManager.ClearPending"]` (DMTF's Bios and Settings schemas have none)."""
+    actions = settings_doc.get("Actions") or {}
+    for group in (actions, actions.get("Oem") or {}):
+        if not isinstance(group, dict):
+            continue
+        for name, act in group.items():
+            if name.endswith(".ClearPending") and isinstance(act, dict) and act.get("target"):
+                return str(act["target"])
+    return None
 
 
 def settings_uri_of(bios: dict[str, Any]) -> str | None:

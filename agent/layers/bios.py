@@ -222,6 +222,7 @@ def host_rollback(o: HostOutcome, batch: int | None) -> HostBiosRollback:
         "reboot": f.get("reboot") or "not needed",
         "batch": batch,
         "sent": bool(f.get("sent")),
+        "warnings": f.get("warnings") or [],
         "attributes": attrs,
     }
     if o.status == "ok":
@@ -607,6 +608,7 @@ def _rollback_view(host: str, hb: HostBiosRollback) -> HostView:
 
     notes = [hb.message] if hb.message else []
     notes += [f"{a.attribute}: {a.message}" for a in hb.attributes if a.message]
+    notes += [w for w in hb.warnings if w not in notes]
     return HostView(
         host=host,
         status=hb.status,

@@ -257,7 +257,12 @@ class CmdlineLayer(Layer):
             reboot = c.reboot + (f" ({c.rebooted_by})" if c.rebooted_by else "")
             notes = [c.message] if c.message else []
             if c.reboot == "needed":
-                notes.append(f"in effect after a reboot (tuner {r.command} --reboot if-needed)")
+                # verify has no --reboot: the reboot is apply's (or rollback's) to make
+                notes.append(
+                    "in effect after a reboot (tuner rollback --reboot if-needed)"
+                    if r.command == "rollback"
+                    else "in effect after a reboot (tuner apply --reboot if-needed)"
+                )
             out.append(
                 HostView(
                     host=h.host,

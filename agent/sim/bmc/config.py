@@ -20,6 +20,7 @@ FAULT_NAMES: tuple[str, ...] = (
     "fail_at_reset",
     "busy",
     "bad_registry",
+    "cut_after",
 )
 
 
@@ -36,6 +37,7 @@ class Faults:
         fail_at_reset: bool = False,
         busy: int = 0,
         bad_registry: bool = False,
+        cut_after: int = 0,
     ) -> None:
         self._lock = threading.Lock()
         self.down = bool(down)
@@ -45,6 +47,10 @@ class Faults:
         self.fail_at_reset = bool(fail_at_reset)
         self.busy = int(busy)
         self.bad_registry = bool(bad_registry)
+        # the next `cut_after` requests are answered, the one after is handled but never
+        # answered, and every later one is dropped: tuner killed (or cut off) at that moment
+        self.cut_after = int(cut_after)
+        self._cut_left = self.cut_after
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Faults:
@@ -62,6 +68,11 @@ class Faults:
                 if n < 0:
                     raise ValueError("fault 'busy' must be >= 0 requests")
                 self.busy = n
+            elif name == "cut_after":
+                n = int(value or 0)
+                if n < 0:
+                    raise ValueError("fault 'cut_after' must be >= 0 requests")
+                self.cut_after = self._cut_left = n
             elif name == "slow":
                 v = float(value or 0.0)
                 if v < 0:
@@ -77,6 +88,16 @@ class Faults:
                 self.busy -= 1
                 return True
             return False
+
+    def take_cut(self) -> str:
+        """ "pass", "last" (handle, do not answer) or "drop" for the next request."""
+        with self._lock:
+            if self.cut_after <= 0:
+                return "pass"
+            self._cut_left -= 1
+            if self._cut_left >= 0:
+                return "pass"
+            return "last" if self._cut_left == -1 else "drop"
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:

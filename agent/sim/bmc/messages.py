@@ -127,6 +127,18 @@ _MESSAGES: dict[str, tuple[str, str, str]] = {
         "Critical",
         "Wait for the indicated retry duration and retry the operation.",
     ),
+    "NoOperation": (
+        "The request body submitted contain no data to act upon and no changes to the "
+        "resource took place.",
+        "Warning",
+        "Add properties in the JSON object and resubmit the request.",
+    ),
+    "ResourceInUse": (
+        "The change to the requested resource failed because the resource is in use or in "
+        "transition.",
+        "Warning",
+        "Remove the condition and resubmit the request if the operation failed.",
+    ),
     "ResetRequired": (
         "In order to apply changes, recover from errors, or other reasons, the component %1 "
         "requires a reset.",

@@ -241,7 +241,7 @@ class BmcNode:
             attrs = (
                 {**self.current, **self.pending} if p.settings_shows_full else dict(self.pending)
             )
-            return {
+            doc: dict[str, Any] = {
                 "@odata.id": p.settings_path,
                 "@odata.type": T_BIOS,
                 "Id": p.settings_id,
@@ -250,6 +250,10 @@ class BmcNode:
                 "AttributeRegistry": p.registry_id,
                 "Attributes": attrs,
             }
+            if p.clear_pending:
+                target = p.settings_path + "/Actions/Oem/DellManager.ClearPending"
+                doc["Actions"] = {"Oem": {"#DellManager.ClearPending": {"target": target}}}
+            return doc
 
     @property
     def registry_file_path(self) -> str:
@@ -485,6 +489,11 @@ class BmcNode:
             if errors:
                 return 400, error_body(errors)
             self.pending.update(changes)
+            if p.settings_shows_full:
+                # the settings object is a full copy (iLO): a value equal to the one in
+                # effect is no difference, so nothing waits for the reset
+                for name in [n for n in changes if self.current.get(n) == changes[n]]:
+                    del self.pending[name]
             if p.jobs and apply_time is not None and changes:
                 self._job_counter += 1
                 jid = f"JID_{int(time.time()) % 1000000:06d}{self._job_counter:06d}"
@@ -527,6 +536,31 @@ class BmcNode:
                 "TargetSettingsURI": None,
                 **j,
             }
+
+    def delete_job(self, jid: str) -> Result:
+        """DELETE of an iDRAC job: a Scheduled BIOS job goes, and with it the pending values
+        it would apply (Dell's idrac_bios clear_pending deletes the job to clear them); a
+        Running one cannot be deleted; a finished one just leaves the queue."""
+        with self._lock:
+            j = self.jobs.get(jid)
+            if j is None:
+                return 404, error_body([message("ResourceMissingAtURI", [self.job_path(jid)])])
+            if j["JobState"] == "Running":
+                return 400, error_body([message("ResourceInUse")])
+            del self.jobs[jid]
+            if j["JobState"] == "Scheduled":
+                self.pending.clear()
+            return 200, {"@Message.ExtendedInfo": [message("Success")]}
+
+    def clear_pending_values(self) -> Result:
+        """POST .../Bios/Settings/Actions/Oem/DellManager.ClearPending (iDRAC)."""
+        with self._lock:
+            if any(j["JobState"] == "Scheduled" for j in self.jobs.values()):
+                return 400, error_body([message("ResourceInUse")])
+            if not self.pending:
+                return 400, error_body([message("NoOperation")])
+            self.pending.clear()
+            return 200, {"@Message.ExtendedInfo": [message("Success")]}
 
     # ------------------------------------------------------------------ reset / boot
     def reset(self, body: Any) -> Result:

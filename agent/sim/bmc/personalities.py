@@ -93,6 +93,9 @@ class Personality:
     apply_times: tuple[str, ...] = ("OnReset",)  # SupportedApplyTimes advertised
     apply_time_unknown: bool = False  # Supermicro: @Redfish.SettingsApplyTime -> 400
     jobs: bool = False  # iDRAC: PATCH with an apply time -> 202 + a BIOS job
+    # iDRAC: DELETE of a Scheduled BIOS job drops it and the pending values it holds, and the
+    # settings object offers Actions/Oem/DellManager.ClearPending (docs/sim-bmc.md)
+    clear_pending: bool = False
     dependency_style: Literal["neq", "equ"] = "neq"  # how the registry writes dependencies
     busy_message: str = "Base.1.16.ServiceTemporarilyUnavailable"
     busy_during_post: bool = False  # iLO: a settings PATCH during POST -> 400, retry later
@@ -230,6 +233,7 @@ def dell(build: str | None = None) -> Personality:
             "InMaintenanceWindowOnReset",
         ),
         jobs=True,
+        clear_pending=True,
         busy_message="IDRAC.2.9.SYS518",
     )
 

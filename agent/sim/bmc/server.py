@@ -192,6 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
         if node.faults.down:
             self.close_connection = True
             return
+        cut = node.faults.take_cut()
+        if cut == "drop":
+            self.close_connection = True
+            return
         self._extra: dict[str, Any] = {}
         self._auth_kind = "none"
         self._user: str | None = None
@@ -214,6 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
             user=self._user,
             extra=self._extra,
         )
+        if cut == "last":  # handled, never answered
+            self.close_connection = True
+            return
         self._send(method, resp)
 
     def _read_body(self) -> bytes | None:
@@ -360,6 +367,20 @@ class _Handler(BaseHTTPRequestHandler):
             job = node.job(path.rsplit("/", 1)[-1])
             if job is not None:
                 return _Response(200, job)
+        if (
+            method == "DELETE"
+            and p.jobs
+            and path.startswith("/redfish/v1/Managers/iDRAC.Embedded.1/Jobs/")
+        ):
+            status, payload = node.delete_job(path.rsplit("/", 1)[-1])
+            return _Response(status, payload)
+        if (
+            method == "POST"
+            and p.clear_pending
+            and path == p.settings_path + "/Actions/Oem/DellManager.ClearPending"
+        ):
+            status, payload = node.clear_pending_values()
+            return _Response(status, payload)
         if path == reset_path and method == "POST":
             body, ok = self._json(raw)
             if not ok:

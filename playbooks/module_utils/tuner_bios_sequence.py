@@ -1,0 +1,1 @@
+../../agent/bios/sequence.py
