@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from agent import knobs
-from agent.errors import BadInput, validation_text
+from agent.errors import BadInput, short, validation_text
 from agent.paths import profiles_dir
 from agent.yamlfile import load_model
 
@@ -241,7 +241,7 @@ def find_profile(ref: str) -> Path:
     p = Path(ref)
     if p.suffix in (".yml", ".yaml") or "/" in ref:
         if not p.is_file():
-            raise BadInput(f"profile file {ref} not found")
+            raise BadInput(f"profile file {short(ref)!r} not found")
         return p.resolve()
     if not _NAME.match(ref):
         raise BadInput(f"{ref!r} is not a profile name")
@@ -325,6 +325,13 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _find_include(ref: str, including: Path) -> Path:
+    if any(ord(c) < 32 or ord(c) == 127 for c in ref) or len(ref) > 4096:
+        raise BadInput(
+            f"included profile {short(ref)!r}: a file name or path without control characters "
+            "(NUL, newline)",
+            file=str(including),
+            field="include",
+        )
     p = Path(ref)
     if p.suffix in (".yml", ".yaml") or "/" in ref:
         cand = p if p.is_absolute() else including.parent / p
