@@ -18,6 +18,7 @@ export and launch), `check_identities` (a report against the inventory it is use
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -25,8 +26,6 @@ import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import BadInput, short
 
@@ -154,10 +153,10 @@ def load_report(path: str, max_bytes: int = MAX_REPORT_BYTES) -> GpuInventory:
     try:
         # pydantic's own JSON parser (several times faster than json.loads + validate on a
         # 10,000-node report, bench/export_bench.py): the head first, then the whole model
-        head = _Head.model_validate_json(text)
+        head = _head_model().model_validate_json(text)
         if head.gpus is not None and head.schema_ is None:
             text = json.dumps(head.gpus)  # a `tuner ready --json` document carries one
-            head = _Head.model_validate_json(text)
+            head = _head_model().model_validate_json(text)
     except ValidationError as e:
         raise BadInput(f"not JSON: {short(e.errors()[0]['msg'], 200)}", file=path) from e
     if head.schema_ != REPORT_SCHEMA:
@@ -178,12 +177,18 @@ def load_report(path: str, max_bytes: int = MAX_REPORT_BYTES) -> GpuInventory:
     return inv
 
 
-class _Head(BaseModel):
-    """The keys that say what a JSON document is (the rest is skipped while parsing)."""
+@functools.cache
+def _head_model() -> Any:
+    """The keys that say what a JSON document is (the rest is skipped while parsing).
+    Built on first use: pydantic is not imported by the CLI's start-up (agent.history)."""
+    from pydantic import BaseModel, ConfigDict, Field
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    schema_: Any = Field(default=None, alias="schema")
-    gpus: dict[str, Any] | None = None
+    class _Head(BaseModel):
+        model_config = ConfigDict(extra="ignore", populate_by_name=True)
+        schema_: Any = Field(default=None, alias="schema")
+        gpus: dict[str, Any] | None = None
+
+    return _Head
 
 
 def _no_constant(name: str) -> Any:
@@ -432,13 +437,37 @@ def history_entry(raw: bytes) -> dict[str, Any] | None:
         v = entry.get(k)
         if not isinstance(v, t) or isinstance(v, bool):
             return None
-    if not all(isinstance(a, str) for a in entry["args"]):
-        return None
-    if CONTROL.search(entry["at"]) or CONTROL.search(entry["command"]):
+    if not all(isinstance(a, str) and not CONTROL.search(a) for a in entry["args"]):
         return None
     if not TIMESTAMP.match(entry["at"]) or len(entry["command"]) > 100:
         return None
+    if CONTROL.search(entry["command"]) or not _summary_ok(entry["summary"]):
+        return None
     return {k: entry[k] for k in HISTORY_FIELDS}
+
+
+def _summary_ok(s: dict[Any, Any]) -> bool:
+    """A summary as agent.history.summarize writes it: short names, numbers or short words,
+    `by_status` a mapping of statuses to counts."""
+    for k, v in s.items():
+        if not isinstance(k, str) or len(k) > 40 or CONTROL.search(k):
+            return False
+        if k == "by_status":
+            if not isinstance(v, dict) or not all(
+                isinstance(a, str)
+                and len(a) <= 40
+                and not CONTROL.search(a)
+                and isinstance(b, int)
+                and not isinstance(b, bool)
+                for a, b in v.items()
+            ):
+                return False
+        elif isinstance(v, str):
+            if len(v) > 200 or CONTROL.search(v):
+                return False
+        elif not (v is None or isinstance(v, int | float)):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------- node facts

@@ -245,14 +245,16 @@ def status(
             t = Table(title=f"last {plural(len(doc['runs']), 'run')} (newest first)")
             for c in ("when (UTC)", "command", "exit", "took", "result"):
                 t.add_column(c)
-            for r in doc["runs"]:
+            from rich.text import Text
+
+            for r in doc["runs"]:  # the history is a file: its words are text, not markup
                 rc = r.get("exit_code")
                 t.add_row(
-                    str(r.get("at", "")).replace("T", " ").rstrip("Z"),
-                    " ".join(str(a) for a in r.get("args", [])) or str(r.get("command")),
+                    Text(str(r.get("at", "")).replace("T", " ").rstrip("Z")),
+                    Text(" ".join(str(a) for a in r.get("args", [])) or str(r.get("command"))),
                     f"[green]{rc}[/]" if rc == 0 else f"[red]{rc}[/]",
                     f"{r.get('seconds', 0):.1f} s",
-                    _result_text(r.get("summary") or {}),
+                    Text(_result_text(r.get("summary") or {})),
                 )
             out.print(t)
 
