@@ -496,6 +496,18 @@ def check_ca_bundle(path: str, field: str, bad: Any = None) -> str:
     return str(p.resolve())
 
 
+def bmc_allows_http(hv: dict[str, Any], bad: Any = None) -> bool:
+    """The host's explicit `bmc_allow_http` (a boolean; INI inventories give words)."""
+    v = hv.get("bmc_allow_http", False)
+    if isinstance(v, str) and v.lower() in ("true", "yes", "false", "no"):
+        v = v.lower() in ("true", "yes")
+    if not isinstance(v, bool):
+        if bad is not None:
+            raise bad("bmc_allow_http", f"bmc_allow_http must be true or false, got {short(v)!r}")
+        return False
+    return v
+
+
 def _check_bmc(hv: dict[str, Any], bad: Any) -> None:
     """Every BMC variable, before any layer runs (the BIOS layer uses them as they are)."""
     url = hv.get("bmc_url")
@@ -513,6 +525,14 @@ def _check_bmc(hv: dict[str, Any], bad: Any) -> None:
         if not BMC_URL.match(url) or len(url) > 2000:
             raise bad(
                 "bmc_url", f"bmc_url must be an http(s):// URL of the BMC, got {short(url)!r}"
+            )
+        if url.lower().startswith("http://") and not bmc_allows_http(hv, bad):
+            raise bad(
+                "bmc_url",
+                f"bmc_url {short(redact_url(url))!r} is plain HTTP: the BMC password would "
+                "cross the network in clear text (Basic auth sends it with every request, "
+                "session auth in its login). Use https://, or set bmc_allow_http: true for "
+                "this host (a lab BMC on a network nobody else can read)",
             )
     if "bmc_address" in hv and url is None:
         # older docs said bmc_address: a host written that way would silently get no BIOS work

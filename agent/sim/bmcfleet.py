@@ -144,6 +144,8 @@ def host_vars(fleet: SimFleet, name: str) -> dict[str, object]:
     }
     if fleet.bmc_ca:
         hv["bmc_ca_bundle"] = fleet.bmc_ca
+    if node.bmc_url.startswith("http://"):  # sim up --no-bmc-tls: said, not silent
+        hv["bmc_allow_http"] = True
     return hv
 
 
