@@ -24,9 +24,9 @@ from pydantic import BaseModel
 from agent.errors import BadInput, short
 from agent.paths import state_dir
 
-HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
-ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)$")
-BMC_URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}\Z")
+ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)\Z")
+BMC_URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?\Z")
 BMC_AUTH = ("basic", "session")
 EXEC_ENV = "TUNER_ALLOW_EXECUTABLE_INVENTORY"
 # Inventory plugins that only parse data. `script` (executables) is added with

@@ -42,13 +42,13 @@ MAX_HISTORY_LINE = 64 * 1024
 REPORT_SCHEMA = "tuner.gpu-inventory/1"
 # The same rules as the inventory (agent/inventory.py: HOSTNAME, ADDRESS): a report is a file
 # anyone can edit, and its names and addresses reach other programs.
-NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
-ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?)$")
-USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$")
-BDF = re.compile(r"^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$")
-HIP_UUID = re.compile(r"^GPU-[0-9A-Za-z-]{1,64}$")  # what ROCR_VISIBLE_DEVICES accepts
-RENDER_NODE = re.compile(r"^/dev/dri/renderD[0-9]{1,6}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}\Z")
+ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?)\Z")
+USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}\Z")
+BDF = re.compile(r"^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]\Z")
+HIP_UUID = re.compile(r"^GPU-[0-9A-Za-z-]{1,64}\Z")  # what ROCR_VISIBLE_DEVICES accepts
+RENDER_NODE = re.compile(r"^/dev/dri/renderD[0-9]{1,6}\Z")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 # Identity strings (serial, UUID, versions): printable, one line.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_GPU_INDEX = 4095

@@ -79,7 +79,7 @@ class OsSection(_Strict):
     @classmethod
     def _sysctl(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name, value in v.items():
-            if not knobs.SYSCTL_NAME.match(name):
+            if not knobs.SYSCTL_NAME.fullmatch(name):
                 raise ValueError(
                     f"{name!r} is not a sysctl name: use a plain dotted name such as "
                     "kernel.numa_balancing"
@@ -243,7 +243,7 @@ def find_profile(ref: str) -> Path:
         if not p.is_file():
             raise BadInput(f"profile file {short(ref)!r} not found")
         return p.resolve()
-    if not _NAME.match(ref):
+    if not _NAME.fullmatch(ref):
         raise BadInput(f"{ref!r} is not a profile name")
     for ext in (".yml", ".yaml"):
         cand = profiles_dir() / f"{ref}{ext}"

@@ -29,9 +29,9 @@ from agent.errors import BadInput, short
 # C0 and C1 control characters, DEL, and the Unicode line and paragraph separators (which
 # str.splitlines and some editors treat as line breaks).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
-HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
-ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?)$")
-RENDER_NODE = re.compile(r"^/dev/dri/renderD[0-9]{1,6}$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}\Z")
+ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]{2,45}\]?)\Z")
+RENDER_NODE = re.compile(r"^/dev/dri/renderD[0-9]{1,6}\Z")
 
 
 def _refuse(value: str, where: str, consumer: str) -> BadInput:
@@ -73,7 +73,7 @@ def hostname(value: str, where: str) -> str:
     return value
 
 
-USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$")
+USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}\Z")
 
 
 def user_name(value: str, where: str) -> str:

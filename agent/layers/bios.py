@@ -38,7 +38,7 @@ from agent.runner import HostOutcome
 from agent.view import HostView, Row
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
-URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
+URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?\Z")
 REBOOT = ("never", "if-needed")
 _env_password: list[str] = []  # TUNER_BMC_PASSWORD, taken out of the environment
 
