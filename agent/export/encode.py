@@ -155,7 +155,8 @@ def csv_cell(value: object) -> str:
 
 
 def csv_line(cells: list[object]) -> str:
-    return ",".join(csv_cell(c) for c in cells) + "\n"
+    line = ",".join(csv_cell(c) for c in cells)
+    return (line or '""') + "\n"  # one empty cell: quoted, else it reads as no cell
 
 
 # ------------------------------------------------------------------------------ Prometheus
