@@ -301,6 +301,18 @@ def test_yaml_inputs_bad_bytes_and_fifos(tmp_path: Path) -> None:
     ):
         r = run_tuner("profiles", "show", str(tmp_path / prof), state=tmp_path / "s", timeout=30)
         clean_exit(r, *words)
+    d = tmp_path / "profiles"
+    d.mkdir()
+    (d / "a.yml").write_text("name: a\n")
+    fifo(d, "f.yml")
+    r = run_tuner(  # profiles list reads every file of the folder: f.yml is a FIFO
+        "profiles",
+        "list",
+        state=tmp_path / "s",
+        timeout=30,
+        env={**os.environ, "TUNER_PROFILES_DIR": str(d)},
+    )
+    clean_exit(r, "f.yml", "FIFO")
     pol = fifo(tmp_path, "policy.yml")
     r = run_tuner(
         "check", "--facts", str(MIXED), "--policy", str(pol), state=tmp_path / "s", timeout=30
