@@ -521,3 +521,31 @@ def test_encoders_directly() -> None:
     for bad in ("a b", "-x", "a/b", "", "a\n"):
         with pytest.raises(BadInput):
             encode.hostname(bad, "f")
+
+
+def test_history_trim_keeps_the_newest_valid_entries(tmp_path: Path) -> None:
+    f = history.history_file(tmp_path)
+    f.parent.mkdir(parents=True)
+    entry = {
+        "at": "2026-12-01T10:00:00Z",
+        "command": "apply",
+        "args": ["apply", "x" * 200],
+        "exit_code": 0,
+        "seconds": 1.0,
+        "summary": {},
+    }
+    lines = [json.dumps({**entry, "exit_code": i % 3}) for i in range(8000)]  # > 2 MB
+    f.write_text("\n".join(lines) + "\nnot json\n")
+    history.record(tmp_path, ["verify"], 1, 2.0, {})
+    kept = f.read_text().splitlines()
+    assert len(kept) == history.KEEP
+    assert json.loads(kept[-1])["command"] == "verify"
+    assert json.loads(kept[0]) == json.loads(lines[-(history.KEEP - 1)])
+
+
+def test_ready_document_carries_a_report(tmp_path: Path) -> None:
+    doc = {"passed": True, "reasons": [], "hosts": [], "gpus": report(MIXED)}
+    inv = loaders.load_report(str(save(tmp_path, doc)))
+    assert inv.usable_gpus == 16
+    doc["gpus"]["nodes"][0]["usable"] = []  # the carried report is checked the same way
+    refused(save(tmp_path, doc), "nodes.0.status")
