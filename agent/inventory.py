@@ -161,6 +161,33 @@ def _executables(path: Path) -> list[Path]:
     return found
 
 
+def _only_files_and_folders(path: Path) -> None:
+    """A FIFO, socket or device where Ansible reads an inventory would make it wait for
+    ever (or read a device): refused, naming it (agent/loaders.py)."""
+    import stat
+
+    from agent.loaders import file_kind
+
+    candidates = [path]
+    if path.is_dir():
+        candidates += list(path.rglob("*"))
+    base = path if path.is_dir() else path.parent
+    for sub in ("group_vars", "host_vars"):
+        if (base / sub).is_dir() and base != path:
+            candidates += list((base / sub).rglob("*"))
+    for p in candidates:
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            continue  # a dangling link: Ansible skips it
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise BadInput(
+                f"{p} is {file_kind(mode)}, not an inventory file: refused",
+                file=str(p),
+                field="--inventory",
+            )
+
+
 def check_source(path: Path) -> None:
     """Refuse, before Ansible reads it, an inventory that would run code."""
     if not path.exists():
@@ -175,6 +202,7 @@ def check_source(path: Path) -> None:
         )
     from agent.yamlfile import check_limits
 
+    _only_files_and_folders(path)
     # the files Ansible will parse: the inventory (every file of a folder), and the
     # group_vars/ and host_vars/ beside it
     base = path if path.is_dir() else path.parent

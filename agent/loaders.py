@@ -54,7 +54,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_GPU_INDEX = 4095
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a folder"),
         (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -85,7 +85,7 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
     except OSError as e:
         raise BadInput(f"cannot read the {what}: {e.strerror or e}", file=name) from e
     if not stat.S_ISREG(st.st_mode):
-        raise BadInput(f"is {_kind(st.st_mode)}, not a {what}: refused", file=name)
+        raise BadInput(f"is {file_kind(st.st_mode)}, not a {what}: refused", file=name)
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(name, flags)
@@ -94,7 +94,7 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise BadInput(f"is {_kind(st.st_mode)}, not a {what}: refused", file=name)
+            raise BadInput(f"is {file_kind(st.st_mode)}, not a {what}: refused", file=name)
         if st.st_size > max_bytes:
             raise BadInput(f"larger than {_size(max_bytes)}: refused", file=name)
         chunks: list[bytes] = []
@@ -423,7 +423,7 @@ def load_history(path: Path, n: int) -> tuple[list[dict[str, Any]], int]:
     except OSError as e:
         raise BadInput(f"cannot read the run history: {e.strerror or e}", file=name) from e
     if not stat.S_ISREG(st.st_mode):
-        raise BadInput(f"is {_kind(st.st_mode)}, not a run history: refused", file=name)
+        raise BadInput(f"is {file_kind(st.st_mode)}, not a run history: refused", file=name)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
@@ -431,7 +431,7 @@ def load_history(path: Path, n: int) -> tuple[list[dict[str, Any]], int]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise BadInput(f"is {_kind(st.st_mode)}, not a run history: refused", file=name)
+            raise BadInput(f"is {file_kind(st.st_mode)}, not a run history: refused", file=name)
         start = max(st.st_size - MAX_HISTORY_BYTES, 0)
         os.lseek(fd, start, os.SEEK_SET)
         data = os.read(fd, MAX_HISTORY_BYTES)

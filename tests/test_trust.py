@@ -320,6 +320,21 @@ def test_yaml_inputs_bad_bytes_and_fifos(tmp_path: Path) -> None:
     clean_exit(r, "policy.yml")
 
 
+def test_inventory_fifo_is_refused(tmp_path: Path) -> None:
+    from agent.inventory import load_inventory
+
+    inv = fifo(tmp_path, "inv.yml")
+    with pytest.raises(BadInput, match="FIFO"):
+        load_inventory(inv)
+    folder = tmp_path / "inv"
+    (folder / "group_vars").mkdir(parents=True)
+    (folder / "hosts.ini").write_text("[all]\nn1 ansible_host=127.0.0.1\n")
+    assert [h.name for h in load_inventory(folder).hosts] == ["n1"]
+    fifo(folder / "group_vars", "all.yml")
+    with pytest.raises(BadInput, match="all.yml is a FIFO"):
+        load_inventory(folder)
+
+
 def test_facts_files_are_validated(tmp_path: Path) -> None:
     for content, words in (
         (None, ["FIFO"]),
