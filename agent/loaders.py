@@ -154,11 +154,13 @@ def load_report(path: str, max_bytes: int = MAX_REPORT_BYTES) -> GpuInventory:
         # pydantic's own JSON parser (several times faster than json.loads + validate on a
         # 10,000-node report, bench/export_bench.py): the head first, then the whole model
         head = _head_model().model_validate_json(text)
-        if head.gpus is not None and head.schema_ is None:
+        if isinstance(head.gpus, dict) and head.schema_ is None:
             text = json.dumps(head.gpus)  # a `tuner ready --json` document carries one
             head = _head_model().model_validate_json(text)
     except ValidationError as e:
-        raise BadInput(f"not JSON: {short(e.errors()[0]['msg'], 200)}", file=path) from e
+        err = e.errors()[0]
+        what = "not JSON" if err["type"] == "json_invalid" else "not a JSON object"
+        raise BadInput(f"{what}: {short(err['msg'], 200)}", file=path) from e
     if head.schema_ != REPORT_SCHEMA:
         got = head.schema_
         raise BadInput(
@@ -186,7 +188,7 @@ def _head_model() -> Any:
     class _Head(BaseModel):
         model_config = ConfigDict(extra="ignore", populate_by_name=True)
         schema_: Any = Field(default=None, alias="schema")
-        gpus: dict[str, Any] | None = None
+        gpus: Any = None
 
     return _Head
 

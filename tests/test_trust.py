@@ -96,7 +96,7 @@ def test_report_bad_bytes_types_and_fifos_exit_2(tmp_path: Path) -> None:
     cases: list[tuple[Path, str]] = [
         (save(tmp_path, b"\xff\xfe{}".decode("latin-1"), "latin.json"), "not JSON"),
         (save(tmp_path, "{" * 100_000, "deep.json"), "not JSON"),
-        (save(tmp_path, [1, 2], "list.json"), "not JSON"),
+        (save(tmp_path, [1, 2], "list.json"), "not a JSON object"),
     ]
     (tmp_path / "bytes.json").write_bytes(b'{"schema": "\xff"}')
     cases.append((tmp_path / "bytes.json", "not UTF-8"))
