@@ -154,7 +154,7 @@ def load_report(path: str, max_bytes: int = MAX_REPORT_BYTES) -> GpuInventory:
         # pydantic's own JSON parser (several times faster than json.loads + validate on a
         # 10,000-node report, bench/export_bench.py): the head first, then the whole model
         head = _head_model().model_validate_json(text)
-        if isinstance(head.gpus, dict) and head.schema_ is None:
+        if isinstance(head.gpus, dict) and head.schema_ != REPORT_SCHEMA:
             text = json.dumps(head.gpus)  # a `tuner ready --json` document carries one
             head = _head_model().model_validate_json(text)
     except ValidationError as e:

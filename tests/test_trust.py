@@ -559,7 +559,7 @@ def test_history_trim_keeps_the_newest_valid_entries(tmp_path: Path) -> None:
 
 
 def test_ready_document_carries_a_report(tmp_path: Path) -> None:
-    doc = {"passed": True, "reasons": [], "hosts": [], "gpus": report(MIXED)}
+    doc = {"schema": "tuner.ready/1", "passed": True, "hosts": [], "gpus": report(MIXED)}
     inv = loaders.load_report(str(save(tmp_path, doc)))
     assert inv.usable_gpus == 16
     doc["gpus"]["nodes"][0]["usable"] = []  # the carried report is checked the same way
