@@ -108,5 +108,9 @@ def _append(f: Path, line: str) -> None:
 def recent(state: Path, n: int) -> list[dict[str, Any]]:
     """The last `n` runs, newest first. Lines that are not entries (bad JSON, wrong types)
     are skipped; a FIFO or folder in the file's place is bad input (agent.loaders)."""
-    entries, _ = load_history(history_file(state), n)
-    return entries
+    return recent_and_skipped(state, n)[0]
+
+
+def recent_and_skipped(state: Path, n: int) -> tuple[list[dict[str, Any]], int]:
+    """recent(), and how many lines among those read were skipped (not entries)."""
+    return load_history(history_file(state), n)

@@ -276,6 +276,9 @@ def test_history_is_validated(tmp_path: Path) -> None:
     # status shows the words as text, not markup; a FIFO in the file's place: exit 2, no hang
     r = run_tuner("status", state=tmp_path, timeout=30)
     assert r.rc == 0 and "[bold red]x[/]" in r.out, (r.out, r.err)
+    assert f"{len(bad)} lines skipped" in r.out
+    r = run_tuner("status", "--json", state=tmp_path, timeout=30)
+    assert json.loads(r.out)["runs_skipped"] == len(bad)
     f.unlink()
     os.mkfifo(f)
     r = run_tuner("status", state=tmp_path, timeout=30)

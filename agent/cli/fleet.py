@@ -212,8 +212,8 @@ def status(
             "state_dir": str(sd),
             "inventory": env_inv or (f.inventory if f else None),
             "sim": fleet,
-            "runs": history.recent(sd, runs),
         }
+        doc["runs"], doc["runs_skipped"] = history.recent_and_skipped(sd, runs)
 
         def human() -> None:
             from rich.table import Table
@@ -239,6 +239,11 @@ def status(
                 f"inventory: {doc['inventory'] or 'none'}"
                 + (" ($TUNER_INVENTORY)" if env_inv else "")
             )
+            if doc["runs_skipped"]:
+                out.print(
+                    f"run history: {plural(doc['runs_skipped'], 'line')} skipped (not an "
+                    "entry: bad JSON or wrong types)"
+                )
             if not doc["runs"]:
                 out.print("runs: none yet")
                 return
