@@ -539,6 +539,10 @@ def test_encoders_directly() -> None:
     for bad in ("a b", "-x", "a/b", "", "a\n"):
         with pytest.raises(BadInput):
             encode.hostname(bad, "f")
+    # terminal tables (agent/view.py): no escape sequence reaches the terminal
+    from agent.view import escape
+
+    assert escape("a\x1b[2J\rb\n") == "a\\x1b[2J\\x0db\n"
 
 
 def test_history_trim_keeps_the_newest_valid_entries(tmp_path: Path) -> None:
