@@ -20,7 +20,7 @@ from agent.errors import BadInput
 from agent.loaders import load_history
 
 KEEP = 500  # lines kept when the file is trimmed
-NOT_RECORDED = {"status", "profiles", "sim scenarios"}
+NOT_RECORDED = {"status", "profiles", "sim scenarios", "report"}  # read files, touch no host
 
 
 def history_file(state: Path) -> Path:

@@ -430,3 +430,20 @@ def test_saved_reports_read_back_for_ready_and_tables() -> None:
         assert drift_reason(h) == (
             "cross-layer numa_nodes: NPS 4 x 2 sockets should give 8 NUMA nodes"
         )
+
+
+def test_cli_start_up_reads_the_registry_without_importing_a_layer() -> None:
+    """`tuner --help` stays fast: the CLI reads the registry (the --layer words) and the
+    modules' defaults, never a layer module (they import Ansible's inventory, pydantic)."""
+    import subprocess
+    import sys
+
+    code = "import sys, agent.cli; print(' '.join(sorted(sys.modules)))"
+    mods = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert {"agent.layers", "agent.modargs"} <= mods
+    assert not {m for m in mods if m.startswith("agent.layers.")}
+    assert "pydantic" not in mods and "ansible" not in mods
