@@ -11,9 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
+
+from agent.errors import BadInput
+from agent.loaders import load_history
 
 KEEP = 500  # lines kept when the file is trimmed
 NOT_RECORDED = {"status", "profiles", "sim scenarios", "report"}  # read files, touch no host
@@ -76,30 +80,37 @@ def record(state: Path, argv: list[str], rc: int, seconds: float, doc: Any) -> N
         "summary": summarize(doc),
     }
     f = history_file(state)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, BadInput):
         f.parent.mkdir(parents=True, exist_ok=True)
-        with f.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        _append(f, json.dumps(entry) + "\n")
         if f.stat().st_size > 2_000_000:
-            lines = f.read_text(encoding="utf-8").splitlines()[-KEEP:]
+            entries, _ = load_history(f, KEEP)
             tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            tmp.write_text(
+                "".join(json.dumps(e) + "\n" for e in reversed(entries)), encoding="utf-8"
+            )
             tmp.replace(f)
 
 
-def recent(state: Path, n: int) -> list[dict[str, Any]]:
-    """The last `n` runs, newest first (lines that do not parse are skipped)."""
-    f = history_file(state)
+def _append(f: Path, line: str) -> None:
+    """Append to the history only if it is a regular file (or does not exist): a FIFO in its
+    place must not block the command that just finished, a link must not be followed."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW
+    fd = os.open(f, flags, 0o644)
     try:
-        lines = f.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    out: list[dict[str, Any]] = []
-    for line in reversed(lines):
-        if len(out) >= n:
-            break
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict):
-                out.append(entry)
-    return out
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def recent(state: Path, n: int) -> list[dict[str, Any]]:
+    """The last `n` runs, newest first. Lines that are not entries (bad JSON, wrong types)
+    are skipped; a FIFO or folder in the file's place is bad input (agent.loaders)."""
+    return recent_and_skipped(state, n)[0]
+
+
+def recent_and_skipped(state: Path, n: int) -> tuple[list[dict[str, Any]], int]:
+    """recent(), and how many lines among those read were skipped (not entries)."""
+    return load_history(history_file(state), n)

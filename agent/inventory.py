@@ -24,9 +24,9 @@ from pydantic import BaseModel
 from agent.errors import BadInput, short
 from agent.paths import state_dir
 
-HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
-ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)$")
-BMC_URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
+HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}\Z")
+ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)\Z")
+BMC_URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?\Z")
 BMC_AUTH = ("basic", "session")
 EXEC_ENV = "TUNER_ALLOW_EXECUTABLE_INVENTORY"
 # Inventory plugins that only parse data. `script` (executables) is added with
@@ -161,6 +161,33 @@ def _executables(path: Path) -> list[Path]:
     return found
 
 
+def _only_files_and_folders(path: Path) -> None:
+    """A FIFO, socket or device where Ansible reads an inventory would make it wait for
+    ever (or read a device): refused, naming it (agent/loaders.py)."""
+    import stat
+
+    from agent.loaders import file_kind
+
+    candidates = [path]
+    if path.is_dir():
+        candidates += list(path.rglob("*"))
+    base = path if path.is_dir() else path.parent
+    for sub in ("group_vars", "host_vars"):
+        if (base / sub).is_dir() and base != path:
+            candidates += list((base / sub).rglob("*"))
+    for p in candidates:
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            continue  # a dangling link: Ansible skips it
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise BadInput(
+                f"{p} is {file_kind(mode)}, not an inventory file: refused",
+                file=str(p),
+                field="--inventory",
+            )
+
+
 def check_source(path: Path) -> None:
     """Refuse, before Ansible reads it, an inventory that would run code."""
     if not path.exists():
@@ -175,6 +202,7 @@ def check_source(path: Path) -> None:
         )
     from agent.yamlfile import check_limits
 
+    _only_files_and_folders(path)
     # the files Ansible will parse: the inventory (every file of a folder), and the
     # group_vars/ and host_vars/ beside it
     base = path if path.is_dir() else path.parent
@@ -496,6 +524,18 @@ def check_ca_bundle(path: str, field: str, bad: Any = None) -> str:
     return str(p.resolve())
 
 
+def bmc_allows_http(hv: dict[str, Any], bad: Any = None) -> bool:
+    """The host's explicit `bmc_allow_http` (a boolean; INI inventories give words)."""
+    v = hv.get("bmc_allow_http", False)
+    if isinstance(v, str) and v.lower() in ("true", "yes", "false", "no"):
+        v = v.lower() in ("true", "yes")
+    if not isinstance(v, bool):
+        if bad is not None:
+            raise bad("bmc_allow_http", f"bmc_allow_http must be true or false, got {short(v)!r}")
+        return False
+    return v
+
+
 def _check_bmc(hv: dict[str, Any], bad: Any) -> None:
     """Every BMC variable, before any layer runs (the BIOS layer uses them as they are)."""
     url = hv.get("bmc_url")
@@ -513,6 +553,14 @@ def _check_bmc(hv: dict[str, Any], bad: Any) -> None:
         if not BMC_URL.match(url) or len(url) > 2000:
             raise bad(
                 "bmc_url", f"bmc_url must be an http(s):// URL of the BMC, got {short(url)!r}"
+            )
+        if url.lower().startswith("http://") and not bmc_allows_http(hv, bad):
+            raise bad(
+                "bmc_url",
+                f"bmc_url {short(redact_url(url))!r} is plain HTTP: the BMC password would "
+                "cross the network in clear text (Basic auth sends it with every request, "
+                "session auth in its login). Use https://, or set bmc_allow_http: true for "
+                "this host (a lab BMC on a network nobody else can read)",
             )
     if "bmc_address" in hv and url is None:
         # older docs said bmc_address: a host written that way would silently get no BIOS work

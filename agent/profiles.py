@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from agent import knobs
-from agent.errors import BadInput, validation_text
+from agent.errors import BadInput, short, validation_text
 from agent.paths import profiles_dir
 from agent.yamlfile import load_model
 
@@ -87,7 +87,7 @@ class OsSection(_Strict):
     @classmethod
     def _sysctl(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name, value in v.items():
-            if not knobs.SYSCTL_NAME.match(name):
+            if not knobs.SYSCTL_NAME.fullmatch(name):
                 raise ValueError(
                     f"{name!r} is not a sysctl name: use a plain dotted name such as "
                     "kernel.numa_balancing"
@@ -288,9 +288,9 @@ def find_profile(ref: str) -> Path:
     p = Path(ref)
     if p.suffix in (".yml", ".yaml") or "/" in ref:
         if not p.is_file():
-            raise BadInput(f"profile file {ref} not found")
+            raise BadInput(f"profile file {short(ref)!r} not found")
         return p.resolve()
-    if not _NAME.match(ref):
+    if not _NAME.fullmatch(ref):
         raise BadInput(f"{ref!r} is not a profile name")
     for ext in (".yml", ".yaml"):
         cand = profiles_dir() / f"{ref}{ext}"
@@ -366,6 +366,13 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _find_include(ref: str, including: Path) -> Path:
+    if any(ord(c) < 32 or ord(c) == 127 for c in ref) or len(ref) > 4096:
+        raise BadInput(
+            f"included profile {short(ref)!r}: a file name or path without control characters "
+            "(NUL, newline)",
+            file=str(including),
+            field="include",
+        )
     p = Path(ref)
     if p.suffix in (".yml", ".yaml") or "/" in ref:
         cand = p if p.is_absolute() else including.parent / p

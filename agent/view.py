@@ -52,10 +52,16 @@ STYLE = {
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def escape(text: str) -> str:
-    """Text as rich shows it literally (host names, values, messages)."""
+    """Text as rich shows it literally (host names, values, messages): markup escaped, and
+    control characters other than tab and newline (ESC sequences, CR) written as visible
+    escapes (`\\x1b`), since Rich passes them to the terminal as they are."""
     from rich.markup import escape as rich_escape
 
+    text = _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     return rich_escape(text)
 
 

@@ -88,13 +88,11 @@ def _expanded_size(node: yaml.Node) -> int:
 
 
 def _read(path: Path, max_bytes: int = MAX_BYTES) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise BadInput(f"cannot read: {e.strerror or e}", file=str(path)) from e
-    if len(data) > max_bytes:
-        raise BadInput(f"larger than {max_bytes // 1024} KiB: refused", file=str(path))
+    """The file as text: a regular file (a FIFO or device is refused, never waited on), at
+    most `max_bytes`, UTF-8 (agent/loaders.py)."""
+    from agent.loaders import read_regular
+
+    data = read_regular(path, max_bytes, "file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -108,9 +106,25 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> BadInput:
     return BadInput(f"not valid YAML: {short(str(problem), 200)}", file=str(path), field=where)
 
 
+def _reader_error(path: Path, text: str, e: yaml.reader.ReaderError) -> BadInput:
+    """A character YAML does not allow (a NUL byte, other control characters)."""
+    line = text.count("\n", 0, e.position) + 1
+    return BadInput(
+        f"character U+{e.character:04X} is not allowed in YAML (control characters other "
+        "than tab and newline are not text)",
+        file=str(path),
+        field=f"line {line}",
+    )
+
+
 def _compose(path: Path, text: str, not_yaml_ok: bool = False) -> yaml.Node | None:
     """The YAML node tree of `text` within the limits (not_yaml_ok: None if it is no YAML)."""
-    loader = _Limited(text)
+    try:
+        loader = _Limited(text)  # PyYAML checks the characters here
+    except yaml.reader.ReaderError as e:
+        if not_yaml_ok:
+            return None
+        raise _reader_error(path, text, e) from e
     try:
         node = loader.get_single_node()
     except RecursionError as e:

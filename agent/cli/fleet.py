@@ -212,8 +212,8 @@ def status(
             "state_dir": str(sd),
             "inventory": env_inv or (f.inventory if f else None),
             "sim": fleet,
-            "runs": history.recent(sd, runs),
         }
+        doc["runs"], doc["runs_skipped"] = history.recent_and_skipped(sd, runs)
 
         def human() -> None:
             from rich.table import Table
@@ -239,20 +239,27 @@ def status(
                 f"inventory: {doc['inventory'] or 'none'}"
                 + (" ($TUNER_INVENTORY)" if env_inv else "")
             )
+            if doc["runs_skipped"]:
+                out.print(
+                    f"run history: {plural(doc['runs_skipped'], 'line')} skipped (not an "
+                    "entry: bad JSON or wrong types)"
+                )
             if not doc["runs"]:
                 out.print("runs: none yet")
                 return
             t = Table(title=f"last {plural(len(doc['runs']), 'run')} (newest first)")
             for c in ("when (UTC)", "command", "exit", "took", "result"):
                 t.add_column(c)
-            for r in doc["runs"]:
+            from rich.text import Text
+
+            for r in doc["runs"]:  # the history is a file: its words are text, not markup
                 rc = r.get("exit_code")
                 t.add_row(
-                    str(r.get("at", "")).replace("T", " ").rstrip("Z"),
-                    " ".join(str(a) for a in r.get("args", [])) or str(r.get("command")),
+                    Text(str(r.get("at", "")).replace("T", " ").rstrip("Z")),
+                    Text(" ".join(str(a) for a in r.get("args", [])) or str(r.get("command"))),
                     f"[green]{rc}[/]" if rc == 0 else f"[red]{rc}[/]",
                     f"{r.get('seconds', 0):.1f} s",
-                    _result_text(r.get("summary") or {}),
+                    Text(_result_text(r.get("summary") or {})),
                 )
             out.print(t)
 

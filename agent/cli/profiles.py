@@ -37,7 +37,9 @@ def profiles_list(as_json: JsonOpt = False) -> None:
     """List the profiles shipped in profiles/ (`profiles show NAME` validates one)."""
     import yaml
 
+    from agent.loaders import read_text
     from agent.paths import profiles_dir
+    from agent.yamlfile import MAX_BYTES
 
     with errors(as_json):
         items = []
@@ -45,13 +47,17 @@ def profiles_list(as_json: JsonOpt = False) -> None:
         # Only each file's name and description (read as `profiles show` reads them): no
         # schema, no includes, so the list is quick (docs/performance.md).
         for path in sorted(d.glob("*.y*ml"), key=lambda p: p.stem) if d.is_dir() else []:
+            # a regular file within the profile size limit (a FIFO is refused, not waited on)
+            text = read_text(path, MAX_BYTES, "profile")
             try:
-                raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+                raw = yaml.load(text, Loader=_yaml_loader())
+            except yaml.YAMLError as e:
                 raise BadInput(f"cannot read this profile: {e}", file=str(path)) from e
             if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
                 raise BadInput("a profile needs a `name`", file=str(path), field="name")
             desc = raw.get("description") or ""
+            if not isinstance(desc, str):
+                raise BadInput("`description` must be text", file=str(path), field="description")
             items.append({"name": raw["name"], "description": str(desc), "file": str(path)})
 
         def human() -> None:

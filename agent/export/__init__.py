@@ -1,81 +1,31 @@
 """`tuner export`: the usable-GPU inventory in every form a cluster consumes it (docs/export.md).
 
 One module per format, each a pure function from the report (`GpuInventory`) to text (or,
-for Prometheus, a registry). `load_report` validates the report file before anything is
-written; `write_text` writes atomically (temp file in the same folder, fsync, rename).
+for Prometheus, a registry). `load_report` (agent/loaders.py) validates the report file before
+anything is written; `write_text` writes atomically (temp file in the same folder, fsync, rename).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agent.errors import BadInput, validation_text
+from agent.errors import BadInput
 from agent.gpu.gate import GpuInventory, NodeEntry
 
 FORMATS = ("ansible", "hostfile", "slurm", "prometheus", "csv", "mlperf-system", "json")
-# Node names in a report are untrusted (a report is a file anyone can edit): the same rule
-# as inventory host names (agent/inventory.py), so no consumer sees a name it would misread.
-NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
-
-
-class _Head(BaseModel):
-    """The keys that say what a JSON document is (the rest is skipped while parsing)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    schema_: Any = Field(default=None, alias="schema")
-    gpus: dict[str, Any] | None = None
 
 
 def load_report(path: str) -> GpuInventory:
-    """A `tuner check --output` / `tuner ready --output` file, validated (exit 2 when not)."""
-    if path == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise BadInput(f"cannot read the report: {e.strerror or e}", file=path) from e
-    try:
-        head = _Head.model_validate_json(text)
-    except ValidationError as e:
-        raise BadInput(f"not JSON, or not a tuner report: {e.errors()[0]['msg']}", file=path) from e
-    if head.gpus is not None:  # a `tuner ready --json` document carries the inventory
-        text = json.dumps(head.gpus)
-        head = _Head.model_validate_json(text)
-    if not str(head.schema_ or "").startswith("tuner.gpu-inventory/"):
-        raise BadInput(
-            "not a usable-GPU inventory (schema tuner.gpu-inventory/1; write one with "
-            "`tuner check --output FILE` or `tuner ready --output FILE`)",
-            file=path,
-            field="schema",
-        )
-    try:
-        # pydantic's own JSON parser: several times faster than json.loads + validate on a
-        # 10,000-node report (bench/export_bench.py); the "schema" key is checked above.
-        inv = GpuInventory.model_validate_json(text)
-    except ValidationError as e:
-        field, msg = validation_text(e, GpuInventory)
-        raise BadInput(msg, file=path, field=field) from e
-    seen: set[str] = set()
-    for i, n in enumerate(inv.nodes):
-        if not NODE_NAME.match(n.name):
-            raise BadInput(
-                f"node name {n.name!r} is not a host name (letters, digits, '.', '-', '_')",
-                file=path,
-                field=f"nodes.{i}.name",
-            )
-        if n.name in seen:
-            raise BadInput(f"node {n.name!r} appears twice", file=path, field=f"nodes.{i}.name")
-        seen.add(n.name)
-    return inv
+    """A `tuner check --output` / `tuner ready --output` file, validated (exit 2 when not):
+    agent.loaders.load_report, the one loader of reports."""
+    from agent.loaders import load_report as load
+
+    return load(path)
 
 
 def usable_nodes(inv: GpuInventory) -> list[NodeEntry]:

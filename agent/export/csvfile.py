@@ -1,12 +1,13 @@
 """CSV: one row per GPU (usable and excluded) and one per node that gave no GPU at all — the
-fleet inventory a person opens in a spreadsheet. Cells that a spreadsheet would run as a
-formula (starting with = + - @ or a tab/CR; OWASP "CSV injection") get a leading quote."""
+fleet inventory a person opens in a spreadsheet. Cells are encoded by
+agent/export/encode.py (csv_cell): a cell that a spreadsheet would run as a formula
+(starting with = + - @ or a tab/CR/LF; OWASP "CSV injection") gets a leading quote, a cell
+with a quote, comma or any control character is quoted (RFC 4180), and control characters
+other than tab/CR/LF are written as visible escapes."""
 
 from __future__ import annotations
 
-import csv
-import io
-
+from agent.export.encode import csv_line
 from agent.gpu.gate import GpuEntry, GpuInventory, NodeEntry
 
 COLUMNS = [
@@ -27,11 +28,6 @@ COLUMNS = [
 ]
 
 
-def _cell(v: object) -> str:
-    s = "" if v is None else str(v)
-    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
-
-
 _FW: dict[tuple[tuple[str, str], ...], str] = {}
 
 
@@ -42,41 +38,36 @@ def _firmware(fw: dict[str, str] | None) -> str:
     return _FW[key]
 
 
-def _row(n: NodeEntry, g: GpuEntry | None, status: str) -> list[str]:
+def _row(n: NodeEntry, g: GpuEntry | None, status: str) -> list[object]:
     if g is None:
-        return [_cell(x) for x in (n.name, n.status, *[""] * 10, status, n.reason)]
+        return [n.name, n.status, *[""] * 10, status, n.reason]
     fw = _firmware(g.firmware)
     reasons = "; ".join(f"{c.check}: {c.message}" for c in g.checks if c.status != "pass")
     return [
-        _cell(x)
-        for x in (
-            n.name,
-            n.status,
-            g.index,
-            g.bdf,
-            g.serial,
-            g.uuid,
-            g.hip_uuid,
-            g.render_node,
-            g.market_name,
-            fw,
-            g.vbios_version,
-            g.driver_version,
-            status,
-            reasons,
-        )
+        n.name,
+        n.status,
+        g.index,
+        g.bdf,
+        g.serial,
+        g.uuid,
+        g.hip_uuid,
+        g.render_node,
+        g.market_name,
+        fw,
+        g.vbios_version,
+        g.driver_version,
+        status,
+        reasons,
     ]
 
 
 def render(inv: GpuInventory) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    out = [csv_line(list(COLUMNS))]
     for n in inv.nodes:
         for g in n.usable:
-            w.writerow(_row(n, g, "usable"))
+            out.append(csv_line(_row(n, g, "usable")))
         for g in n.excluded:
-            w.writerow(_row(n, g, "excluded"))
+            out.append(csv_line(_row(n, g, "excluded")))
         if not n.usable and not n.excluded:
-            w.writerow(_row(n, None, n.status))
-    return buf.getvalue()
+            out.append(csv_line(_row(n, None, n.status)))
+    return "".join(out)

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent.errors import BadInput
+from agent.export.encode import hostname
 from agent.gpu.gate import GpuInventory, NodeEntry
 
 
@@ -117,7 +118,7 @@ def write_per_node(inv: GpuInventory, folder: str) -> list[str]:
         raise BadInput(f"cannot create: {e.strerror or e}", file=folder, field="--per-node") from e
     written = []
     for n in inv.nodes:
-        p = str(d / f"tuner_{n.name}.prom")
+        p = str(d / f"tuner_{hostname(n.name, 'node name')}.prom")  # no path in a name
         write_to_textfile(p, registry(inv, [n]))
         os.chmod(p, 0o644)
         written.append(p)

@@ -4,17 +4,20 @@ per usable node naming its usable GPUs' render devices.
 
 The file is a POSIX sh fragment to source: USABLE_NODES and EXCLUDED_NODES for
 `srun --nodelist "$USABLE_NODES"`, a function `tuner_drain` with the scontrol lines (sourcing
-runs nothing), and the gres.conf lines as comments to copy. Reasons are untrusted text: quoted
-with shlex.quote.
+runs nothing), and the gres.conf lines as comments to copy. Everything in it came from a report,
+so from nodes, and goes through agent/export/encode.py: node names must be host names, render
+devices /dev/dri/renderD<N>, and reasons are one shell word (shlex.quote) with no control
+character; anything else makes the export refuse (exit 2). tests/test_trust.py sources the
+file with bash to prove that nothing in it runs.
 """
 
 from __future__ import annotations
 
-import shlex
 from functools import lru_cache
 
 from ClusterShell.NodeSet import NodeSet
 
+from agent.export.encode import hostname, render_node, shell_comment, shell_word
 from agent.gpu.gate import GpuInventory
 
 
@@ -38,26 +41,32 @@ def gres_line(name: str, devices: list[str]) -> str:
 
 
 def render(inv: GpuInventory) -> str:
+    for i, n in enumerate(inv.nodes):
+        hostname(n.name, f"nodes.{i}.name")
     usable = [n for n in inv.nodes if n.usable]
     out = [n for n in inv.nodes if not n.usable]
     lines = [
         "# Written by `tuner export --format slurm`.",
         "# usable nodes (srun --nodelist / sbatch --nodelist):",
-        f"USABLE_NODES={shlex.quote(nodeset([n.name for n in usable]))}",
+        f"USABLE_NODES={shell_word(nodeset([n.name for n in usable]), 'USABLE_NODES')}",
         "# excluded or failed nodes (srun --exclude):",
-        f"EXCLUDED_NODES={shlex.quote(nodeset([n.name for n in out]))}",
+        f"EXCLUDED_NODES={shell_word(nodeset([n.name for n in out]), 'EXCLUDED_NODES')}",
         "# drain what the gate took out: run `tuner_drain` as the Slurm admin",
         "tuner_drain() {",
     ]
     for n in out:
-        reason = shlex.quote(drain_reason(n.reason or n.status))
+        reason = shell_word(drain_reason(n.reason or n.status), f"node {n.name}: reason")
         lines.append(f"  scontrol update NodeName={n.name} State=DRAIN Reason={reason}")
     lines += ["  :", "}"]
     lines.append("# gres.conf lines: the usable GPUs of each node by DRM render device")
     for n in usable:
-        devs = [g.render_node for g in n.usable if g.render_node]
+        devs = [
+            render_node(g.render_node, f"node {n.name}: render_node")
+            for g in n.usable
+            if g.render_node
+        ]
         if len(devs) == len(n.usable):
-            lines.append("# " + gres_line(n.name, devs))
+            lines.append("# " + shell_comment(gres_line(n.name, devs), f"node {n.name}: gres"))
         else:
             lines.append(f"# {n.name}: render devices unknown for some usable GPUs")
     return "\n".join(lines) + "\n"

@@ -37,18 +37,12 @@ def local_facts(root: str = "/", rocm_path: str | None = None) -> NodeFacts:
 
 
 def load_facts_files(paths: list[str]) -> list[NodeFacts]:
-    out = []
+    """Facts snapshots (`tuner facts --json`), validated by agent.loaders.load_facts."""
+    from agent.loaders import load_facts
+
+    out: list[NodeFacts] = []
     for p in paths:
-        try:
-            data = json.loads(Path(p).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise BadInput(f"cannot read facts: {e}", file=p) from e
-        docs = data.get("nodes") if isinstance(data, dict) and "nodes" in data else [data]
-        for d in docs if isinstance(docs, list) else []:
-            try:
-                out.append(NodeFacts.model_validate(d))
-            except ValidationError as e:
-                raise BadInput(f"not a facts snapshot: {e.errors()[0]['msg']}", file=p) from e
+        out += load_facts(p)
     return out
 
 

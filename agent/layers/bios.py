@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from agent.runner import HostOutcome
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
-URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
+URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?\Z")
 
 
 @contextmanager
@@ -116,6 +117,7 @@ def bmc_hosts(
 
     `only`: validate and return only these hosts (the others are neither)."""
     with_bmc, without = [], []
+    plain_http: list[str] = []
     for h in inv.hosts:
         if only is not None and h.name not in only:
             continue
@@ -130,6 +132,8 @@ def bmc_hosts(
                 file=inv.path,
                 field="bmc_url",
             )
+        if isinstance(url, str) and url.lower().startswith("http://"):
+            plain_http.append(h.name)  # allowed by bmc_allow_http (agent/inventory.py)
         user = h.vars.get("bmc_username")
         if not isinstance(user, str) or not user:
             raise BadInput(f"{where}: bmc_username is missing", file=inv.path, field="bmc_username")
@@ -160,6 +164,12 @@ def bmc_hosts(
                 f"{where}: bmc_ca_bundle {ca} is not a file", file=inv.path, field="bmc_ca_bundle"
             )
         with_bmc.append(h)
+    if plain_http:
+        sys.stderr.write(
+            f"warning: bmc_allow_http: the BMC password of {', '.join(plain_http[:10])}"
+            f"{' and more' if len(plain_http) > 10 else ''} crosses the network in clear text "
+            "(http://)\n"
+        )
     return with_bmc, without
 
 

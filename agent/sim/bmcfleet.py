@@ -178,6 +178,8 @@ def host_vars(
     }
     if ca:
         hv["bmc_ca_bundle"] = ca
+    if url.startswith("http://"):  # sim up --no-bmc-tls: said, not silent
+        hv["bmc_allow_http"] = True
     return hv
 
 
