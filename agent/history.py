@@ -78,13 +78,17 @@ def record(state: Path, argv: list[str], rc: int, seconds: float, doc: Any) -> N
     f = history_file(state)
     with contextlib.suppress(OSError):
         f.parent.mkdir(parents=True, exist_ok=True)
-        with f.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        # one append, never through a link (O_NOFOLLOW); lines of concurrent runs never mix
+        fd = os.open(f, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, (json.dumps(entry) + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
         if f.stat().st_size > 2_000_000:
             lines = f.read_text(encoding="utf-8").splitlines()[-KEEP:]
-            tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            tmp.replace(f)
+            from agent.paths import write_file
+
+            write_file(f, "\n".join(lines) + "\n")
 
 
 def recent(state: Path, n: int) -> list[dict[str, Any]]:

@@ -190,8 +190,8 @@ def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
     src = tmp_path / "wh"
     src.mkdir()
     (src / "a-1.0-py3-none-any.whl").write_bytes(b"a")
-    tar = pack(src, tmp_path / "state")
-    assert pack(src, tmp_path / "state") == tar  # cached, same bytes
+    tar, sha = pack(src, tmp_path / "state")
+    assert pack(src, tmp_path / "state") == (tar, sha)  # cached, same bytes
     root = tmp_path / "root"
     (root / "opt/tuner").mkdir(parents=True)
     with tarfile.open(root / "opt/tuner/wheelhouse.tar", "w") as t:  # a hostile tar
@@ -206,3 +206,4 @@ def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
     ]
     assert not (tmp_path / "escape.whl").exists() and not (root / "escape.whl").exists()
     assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=False) == []
+    assert [p.name for p in (root / "opt/tuner").iterdir() if p.name.startswith(".")] == []

@@ -2,16 +2,14 @@
 
 One module per format, each a pure function from the report (`GpuInventory`) to text (or,
 for Prometheus, a registry). `load_report` validates the report file before anything is
-written; `write_text` writes atomically (temp file in the same folder, fsync, rename).
+written; `write_text` writes atomically (agent.paths.write_file: exclusive temp file, rename).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import BadInput, validation_text
 from agent.gpu.gate import GpuInventory, NodeEntry
+from agent.paths import write_file
 
 FORMATS = ("ansible", "hostfile", "slurm", "prometheus", "csv", "mlperf-system", "json")
 # Node names in a report are untrusted (a report is a file anyone can edit): the same rule
@@ -117,20 +116,9 @@ def write_text(path: str, text: str) -> None:
     if p.is_dir():
         raise BadInput("is a folder; give a file name", file=path, field="--output")
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        write_file(p, text)
     except OSError as e:
         raise BadInput(f"cannot write here: {e.strerror or e}", file=path, field="--output") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render(inv: GpuInventory, fmt: str, **opts: Any) -> str:

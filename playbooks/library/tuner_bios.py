@@ -26,6 +26,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_bios_plan import Registry, attr_text, plan, topology
 from ansible.module_utils.tuner_bios_record import RecordError, forget, load, remember, same_board
+from ansible.module_utils.tuner_knobs import write_atomic
 from ansible.module_utils.tuner_redfish import (
     BmcClient,
     RedfishError,
@@ -85,9 +86,7 @@ def _say(p: dict[str, Any], stage: str) -> str:
 
         f = os.path.join(d, hashlib.sha256(p["host"].encode()).hexdigest()[:24])
         try:
-            with open(f + ".tmp", "w") as fh:
-                fh.write(STAGE_WORDS.get(stage, stage))
-            os.replace(f + ".tmp", f)
+            write_atomic(f, STAGE_WORDS.get(stage, stage))
         except OSError:
             pass
     return stage
