@@ -15,6 +15,7 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    AllowBootCriticalOpt,
     BatchSizeOpt,
     BmcTimeoutOpt,
     CaBundleOpt,
@@ -135,6 +136,7 @@ def apply(
     reset_timeout: ResetTimeoutOpt = 1200.0,
     reboot_all_hosts: RebootAllOpt = False,
     lock_timeout: LockTimeoutOpt = 300.0,
+    allow_boot_critical: AllowBootCriticalOpt = None,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -143,6 +145,7 @@ def apply(
         opts = _bios_options(
             reboot, batch_size, max_failed, insecure, ca_bundle, bmc_timeout, reset_timeout
         )
+        opts.allow_boot_critical = list(allow_boot_critical or [])
         _layers_run(
             "apply",
             layer,

@@ -48,7 +48,9 @@ def make(layer: str, bios_options: Any = None) -> list[Layer]:
         if n == "bios":
             out.append(BiosLayer(o))
         elif n == "cmdline":
-            out.append(CmdlineLayer(o.reboot, o.reset_timeout, o.also_reset))
+            out.append(
+                CmdlineLayer(o.reboot, o.reset_timeout, o.also_reset, o.allow_boot_critical)
+            )
         else:
             out.append(OsLayer())
     return out

@@ -83,6 +83,9 @@ class BiosOptions:
     # hosts whose kernel command line waits for a reboot (the cmdline layer fills it before
     # the BIOS layer runs): apply resets them with --reboot if-needed even without BIOS work
     also_reset: set[str] = field(default_factory=set)
+    # boot-critical kernel parameters the operator named (--allow-boot-critical; the
+    # cmdline layer's option, carried here with the other apply options)
+    allow_boot_critical: list[str] = field(default_factory=list)
 
 
 def check_options(o: BiosOptions) -> BiosOptions:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.errors import BadInput
 from agent.inventory import InventoryHost
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.report import FileRestore, HostCmdline
@@ -29,6 +30,36 @@ def _is_sim(h: InventoryHost) -> bool:
     return v is True or (isinstance(v, str) and v.lower() in ("true", "yes", "1"))
 
 
+def check_boot_critical(profile: Any, allow: list[str]) -> None:
+    """Before any host is touched: a profile that adds or removes a parameter that changes
+    what boots or opens a shell (agent/bootloader.py BOOT_CRITICAL) is bad input naming the
+    file and the parameter, unless --allow-boot-critical names it; a name given there that
+    the profile does not change is bad input too (a typo must not pass silently)."""
+    from agent.bootloader import boot_critical, critical_refused, name_of, param_key
+
+    c = profile.cmdline()
+    for verb, key in (("add", "add"), ("remove", "remove")):
+        tokens = c[key]
+        refused = critical_refused(
+            tokens if verb == "add" else [], tokens if verb == "remove" else [], allow
+        )
+        if refused:
+            raise BadInput(
+                f"boot-critical, refused: {'; '.join(refused)}; if you mean it, name it with "
+                f"--allow-boot-critical {name_of(refused[0].split()[1])} (docs/kernel-cmdline.md)",
+                file=profile.sources.get(f"kernel.cmdline.{key}"),
+                field=f"kernel.cmdline.{key}",
+            )
+    used = [t for t in c["add"] + c["remove"] if boot_critical(t)]
+    for a in allow:
+        if not any(a == t or param_key(a) == param_key(name_of(t)) for t in used):
+            raise BadInput(
+                f"{a!r}: the profile adds or removes no such boot-critical parameter "
+                f"(it has: {', '.join(used) or 'none'})",
+                field="--allow-boot-critical",
+            )
+
+
 class CmdlineLayer(Layer):
     name = "cmdline"
     label = "cmdline"
@@ -38,7 +69,9 @@ class CmdlineLayer(Layer):
         reboot: str = "never",
         reboot_timeout: float = 1200.0,
         bios_reset: set[str] | None = None,
+        allow_boot_critical: list[str] | None = None,
     ) -> None:
+        self.allow = list(allow_boot_critical or [])
         self.reboot = reboot
         self.reboot_timeout = reboot_timeout
         # shared with the BIOS layer's options: hosts its apply resets for the command line
@@ -50,6 +83,8 @@ class CmdlineLayer(Layer):
         return run.profile.has_cmdline()
 
     def targets(self, run: Run) -> tuple[list[InventoryHost], dict[str, str]]:
+        if run.command == "apply" and run.profile is not None:
+            check_boot_critical(run.profile, self.allow)
         return list(run.inv.hosts), {}
 
     def _run(
@@ -58,6 +93,7 @@ class CmdlineLayer(Layer):
         extra: dict[str, Any] = {"tuner_cmdline_mode": mode}
         if run.profile is not None:
             extra["tuner_cmdline"] = run.profile.cmdline()
+            extra["tuner_allow_boot_critical"] = self.allow
         return run.playbook("cmdline.yml", hosts, extra, check=check, module="tuner_cmdline")
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
