@@ -193,7 +193,9 @@ class Host:
 
     def __post_init__(self) -> None:
         self._real_root = os.path.realpath(self.root)
-        self._dirs: dict[str, str] = {}  # folder -> its resolved path (symlinks followed)
+        # folder -> its resolved path (symlinks followed): kept for the life of this object,
+        # so a long-lived caller (the node agent) makes a new Host per pass
+        self._dirs: dict[str, str] = {}
 
     def path(self, host_path: str) -> str:
         if not host_path.startswith("/") or "\x00" in host_path:
@@ -239,7 +241,9 @@ class Host:
         if not os.path.exists(real):
             raise KnobError(f"cannot write {host_path}: it does not exist")
         try:
-            with open(real, "w", encoding="utf-8") as f:
+            # a kernel attribute is written in place (no rename in sysfs/procfs); the path
+            # was resolved under the root above
+            with open(real, "w", encoding="utf-8") as f:  # one-writer: kernel attribute
                 f.write(raw)
         except OSError as e:
             raise KnobError(f"cannot write {host_path}: {e.strerror}") from e
@@ -929,7 +933,7 @@ def _applied_problem(data: Any) -> str:
     extra = sorted(set(data) - {"version", "saved", "persist", "sim_kernel", "settings"})
     if extra:
         return f"unknown field {extra[0][:80]!r}"
-    if data.get("version") != 1:
+    if type(data.get("version")) is not int or data["version"] != 1:
         return "'version' must be 1"
     if not isinstance(data.get("saved", 0), int | float) or isinstance(data.get("saved"), bool):
         return "'saved' must be a time"

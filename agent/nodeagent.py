@@ -66,9 +66,12 @@ SIM_EVENTS = "/run/tuner-sim/uevents.jsonl"  # the simulator's event seam (docs/
 # Seconds after a trigger at which the affected knobs are checked again: a module's `add`
 # uevent comes before its init function registers the cpufreq driver (docs/agent.md).
 SETTLE = (0.25, 1.0, 3.0)
-# Event storms (a udev trigger, hundreds of CPUs coming online): events that follow each
-# other within COALESCE seconds, up to MAX_BATCH, make one pass (Agent.watch).
-COALESCE = 0.2
+# Event storms (a udev trigger, hundreds of CPUs coming online) make few passes
+# (Agent._burst): events are gathered until QUIET s pass without one, the next pass starts
+# at least MIN_INTERVAL s after the last one began, and no event waits more than COALESCE s.
+QUIET = 0.05
+MIN_INTERVAL = 0.5
+COALESCE = 1.0
 MAX_BATCH = 10000
 # PCI classes of AMD GPUs: display controller (0x03xxxx), processing accelerator (0x12xxxx,
 # the MI300-series OAM parts).
@@ -279,13 +282,19 @@ class Agent:
         self.textfile_dir = textfile_dir
         self.lock_timeout = lock_timeout
         self._conformance: dict[str, str] = {}  # setting id -> ok | missing | failed
-        self.passes = 0  # re-apply passes events caused (not counting the settle re-checks)
+        self.passes = 0  # re-apply passes (the start, events, settle re-checks)
+        self._last_pass = 0.0  # time.monotonic() of the last pass's start
 
     def reapply(
         self, kinds: frozenset[str] | None, trigger: str, quiet: bool = False
     ) -> dict[str, Any]:
         """Re-apply the recorded settings of these kinds (None: all); record and export."""
         start = time.time()
+        # a fresh view of the root each pass: folders are resolved again (a folder replaced
+        # by a link out of the root since the last pass is refused, never followed)
+        self.host = knobs.Host(self.root, self.host.sim_kernel)
+        self.passes += 1
+        self._last_pass = time.monotonic()
         result: dict[str, Any] = {
             "version": 1,
             "time": start,
@@ -327,7 +336,10 @@ class Agent:
         except (knobs.KnobError, OSError) as e:
             result["status"] = "failed"
             result["message"] = str(e)
-        result["gpu_facts_stale"] = self.host.exists(STALE)
+        try:
+            result["gpu_facts_stale"] = self.host.exists(STALE)
+        except knobs.KnobError:
+            result["gpu_facts_stale"] = None  # the record folder is not usable (said above)
         result["seconds"] = round(time.time() - start, 4)
         if not quiet or result["status"] not in ("ok", "nothing recorded"):
             self._log_result(result)
@@ -445,11 +457,11 @@ class Agent:
     def watch(self, source: EventSource, stop: list[bool], idle: float = 0.5) -> None:
         """Handle events until `stop[0]`: re-apply what each can undo, within a second.
 
-        Events are coalesced: after the first of a burst the agent keeps reading for at most
-        COALESCE seconds (or MAX_BATCH events), then runs one pass for the union of what
-        they asked (one GPU stale mark for all the GPU events). A storm of N uevents thus
-        yields at most one pass per COALESCE seconds of storm plus the SETTLE re-checks,
-        never N passes (docs/agent.md)."""
+        Events are coalesced (`_burst`): one pass for the union of what a burst asked (one
+        GPU stale mark for all its GPU events), a pass at most every MIN_INTERVAL s while a
+        storm lasts, and no event waits more than COALESCE s. A storm of N uevents over T s
+        thus makes at most T / MIN_INTERVAL + 1 event passes, each followed by at most one
+        settle re-check before the next (later ones are replaced): never N passes."""
         due: list[tuple[float, frozenset[str], str]] = []  # settle re-checks
         gate_seen = self._gate_mtime()
         while not stop[0]:
@@ -469,16 +481,22 @@ class Agent:
                 self.reapply(frozenset(), "gate recorded", quiet=True)
 
     def _burst(self, source: EventSource, first: UEvent, stop: list[bool]) -> list[UEvent]:
-        """The first event and every event that follows within COALESCE s (<= MAX_BATCH)."""
+        """The first event and the events that follow it: until QUIET s pass without one
+        (and at least MIN_INTERVAL s after the last pass began), at most COALESCE s after
+        the first, at most MAX_BATCH events."""
         events = [first]
-        end = time.monotonic() + COALESCE
+        t0 = time.monotonic()
+        hard_end = t0 + COALESCE
+        min_end = max(t0, self._last_pass + MIN_INTERVAL)
         while len(events) < MAX_BATCH and not stop[0]:
-            left = end - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= hard_end:
                 break
-            ev = source.poll(min(left, 0.05))
+            ev = source.poll(min(hard_end - now, max(QUIET, min_end - now)))
             if ev is None:
-                break  # quiet: the burst is over
+                if time.monotonic() >= min_end:
+                    break  # quiet: the burst is over
+                continue
             events.append(ev)
         return events
 
@@ -507,7 +525,6 @@ class Agent:
         why = whys[0] if len(whys) == 1 else f"{whys[0]} and {len(whys) - 1} more events"
         fk = frozenset(kinds)
         self.reapply(fk, why)
-        self.passes += 1
         now = time.monotonic()
         due[:] = [d for d in due if not d[1] <= fk]  # a newer pass covers these re-checks
         due += [(now + x, fk, why + f" (+{x:g} s)") for x in SETTLE]
