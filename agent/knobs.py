@@ -222,8 +222,15 @@ class Host:
         return os.path.exists(self.path(host_path))
 
     def read(self, host_path: str) -> str:
+        """A file's text. Only regular files (sysfs and procfs attributes are): a FIFO or
+        device planted in a file's place is refused at once, never waited on."""
+        import stat
+
         try:
-            with open(self.path(host_path), encoding="utf-8", errors="replace") as f:
+            fd = os.open(self.path(host_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise KnobError(f"cannot read {host_path}: not a regular file")
                 return f.read()
         except OSError as e:
             raise KnobError(f"cannot read {host_path}: {e.strerror}") from e

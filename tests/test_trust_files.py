@@ -209,6 +209,9 @@ def test_fifo_or_huge_record_does_not_hang(tmp_path: Path) -> None:
     with pytest.raises(knobs.KnobError, match="not a regular file"):
         knobs.load_originals(host)
     assert "not a regular file" in (knobs.load_agent_result(host) or {}).get("error", "")
+    os.mkfifo(root / "etc/planted")
+    with pytest.raises(knobs.KnobError, match="not a regular file"):
+        host.read("/etc/planted")  # every knob and bootloader read goes through Host.read
     assert time.monotonic() - start < 1
     (d / "applied.json").unlink()
     with open(d / "applied.json", "wb") as f:
