@@ -738,8 +738,12 @@ def install(
             host._makedirs(os.path.dirname(WANTS_LINK), created)
             rec["dirs"] = list(dict.fromkeys(rec["dirs"] + created))
         host.write_file(INSTALL_RECORD, json.dumps(rec, indent=1) + "\n", [])
+        pkg = f"{LIB_DIR}/{PACKAGE}"
+        if any(p.startswith(pkg + "/") for p in todo):
+            _put_package(host, pkg, {p: c for p, c in files.items() if p.startswith(pkg + "/")})
         for p in todo:
-            host.write_file(p, files[p], [])
+            if not p.startswith(pkg + "/"):
+                host.write_file(p, files[p], [])
         if link_todo:
             link = _lpath(host, WANTS_LINK)
             with contextlib.suppress(FileNotFoundError):
@@ -747,6 +751,40 @@ def install(
             # what `systemctl enable` makes, relative so that it stays inside a node tree
             os.symlink("../" + UNIT_NAME, link)
     return out
+
+
+def _put_package(host: knobs.Host, pkg: str, files: dict[str, str]) -> None:
+    """The package folder built whole beside its place (an exclusive temp folder) and
+    renamed in: the agent never runs a mix of old and new modules, and a full disk or a
+    killed install leaves the previous package, never a half-made one (a temp folder a
+    killed install left is removed by the next install)."""
+    import shutil
+    import tempfile
+
+    real = host.path(pkg)
+    parent, base = os.path.split(real)
+    for e in os.listdir(parent):  # a killed install's temp folders
+        if e.startswith(f".{base}.") and e.endswith(knobs.TMP_MARK):
+            shutil.rmtree(os.path.join(parent, e), ignore_errors=True)
+    new = tempfile.mkdtemp(prefix=f".{base}.", suffix=knobs.TMP_MARK, dir=parent)
+    old = None
+    try:
+        os.chmod(new, 0o755)
+        for p, content in files.items():
+            knobs.write_atomic(os.path.join(new, os.path.basename(p)), content)
+        if os.path.isdir(real) and not os.path.islink(real):
+            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=knobs.TMP_MARK, dir=parent)
+            os.rename(real, os.path.join(old, base))
+        os.rename(new, real)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        if old is not None and not os.path.exists(real):
+            with contextlib.suppress(OSError):
+                os.rename(os.path.join(old, base), real)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def remove(

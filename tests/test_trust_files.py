@@ -240,6 +240,26 @@ def test_install_record_names_only_what_install_writes(tmp_path: Path) -> None:
             nodeagent.remove(host)
         assert tree_hash(root, skip=()) == before  # nothing removed
     rec_path.write_text(json.dumps(good))
+    # a full disk while the package is rewritten: the previous package stays whole
+    pkg = root / nodeagent.LIB_DIR.lstrip("/") / nodeagent.PACKAGE
+    before = {p.name: p.read_text() for p in pkg.iterdir()}
+    real_write = knobs.write_atomic
+    calls = []
+
+    def full(path: str, data: object, mode: int = 0o644) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_write(path, data, mode)  # type: ignore[arg-type]
+
+    knobs.write_atomic = full  # type: ignore[assignment]
+    try:
+        with pytest.raises(OSError, match="No space"):
+            nodeagent.install(host, {"knobs.py": "# k2\n", "nodeagent.py": "# n2\n"}, sim=True)
+    finally:
+        knobs.write_atomic = real_write  # type: ignore[assignment]
+    assert {p.name: p.read_text() for p in pkg.iterdir()} == before
+    assert [p.name for p in pkg.parent.iterdir() if p.name.startswith(".")] == []
     assert nodeagent.remove(host)["changed"] is True
     assert (root / "etc/keep").read_text() == "keep"
 
