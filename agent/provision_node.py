@@ -414,13 +414,13 @@ def unpack_wheelhouse(
         return []
     digest = sha256_file(tar)
     if expect is not None and digest != expect["tar"]:
-        if not check:
-            os.unlink(tar)
+        if check:  # --check sends nothing: an older push here is what a run replaces
+            return [f"push and unpack the wheelhouse into {wheelhouse}"]
+        os.unlink(tar)
         raise ProvisionError(
             f"the pushed {wheelhouse}.tar is not the one tuner sent (sha256 {digest[:16]}..., "
-            f"sent {expect['tar'][:16]}...): truncated or changed on the way; "
-            + ("" if check else "it was removed; ")
-            + "nothing was installed"
+            f"sent {expect['tar'][:16]}...): truncated or changed on the way; it was "
+            "removed, nothing was installed"
         )
     if _read(os.path.join(d, ".tar-sha256")) == digest:
         return []
@@ -487,7 +487,7 @@ def apply(
     steps, (kind, version) = plan(root, venv, wheelhouse, requirements, f)
     v = under(root, venv)
     wh = under(root, wheelhouse)
-    if expect is not None and os.path.isdir(wh) and (steps or not check):
+    if expect is not None and os.path.isdir(wh) and not check:
         check_wheels(wh, wheelhouse, expect["wheels"])
     if check or not steps:
         return unpacked + steps, f

@@ -111,6 +111,27 @@ def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
     assert r.rc == 0, r.err
     assert r.json()["hosts"][0]["status"] == "unchanged"
 
+    # a cached wheel changed after download: refused (exit 2) naming it, nothing pushed
+    cached = sorted((f.state / "wheelhouse").glob("cp*/psutil-*.whl"))[0]
+    good = cached.read_bytes()
+    before = f.hashes()
+    cached.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    r = f.tuner("provision", "--limit", "node01")
+    assert r.rc == 2 and cached.name in r.err and "changed since it was downloaded" in r.err, r.err
+    assert f.hashes() == before
+    cached.write_bytes(good)
+    # a wheel changed on the node after it was unpacked: that node refuses before pip runs
+    pushed = root1 / "opt/tuner/wheelhouse" / cached.name
+    pushed.write_bytes(b"not the wheel")
+    r = f.tuner("provision", "--json", "--limit", "node01")
+    assert r.rc == 1, r.err
+    h = r.json()["hosts"][0]
+    assert h["status"] == "failed" and cached.name in h["message"], h
+    assert "changed since it was downloaded" in h["message"], h
+    pushed.write_bytes(good)
+    r = f.tuner("provision", "--json", "--limit", "node01")
+    assert r.rc == 0 and r.json()["hosts"][0]["status"] == "unchanged", r.out + r.err
+
     # the gate runs through the provisioned runtime (the node's /usr/bin/python3 has no
     # amdsmi); node02, refused, stays out
     r = f.tuner("check", "--json")

@@ -348,6 +348,10 @@ def test_node_checks_the_push_and_every_wheel_leaves_nothing_half_made(tmp_path:
 
     # a truncated push: refused, removed (the next run pushes again), no folder made
     pushed.write_bytes(tar.read_bytes()[:1000])
+    # --check sends nothing: an older push is what a run would replace, said as a step
+    steps = unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", True, expect)
+    assert steps == ["push and unpack the wheelhouse into /opt/tuner/wheelhouse"]
+    assert listing() == ["wheelhouse.tar"]
     with pytest.raises(ProvisionError, match="not the one tuner sent"):
         unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", False, expect)
     assert listing() == []
