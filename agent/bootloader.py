@@ -161,7 +161,7 @@ def critical_refused(add: list[str], remove: list[str], allow: list[str]) -> lis
 def check_tokens(add: list[str], remove: list[str], allow: list[str] | None = None) -> str:
     """'' or what is wrong with the parameters (the controller checked them already)."""
     for t in [*add, *remove]:
-        if not isinstance(t, str) or len(t) > MAX_TOKEN or not TOKEN.match(t):
+        if not isinstance(t, str) or len(t) > MAX_TOKEN or not TOKEN.fullmatch(t):
             return f"not a kernel parameter: {t!r}"
     both = sorted(set(add) & set(remove))
     if both:

@@ -94,11 +94,11 @@ def spec_problem(spec: Any) -> str:
         return f"a {kind} setting has exactly the fields {', '.join(sorted(allowed))}"
     if kind == "sysctl":
         name = spec["name"]
-        if not isinstance(name, str) or not SYSCTL_NAME.match(name) or len(name) > 200:
+        if not isinstance(name, str) or not SYSCTL_NAME.fullmatch(name) or len(name) > 200:
             return f"not a sysctl name: {str(name)[:80]!r}"
         if spec["id"] != f"sysctl.{name}":
             return f"id must be sysctl.{name}"
-        if not SAFE_VALUE.match(value) or value.startswith("|"):
+        if not SAFE_VALUE.fullmatch(value) or value.startswith("|"):
             return f"{name}: value {value[:80]!r} is not allowed (plain words only)"
         if name in KNOWN_SYSCTLS:
             lo, hi = KNOWN_SYSCTLS[name]
@@ -120,7 +120,7 @@ def spec_problem(spec: Any) -> str:
             return f"governor must be one of {', '.join(GOVERNORS)}"
     else:
         state = spec["state"]
-        if not isinstance(state, str) or not SAFE_STATE.match(state) or len(state) > 64:
+        if not isinstance(state, str) or not SAFE_STATE.fullmatch(state) or len(state) > 64:
             return f"not an idle state name: {str(state)[:80]!r}"
         if spec["id"] != f"cpuidle.{state}":
             return f"id must be cpuidle.{state}"
@@ -413,7 +413,7 @@ def observe(host: Host, spec: dict[str, Any]) -> Observation:
     try:
         if kind == "sysctl":
             name = spec["name"]
-            if not SYSCTL_NAME.match(name):
+            if not SYSCTL_NAME.fullmatch(name):
                 raise KnobError(f"not a sysctl name: {name!r}")
             path = "/proc/sys/" + name.replace(".", "/")
             if not host.exists(path):
@@ -454,7 +454,7 @@ def observe(host: Host, spec: dict[str, Any]) -> Observation:
             return Observation(sid, wanted, files)
         if kind == "cpuidle":
             state = spec["state"]
-            if not SAFE_STATE.match(state):
+            if not SAFE_STATE.fullmatch(state):
                 raise KnobError(f"not an idle state name: {state!r}")
             want_disable = "1" if wanted == "disabled" else "0"
             files = []

@@ -171,11 +171,11 @@ def select_kinds(ev: UEvent) -> Trigger | None:
     """
     act, sub, path = ev.action, ev.subsystem, ev.device_path
     if sub == "cpu" and act in ("online", "add"):
-        m = CPU_RE.match(path)
+        m = CPU_RE.fullmatch(path)
         if m:
             return Trigger(frozenset({"governor", "cpuidle"}), f"cpu{m.group(1)} {act}")
     if act == "add":
-        m = POLICY_RE.match(path)
+        m = POLICY_RE.fullmatch(path)
         if m:
             return Trigger(frozenset({"governor"}), f"cpufreq policy{m.group(1)} added")
     if sub == "module" and act == "add":
@@ -663,7 +663,7 @@ def _install_problem(data: Any, textfile_dir: str) -> str:
     pkg = f"{LIB_DIR}/{PACKAGE}/"
     for p in data["files"]:
         ok = isinstance(p, str) and (
-            p in files or (p.startswith(pkg) and MODULE_FILE.match(p[len(pkg) :]) is not None)
+            p in files or (p.startswith(pkg) and MODULE_FILE.fullmatch(p[len(pkg) :]) is not None)
         )
         if not ok:
             return f"files names {str(p)[:120]!r}, which install never writes"

@@ -345,9 +345,11 @@ def check_expect(expect: Any) -> dict[str, Any]:
     wheels = expect.get("wheels") if isinstance(expect, dict) else None
     if (
         not isinstance(expect, dict)
-        or not SHA256.match(str(expect.get("tar")))
+        or not SHA256.fullmatch(str(expect.get("tar")))
         or not isinstance(wheels, dict)
-        or not all(WHEEL_NAME.match(str(k)) and SHA256.match(str(v)) for k, v in wheels.items())
+        or not all(
+            WHEEL_NAME.fullmatch(str(k)) and SHA256.fullmatch(str(v)) for k, v in wheels.items()
+        )
     ):
         raise ProvisionError("the controller's wheel hashes are missing or malformed")
     return expect
@@ -434,7 +436,7 @@ def unpack_wheelhouse(
         os.chmod(new, 0o755)
         with tarfile.open(tar) as t:
             for m in t.getmembers():
-                if not m.isfile() or not WHEEL_NAME.match(m.name):
+                if not m.isfile() or not WHEEL_NAME.fullmatch(m.name):
                     continue  # no folders, links or paths: nothing lands outside the folder
                 src = t.extractfile(m)
                 if src is None:

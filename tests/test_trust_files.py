@@ -140,6 +140,9 @@ HOSTILE_SPECS = [
         "id must be thp.enabled",
     ),
     ({"id": "a", "kind": "shell", "value": "x"}, "kind must be"),
+    # a trailing newline: `$` would let it through, fullmatch does not
+    ({"id": "sysctl.vm.x\n", "kind": "sysctl", "name": "vm.x\n", "value": "1"}, "sysctl name"),
+    ({"id": "sysctl.vm.x", "kind": "sysctl", "name": "vm.x", "value": "1\n"}, "not allowed"),
 ]
 
 
@@ -476,6 +479,7 @@ def test_boot_critical_classes(add: list[str], remove: list[str], critical: bool
     assert ("boot-critical" in msg) is critical, msg
     names = [bootloader.name_of(t) for t in add + remove]
     assert bootloader.check_tokens(add, remove, names) == ""  # named: allowed
+    assert "not a kernel parameter" in bootloader.check_tokens([*add, "quiet\n"], remove, names)
 
 
 @pytest.fixture(scope="module")
