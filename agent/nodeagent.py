@@ -299,6 +299,7 @@ class Agent:
             "version": 1,
             "time": start,
             "trigger": trigger,
+            "pass": self.passes,  # passes since the agent started (the start pass is 1)
             "pid": os.getpid(),
             "changed": [],
             "failed": [],

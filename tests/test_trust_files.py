@@ -562,3 +562,41 @@ def test_provision_refuses_a_symlinked_opt_tuner(tfleet: Fleet, tmp_path: Path) 
             (root / "opt/tuner").unlink(missing_ok=True)
         for root in made:
             (root / "opt/tuner.moved").rename(root / "opt/tuner")
+
+
+@pytest.mark.fleet
+def test_event_storm_from_tuner_sim_event(tfleet: Fleet) -> None:
+    """`tuner sim event --count` on a lab node with the agent running: a few passes."""
+    import signal
+    import subprocess
+    import sys
+
+    r = tfleet.tuner("apply", "-p", "inference", "--layer", "os", "--limit", "node02")
+    assert r.rc == 0, r.out + r.err
+    root = tfleet.roots["node02"]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agent.nodeagent", "run", "--root", str(root), "--events", "sim"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert p.stdout is not None and "start:" in p.stdout.readline()
+        assert "watching sim events" in p.stdout.readline()
+        start = time.monotonic()
+        r = tfleet.tuner("sim", "event", "node02", "cpu-online", "5", "--count", "300", "--json")
+        storm = time.monotonic() - start
+        assert r.rc == 0 and r.json()["count"] == 300, r.err
+        time.sleep(4)  # the last settle re-check is 3 s after the last pass
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=10)
+    result = json.loads((root / "var/lib/tuner/agent.json").read_text())
+    passes = result["pass"] - 1
+    bound = 2 * (int(storm / nodeagent.MIN_INTERVAL) + 1) + len(nodeagent.SETTLE)
+    print(f"300 uevents over {storm:.1f} s (with the CLI's start) -> {passes} passes")
+    assert result["conformant"] is True, result
+    assert 1 <= passes <= bound < 300, (passes, bound, out)
+    gov = root / "sys/devices/system/cpu/cpu5/cpufreq/scaling_governor"
+    assert gov.read_text().strip() == "performance"
