@@ -94,8 +94,9 @@ class _Fake(Layer):
     def not_started(self, run: Run, why: str, batch: int) -> HostResult:
         return HostResult("not started", why, FakePart(status="not started", message=why))
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        return {self.name: result.detail}
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        return {cls.name: None if result is None else result.detail}
 
 
 class Waits(_Fake):
@@ -350,6 +351,11 @@ def test_failure_cap_and_host_report_parts(registry: None, tmp_path: Path) -> No
         "detail": {"status": "failed", "message": "", "rebooted_by": None},
     }
     assert h["waits"] == h["layers"]["waits"]["detail"]  # the schema-1 field, kept
+    rep = execute(
+        Run(command="verify", profile=_profile(tmp_path, ""), inv=_inv(1)), layers.make("checked")
+    )
+    doc = json.loads(rep.model_dump_json())["hosts"][0]
+    assert doc["waits"] is None and list(doc["layers"]) == ["checked"]  # did not run: null
     # a schema-1 document still loads: each layer reads its part back (`from_v1`)
     v1 = {"host": "n", "status": "ok", "layers": {"runtime": "ok"}, "runtime": {"x": 1}}
     from agent.report import HostVerify
@@ -390,3 +396,37 @@ def test_the_real_registry_declares_what_tuner_needs() -> None:
         assert cls.reboot in ("none", "waits", "resets")
         assert cls.section is None or cls.schema() is not None
     assert layers.names() == list(layers.REGISTRY)  # the registry is written in run order
+
+
+def test_saved_reports_read_back_for_ready_and_tables() -> None:
+    """A saved verify document (schema 1 or 2) loads: cross-checks are objects again, and
+    `tuner ready`'s reasons and the tables read it (the real registry)."""
+    from agent.ready import drift_reason
+    from agent.report import HostVerify
+
+    layers.classes.cache_clear()
+    v1 = {
+        "host": "n1",
+        "status": "drift",
+        "layers": {"bios": "ok", "os": "ok"},
+        "settings": [],
+        "facts": {},
+        "bios": {"status": "ok"},
+        "cmdline": None,
+        "cross": [
+            {
+                "id": "numa_nodes",
+                "wanted": "8",
+                "actual": "2",
+                "status": "mismatch",
+                "source": "bios",
+                "message": "NPS 4 x 2 sockets should give 8 NUMA nodes",
+            }
+        ],
+    }
+    for doc in (v1, json.loads(HostVerify.model_validate(v1).model_dump_json())):
+        h = HostVerify.model_validate(doc)
+        assert h.layers["bios"].status == "ok" and h.cross[0].status == "mismatch"
+        assert drift_reason(h) == (
+            "cross-layer numa_nodes: NPS 4 x 2 sockets should give 8 NUMA nodes"
+        )

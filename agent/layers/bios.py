@@ -461,8 +461,9 @@ class BiosLayer(Layer):
             detail = HostBios(status="not started", message=why, batch=batch)
         return HostResult("not started", why, detail)
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        return {"bios": result.detail}
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        return {"bios": None if result is None else result.detail}
 
     def from_v1(self, command: str, host: dict[str, Any]) -> Any:
         return host.get("bios")
@@ -569,9 +570,15 @@ def _bios_view(host: str, hb: HostBios) -> HostView:
     )
 
 
+def _as_dict(c: Any) -> Any:
+    return c.model_dump() if isinstance(c, BaseModel) else c
+
+
 def _verify_view(h: Any, hb: HostBios | None) -> HostView:
     v = _bios_view(h.host, hb) if hb else HostView(host=h.host, status="ok")
-    crosses = [c if isinstance(c, CrossCheck) else CrossCheck.model_validate(c) for c in h.cross]
+    crosses = [
+        c if isinstance(c, CrossCheck) else CrossCheck.model_validate(_as_dict(c)) for c in h.cross
+    ]
     bad = [c for c in crosses if c.status != "ok"]
     if bad and v.status == "ok":
         v.status = "drift"
