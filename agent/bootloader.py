@@ -75,14 +75,103 @@ def name_of(token: str) -> str:
     return token.split("=", 1)[0]
 
 
-def check_tokens(add: list[str], remove: list[str]) -> str:
+# Parameters that change what boots or hand the machine a shell: adding or removing one is
+# refused unless the operator names it (`--allow-boot-critical NAME`). Sources, each named in
+# docs/kernel-cmdline.md "Boot-critical parameters": the kernel's kernel-parameters.txt
+# (init, rdinit, root*, ro/rw, initrd, resume; words the kernel does not know go to init),
+# systemd(1) and kernel-command-line(7) (the boot target, runlevels, emergency/rescue),
+# systemd-debug-generator(8) (debug shell on tty9, masks, wants), systemd-run-generator(8),
+# dracut.cmdline(7) (rd.break, rd.shell, rd.cmdline=ask) and initramfs-tools(7) (break=, boot=).
+BOOT_CRITICAL: dict[str, str] = {
+    "init": "runs another program as init",
+    "rdinit": "runs another program as the initramfs' init",
+    "root": "selects the root file system",
+    "rootfstype": "changes how the root file system is mounted",
+    "rootflags": "changes how the root file system is mounted",
+    "nfsroot": "boots from another root file system",
+    "ro": "changes whether the root file system is mounted read-only",
+    "rw": "changes whether the root file system is mounted read-write",
+    "initrd": "boots another initial ramdisk",
+    "noinitrd": "boots without the initial ramdisk",
+    "resume": "resumes another hibernation image instead of booting",
+    "single": "boots into rescue mode (a root shell)",
+    "s": "boots into rescue mode (a root shell)",
+    "S": "boots into rescue mode (a root shell)",
+    "1": "boots into rescue mode (a root shell)",
+    "2": "boots another runlevel target",
+    "3": "boots another runlevel target",
+    "4": "boots another runlevel target",
+    "5": "boots another runlevel target",
+    "emergency": "boots into emergency mode (a root shell)",
+    "rescue": "boots into rescue mode (a root shell)",
+    "systemd.unit": "boots another target (emergency, rescue, ...)",
+    "rd.systemd.unit": "boots the initramfs into another target",
+    "systemd.debug_shell": "starts a root shell on tty9 at boot",
+    "rd.systemd.debug_shell": "starts a root shell on tty9 in the initramfs",
+    "systemd.mask": "masks units at boot",
+    "rd.systemd.mask": "masks units in the initramfs",
+    "systemd.wants": "starts more units at boot",
+    "rd.systemd.wants": "starts more units in the initramfs",
+    "systemd.run": "runs a command at boot",
+    "systemd.run_success_action": "acts after the systemd.run command",
+    "systemd.run_failure_action": "acts after the systemd.run command",
+    "systemd.break": "stops the boot in a debug shell",
+    "systemd.early_core_pattern": "writes early core dumps to a path",
+    "rd.break": "stops the initramfs in a shell",
+    "rd.shell": "drops to a shell when the initramfs fails",
+    "rd.emergency": "boots the initramfs into emergency mode",
+    "rd.rescue": "boots the initramfs into rescue mode",
+    "rd.cmdline": "asks on the console for more parameters",
+    "break": "stops the initramfs in a shell (initramfs-tools)",
+    "boot": "changes the initramfs' boot script (initramfs-tools)",
+}
+# Boolean shell switches whose "off" value only takes a shell away.
+_OFF_OK = ("rd.shell", "systemd.debug_shell", "rd.systemd.debug_shell")
+_OFF = ("0", "no", "false", "off", "n")
+
+
+def param_key(name: str) -> str:
+    """systemd reads '-' and '_' in parameter names alike (systemd.debug-shell)."""
+    return name.replace("-", "_")
+
+
+def boot_critical(token: str) -> str:
+    """Why adding or removing `token` changes what boots or opens a shell ('' when not)."""
+    name, _, value = token.partition("=")
+    key = param_key(name)
+    why = BOOT_CRITICAL.get(key, "")
+    if why and key in _OFF_OK and "=" in token and value.lower() in _OFF:
+        return ""
+    return why
+
+
+def critical_refused(add: list[str], remove: list[str], allow: list[str]) -> list[str]:
+    """The boot-critical changes `allow` does not name: 'adding init=/bin/sh (runs ...)'.
+    `allow` names a parameter (`init`) or one exact token (`init=/sbin/tini`)."""
+    names = {param_key(a) for a in allow}
+    out = []
+    for verb, tokens in (("adding", add), ("removing", remove)):
+        for t in tokens:
+            why = boot_critical(t)
+            if why and t not in allow and param_key(name_of(t)) not in names:
+                out.append(f"{verb} {t} ({why})")
+    return out
+
+
+def check_tokens(add: list[str], remove: list[str], allow: list[str] | None = None) -> str:
     """'' or what is wrong with the parameters (the controller checked them already)."""
     for t in [*add, *remove]:
-        if not isinstance(t, str) or len(t) > MAX_TOKEN or not TOKEN.match(t):
+        if not isinstance(t, str) or len(t) > MAX_TOKEN or not TOKEN.fullmatch(t):
             return f"not a kernel parameter: {t!r}"
     both = sorted(set(add) & set(remove))
     if both:
         return f"added and removed: {', '.join(both)}"
+    refused = critical_refused(add, remove, list(allow or []))
+    if refused:
+        return (
+            f"boot-critical, refused: {'; '.join(refused)}; name it with "
+            "--allow-boot-critical to go ahead"
+        )
     return ""
 
 
@@ -297,11 +386,13 @@ def apply(
     sim: bool,
     check: bool,
     lock_timeout: float | None = None,
+    allow: list[str] | None = None,
 ) -> dict[str, Any]:
     """-> {status: unchanged | would change | changed | failed, booted, ...}.
 
-    `changed` and `unchanged` carry `pending` (written, not booted yet)."""
-    bad = check_tokens(add, remove)
+    `changed` and `unchanged` carry `pending` (written, not booted yet). `allow`: the
+    boot-critical parameters the operator named (--allow-boot-critical)."""
+    bad = check_tokens(add, remove, allow)
     if bad:
         return {"status": "failed", "message": bad, "bad_input": True}
     with locked(host, create=not check, timeout=lock_timeout):

@@ -45,6 +45,7 @@ METAVARS: dict[str, str] = {
     "--textfile-dir": "DIR",
     "--events": "netlink|sim|none",
     "--wheelhouse": "DIR",
+    "--allow-boot-critical": "PARAM",
 }
 
 # One example per command (its path without "tuner"), shown at the end of its help.

@@ -84,12 +84,10 @@ def record(state: Path, argv: list[str], rc: int, seconds: float, doc: Any) -> N
         f.parent.mkdir(parents=True, exist_ok=True)
         _append(f, json.dumps(entry) + "\n")
         if f.stat().st_size > 2_000_000:
+            from agent.paths import write_file
+
             entries, _ = load_history(f, KEEP)
-            tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(
-                "".join(json.dumps(e) + "\n" for e in reversed(entries)), encoding="utf-8"
-            )
-            tmp.replace(f)
+            write_file(f, "".join(json.dumps(e) + "\n" for e in reversed(entries)))
 
 
 def _append(f: Path, line: str) -> None:

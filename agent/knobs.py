@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,24 @@ SAFE_STATE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # The knob kinds a setting spec (a dict sent by the controller) may name.
 KINDS = ("sysctl", "selection", "governor", "cpuidle")
+# What a spec may hold: the same rules as the profile it came from (agent/profiles.py uses
+# these), so a record on a node (applied.json) can name nothing a profile could not.
+GOVERNORS = ("performance", "powersave", "ondemand", "conservative", "schedutil", "userspace")
+THP_VALUES = {
+    "enabled": ("always", "madvise", "never"),
+    "defrag": ("always", "defer", "defer+madvise", "madvise", "never"),
+}
+# Ranges the kernel accepts for the sysctls tuner knows; others need a plain safe value.
+KNOWN_SYSCTLS: dict[str, tuple[int, int]] = {
+    "kernel.numa_balancing": (0, 3),
+    "kernel.nmi_watchdog": (0, 1),
+    "kernel.randomize_va_space": (0, 2),
+    "vm.swappiness": (0, 200),
+    "vm.zone_reclaim_mode": (0, 7),
+}
+MAX_VALUE = 256
+MAX_SETTINGS = 4096
+RECORD_LIMIT = 4 << 20  # bytes: the largest record tuner reads from /var/lib/tuner
 
 
 class KnobError(Exception):
@@ -54,6 +73,115 @@ class KnobError(Exception):
 
 class PathEscape(KnobError):
     """A path resolved outside the host root."""
+
+
+def spec_problem(spec: Any) -> str:
+    """What is wrong with a setting spec ('' when nothing): only the settings a profile can
+    make (agent/profiles.py `os_settings`), each with exactly its fields, a value a profile
+    allows, and an id that matches; so the files a spec reaches are the knob's own under
+    /proc/sys and /sys (a sysctl name cannot hold '/' or '..', a value no '|' or '/')."""
+    if not isinstance(spec, dict):
+        return "must be an object"
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        return f"kind must be one of {', '.join(KINDS)}"
+    value = spec.get("value")
+    if not isinstance(value, str) or len(value) > MAX_VALUE:
+        return "value must be text (at most 256 characters)"
+    keys = {"sysctl": "name", "selection": "path", "governor": None, "cpuidle": "state"}[kind]
+    allowed = {"id", "kind", "value"} | ({keys} if keys else set())
+    if set(spec) != allowed:
+        return f"a {kind} setting has exactly the fields {', '.join(sorted(allowed))}"
+    if kind == "sysctl":
+        name = spec["name"]
+        if not isinstance(name, str) or not SYSCTL_NAME.fullmatch(name) or len(name) > 200:
+            return f"not a sysctl name: {str(name)[:80]!r}"
+        if spec["id"] != f"sysctl.{name}":
+            return f"id must be sysctl.{name}"
+        if not SAFE_VALUE.fullmatch(value) or value.startswith("|"):
+            return f"{name}: value {value[:80]!r} is not allowed (plain words only)"
+        if name in KNOWN_SYSCTLS:
+            lo, hi = KNOWN_SYSCTLS[name]
+            if not value.isdigit() or not lo <= int(value) <= hi:
+                return f"{name} must be an integer from {lo} to {hi}"
+    elif kind == "selection":
+        path = spec["path"]
+        key = path[len(THP_DIR) + 1 :] if isinstance(path, str) and path.startswith(THP_DIR) else ""
+        if path != f"{THP_DIR}/{key}" or key not in THP_VALUES:
+            return f"path must be {THP_DIR}/enabled or /defrag, got {str(path)[:120]!r}"
+        if spec["id"] != f"thp.{key}":
+            return f"id must be thp.{key}"
+        if value not in THP_VALUES[key]:
+            return f"thp.{key} must be one of {', '.join(THP_VALUES[key])}"
+    elif kind == "governor":
+        if spec["id"] != "cpu.governor":
+            return "id must be cpu.governor"
+        if value not in GOVERNORS:
+            return f"governor must be one of {', '.join(GOVERNORS)}"
+    else:
+        state = spec["state"]
+        if not isinstance(state, str) or not SAFE_STATE.fullmatch(state) or len(state) > 64:
+            return f"not an idle state name: {str(state)[:80]!r}"
+        if spec["id"] != f"cpuidle.{state}":
+            return f"id must be cpuidle.{state}"
+        if value != "disabled":
+            return "an idle state setting's value is 'disabled'"
+    return ""
+
+
+def specs_problem(specs: Any) -> str:
+    """What is wrong with a list of setting specs ('' when nothing)."""
+    if not isinstance(specs, list):
+        return "settings must be a list"
+    if len(specs) > MAX_SETTINGS:
+        return f"more than {MAX_SETTINGS} settings"
+    seen: set[str] = set()
+    for i, spec in enumerate(specs):
+        problem = spec_problem(spec)
+        if problem:
+            return f"settings[{i}]: {problem}"
+        if spec["id"] in seen:
+            return f"settings[{i}]: {spec['id']} appears twice"
+        seen.add(spec["id"])
+    return ""
+
+
+def read_record(path: str, shown: str, limit: int = RECORD_LIMIT) -> Any:
+    """A JSON record tuner wrote (under /var/lib/tuner), read as untrusted: a regular file
+    (never a FIFO or device: opened non-blocking, never through a link at its place), at
+    most `limit` bytes, UTF-8, JSON. Anything else is a KnobError naming the file."""
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise KnobError(f"cannot read {shown}: {e.strerror or e}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KnobError(f"{shown} is not a regular file: not a record tuner wrote")
+        if st.st_size > limit:
+            raise KnobError(f"{shown} is larger than {limit} bytes: not a record tuner wrote")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            b = os.read(fd, min(left, 1 << 20))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+    except OSError as e:
+        raise KnobError(f"cannot read {shown}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+    raw = b"".join(chunks)
+    if len(raw) > limit:
+        raise KnobError(f"{shown} is larger than {limit} bytes: not a record tuner wrote")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise KnobError(f"{shown} is not JSON tuner wrote: {str(e)[:120]}") from e
 
 
 @dataclass
@@ -65,7 +193,9 @@ class Host:
 
     def __post_init__(self) -> None:
         self._real_root = os.path.realpath(self.root)
-        self._dirs: dict[str, str] = {}  # folder -> its resolved path (symlinks followed)
+        # folder -> its resolved path (symlinks followed): kept for the life of this object,
+        # so a long-lived caller (the node agent) makes a new Host per pass
+        self._dirs: dict[str, str] = {}
 
     def path(self, host_path: str) -> str:
         if not host_path.startswith("/") or "\x00" in host_path:
@@ -92,8 +222,15 @@ class Host:
         return os.path.exists(self.path(host_path))
 
     def read(self, host_path: str) -> str:
+        """A file's text. Only regular files (sysfs and procfs attributes are): a FIFO or
+        device planted in a file's place is refused at once, never waited on."""
+        import stat
+
         try:
-            with open(self.path(host_path), encoding="utf-8", errors="replace") as f:
+            fd = os.open(self.path(host_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise KnobError(f"cannot read {host_path}: not a regular file")
                 return f.read()
         except OSError as e:
             raise KnobError(f"cannot read {host_path}: {e.strerror}") from e
@@ -111,27 +248,22 @@ class Host:
         if not os.path.exists(real):
             raise KnobError(f"cannot write {host_path}: it does not exist")
         try:
-            with open(real, "w", encoding="utf-8") as f:
+            # a kernel attribute is written in place (no rename in sysfs/procfs); the path
+            # was resolved under the root above
+            with open(real, "w", encoding="utf-8") as f:  # one-writer: kernel attribute
                 f.write(raw)
         except OSError as e:
             raise KnobError(f"cannot write {host_path}: {e.strerror}") from e
 
     def write_file(self, host_path: str, content: str, created_dirs: list[str]) -> None:
-        """Write a regular file atomically (temp file in the same folder, fsync, rename)."""
+        """Write a regular file atomically (write_atomic: an exclusive temp file in the same
+        folder, fsync, rename)."""
         real = self.path(host_path)
-        parent = os.path.dirname(real)
         self._makedirs(os.path.dirname(host_path), created_dirs)
-        tmp = os.path.join(parent, "." + os.path.basename(real) + TMP_MARK)
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, real)
-            _fsync_dir(parent)
+            write_atomic(real, content)
         except OSError as e:
-            raise KnobError(f"cannot write {host_path}: {e.strerror}") from e
+            raise KnobError(f"cannot write {host_path}: {e.strerror or e}") from e
 
     def remove_file(self, host_path: str) -> None:
         real = self.path(host_path)
@@ -148,6 +280,45 @@ class Host:
         for m in reversed(missing):
             os.mkdir(self.path(m), 0o755)
             created.append(m)
+
+
+def write_atomic(path: str, data: str | bytes, mode: int = 0o644) -> None:
+    """tuner's one way to write a file (controller and node side; docs/security.md).
+
+    The content goes to a temp file beside `path` created exclusively (O_CREAT|O_EXCL,
+    O_NOFOLLOW, an unpredictable name ending in TMP_MARK), never through an existing file or
+    link; it is fsynced, renamed over `path` (a link at `path` is replaced, not followed) and
+    the folder fsynced. A reader sees the old file or the new one; on any failure (a full
+    disk) the temp file is removed and `path` is untouched."""
+    parent = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    for _ in range(16):
+        tmp = os.path.join(parent, f".{base[:120]}.{secrets.token_hex(8)}{TMP_MARK}")
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 16 collisions of 64 random bits
+        raise OSError(f"cannot create a temp file beside {path}")
+    try:
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(parent)
 
 
 def _natural(s: str) -> list[Any]:
@@ -242,7 +413,7 @@ def observe(host: Host, spec: dict[str, Any]) -> Observation:
     try:
         if kind == "sysctl":
             name = spec["name"]
-            if not SYSCTL_NAME.match(name):
+            if not SYSCTL_NAME.fullmatch(name):
                 raise KnobError(f"not a sysctl name: {name!r}")
             path = "/proc/sys/" + name.replace(".", "/")
             if not host.exists(path):
@@ -283,7 +454,7 @@ def observe(host: Host, spec: dict[str, Any]) -> Observation:
             return Observation(sid, wanted, files)
         if kind == "cpuidle":
             state = spec["state"]
-            if not SAFE_STATE.match(state):
+            if not SAFE_STATE.fullmatch(state):
                 raise KnobError(f"not an idle state name: {state!r}")
             want_disable = "1" if wanted == "disabled" else "0"
             files = []
@@ -380,13 +551,9 @@ def persistence(specs: list[dict[str, Any]], obs: dict[str, Observation]) -> dic
 
 def load_originals(host: Host) -> dict[str, Any] | None:
     real = host.path(ORIGINALS)
-    if not os.path.exists(real):
+    if not os.path.lexists(real):
         return None
-    try:
-        with open(real, encoding="utf-8") as f:
-            data: dict[str, Any] = json.load(f)
-    except (OSError, ValueError) as e:
-        raise KnobError(f"cannot read {ORIGINALS} ({real}): {e}") from e
+    data: dict[str, Any] = read_record(real, f"{ORIGINALS} ({real})")
     problem = _originals_problem(data)
     if problem:
         raise KnobError(
@@ -562,6 +729,7 @@ def apply(
     record: bool = False,
 ) -> list[dict[str, Any]]:
     """Converge the host to `specs`. `record`: also keep them in APPLIED for the node agent."""
+    _check_specs(specs)
     with locked(host, create=not check, timeout=lock_timeout):
         clean_temp_files(host, check)
         obs = observe_all(host, specs, persist)
@@ -661,7 +829,15 @@ def _remember_dirs(host: Host, created: list[str]) -> None:
     save_originals(host, data)
 
 
+def _check_specs(specs: list[dict[str, Any]]) -> None:
+    """Settings that a profile could not make are refused before anything is read."""
+    problem = specs_problem(specs)
+    if problem:
+        raise KnobError(f"refused, nothing changed: {problem}")
+
+
 def verify(host: Host, specs: list[dict[str, Any]], persist: bool) -> list[dict[str, Any]]:
+    _check_specs(specs)
     out = []
     for o in observe_all(host, specs, persist):
         if o.error:
@@ -759,6 +935,9 @@ def rollback(host: Host, check: bool, lock_timeout: float | None = None) -> list
 
 def save_applied(host: Host, specs: list[dict[str, Any]], persist: bool) -> None:
     """Keep the wanted settings on the host (atomically), for the node agent."""
+    problem = specs_problem(specs)
+    if problem:
+        raise KnobError(f"not recorded in {APPLIED}: {problem}")
     data = {
         "version": 1,
         "saved": time.time(),
@@ -772,13 +951,9 @@ def save_applied(host: Host, specs: list[dict[str, Any]], persist: bool) -> None
 def load_applied(host: Host) -> dict[str, Any] | None:
     """The wanted settings tuner recorded on this host; None when there are none."""
     real = host.path(APPLIED)
-    if not os.path.exists(real):
+    if not os.path.lexists(real):
         return None
-    try:
-        with open(real, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise KnobError(f"cannot read {APPLIED} ({real}): {e}") from e
+    data = read_record(real, f"{APPLIED} ({real})")
     problem = _applied_problem(data)
     if problem:
         raise KnobError(f"{APPLIED} ({real}) is not a record tuner wrote: {problem}")
@@ -786,31 +961,32 @@ def load_applied(host: Host) -> dict[str, Any] | None:
 
 
 def _applied_problem(data: Any) -> str:
+    """As strict as the profile the record came from: only the fields save_applied writes,
+    only settings a profile can make (spec_problem)."""
     if not isinstance(data, dict):
         return f"a JSON object is expected, found {type(data).__name__}"
-    specs = data.get("settings")
-    if not isinstance(specs, list):
-        return "'settings' must be a list"
-    for i, s in enumerate(specs):
-        if not isinstance(s, dict) or not isinstance(s.get("id"), str):
-            return f"settings[{i}] must be an object with an 'id'"
-        if s.get("kind") not in KINDS:
-            return f"settings[{i}].kind must be one of {', '.join(KINDS)}"
-        if "value" not in s:
-            return f"settings[{i}] has no 'value'"
-    return ""
+    extra = sorted(set(data) - {"version", "saved", "persist", "sim_kernel", "settings"})
+    if extra:
+        return f"unknown field {extra[0][:80]!r}"
+    if type(data.get("version")) is not int or data["version"] != 1:
+        return "'version' must be 1"
+    if not isinstance(data.get("saved", 0), int | float) or isinstance(data.get("saved"), bool):
+        return "'saved' must be a time"
+    for k in ("persist", "sim_kernel"):
+        if not isinstance(data.get(k, False), bool):
+            return f"'{k}' must be true or false"
+    return specs_problem(data.get("settings"))
 
 
 def load_agent_result(host: Host) -> dict[str, Any] | None:
     """The node agent's last result (a short summary for verify), None when it never ran."""
     real = host.path(AGENT_RESULT)
-    if not os.path.exists(real):
+    if not os.path.lexists(real):
         return None
     try:
-        with open(real, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        return {"error": f"cannot read {AGENT_RESULT}: {e}"}
+        data = read_record(real, AGENT_RESULT)
+    except KnobError as e:
+        return {"error": str(e)}
     if not isinstance(data, dict):
         return {"error": f"{AGENT_RESULT} is not a JSON object"}
     keep = ["time", "trigger", "status", "changed", "failed", "conformant", "gpu_facts_stale"]

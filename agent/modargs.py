@@ -130,6 +130,9 @@ TUNER_CMDLINE = Module(
         "add": Arg("list", [], elements="str"),
         "remove": Arg("list", [], elements="str"),
         "lock_timeout": Arg("float", LOCK_TIMEOUT),
+        "allow_boot_critical": Arg(
+            "list", [], elements="str", help="boot-critical parameters the operator named"
+        ),
     },
 )
 

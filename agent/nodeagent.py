@@ -66,6 +66,13 @@ SIM_EVENTS = "/run/tuner-sim/uevents.jsonl"  # the simulator's event seam (docs/
 # Seconds after a trigger at which the affected knobs are checked again: a module's `add`
 # uevent comes before its init function registers the cpufreq driver (docs/agent.md).
 SETTLE = (0.25, 1.0, 3.0)
+# Event storms (a udev trigger, hundreds of CPUs coming online) make few passes
+# (Agent._burst): events are gathered until QUIET s pass without one, the next pass starts
+# at least MIN_INTERVAL s after the last one began, and no event waits more than COALESCE s.
+QUIET = 0.05
+MIN_INTERVAL = 0.5
+COALESCE = 1.0
+MAX_BATCH = 10000
 # PCI classes of AMD GPUs: display controller (0x03xxxx), processing accelerator (0x12xxxx,
 # the MI300-series OAM parts).
 GPU_VENDOR = "1002"
@@ -164,11 +171,11 @@ def select_kinds(ev: UEvent) -> Trigger | None:
     """
     act, sub, path = ev.action, ev.subsystem, ev.device_path
     if sub == "cpu" and act in ("online", "add"):
-        m = CPU_RE.match(path)
+        m = CPU_RE.fullmatch(path)
         if m:
             return Trigger(frozenset({"governor", "cpuidle"}), f"cpu{m.group(1)} {act}")
     if act == "add":
-        m = POLICY_RE.match(path)
+        m = POLICY_RE.fullmatch(path)
         if m:
             return Trigger(frozenset({"governor"}), f"cpufreq policy{m.group(1)} added")
     if sub == "module" and act == "add":
@@ -275,16 +282,24 @@ class Agent:
         self.textfile_dir = textfile_dir
         self.lock_timeout = lock_timeout
         self._conformance: dict[str, str] = {}  # setting id -> ok | missing | failed
+        self.passes = 0  # re-apply passes (the start, events, settle re-checks)
+        self._last_pass = 0.0  # time.monotonic() of the last pass's start
 
     def reapply(
         self, kinds: frozenset[str] | None, trigger: str, quiet: bool = False
     ) -> dict[str, Any]:
         """Re-apply the recorded settings of these kinds (None: all); record and export."""
         start = time.time()
+        # a fresh view of the root each pass: folders are resolved again (a folder replaced
+        # by a link out of the root since the last pass is refused, never followed)
+        self.host = knobs.Host(self.root, self.host.sim_kernel)
+        self.passes += 1
+        self._last_pass = time.monotonic()
         result: dict[str, Any] = {
             "version": 1,
             "time": start,
             "trigger": trigger,
+            "pass": self.passes,  # passes since the agent started (the start pass is 1)
             "pid": os.getpid(),
             "changed": [],
             "failed": [],
@@ -322,7 +337,10 @@ class Agent:
         except (knobs.KnobError, OSError) as e:
             result["status"] = "failed"
             result["message"] = str(e)
-        result["gpu_facts_stale"] = self.host.exists(STALE)
+        try:
+            result["gpu_facts_stale"] = self.host.exists(STALE)
+        except knobs.KnobError:
+            result["gpu_facts_stale"] = None  # the record folder is not usable (said above)
         result["seconds"] = round(time.time() - start, 4)
         if not quiet or result["status"] not in ("ok", "nothing recorded"):
             self._log_result(result)
@@ -355,23 +373,30 @@ class Agent:
         except (knobs.KnobError, OSError) as e:
             log(f"cannot write the textfile in {self.textfile_dir}: {e}")
 
-    def mark_gpu_stale(self, why: str, ev: UEvent) -> None:
+    def mark_gpu_stale(self, events: list[tuple[str, UEvent]]) -> None:
+        """Keep the GPU PCI events (the newest 64) in STALE: one write for a burst."""
         try:
-            data = json.loads(self.host.read(STALE)) if self.host.exists(STALE) else {}
-        except (knobs.KnobError, ValueError):
+            data = (
+                knobs.read_record(self.host.path(STALE), STALE) if self.host.exists(STALE) else {}
+            )
+        except knobs.KnobError:
             data = {}
-        events = data.get("events") if isinstance(data, dict) else None
-        events = (events if isinstance(events, list) else [])[-63:]
-        events.append({"time": time.time(), "event": why, "uevent": ev.to_json()})
-        data = {"since": events[0]["time"], "events": events}
+        kept = data.get("events") if isinstance(data, dict) else None
+        kept = kept if isinstance(kept, list) else []
+        now = time.time()
+        kept += [{"time": now, "event": why, "uevent": ev.to_json()} for why, ev in events]
+        kept = kept[-64:]
+        data = {"since": kept[0].get("time", now) if isinstance(kept[0], dict) else now}
+        data["events"] = kept
         self.host.write_file(STALE, json.dumps(data, indent=1) + "\n", [])
-        log(f"{why}: the node's GPU facts are stale (run tuner check)")
+        more = f" (and {len(events) - 1} more)" if len(events) > 1 else ""
+        log(f"{events[0][0]}{more}: the node's GPU facts are stale (run tuner check)")
 
     def write_textfile(self, result: dict[str, Any]) -> str | None:
         """The node_exporter textfile: conformance, the agent's last run, the last gate."""
         if not os.path.isdir(self.host.path(self.textfile_dir)):
             return None
-        from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+        from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
         reg = CollectorRegistry()
         g = Gauge(
@@ -420,18 +445,24 @@ class Agent:
                 "tuner_gate_timestamp_seconds", "When the node's last gate ran", registry=reg
             ).set(float(gate.get("time") or 0))
         path = self.host.path(self.textfile_dir.rstrip("/") + "/" + TEXTFILE_NAME)
-        write_to_textfile(path, reg)  # a temp file renamed into place
+        knobs.write_atomic(path, generate_latest(reg))  # node_exporter never sees half a file
         return path
 
     def _gate(self) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.host.read(GATE)) if self.host.exists(GATE) else None
-        except (knobs.KnobError, ValueError):
+            data = knobs.read_record(self.host.path(GATE), GATE) if self.host.exists(GATE) else None
+        except knobs.KnobError:
             return None
         return data if isinstance(data, dict) else None
 
     def watch(self, source: EventSource, stop: list[bool], idle: float = 0.5) -> None:
-        """Handle events until `stop[0]`: re-apply what each can undo, within a second."""
+        """Handle events until `stop[0]`: re-apply what each can undo, within a second.
+
+        Events are coalesced (`_burst`): one pass for the union of what a burst asked (one
+        GPU stale mark for all its GPU events), a pass at most every MIN_INTERVAL s while a
+        storm lasts, and no event waits more than COALESCE s. A storm of N uevents over T s
+        thus makes at most T / MIN_INTERVAL + 1 event passes, each followed by at most one
+        settle re-check before the next (later ones are replaced): never N passes."""
         due: list[tuple[float, frozenset[str], str]] = []  # settle re-checks
         gate_seen = self._gate_mtime()
         while not stop[0]:
@@ -440,15 +471,7 @@ class Agent:
                 timeout = max(0.0, min(idle, min(d[0] for d in due) - time.monotonic()))
             ev = source.poll(timeout)
             if ev is not None:
-                t = select_kinds(ev)
-                if t is not None and t.gpu:
-                    self.mark_gpu_stale(t.why, ev)
-                    self.reapply(frozenset(), t.why, quiet=True)  # textfile: stale now
-                elif t is not None:
-                    self.reapply(t.kinds, t.why)
-                    now = time.monotonic()
-                    due = [d for d in due if d[1] != t.kinds]
-                    due += [(now + s, t.kinds, t.why + f" (+{s:g} s)") for s in SETTLE]
+                self.passes_for(self._burst(source, ev, stop), due)
             now = time.monotonic()
             for d in [d for d in due if d[0] <= now]:
                 due.remove(d)
@@ -457,6 +480,55 @@ class Agent:
             if gate != gate_seen:  # `tuner check` sent a verdict: the textfile shows it
                 gate_seen = gate
                 self.reapply(frozenset(), "gate recorded", quiet=True)
+
+    def _burst(self, source: EventSource, first: UEvent, stop: list[bool]) -> list[UEvent]:
+        """The first event and the events that follow it: until QUIET s pass without one
+        (and at least MIN_INTERVAL s after the last pass began), at most COALESCE s after
+        the first, at most MAX_BATCH events."""
+        events = [first]
+        t0 = time.monotonic()
+        hard_end = t0 + COALESCE
+        min_end = max(t0, self._last_pass + MIN_INTERVAL)
+        while len(events) < MAX_BATCH and not stop[0]:
+            now = time.monotonic()
+            if now >= hard_end:
+                break
+            ev = source.poll(min(hard_end - now, max(QUIET, min_end - now)))
+            if ev is None:
+                if time.monotonic() >= min_end:
+                    break  # quiet: the burst is over
+                continue
+            events.append(ev)
+        return events
+
+    def passes_for(
+        self, events: list[UEvent], due: list[tuple[float, frozenset[str], str]]
+    ) -> None:
+        """One pass for a burst: the union of the knob kinds its events ask for."""
+        kinds: set[str] = set()
+        whys: list[str] = []
+        gpu: list[tuple[str, UEvent]] = []
+        for ev in events:
+            t = select_kinds(ev)
+            if t is None:
+                continue
+            if t.gpu:
+                gpu.append((t.why, ev))
+            else:
+                kinds |= t.kinds
+                whys.append(t.why)
+        if gpu:
+            self.mark_gpu_stale(gpu)
+        if not kinds:
+            if gpu:
+                self.reapply(frozenset(), gpu[0][0], quiet=True)  # textfile: stale now
+            return
+        why = whys[0] if len(whys) == 1 else f"{whys[0]} and {len(whys) - 1} more events"
+        fk = frozenset(kinds)
+        self.reapply(fk, why)
+        now = time.monotonic()
+        due[:] = [d for d in due if not d[1] <= fk]  # a newer pass covers these re-checks
+        due += [(now + x, fk, why + f" (+{x:g} s)") for x in SETTLE]
 
     def _gate_mtime(self) -> float | None:
         try:
@@ -561,18 +633,63 @@ def _empty_record() -> dict[str, Any]:
     return {"version": 1, "files": [], "dirs": [], "links": []}
 
 
-def _load_install_record(host: knobs.Host) -> dict[str, Any] | None:
-    if not host.exists(INSTALL_RECORD):
+INSTALL_KEYS = {"version", "files", "dirs", "links", "installed"}
+MODULE_FILE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\.py$")
+
+
+def install_paths(textfile_dir: str = TEXTFILE_DIR) -> tuple[set[str], set[str]]:
+    """What install may ever write -> (files it may name, folders it may have created):
+    the package's modules, the unit, the wants link; folders above them and the textfile's."""
+    files = {UNIT_PATH}
+    dirs: set[str] = set()
+    for p in (f"{LIB_DIR}/{PACKAGE}/x.py", UNIT_PATH, WANTS_LINK, textfile_dir.rstrip("/") + "/x"):
+        d = os.path.dirname(p)
+        while d not in ("", "/"):
+            dirs.add(d)
+            d = os.path.dirname(d)
+    return files, dirs
+
+
+def _install_problem(data: Any, textfile_dir: str) -> str:
+    """'' or why an install record names something install never writes (remove would then
+    delete whatever it lists: refused whole, nothing removed)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    extra = sorted(set(data) - INSTALL_KEYS)
+    if extra:
+        return f"unknown field {extra[0][:80]!r}"
+    if not all(isinstance(data.get(k), list) for k in ("files", "dirs", "links")):
+        return "'files', 'dirs' and 'links' must be lists"
+    files, dirs = install_paths(textfile_dir)
+    pkg = f"{LIB_DIR}/{PACKAGE}/"
+    for p in data["files"]:
+        ok = isinstance(p, str) and (
+            p in files or (p.startswith(pkg) and MODULE_FILE.fullmatch(p[len(pkg) :]) is not None)
+        )
+        if not ok:
+            return f"files names {str(p)[:120]!r}, which install never writes"
+    for p in data["links"]:
+        if p != WANTS_LINK:
+            return f"links names {str(p)[:120]!r}, which install never makes"
+    for p in data["dirs"]:
+        if p not in dirs:
+            return f"dirs names {str(p)[:120]!r}, which install never creates"
+    return ""
+
+
+def _load_install_record(
+    host: knobs.Host, textfile_dir: str = TEXTFILE_DIR
+) -> dict[str, Any] | None:
+    real = host.path(INSTALL_RECORD)
+    if not os.path.lexists(real):
         return None
-    try:
-        data = json.loads(host.read(INSTALL_RECORD))
-    except ValueError as e:
-        raise knobs.KnobError(f"{INSTALL_RECORD} is not JSON: {e}") from e
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), list) for k in ("files", "dirs", "links")
-    ):
-        raise knobs.KnobError(f"{INSTALL_RECORD} is not a record tuner wrote")
-    return data
+    data = knobs.read_record(real, INSTALL_RECORD)
+    problem = _install_problem(data, textfile_dir)
+    if problem:
+        raise knobs.KnobError(
+            f"{INSTALL_RECORD} is not a record tuner wrote: {problem}; nothing was changed"
+        )
+    return data  # type: ignore[no-any-return]
 
 
 def install(
@@ -594,7 +711,7 @@ def install(
     }
     files.update({f"{LIB_DIR}/{PACKAGE}/{n}": c for n, c in sources.items()})
     files[UNIT_PATH] = unit_text(python, sim)
-    rec = _load_install_record(host)
+    rec = _load_install_record(host, textfile_dir)
     if rec is None and host.exists(UNIT_PATH):
         raise knobs.KnobError(f"{UNIT_PATH} exists and tuner did not install it; nothing changed")
     rec = rec or _empty_record()
@@ -622,8 +739,12 @@ def install(
             host._makedirs(os.path.dirname(WANTS_LINK), created)
             rec["dirs"] = list(dict.fromkeys(rec["dirs"] + created))
         host.write_file(INSTALL_RECORD, json.dumps(rec, indent=1) + "\n", [])
+        pkg = f"{LIB_DIR}/{PACKAGE}"
+        if any(p.startswith(pkg + "/") for p in todo):
+            _put_package(host, pkg, {p: c for p, c in files.items() if p.startswith(pkg + "/")})
         for p in todo:
-            host.write_file(p, files[p], [])
+            if not p.startswith(pkg + "/"):
+                host.write_file(p, files[p], [])
         if link_todo:
             link = _lpath(host, WANTS_LINK)
             with contextlib.suppress(FileNotFoundError):
@@ -633,12 +754,46 @@ def install(
     return out
 
 
+def _put_package(host: knobs.Host, pkg: str, files: dict[str, str]) -> None:
+    """The package folder built whole beside its place (an exclusive temp folder) and
+    renamed in: the agent never runs a mix of old and new modules, and a full disk or a
+    killed install leaves the previous package, never a half-made one (a temp folder a
+    killed install left is removed by the next install)."""
+    import shutil
+    import tempfile
+
+    real = host.path(pkg)
+    parent, base = os.path.split(real)
+    for e in os.listdir(parent):  # a killed install's temp folders
+        if e.startswith(f".{base}.") and e.endswith(knobs.TMP_MARK):
+            shutil.rmtree(os.path.join(parent, e), ignore_errors=True)
+    new = tempfile.mkdtemp(prefix=f".{base}.", suffix=knobs.TMP_MARK, dir=parent)
+    old = None
+    try:
+        os.chmod(new, 0o755)
+        for p, content in files.items():
+            knobs.write_atomic(os.path.join(new, os.path.basename(p)), content)
+        if os.path.isdir(real) and not os.path.islink(real):
+            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=knobs.TMP_MARK, dir=parent)
+            os.rename(real, os.path.join(old, base))
+        os.rename(new, real)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        if old is not None and not os.path.exists(real):
+            with contextlib.suppress(OSError):
+                os.rename(os.path.join(old, base), real)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def remove(
     host: knobs.Host, check: bool = False, textfile_dir: str = TEXTFILE_DIR
 ) -> dict[str, Any]:
     """Take away what install recorded, and the agent's own outputs; the tuning stays
     (`tuner rollback` restores it)."""
-    rec = _load_install_record(host)
+    rec = _load_install_record(host, textfile_dir)
     if rec is None:
         return {"changed": False, "files": [], "message": "not installed"}
     outputs = [knobs.AGENT_RESULT, STALE, textfile_dir.rstrip("/") + "/" + TEXTFILE_NAME]
@@ -671,7 +826,7 @@ def remove(
 
 def status(host: knobs.Host, textfile_dir: str = TEXTFILE_DIR) -> dict[str, Any]:
     """Installed? Files intact? Enabled (sim: the wants link)? The last result."""
-    rec = _load_install_record(host)
+    rec = _load_install_record(host, textfile_dir)
     missing = [p for p in (rec or {}).get("files", []) if not host.exists(p)]
     return {
         "installed": rec is not None,

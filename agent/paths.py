@@ -105,6 +105,17 @@ def check_output_path(path: str, field: str = "--output") -> Path:
     return p
 
 
+def write_file(path: str | Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write an output or state file the one way tuner writes files: an exclusive temp file
+    with an unpredictable name beside it (never following a link), fsync, rename
+    (`agent.knobs.write_atomic`, which the node side uses too). Makes missing folders."""
+    from agent.knobs import write_atomic
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(str(p), data, mode)
+
+
 def control_path_dir(state: Path | None = None) -> Path:
     """Where the SSH connection masters tuner's Ansible runs keep (ControlPersist) have their
     sockets: one folder per state folder, so `tuner sim down` can end them. A socket path

@@ -40,14 +40,7 @@ Governor = Literal["performance", "powersave", "ondemand", "conservative", "sche
 ThpEnabled = Literal["always", "madvise", "never"]
 ThpDefrag = Literal["always", "defer", "defer+madvise", "madvise", "never"]
 
-# Ranges the kernel accepts for the sysctls tuner knows; others need a plain safe value.
-KNOWN_SYSCTLS: dict[str, tuple[int, int]] = {
-    "kernel.numa_balancing": (0, 3),
-    "kernel.nmi_watchdog": (0, 1),
-    "kernel.randomize_va_space": (0, 2),
-    "vm.swappiness": (0, 200),
-    "vm.zone_reclaim_mode": (0, 7),
-}
+KNOWN_SYSCTLS = knobs.KNOWN_SYSCTLS  # ranges the kernel accepts (agent/knobs.py)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VENDOR_ATTR = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from agent.errors import BadInput, Failed
+from agent.paths import write_file
 from agent.runner import ProgressFn, run_playbook
 
 VENV = "/opt/tuner/venv"
@@ -104,67 +105,141 @@ def pip_platform_args(py: str, machine: str, glibc: str) -> list[str]:
     return args
 
 
-def build_wheelhouse(state: Path, key: tuple[str, str, str], amdsmi: list[str]) -> Path:
+STAMP = ".tuner-wheelhouse.json"  # in a cached wheelhouse: its platform and wheel hashes
+
+
+def wheel_hashes(d: Path) -> dict[str, str]:
+    """name -> sha256 of every wheel in a folder."""
+    from agent.provision_node import sha256_file
+
+    return {
+        w.name: sha256_file(str(w))
+        for w in sorted(d.iterdir())
+        if w.name.endswith(".whl") and w.is_file() and not w.is_symlink()
+    }
+
+
+def verify_wheels(d: Path, recorded: dict[str, str]) -> dict[str, str]:
+    """The wheels of a wheelhouse against the sha256 recorded when they were downloaded (or,
+    for --wheelhouse, read at the start of the run): a wheel changed, added or removed since
+    is refused naming the file (exit 2), before anything is pushed."""
+    have = sorted(p for p in d.iterdir() if p.name.endswith(".whl"))
+    for w in have:
+        if w.is_symlink() or not w.is_file():
+            raise BadInput("a wheel must be a plain file, not a link", file=str(w))
+        if w.name not in recorded:
+            raise BadInput(
+                "not among the wheels whose sha256 tuner recorded (added since): "
+                "remove it, or the folder to download again",
+                file=str(w),
+            )
+    now = wheel_hashes(d)
+    for name, sha in recorded.items():
+        if name not in now:
+            raise BadInput("recorded at download but missing now", file=str(d / name))
+        if now[name] != sha:
+            raise BadInput(
+                f"changed since it was downloaded (sha256 {now[name][:16]}..., recorded "
+                f"{sha[:16]}...): refused; remove {d} to download again",
+                file=str(d / name),
+            )
+    return now
+
+
+def build_wheelhouse(
+    state: Path, key: tuple[str, str, str], amdsmi: list[str]
+) -> tuple[Path, dict[str, str]]:
     """The cached wheelhouse for a node platform with these amdsmi versions; built with the
-    controller's pip (whatever index it is configured with) the first time only."""
+    controller's pip (whatever index it is configured with) the first time only, in a temp
+    folder beside it renamed at the end; the sha256 of every wheel is recorded then and
+    checked on every later use (`verify_wheels`)."""
+    import shutil
+    import tempfile
+
     py, machine, glibc = key
     reqs = [*BUILD_REQUIREMENTS, *NODE_REQUIREMENTS, *[f"amdsmi=={v}" for v in sorted(amdsmi)]]
     digest = hashlib.sha256(json.dumps([key, reqs]).encode()).hexdigest()[:12]
     d = state / "wheelhouse" / f"cp{py.replace('.', '')}-{machine}-glibc{glibc}-{digest}"
-    stamp = d / ".tuner-wheelhouse.json"
+    stamp = d / STAMP
     if stamp.is_file():
-        return d
-    d.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--disable-pip-version-check",
-        "-q",
-        "-d",
-        str(d),
-        *pip_platform_args(py, machine, glibc),
-        *reqs,
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.startswith("ERROR")]
-        raise Failed(
-            f"cannot build the wheelhouse for Python {py} on {machine} (glibc {glibc}) with "
-            f"`pip download`: {' '.join(lines)[-500:] or r.returncode}; supply one with "
-            "--wheelhouse DIR (docs/provision.md)"
-        )
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(json.dumps({"platform": key, "requirements": reqs}, indent=1))
-    os.replace(tmp, stamp)
-    return d
+        try:
+            doc = json.loads(stamp.read_text(encoding="utf-8"))
+            recorded = doc["wheels"]
+            assert isinstance(recorded, dict)
+        except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+            raise BadInput(
+                f"not a record tuner wrote ({e}): remove {d} to download again", file=str(stamp)
+            ) from e
+        return d, verify_wheels(d, recorded)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", suffix=".tuner-tmp", dir=d.parent))
+    try:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(tmp),
+            *pip_platform_args(py, machine, glibc),
+            *reqs,
+        ]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if r.returncode != 0:
+            lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.startswith("ERROR")]
+            raise Failed(
+                f"cannot build the wheelhouse for Python {py} on {machine} (glibc {glibc}) "
+                f"with `pip download`: {' '.join(lines)[-500:] or r.returncode}; supply one "
+                "with --wheelhouse DIR (docs/provision.md)"
+            )
+        hashes = wheel_hashes(tmp)
+        record = {"platform": key, "requirements": reqs, "wheels": hashes}
+        write_file(tmp / STAMP, json.dumps(record, indent=1))
+        if d.exists():  # an older, unrecorded build: replaced whole
+            shutil.rmtree(d)
+        os.rename(tmp, d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return d, hashes
 
 
-def pack(d: Path, state: Path) -> Path:
-    """One tar of the wheelhouse's wheels (what is pushed), cached beside the wheelhouses;
-    the same wheels always make the same bytes (sorted, no times, no owners)."""
+def pack(d: Path, state: Path, wheels: dict[str, str] | None = None) -> tuple[Path, str]:
+    """One tar of the wheelhouse's wheels (what is pushed) and its sha256, cached beside the
+    wheelhouses; the same wheels always make the same bytes (sorted, no times, no owners).
+    `wheels`: the verified sha256 of each wheel (default: read now); a wheel that differs
+    while it is packed is refused, and a cached tar is used only when its bytes still hash
+    to the recorded value."""
+    import io
     import tarfile
 
-    wheels = sorted(p for p in d.iterdir() if p.is_file() and p.name.endswith(".whl"))
-    h = hashlib.sha256()
-    for w in wheels:
-        st = w.stat()
-        h.update(f"{w.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    from agent.provision_node import sha256_file
+
+    wheels = wheels if wheels is not None else wheel_hashes(d)
+    h = hashlib.sha256(json.dumps(sorted(wheels.items())).encode())
     out = state / "wheelhouse" / f"push-{h.hexdigest()[:16]}.tar"
-    if out.is_file():
-        return out
+    sums = out.with_name(out.name + ".sha256")
+    if out.is_file() and sums.is_file():
+        want = sums.read_text(encoding="utf-8").strip()
+        if sha256_file(str(out)) == want:
+            return out, want
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as t:
-        for w in wheels:
-            info = t.gettarinfo(str(w), arcname=w.name)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            info.mode = 0o644
-            with open(w, "rb") as f:
-                t.addfile(info, f)
-    os.replace(tmp, out)
-    return out
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name in sorted(wheels):
+            data = (d / name).read_bytes()
+            if hashlib.sha256(data).hexdigest() != wheels[name]:
+                raise BadInput("changed while tuner read it: refused", file=str(d / name))
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            t.addfile(info, io.BytesIO(data))
+    blob = buf.getvalue()
+    digest = hashlib.sha256(blob).hexdigest()
+    write_file(out, blob)
+    write_file(sums, digest + "\n")
+    return out, digest
 
 
 def _host(name: str, status: str, msg: str, f: dict[str, Any], steps: list[str]) -> HostProvision:
@@ -205,6 +280,10 @@ def provision(
     facts = {n: outcomes[n].facts for n in ready}
     arts = [art1]
     houses: dict[str, str] = {}
+    expects: dict[str, dict[str, Any]] = {}
+    # the operator's wheelhouse: its wheels' sha256 as the run first reads them (checked
+    # again before packing; the nodes check them before installing)
+    supplied = wheel_hashes(wheelhouse) if wheelhouse is not None else {}
     if ready:
         groups: dict[tuple[str, str, str], list[str]] = {}
         for n in ready:
@@ -214,6 +293,7 @@ def provision(
         for key, names in groups.items():
             if wheelhouse is not None:
                 d = wheelhouse
+                hashes = verify_wheels(d, supplied)  # unchanged since the run read it
             else:
                 need = sorted(
                     {
@@ -222,10 +302,12 @@ def provision(
                         if not facts[n].get("amdsmi_share") and facts[n].get("rocm_version")
                     }
                 )
-                d = build_wheelhouse(state, key, need)
-            tar = pack(d, state)
+                d, hashes = build_wheelhouse(state, key, need)
+            tar, tar_sha = pack(d, state, hashes)
+            expect = {"tar": tar_sha, "wheels": hashes}
             for n in names:
                 houses[n] = str(tar)
+                expects[n] = expect
         sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in ready]})
         _phase(progress, "the runtime (venv, wheelhouse, amdsmi)", len(ready))
         outcomes2, art2 = run_playbook(
@@ -235,6 +317,7 @@ def provision(
                 "tuner_mode": "apply",
                 "tuner_venv": VENV,
                 "tuner_wheelhouses": houses,
+                "tuner_wheelhouse_expect": expects,
                 "tuner_requirements": NODE_REQUIREMENTS,
             },
             check=check,

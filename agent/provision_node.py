@@ -13,6 +13,7 @@ from the wheelhouse's ``amdsmi`` wheel of the node's ROCm version. docs/provisio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,6 +23,16 @@ import subprocess
 import sys
 import tempfile
 from typing import Any
+
+try:  # on a node, as Ansible module_utils
+    from ansible.module_utils.tuner_knobs import (  # type: ignore[import-not-found,unused-ignore]
+        TMP_MARK,
+        Host,
+        PathEscape,
+        write_atomic,
+    )
+except ImportError:  # on the controller (tests)
+    from agent.knobs import TMP_MARK, Host, PathEscape, write_atomic
 
 VENV = "/opt/tuner/venv"
 WHEELHOUSE = "/opt/tuner/wheelhouse"
@@ -40,7 +51,15 @@ PIP_ENV = {
 
 
 def under(root: str, path: str) -> str:
-    return os.path.join(root, path.lstrip("/"))
+    """`path` on the node under `root`, resolved with no escape: a folder or link that leads
+    out of the root (a symlinked /opt/tuner) is refused (agent/knobs.py `Host.path`)."""
+    try:
+        return Host(root).path(path)
+    except PathEscape as e:
+        raise ProvisionError(
+            f"{path} leads out of the host root {root} (a link to outside it?): {e}; "
+            "nothing was changed"
+        ) from e
 
 
 def _read(path: str) -> str | None:
@@ -150,6 +169,8 @@ def _privilege(became: bool) -> str:
 def facts(root: str, venv: str = VENV, became: bool = False) -> dict[str, Any]:
     """What the node has: OS, kernel, ROCm, driver, amdsmi library and package, Python, the
     runtime, privilege. Read only."""
+    for p in ("/opt/tuner", WHEELHOUSE, WHEELHOUSE + ".tar"):
+        under(root, p)  # refused when it leads out of the root (provision writes there)
     rocm = under(root, "/opt/rocm")
     share = os.path.join(rocm, "share/amd_smi")
     v = under(root, venv)
@@ -306,49 +327,143 @@ def _pip(venv_py: str, wheelhouse: str, args: list[str]) -> None:
 
 
 WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.+!-]+\.whl$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def unpack_wheelhouse(root: str, wheelhouse: str, check: bool) -> list[str]:
-    """The pushed ``WHEELHOUSE.tar`` (one file: one transfer) unpacked into ``wheelhouse``
-    when it differs from what was unpacked last (its sha256 is kept beside the wheels); the
-    folder is replaced whole (no stale wheels), only plain ``*.whl`` members are taken."""
+def sha256_file(path: str) -> str:
     import hashlib
-    import tarfile
 
-    d = under(root, wheelhouse)
-    tar = d.rstrip("/") + ".tar"
-    if not os.path.isfile(tar):
-        return []
     h = hashlib.sha256()
-    with open(tar, "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    digest = h.hexdigest()
+    return h.hexdigest()
+
+
+def check_expect(expect: Any) -> dict[str, Any]:
+    """The controller's hashes ({tar: sha256, wheels: {name: sha256}}), validated."""
+    wheels = expect.get("wheels") if isinstance(expect, dict) else None
+    if (
+        not isinstance(expect, dict)
+        or not SHA256.fullmatch(str(expect.get("tar")))
+        or not isinstance(wheels, dict)
+        or not all(
+            WHEEL_NAME.fullmatch(str(k)) and SHA256.fullmatch(str(v)) for k, v in wheels.items()
+        )
+    ):
+        raise ProvisionError("the controller's wheel hashes are missing or malformed")
+    return expect
+
+
+def check_wheels(d: str, shown: str, wheels: dict[str, str]) -> None:
+    """Every wheel in `d` is one the controller sent, byte for byte (the sha256 recorded
+    when it was downloaded); none missing. Refused naming the file, before any install."""
+    try:
+        have = sorted(e for e in os.listdir(d) if e.endswith(".whl"))
+    except OSError as e:
+        raise ProvisionError(f"cannot read the wheelhouse {shown}: {e.strerror}") from e
+    for name in have:
+        if name not in wheels:
+            raise ProvisionError(
+                f"{shown}/{name} is not a wheel tuner sent (not in the wheelhouse's record): "
+                "refused, nothing installed"
+            )
+        got = sha256_file(os.path.join(d, name))
+        if got != wheels[name]:
+            raise ProvisionError(
+                f"{shown}/{name} changed since it was downloaded (sha256 {got[:16]}..., "
+                f"recorded {wheels[name][:16]}...): refused, nothing installed"
+            )
+    missing = sorted(set(wheels) - set(have))
+    if missing:
+        raise ProvisionError(f"{shown} lacks {', '.join(missing[:3])}: refused, nothing installed")
+
+
+def clean_partial(root: str, wheelhouse: str) -> list[str]:
+    """Remove the half-made folders a killed or failed run left beside the wheelhouse."""
+    d = under(root, wheelhouse).rstrip("/")
+    parent, base = os.path.split(d)
+    gone = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    for e in names:
+        if e.startswith(f".{base}.") and e.endswith(TMP_MARK):
+            p = os.path.join(parent, e)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(e)
+    return gone
+
+
+def unpack_wheelhouse(
+    root: str, wheelhouse: str, check: bool, expect: dict[str, Any] | None = None
+) -> list[str]:
+    """The pushed ``WHEELHOUSE.tar`` (one file: one transfer) unpacked into ``wheelhouse``
+    when it differs from what was unpacked last (its sha256 is kept beside the wheels); the
+    folder is replaced whole (no stale wheels), only plain ``*.whl`` members are taken.
+
+    `expect` (the controller's hashes): a tar that is not the one sent (truncated, changed)
+    is refused and removed; every wheel is checked before the folder is put in place. The
+    folder is built beside its place (an exclusive temp folder) and renamed at the end: a
+    full disk or a bad tar leaves nothing half-made."""
+    import tarfile
+
+    d = under(root, wheelhouse).rstrip("/")
+    tar = d + ".tar"
+    if not os.path.isfile(tar):
+        return []
+    digest = sha256_file(tar)
+    if expect is not None and digest != expect["tar"]:
+        if check:  # --check sends nothing: an older push here is what a run replaces
+            return [f"push and unpack the wheelhouse into {wheelhouse}"]
+        os.unlink(tar)
+        raise ProvisionError(
+            f"the pushed {wheelhouse}.tar is not the one tuner sent (sha256 {digest[:16]}..., "
+            f"sent {expect['tar'][:16]}...): truncated or changed on the way; it was "
+            "removed, nothing was installed"
+        )
     if _read(os.path.join(d, ".tar-sha256")) == digest:
         return []
     step = f"unpack the wheelhouse into {wheelhouse}"
     if check:
         return [step]
-    new = d.rstrip("/") + ".new"
-    shutil.rmtree(new, ignore_errors=True)
-    os.makedirs(new)
-    with tarfile.open(tar) as t:
-        for m in t.getmembers():
-            if not m.isfile() or not WHEEL_NAME.match(m.name):
-                continue  # no folders, links or paths: nothing lands outside the folder
-            src = t.extractfile(m)
-            if src is None:
-                continue
-            with src, open(os.path.join(new, m.name), "wb") as out:
-                shutil.copyfileobj(src, out)
-    with open(os.path.join(new, ".tar-sha256"), "w", encoding="utf-8") as f:
-        f.write(digest + "\n")
-    old = d.rstrip("/") + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.isdir(d):
-        os.rename(d, old)
-    os.rename(new, d)
-    shutil.rmtree(old, ignore_errors=True)
+    parent, base = os.path.split(d)
+    new = tempfile.mkdtemp(prefix=f".{base}.", suffix=TMP_MARK, dir=parent)
+    old = None
+    try:
+        os.chmod(new, 0o755)
+        with tarfile.open(tar) as t:
+            for m in t.getmembers():
+                if not m.isfile() or not WHEEL_NAME.fullmatch(m.name):
+                    continue  # no folders, links or paths: nothing lands outside the folder
+                src = t.extractfile(m)
+                if src is None:
+                    continue
+                fd = os.open(
+                    os.path.join(new, m.name),
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                    0o644,
+                )
+                with src, os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(src, out)
+        if expect is not None:
+            check_wheels(new, wheelhouse, expect["wheels"])
+        write_atomic(os.path.join(new, ".tar-sha256"), digest + "\n")
+        if os.path.isdir(d):
+            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=TMP_MARK, dir=parent)
+            os.rename(d, os.path.join(old, base))
+        os.rename(new, d)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        if old is not None and not os.path.exists(d):  # put the previous one back
+            with contextlib.suppress(OSError):
+                os.rename(os.path.join(old, base), d)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return [step]
 
 
@@ -359,50 +474,70 @@ def apply(
     requirements: list[str],
     check: bool,
     became: bool = False,
+    expect: dict[str, Any] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
-    """Make the runtime; return the steps done (or, ``check``, to do) and the facts after."""
+    """Make the runtime; return the steps done (or, ``check``, to do) and the facts after.
+
+    `expect`: the controller's hashes of the pushed tar and of every wheel; each wheel is
+    checked against them before anything is installed. A venv this run created is removed
+    when the run fails (no half-made runtime); an existing one loses its marker until the
+    run completes (facts then show it as not provisioned)."""
     f = facts(root, venv, became)
-    unpacked = unpack_wheelhouse(root, wheelhouse, check)
+    if not check:
+        clean_partial(root, wheelhouse)
+    unpacked = unpack_wheelhouse(root, wheelhouse, check, expect)
     steps, (kind, version) = plan(root, venv, wheelhouse, requirements, f)
-    if check or not steps:
-        return unpacked + steps, f
     v = under(root, venv)
     wh = under(root, wheelhouse)
+    if expect is not None and os.path.isdir(wh) and not check:
+        check_wheels(wh, wheelhouse, expect["wheels"])
+    if check or not steps:
+        return unpacked + steps, f
     py = os.path.join(v, "bin/python")
+    created = False
     if not os.path.isfile(py):
         os.makedirs(os.path.dirname(v), exist_ok=True)
+        created = not os.path.exists(v)
         r = subprocess.run(
             [sys.executable, "-m", "venv", "--without-pip", v], capture_output=True, text=True
         )
         if r.returncode != 0:
+            if created:
+                shutil.rmtree(v, ignore_errors=True)
             raise ProvisionError(f"{sys.executable} -m venv failed: {r.stderr.strip()[-400:]}")
-    _pip(py, wh, ["setuptools", *pinned(requirements, wheel_versions(wh))])
-    if kind == "share":
-        with tempfile.TemporaryDirectory(prefix="tuner-amdsmi-") as tmp:
-            src = os.path.join(tmp, "amd_smi")
-            shutil.copytree(
-                under(root, "/opt/rocm/share/amd_smi"),
-                src,
-                ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"),
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(v, MARKER))  # incomplete until the marker is back
+        _pip(py, wh, ["setuptools", *pinned(requirements, wheel_versions(wh))])
+        if kind == "share":
+            with tempfile.TemporaryDirectory(prefix="tuner-amdsmi-") as tmp:
+                src = os.path.join(tmp, "amd_smi")
+                shutil.copytree(
+                    under(root, "/opt/rocm/share/amd_smi"),
+                    src,
+                    ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"),
+                )
+                _pip(py, wh, ["--no-deps", "--no-build-isolation", "--force-reinstall", src])
+        else:
+            _pip(py, wh, ["--no-deps", "--force-reinstall", f"amdsmi=={version}"])
+        after = facts(root, venv, became)
+        if after.get("amdsmi_package") != version:
+            raise ProvisionError(
+                f"amdsmi {version} was installed but the venv holds {after.get('amdsmi_package')}"
             )
-            _pip(py, wh, ["--no-deps", "--no-build-isolation", "--force-reinstall", src])
-    else:
-        _pip(py, wh, ["--no-deps", "--force-reinstall", f"amdsmi=={version}"])
-    after = facts(root, venv, became)
-    if after.get("amdsmi_package") != version:
-        raise ProvisionError(
-            f"amdsmi {version} was installed but the venv holds {after.get('amdsmi_package')}"
-        )
-    marker = {
-        "amdsmi": version,
-        "amdsmi_from": kind,
-        "amdsmi_library": f.get("amdsmi_library"),
-        "rocm_version": f.get("rocm_version"),
-        "python": f.get("python"),
-    }
-    tmpf = os.path.join(v, MARKER + ".tmp")
-    with open(tmpf, "w", encoding="utf-8") as fh:
-        json.dump(marker, fh, indent=1)
-    os.replace(tmpf, os.path.join(v, MARKER))
+        marker = {
+            "amdsmi": version,
+            "amdsmi_from": kind,
+            "amdsmi_library": f.get("amdsmi_library"),
+            "rocm_version": f.get("rocm_version"),
+            "python": f.get("python"),
+        }
+        write_atomic(os.path.join(v, MARKER), json.dumps(marker, indent=1))
+    except BaseException as e:
+        if created:  # a venv this run made: no half-made runtime stays behind
+            shutil.rmtree(v, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, ProvisionError):
+            raise ProvisionError(f"cannot make the runtime in {venv}: {e}") from e
+        raise
     after["runtime"] = marker
     return unpacked + steps, after

@@ -212,7 +212,9 @@ def rotate_artifacts(runs: Path, keep: int = KEEP_ARTIFACTS) -> None:
     art = runs / "artifacts"
     if not art.is_dir():
         return
-    with open(runs / ".rotate.lock", "a+") as lk:
+    # the lock file is never followed through a link (O_NOFOLLOW)
+    fd = os.open(runs / ".rotate.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "r+") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         try:
             dirs = []

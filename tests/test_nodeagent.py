@@ -123,8 +123,8 @@ def test_applied_record_written_by_apply_removed_by_rollback(tmp_path: Path) -> 
     assert rec is not None and rec["settings"] == specs and rec["sim_kernel"] is True
     knobs.rollback(host, check=False)
     assert knobs.load_applied(host) is None
-    (root / "var/lib/tuner/applied.json").write_text('{"settings": [{"id": "x"}]}')
-    with pytest.raises(knobs.KnobError, match="settings\\[0\\].kind"):
+    (root / "var/lib/tuner/applied.json").write_text('{"version": 1, "settings": [{"id": "x"}]}')
+    with pytest.raises(knobs.KnobError, match="settings\\[0\\]: kind"):
         knobs.load_applied(host)
 
 

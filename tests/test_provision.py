@@ -111,6 +111,27 @@ def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
     assert r.rc == 0, r.err
     assert r.json()["hosts"][0]["status"] == "unchanged"
 
+    # a cached wheel changed after download: refused (exit 2) naming it, nothing pushed
+    cached = sorted((f.state / "wheelhouse").glob("cp*/psutil-*.whl"))[0]
+    good = cached.read_bytes()
+    before = f.hashes()
+    cached.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    r = f.tuner("provision", "--limit", "node01")
+    assert r.rc == 2 and cached.name in r.err and "changed since it was downloaded" in r.err, r.err
+    assert f.hashes() == before
+    cached.write_bytes(good)
+    # a wheel changed on the node after it was unpacked: that node refuses before pip runs
+    pushed = root1 / "opt/tuner/wheelhouse" / cached.name
+    pushed.write_bytes(b"not the wheel")
+    r = f.tuner("provision", "--json", "--limit", "node01")
+    assert r.rc == 1, r.err
+    h = r.json()["hosts"][0]
+    assert h["status"] == "failed" and cached.name in h["message"], h
+    assert "changed since it was downloaded" in h["message"], h
+    pushed.write_bytes(good)
+    r = f.tuner("provision", "--json", "--limit", "node01")
+    assert r.rc == 0 and r.json()["hosts"][0]["status"] == "unchanged", r.out + r.err
+
     # the gate runs through the provisioned runtime (the node's /usr/bin/python3 has no
     # amdsmi); node02, refused, stays out
     r = f.tuner("check", "--json")
@@ -190,8 +211,8 @@ def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
     src = tmp_path / "wh"
     src.mkdir()
     (src / "a-1.0-py3-none-any.whl").write_bytes(b"a")
-    tar = pack(src, tmp_path / "state")
-    assert pack(src, tmp_path / "state") == tar  # cached, same bytes
+    tar, sha = pack(src, tmp_path / "state")
+    assert pack(src, tmp_path / "state") == (tar, sha)  # cached, same bytes
     root = tmp_path / "root"
     (root / "opt/tuner").mkdir(parents=True)
     with tarfile.open(root / "opt/tuner/wheelhouse.tar", "w") as t:  # a hostile tar
@@ -206,3 +227,4 @@ def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
     ]
     assert not (tmp_path / "escape.whl").exists() and not (root / "escape.whl").exists()
     assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=False) == []
+    assert [p.name for p in (root / "opt/tuner").iterdir() if p.name.startswith(".")] == []

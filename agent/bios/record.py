@@ -32,9 +32,15 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from typing import Any
+
+try:  # as Ansible module_utils (the tuner_bios module)
+    from ansible.module_utils.tuner_knobs import (  # type: ignore[import-not-found,unused-ignore]
+        write_atomic,
+    )
+except ImportError:  # on the controller
+    from agent.knobs import write_atomic
 
 SUBDIR = ("bios", "originals")
 
@@ -76,25 +82,7 @@ class RecordError(Exception):
 def _write_atomic(path: str, doc: dict[str, Any]) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", 0o600)
 
 
 def _now() -> str:

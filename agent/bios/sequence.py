@@ -55,6 +55,9 @@ try:  # inside the tuner_bios Ansible module
         stage,
         staged_job,
     )
+    from ansible.module_utils.tuner_knobs import (  # type: ignore[import-not-found,unused-ignore]
+        write_atomic,
+    )
     from ansible.module_utils.tuner_modargs import (  # type: ignore[import-not-found,unused-ignore]
         TUNER_BIOS,
     )
@@ -76,6 +79,7 @@ except ImportError:  # in tuner (tests, docs)
         staged_job,
     )
     from agent.bios.redfish import BmcClient, RedfishError, classify_messages
+    from agent.knobs import write_atomic
     from agent.modargs import TUNER_BIOS
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
@@ -239,9 +243,7 @@ def say(a: BiosArgs, stage: str) -> str:
     if a.stage_dir and a.host:
         f = os.path.join(a.stage_dir, hashlib.sha256(a.host.encode()).hexdigest()[:24])
         try:
-            with open(f + ".tmp", "w") as fh:
-                fh.write(STAGE_WORDS.get(stage, stage))
-            os.replace(f + ".tmp", f)
+            write_atomic(f, STAGE_WORDS.get(stage, stage))
         except OSError:
             pass
     return stage

@@ -119,3 +119,12 @@ DeadlineOpt = Annotated[
     float,
     typer.Option("--deadline", min=1, max=3600, help="Seconds a node may take (then it fails)."),
 ]
+AllowBootCriticalOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-boot-critical",
+        help="Let the profile add or remove this boot-critical kernel parameter (init, "
+        "rd.break, systemd.unit, root, ...: they change what boots or open a shell); a name "
+        "or one exact name=value; repeat for more (docs/kernel-cmdline.md).",
+    ),
+]

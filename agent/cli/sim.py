@@ -201,6 +201,16 @@ def sim_event(
         str | None,
         typer.Argument(help="The CPU number, the cpufreq driver, or the GPU's PCI address."),
     ] = None,
+    count: Annotated[
+        int,
+        typer.Option(
+            "--count",
+            min=1,
+            max=100000,
+            help="Deliver the event this many times, back to back (an event storm, as "
+            "`udevadm trigger` replays events).",
+        ),
+    ] = 1,
     state_dir: StateDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -216,11 +226,13 @@ def sim_event(
         node = next((n for n in f.nodes if n.name == name), None)
         if node is None:
             raise BadInput(f"no such simulated node: {name}", field="NAME")
-        ev = event(Path(node.root), kind, arg)
+        for _ in range(count):
+            ev = event(Path(node.root), kind, arg)
+        times = f" x{count}" if count > 1 else ""
         emit(
-            {"node": name, "event": ev.to_json()},
+            {"node": name, "event": ev.to_json(), "count": count},
             as_json,
-            lambda: out.print(f"{name}: {ev.action} {ev.device_path} ({ev.subsystem})"),
+            lambda: out.print(f"{name}: {ev.action} {ev.device_path} ({ev.subsystem}){times}"),
         )
 
 

@@ -18,6 +18,7 @@ from agent.cli.options import (
     BMC_TIMEOUT,
     LOCK_TIMEOUT_S,
     RESET_TIMEOUT,
+    AllowBootCriticalOpt,
     BatchSizeOpt,
     BmcTimeoutOpt,
     CaBundleOpt,
@@ -62,6 +63,7 @@ def run_options(
     insecure: bool = False,
     ca_bundle: str | None = None,
     bmc_timeout: float = BMC_TIMEOUT,
+    allow_boot_critical: list[str] | None = None,
 ) -> Any:
     """The run's options (a layers.base.RunOptions) from the command's flags, the secrets
     taken out of the environment first, each layer's own options validated."""
@@ -73,6 +75,7 @@ def run_options(
         "ca_bundle": ca_bundle,
         "bmc_timeout": bmc_timeout,
         "reset_timeout": reset_timeout,
+        "allow_boot_critical": list(allow_boot_critical or []),
     }
     opts = RunOptions(
         forks=forks,
@@ -139,6 +142,7 @@ def apply(
     reset_timeout: ResetTimeoutOpt = RESET_TIMEOUT,
     reboot_all_hosts: RebootAllOpt = False,
     lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT_S,
+    allow_boot_critical: AllowBootCriticalOpt = None,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -152,6 +156,7 @@ def apply(
             insecure=insecure,
             ca_bundle=ca_bundle,
             bmc_timeout=bmc_timeout,
+            allow_boot_critical=allow_boot_critical,
         )
         _layers_run(
             "apply",

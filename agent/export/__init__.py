@@ -2,20 +2,20 @@
 
 One module per format, each a pure function from the report (`GpuInventory`) to text (or,
 for Prometheus, a registry). `load_report` (agent/loaders.py) validates the report file before
-anything is written; `write_text` writes atomically (temp file in the same folder, fsync, rename).
+anything is written; `write_text` writes atomically (agent.paths.write_file: exclusive temp
+file, rename).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
 from agent.gpu.gate import GpuInventory, NodeEntry
+from agent.paths import write_file
 
 FORMATS = ("ansible", "hostfile", "slurm", "prometheus", "csv", "mlperf-system", "json")
 
@@ -67,20 +67,9 @@ def write_text(path: str, text: str) -> None:
     if p.is_dir():
         raise BadInput("is a folder; give a file name", file=path, field="--output")
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        write_file(p, text)
     except OSError as e:
         raise BadInput(f"cannot write here: {e.strerror or e}", file=path, field="--output") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render(inv: GpuInventory, fmt: str, **opts: Any) -> str:

@@ -1,7 +1,7 @@
 """node_exporter textfile collector output, through prometheus_client: one registry with a
-collector of gauge families,
-`write_to_textfile` (which writes a temp file and renames it, as the textfile collector
-requires). Metrics (docs/export.md):
+collector of gauge families, written with agent.paths.write_file (an exclusive temp file
+renamed into place, as the textfile collector requires; not prometheus_client's
+`write_to_textfile`, whose temp name is predictable). Metrics (docs/export.md):
 
     tuner_gpu_usable{node,index,bdf,serial,uuid}     1 usable, 0 excluded
     tuner_gpu_check_failed{node,index,bdf,check}     1 per failed check of an excluded GPU
@@ -15,18 +15,18 @@ requires). Metrics (docs/export.md):
 from __future__ import annotations
 
 import calendar
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent.errors import BadInput
 from agent.export.encode import hostname
 from agent.gpu.gate import GpuInventory, NodeEntry
+from agent.paths import write_file
 
 
 def _s(v: object) -> str:
@@ -103,12 +103,13 @@ def render(inv: GpuInventory) -> str:
 
 
 def write(inv: GpuInventory, path: str) -> None:
-    write_to_textfile(path, registry(inv))
+    write_file(path, generate_latest(registry(inv)))  # never prometheus' predictable temp name
 
 
 def write_per_node(inv: GpuInventory, folder: str) -> list[str]:
     """One `tuner_<node>.prom` per node (the node's own textfile collector folder, or a folder
-    synced to each node). Each file is written atomically by write_to_textfile."""
+    synced to each node). Each file is written atomically (agent.paths.write_file: an
+    exclusive temp file renamed into place, as the textfile collector needs)."""
     d = Path(folder)
     if d.exists() and not d.is_dir():
         raise BadInput("is not a folder", file=folder, field="--per-node")
@@ -119,7 +120,6 @@ def write_per_node(inv: GpuInventory, folder: str) -> list[str]:
     written = []
     for n in inv.nodes:
         p = str(d / f"tuner_{hostname(n.name, 'node name')}.prom")  # no path in a name
-        write_to_textfile(p, registry(inv, [n]))
-        os.chmod(p, 0o644)
+        write_file(p, generate_latest(registry(inv, [n])))
         written.append(p)
     return written

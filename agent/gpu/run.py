@@ -4,8 +4,6 @@ them to the pure evaluation in agent/gpu/gate.py."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -136,11 +134,9 @@ def gate(
 
 
 def write_atomic(path: str, data: dict[str, Any]) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
+    from agent.paths import write_file
+
+    write_file(path, json.dumps(data, indent=2) + "\n")
 
 
 def print_gpus(inv: GpuInventory, console: Console) -> None:

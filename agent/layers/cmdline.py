@@ -12,10 +12,12 @@ reads /proc/cmdline again (docs/kernel-cmdline.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from agent.errors import BadInput
 from agent.layers.base import HostResult, Layer, Results, Run
 from agent.modargs import TUNER_CMDLINE
 from agent.report import FileRestore
@@ -49,6 +51,44 @@ APPLY = {"unchanged": "unchanged", "changed": "changed", "would change": "would 
 VERIFY = {"ok": "ok", "pending": "pending", "drift": "drift"}
 
 
+@dataclass
+class CmdlineOptions:
+    """The cmdline layer's own options (`RunOptions.layers["cmdline"]`)."""
+
+    # boot-critical parameters the operator named (--allow-boot-critical)
+    allow_boot_critical: list[str] = field(default_factory=list)
+
+
+def check_boot_critical(profile: Any, allow: list[str]) -> None:
+    """Before any host is touched: a profile that adds or removes a parameter that changes
+    what boots or opens a shell (agent/bootloader.py BOOT_CRITICAL) is bad input naming the
+    file and the parameter, unless --allow-boot-critical names it; a name given there that
+    the profile does not change is bad input too (a typo must not pass silently)."""
+    from agent.bootloader import boot_critical, critical_refused, name_of, param_key
+
+    c = profile.cmdline()
+    for key in ("add", "remove"):
+        tokens = c[key]
+        refused = critical_refused(
+            tokens if key == "add" else [], tokens if key == "remove" else [], allow
+        )
+        if refused:
+            raise BadInput(
+                f"boot-critical, refused: {'; '.join(refused)}; if you mean it, name it with "
+                f"--allow-boot-critical {name_of(refused[0].split()[1])} (docs/kernel-cmdline.md)",
+                file=profile.sources.get(f"kernel.cmdline.{key}"),
+                field=f"kernel.cmdline.{key}",
+            )
+    used = [t for t in c["add"] + c["remove"] if boot_critical(t)]
+    for a in allow:
+        if not any(a == t or param_key(a) == param_key(name_of(t)) for t in used):
+            raise BadInput(
+                f"{a!r}: the profile adds or removes no such boot-critical parameter "
+                f"(it has: {', '.join(used) or 'none'})",
+                field="--allow-boot-critical",
+            )
+
+
 class CmdlineLayer(Layer):
     name = "cmdline"
     label = "cmdline"
@@ -63,12 +103,23 @@ class CmdlineLayer(Layer):
 
         return KernelSection
 
+    @classmethod
+    def options(cls) -> CmdlineOptions:
+        return CmdlineOptions()
+
+    @classmethod
+    def from_cli(cls, flags: dict[str, Any]) -> CmdlineOptions:
+        """--allow-boot-critical (apply)."""
+        return CmdlineOptions(list(flags.get("allow_boot_critical") or []))
+
     def wants(self, run: Run) -> bool:
         if run.command == "rollback" or run.profile is None:
             return True  # the host's record says whether there is anything to restore
         return run.profile.has_cmdline()
 
     def targets(self, run: Run) -> tuple[list[InventoryHost], dict[str, str]]:
+        if run.command == "apply" and run.profile is not None:
+            check_boot_critical(run.profile, self.o.allow_boot_critical)
         return list(run.inv.hosts), {}
 
     def _run(
@@ -78,10 +129,12 @@ class CmdlineLayer(Layer):
         args: dict[str, Any] = {"mode": mode}
         if run.profile is not None:
             args.update(run.profile.cmdline())
+            args["allow_boot_critical"] = list(self.o.allow_boot_critical)
         TUNER_CMDLINE.check(args)
         extra: dict[str, Any] = {"tuner_cmdline_mode": mode}
         if run.profile is not None:
             extra["tuner_cmdline"] = {"add": args["add"], "remove": args["remove"]}
+            extra["tuner_allow_boot_critical"] = args["allow_boot_critical"]
         return run.playbook("cmdline.yml", hosts, extra, check=check, module=TUNER_CMDLINE.name)
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:

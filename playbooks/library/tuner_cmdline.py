@@ -21,6 +21,7 @@ options:
   add: {type: list, elements: str, default: []}
   remove: {type: list, elements: str, default: []}
   lock_timeout: {type: float, default: 300}
+  allow_boot_critical: {type: list, elements: str, default: []}
 """
 
 
@@ -33,7 +34,15 @@ def main() -> None:
     host = Host(root=p["root"], sim_kernel=p["sim"])
     try:
         if p["mode"] == "apply":
-            res = apply(host, p["add"], p["remove"], p["sim"], module.check_mode, p["lock_timeout"])
+            res = apply(
+                host,
+                p["add"],
+                p["remove"],
+                p["sim"],
+                module.check_mode,
+                p["lock_timeout"],
+                p["allow_boot_critical"],
+            )
             changed = res["status"] == "changed"
         elif p["mode"] == "verify":
             res = verify(host, p["add"], p["remove"], p["sim"])

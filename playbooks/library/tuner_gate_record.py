@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tuner_knobs import Host, KnobError
+from ansible.module_utils.tuner_knobs import Host, KnobError, read_record
 
 GATE = "/var/lib/tuner/gate.json"
 STALE = "/var/lib/tuner/gpu-facts-stale.json"
@@ -35,9 +35,9 @@ def main() -> None:
         stale_cleared = False
         if host.exists(STALE):
             try:
-                events = json.loads(host.read(STALE)).get("events") or []
+                events = read_record(host.path(STALE), STALE).get("events") or []
                 newest = max(float(e.get("time") or 0) for e in events) if events else 0.0
-            except (ValueError, AttributeError, TypeError):
+            except (KnobError, ValueError, AttributeError, TypeError):
                 newest = float("inf")  # unreadable: keep it, the next gate decides again
             if newest < float(rec.get("facts_time") or 0):
                 stale_cleared = True
