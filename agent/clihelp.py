@@ -88,7 +88,7 @@ EXAMPLES: dict[str, list[str]] = {
     "agent status": ["tuner agent status --json"],
     "capture": [
         "tuner capture --output bundles/ --archive --redact-serials",
-        "tuner capture --local --bmc-url https://bmc01 --bmc-username admin -o /tmp/triage",
+        "tuner capture --local --bmc-url https://bmc1 --bmc-username admin -o /tmp/t",
     ],
     "sim scenarios": ["tuner sim scenarios && tuner sim up --scenario mlperf-llama2-70b"],
 }

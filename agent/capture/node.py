@@ -123,8 +123,18 @@ class _Reader:
                 if not quiet_missing and not os.path.exists(path):
                     self.not_read[rel] = "absent"
                 return None
+            chunks: list[bytes] = []
+            size = 0
             with open(path, "rb") as f:
-                data = f.read(MAX_FILE + 1)
+                # in small reads: procfs sysctl handlers allocate the size asked for, and
+                # answer ENOMEM to a read of megabytes
+                while size <= MAX_FILE:
+                    chunk = f.read(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            data = b"".join(chunks)
         except PermissionError:
             self.not_read[rel] = f"permission denied (uid {os.geteuid()})"
             return None
@@ -181,7 +191,7 @@ def kernel_log(root: str, timeout: float = 20.0) -> tuple[str | None, str]:
                 "not a live root: the node tree has no var/log/dmesg (a simulated node "
                 "without a kernel log)"
             )
-        return _filter(lines), "var/log/dmesg of the node tree"
+        return _filter(lines, "var/log/dmesg of the node tree"), "var/log/dmesg of the node tree"
     tries = (
         (["dmesg", "--kernel", "--time-format", "iso", "--nopager"], "dmesg --kernel"),
         (["journalctl", "-k", "-b", "--no-pager", "-o", "short-iso", "-q"], "journalctl -k -b"),
@@ -202,15 +212,17 @@ def kernel_log(root: str, timeout: float = 20.0) -> tuple[str | None, str]:
             msg = (p.stderr.strip().splitlines() or ["no output"])[-1][:200]
             why.append(f"{label}: exit {p.returncode}: {msg}")
             continue
-        return _filter(p.stdout.splitlines()), label
+        return _filter(p.stdout.splitlines(), label), label
     return None, "; ".join(why) or "no kernel log reader"
 
 
-def _filter(lines: list[str]) -> str:
+def _filter(lines: list[str], source: str) -> str:
     hits = [ln for ln in lines if LOG_MATCH.search(ln)]
     cut = len(hits) > MAX_LOG_LINES
     hits = hits[-MAX_LOG_LINES:]
-    head = f"# {len(hits)} amdgpu/KFD lines" + (" (the latest; more were cut)" if cut else "")
+    head = f"# {len(hits)} amdgpu/KFD lines of {len(lines)} since boot, from {source}" + (
+        " (the latest; more were cut)" if cut else ""
+    )
     return head + "\n" + "".join(ln + "\n" for ln in hits)
 
 

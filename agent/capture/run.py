@@ -9,8 +9,10 @@ layer's variables and password handling). Nothing is written on a node or a BMC.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +63,9 @@ def node_calls(root: str, rocm_path: str | None, name: str) -> tuple[list[Any] |
 
     calls: list[dict[str, Any]] = []
     try:
-        gather(root, rocm_path, name, record=calls)
+        # the amdsmi package prints its own complaints on stdout: keep stdout for --json
+        with contextlib.redirect_stdout(sys.stderr):
+            gather(root, rocm_path, name, record=calls)
     except RocmNotFound as e:
         return None, str(e)
     return calls, None
