@@ -75,8 +75,10 @@ def read_bmc(c: BmcClient) -> dict[str, Any]:
         not_read["bmc/redfish/v1/index.json"] = str(e)
         return {"docs": docs, "not_read": not_read, "system": None}
     keep("/redfish/v1", c.root_doc)
-    systems = odata_id(c.root_doc, "Systems") or "/redfish/v1/Systems"
-    get(systems)
+    systems = get(odata_id(c.root_doc, "Systems") or "/redfish/v1/Systems")
+    for m in (systems or {}).get("Members") or []:  # every System (a GPU baseboard's too)
+        if isinstance(m, dict):
+            get(m.get("@odata.id"))
     managers = get(odata_id(c.root_doc, "Managers"))
     for m in (managers or {}).get("Members") or []:
         if isinstance(m, dict):

@@ -33,9 +33,30 @@ CHOICES = (*VENDORS, "mixed", "none")
 USERNAME = "admin"
 
 
-def check_vendor(vendor: str) -> None:
-    if vendor not in CHOICES:
-        raise BadInput(f"must be one of {', '.join(CHOICES)}, got {vendor!r}", field="--bmc-vendor")
+def check_vendor(vendor: str, captured: bool = False) -> None:
+    choices = (*CHOICES, "captured") if captured else CHOICES
+    if vendor not in choices:
+        raise BadInput(f"must be one of {', '.join(choices)}, got {vendor!r}", field="--bmc-vendor")
+
+
+def vendor_of(docs: dict[str, Any]) -> str:
+    """The personality for captured resources: the vendor the service root or a System names
+    (Dell, HPE, Supermicro; AMI and others: amd, the AMI MegaRAC personality)."""
+    text = " ".join(
+        str(d.get(k) or "")
+        for d in docs.values()
+        for k in ("Vendor", "Manufacturer", "Product")
+        if isinstance(d, dict)
+    ).lower()
+    for key, vendor in (
+        ("dell", "dell"),
+        ("hpe", "hpe"),
+        ("hewlett", "hpe"),
+        ("supermicro", "supermicro"),
+    ):
+        if key in text:
+            return vendor
+    return "amd"
 
 
 def vendor_for(index: int, choice: str) -> str:
@@ -48,13 +69,44 @@ def _write_secret(path: Path, value: str) -> None:
         f.write(value + "\n")
 
 
-def start(base: Path, fleet: SimFleet, vendor: str, tls: bool, reset_delay: float) -> None:
-    """Start the BMC simulator for every node and record URLs, pid and credentials."""
-    check_vendor(vendor)
+def start(
+    base: Path,
+    fleet: SimFleet,
+    vendor: str,
+    tls: bool,
+    reset_delay: float,
+    captures: list[Any] | None = None,
+) -> None:
+    """Start the BMC simulator for every node and record URLs, pid and credentials.
+
+    `captures` (one bundle per node, in order): a node whose bundle holds BMC resources
+    gets a BMC built from them (agent/sim/bmc/captured.py), its personality the vendor they
+    name unless `vendor` names one; `vendor` "captured": only nodes whose bundle has them."""
+    check_vendor(vendor, captured=bool(captures))
     if vendor == "none":
         return
+    cap_dirs: dict[str, Path] = {}
+    cap_vendor: dict[str, str] = {}
+    for node, b in zip(fleet.nodes, captures or [], strict=False):
+        files = {k: v for k, v in b.files.items() if k.startswith("bmc/")}
+        if not files:
+            continue
+        d = base / "bmc" / "captured" / node.name
+        for rel, data in files.items():
+            p = d / rel[len("bmc/") :]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        cap_dirs[node.name] = d
+        from agent.sim.bmc.captured import load_docs
+
+        try:
+            cap_vendor[node.name] = vendor_of(load_docs(d))
+        except ValueError as e:
+            raise BadInput(str(e), file=b.path) from None
+    if vendor == "captured" and not cap_dirs:
+        return
     d = base / "bmc"
-    (d / "logs").mkdir(parents=True)
+    (d / "logs").mkdir(parents=True, exist_ok=True)
     sec = d / "secrets"
     sec.mkdir(mode=0o700)
     tls_cfg: Any = False
@@ -66,12 +118,20 @@ def start(base: Path, fleet: SimFleet, vendor: str, tls: bool, reset_delay: floa
         fleet.bmc_ca = str(cert)
     nodes = []
     for i, node in enumerate(fleet.nodes):
+        if vendor == "captured" and node.name not in cap_dirs:
+            continue
         pw = sec / f"{node.name}.pw"
         _write_secret(pw, secrets.token_urlsafe(18))
-        node.bmc_vendor = vendor_for(i, vendor)
+        node.bmc_vendor = (
+            cap_vendor[node.name]
+            if node.name in cap_dirs and vendor in ("captured", "mixed")
+            else vendor_for(i, vendor)
+        )
         node.bmc_password_file = str(pw)
+        extra = {"captured": str(cap_dirs[node.name])} if node.name in cap_dirs else {}
         nodes.append(
             {
+                **extra,
                 "name": node.name,
                 "port": 0,
                 "vendor": node.bmc_vendor,
@@ -107,7 +167,7 @@ def start(base: Path, fleet: SimFleet, vendor: str, tls: bool, reset_delay: floa
         time.sleep(0.05)
     by_name = {parts[0]: parts[1] for parts in lines if len(parts) == 2}
     for node in fleet.nodes:
-        node.bmc_url = by_name[node.name]
+        node.bmc_url = by_name.get(node.name)
 
 
 def stop(fleet: SimFleet) -> None:
