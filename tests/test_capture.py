@@ -342,3 +342,23 @@ def test_local_capture_reads_the_bmc_and_keeps_no_secret(
     )
     for data in [*b.files.values(), raw, json.dumps(b.manifest).encode()]:
         assert CANARY.encode() not in data
+
+
+def test_gpu_state_from_amdsmi_answers_gives_the_same_answers(
+    captured: dict[str, Any], lib: Path, tmp_path: Path
+) -> None:
+    """A real node's bundle has no gpu-state: the simulated GPUs come from the recorded amdsmi
+    answers (agent/sim/gpustate.py). Built that way from a simulated node's bundle, the node
+    answers every call as recorded, error codes included."""
+    from agent.sim.fromcapture import GPU_STATE, build
+
+    (w,) = captured["doc"]["bundles"]
+    b = bundle.read_bundle(w["bundle"])
+    del b.files[GPU_STATE]
+    root = tmp_path / "node7"
+    used = build(root, b, lib)
+    assert any("GPUs:" in u for u in used)
+    p = tuner("capture", "--local", "--root", str(root), "-o", str(tmp_path / "out"), "--json")
+    assert p.returncode == 0, p.stderr
+    again = bundle.read_bundle(json.loads(p.stdout)["bundles"][0]["bundle"])
+    assert again.json(bundle.CALLS) == b.json(bundle.CALLS)
