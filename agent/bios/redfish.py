@@ -278,7 +278,8 @@ class BmcClient:
 
         Retried: busy answers (503, iDRAC SYS518, iLO InvalidOperationForSystemState) to
         any method; 5xx answers to GETs; a refused connection twice (a BMC restarting), a
-        timeout once (each try costs a whole timeout). Never: 4xx, TLS errors.
+        timeout once (each try costs a whole timeout), a GET whose kept-alive connection the
+        BMC closed without answering once. Never: 4xx, TLS errors.
         """
         end = time.monotonic() + self.retry_for
         delay = 0.2
@@ -304,7 +305,13 @@ class BmcClient:
             except sushy_exc.ConnectionError as e:
                 reason = _conn_reason(e, self.timeout)
                 conn_tries += 1
-                limit = 2 if "refused" in reason else (1 if "timeout" in reason else 0)
+                # a kept-alive connection the BMC closed between two requests (iLO and
+                # OpenBMC do after an idle while): an idempotent request is sent once more
+                limit = (
+                    2
+                    if "refused" in reason
+                    else (1 if "timeout" in reason or "closed the connection" in reason else 0)
+                )
                 retry = conn_tries <= limit and (idempotent or "refused" in reason)
                 err = RedfishError(f"{what}: {reason}")
             except sushy_exc.SushyError as e:
@@ -877,6 +884,8 @@ def _conn_reason(e: Exception, timeout: float) -> str:
         return f"no answer within {timeout:g} s (timeout)"
     if "refused" in low:
         return "connection refused (BMC down?)"
+    if any(m in low for m in ("remotedisconnected", "connection aborted", "reset by peer")):
+        return f"the BMC closed the connection without an answer ({text[:200]})"
     return text[:300]
 
 
