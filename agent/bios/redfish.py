@@ -213,6 +213,7 @@ class BmcClient:
         self.settings_uri: str | None = None
         self._registry: dict[str, Any] | None = None
         self.registry_uri: str | None = None
+        self.settings_missing: str | None = None  # why there is no settings object to stage in
         self.retries: list[str] = []  # what was retried, for the report
 
     # ------------------------------------------------------------------ requests
@@ -392,7 +393,8 @@ class BmcClient:
                 self.settings_uri = guess
                 break
             else:
-                raise RedfishError(
+                # reading (plan, verify) goes on; staging values cannot (patch_settings says)
+                self.settings_missing = (
                     f"{self.bios_uri} has no @Redfish.Settings SettingsObject, and neither "
                     "Bios/Settings nor Bios/SD can be read"
                 )
@@ -402,7 +404,8 @@ class BmcClient:
         """The settings object and its own ETag (header, else @odata.etag)."""
         if not self.settings_uri:
             self.get_bios()
-        assert self.settings_uri
+        if not self.settings_uri:
+            raise RedfishError(self.settings_missing or "no settings object", 404)
         _, doc, hdrs = self.request("GET", self.settings_uri)
         etag = hdrs.get("etag") or doc.get("@odata.etag")
         return doc, (str(etag) if etag else None)
@@ -560,7 +563,15 @@ class BmcClient:
         self.select_system()
         bios = self.get_bios()
         registry = self.registry(bios)
-        settings_doc, settings_etag = self.get_settings()
+        try:
+            settings_doc, settings_etag = self.get_settings()
+        except RedfishError as e:
+            if e.status is None or (e.status < 500 and e.status not in (403, 404, 405)):
+                raise  # the BMC is gone, or refuses tuner: not a missing settings object
+            # plan and verify only read: without the settings object the values in effect
+            # still decide; what waits for a reset is unknown (and apply cannot stage)
+            self.settings_missing = self.settings_missing or f"the settings object: {e}"
+            settings_doc, settings_etag = {}, None
         current = bios.get("Attributes") or {}
         staged = settings_doc.get("Attributes") or {}
         pending = {k: v for k, v in staged.items() if k not in current or current.get(k) != v}
@@ -592,6 +603,7 @@ class BmcClient:
             "registry": registry,
             "registry_uri": self.registry_uri,
             "job": self.committed_job(),
+            "settings_unreadable": self.settings_missing,
         }
 
     # ------------------------------------------------------------------ writes
@@ -605,7 +617,10 @@ class BmcClient:
         """
         if not self.settings_uri:
             self.get_bios()
-        assert self.settings_uri
+        if not self.settings_uri or self.settings_missing:
+            raise RedfishError(
+                "cannot stage BIOS values: " + (self.settings_missing or "no settings object")
+            )
         _, etag = self.get_settings()
         body: dict[str, Any] = {"Attributes": dict(values)}
         use_apply = "OnReset" in (apply_times or [])
