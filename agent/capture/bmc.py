@@ -25,13 +25,13 @@ try:
 except ImportError:
     from agent.bios.redfish import BmcClient, RedfishError, odata_id
 
-SAFE_URI = re.compile(r"^/redfish/v1(/[A-Za-z0-9_.@:%+-]+)*/?$")
+SAFE_URI = re.compile(r"/redfish/v1(/[A-Za-z0-9_.@:%+-]+)*/?")
 
 
 def bundle_path(uri: str) -> str | None:
     """``/redfish/v1/Systems/1`` -> ``bmc/redfish/v1/Systems/1/index.json`` (None: unsafe)."""
     path = urllib.parse.urlsplit(uri).path.rstrip("/")
-    if not SAFE_URI.match(path + "/") or any(p in (".", "..") for p in path.split("/")):
+    if not SAFE_URI.fullmatch(path + "/") or any(p in (".", "..") for p in path.split("/")):
         return None
     return f"bmc{path}/index.json"
 

@@ -169,7 +169,7 @@ def _pci_devices(r: _Reader) -> dict[str, str]:
         path = os.path.join(r.root, rel)
         if os.path.islink(path):
             target = os.path.basename(os.readlink(path))
-            if re.match(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", target):
+            if re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", target):
                 out.setdefault(target, "nic")
     return out
 
@@ -234,7 +234,7 @@ def read_node(
     for rel in PROC + ETC + VERSIONS:
         r.read(rel)
     for key in list(SYSCTLS) + [s.replace(".", "/") for s in sysctls or []]:
-        if re.match(r"^[A-Za-z0-9_/-]+$", key) and ".." not in key:
+        if re.fullmatch(r"[A-Za-z0-9_/-]+", key) and ".." not in key:
             r.read(f"proc/sys/{key}")
     for rel in r.glob(f"{THP}/*") + r.glob(f"{THP}/khugepaged/defrag"):
         r.read(rel)

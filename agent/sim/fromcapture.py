@@ -153,9 +153,9 @@ def _bind_drivers(root: Path, text: str | None) -> None:
         if line.startswith("#") or len(parts) != 3 or parts[2] == "-":
             continue
         bdf, _kind, driver = parts
-        if not re.match(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", bdf):
+        if not re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", bdf):
             continue
-        if not re.match(r"^[A-Za-z0-9_.-]+$", driver):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", driver):
             continue
         dev = root / "sys/bus/pci/devices" / bdf
         if not dev.is_dir() or dev.is_symlink():
