@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    # a SIGTERM (timeout) still takes the fleet down (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="capture-bench-"))
     env = dict(os.environ, TUNER_STATE_DIR=str(tmp / "state"))
     env.pop("TUNER_INVENTORY", None)
