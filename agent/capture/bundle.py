@@ -322,10 +322,14 @@ def write_bundle(out_dir: Path, host: str, files: dict[str, bytes], archive: boo
         return dest
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{top}.", suffix=".tmp", dir=out_dir))
     try:
+        made: set[Path] = set()
         for path, data in files.items():
             p = tmpdir / path
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+            if p.parent not in made:  # thousands of files share a few hundred folders
+                p.parent.mkdir(parents=True, exist_ok=True)
+                made.add(p.parent)
+            with open(p, "wb") as f:
+                f.write(data)
         tmpdir.chmod(0o755)
         os.rename(tmpdir, dest)
     except BaseException:
