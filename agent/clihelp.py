@@ -93,6 +93,10 @@ EXAMPLES: dict[str, list[str]] = {
     "agent install": ["tuner agent install --limit 'node0*' --check"],
     "agent remove": ["tuner agent remove --limit node03"],
     "agent status": ["tuner agent status --json"],
+    "capture": [
+        "tuner capture --output bundles/ --archive --redact-serials",
+        "tuner capture --local --bmc-url https://bmc1 --bmc-username admin -o /tmp/t",
+    ],
     "sim scenarios": ["tuner sim scenarios && tuner sim up --scenario mlperf-llama2-70b"],
 }
 

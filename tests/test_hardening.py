@@ -236,6 +236,7 @@ def test_no_secret_in_any_file_or_output(tmp_path: Path) -> None:
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "tuner_root": str(root),
+        "tuner_python": sys.executable,  # the node runtime (capture reads the node with it)
         "bmc_username": "root",
     }
     inv = write_inv(
@@ -265,6 +266,7 @@ def test_no_secret_in_any_file_or_output(tmp_path: Path) -> None:
             ("rollback", "--check"),
             ("facts", "--json", "--deadline", "20"),
             ("check", "--json", "--deadline", "20"),
+            ("capture", "--json", "--deadline", "60", "-o", str(state / "bundles")),
         ):
             p = subprocess.run(
                 [*TUNER, *args, "-i", str(inv)],
@@ -296,6 +298,11 @@ def test_no_secret_in_any_file_or_output(tmp_path: Path) -> None:
         handle.stop()
     # each credential source reached its BMC (the password worked)
     assert {h["bios"]["status"] for h in json.loads(outputs[0])["hosts"]} == {"pending reboot"}
+    # capture read every BMC with it (the bundles are under the state folder, searched below)
+    for host in ("envpw", "invpw", "filepw"):
+        assert (state / "bundles" / host / "bmc/redfish/v1/index.json").is_file(), host
+        bios = state / "bundles" / host / "bmc/redfish/v1/Systems/System.Embedded.1/Bios"
+        assert (bios / "index.json").is_file(), host
     for text in outputs:
         assert CANARY_PW not in text and CANARY_ENV not in text
     searched = 0

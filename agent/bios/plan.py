@@ -246,18 +246,22 @@ class Registry:
     def resolve(self, base: str, display: bool = True) -> str | None:
         """The host's name for an attribute.
 
-        In order: the exact name; NAME_XXXX (Supermicro's build suffix); a short variant of
-        the name (AMI's `CbsCmnGnbSmuDfCstatesRs`); then, with `display`, the registry's
+        In order: the exact name; the name in another case (firmware releases that
+        respell `ApbDis` as `APBDis`); NAME_XXXX (Supermicro's build suffix); a short variant
+        of the name (AMI's `CbsCmnGnbSmuDfCstatesRs`); then, with `display`, the registry's
         DisplayName, else its HelpText (AMI coded names such as `Rome0059`). Only a unique
-        match counts.
+        match counts; case is ignored from the second step on.
         """
         if base in self.attrs:
             return base
-        pat = re.compile(re.escape(base) + r"_[0-9A-Fa-f]{4}$")
+        hits = [n for n in self.attrs if n.lower() == base.lower()]
+        if len(hits) == 1:
+            return hits[0]
+        pat = re.compile(re.escape(base) + r"_[0-9A-Fa-f]{4}$", re.I)
         hits = [n for n in self.attrs if pat.match(n)]
         if len(hits) == 1:
             return hits[0]
-        var = re.compile(re.escape(base) + r"[A-Za-z0-9]{1,3}$")
+        var = re.compile(re.escape(base) + r"[A-Za-z0-9]{1,3}$", re.I)
         hits = [n for n in self.attrs if var.match(n)]
         if len(hits) == 1:
             return hits[0]

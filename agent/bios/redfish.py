@@ -213,6 +213,7 @@ class BmcClient:
         self.settings_uri: str | None = None
         self._registry: dict[str, Any] | None = None
         self.registry_uri: str | None = None
+        self.settings_missing: str | None = None  # why there is no settings object to stage in
         self.retries: list[str] = []  # what was retried, for the report
 
     # ------------------------------------------------------------------ requests
@@ -278,7 +279,8 @@ class BmcClient:
 
         Retried: busy answers (503, iDRAC SYS518, iLO InvalidOperationForSystemState) to
         any method; 5xx answers to GETs; a refused connection twice (a BMC restarting), a
-        timeout once (each try costs a whole timeout). Never: 4xx, TLS errors.
+        timeout once (each try costs a whole timeout), a GET whose kept-alive connection the
+        BMC closed without answering once. Never: 4xx, TLS errors.
         """
         end = time.monotonic() + self.retry_for
         delay = 0.2
@@ -304,7 +306,13 @@ class BmcClient:
             except sushy_exc.ConnectionError as e:
                 reason = _conn_reason(e, self.timeout)
                 conn_tries += 1
-                limit = 2 if "refused" in reason else (1 if "timeout" in reason else 0)
+                # a kept-alive connection the BMC closed between two requests (iLO and
+                # OpenBMC do after an idle while): an idempotent request is sent once more
+                limit = (
+                    2
+                    if "refused" in reason
+                    else (1 if "timeout" in reason or "closed the connection" in reason else 0)
+                )
                 retry = conn_tries <= limit and (idempotent or "refused" in reason)
                 err = RedfishError(f"{what}: {reason}")
             except sushy_exc.SushyError as e:
@@ -385,7 +393,8 @@ class BmcClient:
                 self.settings_uri = guess
                 break
             else:
-                raise RedfishError(
+                # reading (plan, verify) goes on; staging values cannot (patch_settings says)
+                self.settings_missing = (
                     f"{self.bios_uri} has no @Redfish.Settings SettingsObject, and neither "
                     "Bios/Settings nor Bios/SD can be read"
                 )
@@ -395,7 +404,8 @@ class BmcClient:
         """The settings object and its own ETag (header, else @odata.etag)."""
         if not self.settings_uri:
             self.get_bios()
-        assert self.settings_uri
+        if not self.settings_uri:
+            raise RedfishError(self.settings_missing or "no settings object", 404)
         _, doc, hdrs = self.request("GET", self.settings_uri)
         etag = hdrs.get("etag") or doc.get("@odata.etag")
         return doc, (str(etag) if etag else None)
@@ -562,7 +572,15 @@ class BmcClient:
         self.select_system()
         bios = self.get_bios()
         registry = self.registry(bios)
-        settings_doc, settings_etag = self.get_settings()
+        try:
+            settings_doc, settings_etag = self.get_settings()
+        except RedfishError as e:
+            if e.status is None or (e.status < 500 and e.status not in (403, 404, 405)):
+                raise  # the BMC is gone, or refuses tuner: not a missing settings object
+            # plan and verify only read: without the settings object the values in effect
+            # still decide; what waits for a reset is unknown (and apply cannot stage)
+            self.settings_missing = self.settings_missing or f"the settings object: {e}"
+            settings_doc, settings_etag = {}, None
         current = bios.get("Attributes") or {}
         staged = settings_doc.get("Attributes") or {}
         pending = {k: v for k, v in staged.items() if k not in current or current.get(k) != v}
@@ -595,6 +613,7 @@ class BmcClient:
             "registry_uri": self.registry_uri,
             "job": self.committed_job(),
             "clear_pending": clear_pending_target(settings_doc),
+            "settings_unreadable": self.settings_missing,
         }
 
     # ------------------------------------------------------------------ writes
@@ -608,7 +627,10 @@ class BmcClient:
         """
         if not self.settings_uri:
             self.get_bios()
-        assert self.settings_uri
+        if not self.settings_uri or self.settings_missing:
+            raise RedfishError(
+                "cannot stage BIOS values: " + (self.settings_missing or "no settings object")
+            )
         _, etag = self.get_settings()
         body: dict[str, Any] = {"Attributes": dict(values)}
         use_apply = "OnReset" in (apply_times or [])
@@ -900,6 +922,8 @@ def _conn_reason(e: Exception, timeout: float) -> str:
         return f"no answer within {timeout:g} s (timeout)"
     if "refused" in low:
         return "connection refused (BMC down?)"
+    if any(m in low for m in ("remotedisconnected", "connection aborted", "reset by peer")):
+        return f"the BMC closed the connection without an answer ({text[:200]})"
     return text[:300]
 
 

@@ -14,6 +14,7 @@ host failed, 2 bad input.
 | `gpu.py` | `facts`, `check`, `ready` |
 | `fleet.py` | `export`, `launch`, `status` |
 | `report.py` | `report` (the HTML page, agent/htmlreport/) |
+| `capture.py` | `capture` (bundles for triage and for the simulator) |
 
 Modules import their domain code lazily, inside the commands, to keep start-up fast.
 """
@@ -49,7 +50,10 @@ from agent.cli import fleet  # noqa: E402
 # isort: split
 from agent.cli import report  # noqa: E402
 
-__all__ = ["app", "main", "fleet", "gpu", "provision", "report", "tuning"]
+# isort: split
+from agent.cli import capture  # noqa: E402
+
+__all__ = ["app", "main", "capture", "fleet", "gpu", "provision", "report", "tuning"]
 
 
 def _version(value: bool) -> None:

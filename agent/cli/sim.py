@@ -82,6 +82,15 @@ def sim_up(
             "controller: nodes borrow the controller's Python (a lab shortcut).",
         ),
     ] = "bare",
+    from_capture: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from-capture",
+            metavar="BUNDLE",
+            help="Build one node from each capture bundle (tuner capture): its tree, GPU "
+            "answers and BMC resources (docs/sim-capture.md).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a simulated fleet: node trees, sshd and a Redfish BMC per node, an inventory."""
@@ -91,6 +100,16 @@ def sim_up(
     with errors(as_json):
         if connection not in ("auto", "ssh", "local"):
             raise BadInput("must be auto, ssh or local", field="--connection")
+        captures = None
+        if from_capture:
+            from agent.capture.bundle import read_bundle
+
+            if scenario != "healthy":
+                raise BadInput(
+                    "--scenario and --from-capture exclude each other (a bundle is its GPU state)",
+                    field="--scenario",
+                )
+            captures = [read_bundle(b) for b in from_capture]  # all checked before anything
         sd = state_folder(state_dir)
         f = simfleet.up(
             sd,
@@ -103,6 +122,7 @@ def sim_up(
             bmc_reset_delay=bmc_reset_delay,
             progress=phases("sim up", as_json),
             runtime=runtime,
+            captures=captures,
         )
         from agent.sim import bmcfleet
 
@@ -118,6 +138,7 @@ def sim_up(
                     "group": n.group,
                     "ssh_port": n.port,
                     **({"bmc": b} if (b := bmcfleet.describe(f, n.name)) else {}),
+                    **({"bundle": n.bundle, "defaults": n.defaults} if n.bundle else {}),
                 }
                 for n in f.nodes
             ],
@@ -132,6 +153,11 @@ def sim_up(
                 f"inventory: {f.inventory}"
             )
             out.print(f"GPU scenario: {f.scenario}")
+            for n in f.nodes:
+                if n.bundle:
+                    out.print(f"{n.name}: from {n.bundle}")
+                    for d in n.defaults:
+                        out.print(f"  default used: {d}")
             sd_arg = ""
             if state_dir:  # the commands below must find this fleet, not the default one
                 out.print(f"next: export TUNER_STATE_DIR={shlex.quote(str(sd))}")

@@ -8,6 +8,9 @@ into ``agent.gpu.model.NodeFacts`` and evaluates checks there (pure).
 
 Every amdsmi call is recorded: a value, ``NOT_SUPPORTED`` (unknown, not failed), or an error
 with the amdsmi status, so a check can fail closed on exactly the GPU whose query failed.
+``gather(record=[...])`` also keeps every call's raw answer (function, arguments, status,
+value) in that list: what ``tuner capture`` puts in a bundle (docs/capture.md). It is a hook on
+this collector, not a second one: the calls and their order are the gate's.
 """
 
 from __future__ import annotations
@@ -158,6 +161,72 @@ def _status_name(amdsmi: Any, code: int) -> str:
 
 def _na(v: Any) -> Any:
     return None if v in ("N/A", None) else v
+
+
+def jsonable(v: Any, depth: int = 0) -> Any:
+    """An amdsmi answer as plain JSON: enums by name, bytes as hex, anything else as text."""
+    if depth > 12:
+        return repr(v)
+    name = getattr(v, "name", None)
+    if isinstance(name, str) and hasattr(v, "value") and type(v).__module__ != "builtins":
+        return name  # an enum member (IntEnum included)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, dict):
+        return {str(k): jsonable(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x, depth + 1) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    return str(v)
+
+
+class _Recorder:
+    """The amdsmi module with every ``amdsmi_*`` call written to ``calls``.
+
+    Each entry: ``{"fn", "args", "status", "code", "value"}`` (status ``AMDSMI_STATUS_SUCCESS``
+    and the answer, or the library's status and code, or the wrapper's own exception). A
+    processor handle is written as ``gpu[i]`` (its index in ``amdsmi_get_processor_handles``).
+    """
+
+    def __init__(self, amdsmi: Any, calls: list[dict[str, Any]]) -> None:
+        self._m = amdsmi
+        self._calls = calls
+        self._handles: list[Any] = []
+
+    def _arg(self, a: Any) -> Any:
+        for i, h in enumerate(self._handles):
+            if a is h:
+                return f"gpu[{i}]"
+        return jsonable(a)
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._m, name)
+        if not name.startswith("amdsmi_") or not callable(fn):
+            return fn
+
+        def call(*args: Any) -> Any:
+            entry: dict[str, Any] = {"fn": name, "args": [self._arg(a) for a in args]}
+            self._calls.append(entry)
+            try:
+                v = fn(*args)
+            except self._m.AmdSmiLibraryException as e:
+                code = int(getattr(e, "err_code", -1))
+                entry.update(status=_status_name(self._m, code), code=code, value=None)
+                raise
+            except Exception as e:
+                entry.update(status=f"{type(e).__name__}: {e}", code=None, value=None)
+                raise
+            if name == "amdsmi_get_processor_handles" and isinstance(v, list):
+                self._handles = list(v)
+                entry["value"] = [f"gpu[{i}]" for i in range(len(v))]
+            else:
+                entry["value"] = jsonable(v)
+            entry.update(status="AMDSMI_STATUS_SUCCESS", code=0)
+            return v
+
+        call.__name__ = name
+        return call
 
 
 def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
@@ -530,13 +599,20 @@ def _first(root: str, rel: str, key: str | None) -> str | None:
 
 
 def gather(
-    root: str = "/", rocm_path: str | None = None, name: str | None = None
+    root: str = "/",
+    rocm_path: str | None = None,
+    name: str | None = None,
+    record: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The node's facts. Raises RocmNotFound when amdsmi cannot be loaded at all."""
+    """The node's facts. Raises RocmNotFound when amdsmi cannot be loaded at all.
+
+    ``record``: a list that receives every amdsmi call with its raw answer (``_Recorder``)."""
     if rocm_path is None and root != "/" and "ROCM_PATH" not in os.environ:
         rocm_path = os.path.join(root, "opt/rocm")
     t0 = time.monotonic()
     amdsmi = _load_amdsmi(rocm_path)
+    if record is not None:
+        amdsmi = _Recorder(amdsmi, record)
     facts: dict[str, Any] = {
         "name": name or socket.gethostname(),
         "root": root,

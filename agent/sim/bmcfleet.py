@@ -37,9 +37,30 @@ CHOICES = (*VENDORS, "mixed", "none")
 USERNAME = "admin"
 
 
-def check_vendor(vendor: str) -> None:
-    if vendor not in CHOICES:
-        raise BadInput(f"must be one of {', '.join(CHOICES)}, got {vendor!r}", field="--bmc-vendor")
+def check_vendor(vendor: str, captured: bool = False) -> None:
+    choices = (*CHOICES, "captured") if captured else CHOICES
+    if vendor not in choices:
+        raise BadInput(f"must be one of {', '.join(choices)}, got {vendor!r}", field="--bmc-vendor")
+
+
+def vendor_of(docs: dict[str, Any]) -> str:
+    """The personality for captured resources: the vendor the service root or a System names
+    (Dell, HPE, Supermicro; AMI and others: amd, the AMI MegaRAC personality)."""
+    text = " ".join(
+        str(d.get(k) or "")
+        for d in docs.values()
+        for k in ("Vendor", "Manufacturer", "Product")
+        if isinstance(d, dict)
+    ).lower()
+    for key, vendor in (
+        ("dell", "dell"),
+        ("hpe", "hpe"),
+        ("hewlett", "hpe"),
+        ("supermicro", "supermicro"),
+    ):
+        if key in text:
+            return vendor
+    return "amd"
 
 
 def vendor_for(index: int, choice: str) -> str:
@@ -72,15 +93,44 @@ class BmcFleet:
 
 
 def start(
-    base: Path, nodes_in: list[tuple[str, str]], vendor: str, tls: bool, reset_delay: float
+    base: Path,
+    nodes_in: list[tuple[str, str]],
+    vendor: str,
+    tls: bool,
+    reset_delay: float,
+    captures: list[Any] | None = None,
 ) -> BmcFleet | None:
     """Start the BMC simulator for every node (`(name, node root)`) -> the records to store
-    (None: `vendor` none, no BMCs)."""
-    check_vendor(vendor)
+    (None: `vendor` none, no BMCs).
+
+    `captures` (one bundle per node, in order): a node whose bundle holds BMC resources
+    gets a BMC built from them (agent/sim/bmc/captured.py), its personality the vendor they
+    name unless `vendor` names one; `vendor` "captured": only nodes whose bundle has them."""
+    check_vendor(vendor, captured=bool(captures))
     if vendor == "none":
         return None
+    cap_dirs: dict[str, Path] = {}
+    cap_vendor: dict[str, str] = {}
+    for (name, _root), b in zip(nodes_in, captures or [], strict=False):
+        files = {k: v for k, v in b.files.items() if k.startswith("bmc/")}
+        if not files:
+            continue
+        d = base / "bmc" / "captured" / name
+        for rel, data in files.items():
+            p = d / rel[len("bmc/") :]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        cap_dirs[name] = d
+        from agent.sim.bmc.captured import load_docs
+
+        try:
+            cap_vendor[name] = vendor_of(load_docs(d))
+        except ValueError as e:
+            raise BadInput(str(e), file=b.path) from None
+    if vendor == "captured" and not cap_dirs:
+        return None
     d = base / "bmc"
-    (d / "logs").mkdir(parents=True)
+    (d / "logs").mkdir(parents=True, exist_ok=True)
     sec = d / "secrets"
     sec.mkdir(mode=0o700)
     tls_cfg: Any = False
@@ -94,11 +144,20 @@ def start(
     nodes = []
     made: dict[str, tuple[str, str]] = {}  # name -> (vendor, password file)
     for i, (name, root) in enumerate(nodes_in):
+        if vendor == "captured" and name not in cap_dirs:
+            continue
         pw = sec / f"{name}.pw"
         _write_secret(pw, secrets.token_urlsafe(18))
-        made[name] = (vendor_for(i, vendor), str(pw))
+        v = (
+            cap_vendor[name]
+            if name in cap_dirs and vendor in ("captured", "mixed")
+            else vendor_for(i, vendor)
+        )
+        made[name] = (v, str(pw))
+        extra = {"captured": str(cap_dirs[name])} if name in cap_dirs else {}
         nodes.append(
             {
+                **extra,
                 "name": name,
                 "port": 0,
                 "vendor": made[name][0],

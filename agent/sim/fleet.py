@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel
@@ -55,6 +55,8 @@ class SimNode(BaseModel):
     bmc_url: str | None = None  # the node's simulated BMC (agent/sim/bmcfleet.py)
     bmc_vendor: str | None = None
     bmc_password_file: str | None = None
+    bundle: str | None = None  # the capture bundle the node was built from (--from-capture)
+    defaults: list[str] = []  # what that bundle lacked: the simulator's defaults used
 
 
 class SimFleet(BaseModel):
@@ -139,19 +141,40 @@ def up(
     bmc_reset_delay: float = 5.0,
     progress: Phase | None = None,
     runtime: str = "bare",
+    captures: list[Any] | None = None,
 ) -> SimFleet:
-    """`progress(text)`: called at each phase (and every tenth of the node trees)."""
+    """`progress(text)`: called at each phase (and every tenth of the node trees).
+
+    `captures`: checked bundles (agent/capture/bundle.py: read_bundle), one node each, named
+    by its host (agent/sim/fromcapture.py); `nodes` and `scenario` do not apply then."""
     from agent.sim import bmcfleet
     from agent.sim.scenarios import SCENARIOS, install_gpus
 
-    bmcfleet.check_vendor(bmc_vendor)
+    if captures:
+        bmcfleet.check_vendor(bmc_vendor, captured=True)
+        names = [b.host for b in captures]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise BadInput(
+                f"two bundles capture the same host {dup[0]!r}: one node each is needed",
+                field="--from-capture",
+            )
+        if nodes is not None and nodes != len(captures):
+            raise BadInput(
+                f"--nodes {nodes} but {len(captures)} bundles: each bundle is one node",
+                field="--nodes",
+            )
+        nodes = len(captures)
+        scenario = "captured"
+    else:
+        bmcfleet.check_vendor(bmc_vendor)
 
-    if scenario not in SCENARIOS:
+    if not captures and scenario not in SCENARIOS:
         raise BadInput(
             f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})",
             field="--scenario",
         )
-    scen = SCENARIOS[scenario]
+    scen = SCENARIOS.get(scenario, SCENARIOS["healthy"])
     nodes = scen.nodes if nodes is None else nodes
     if nodes < 1 or nodes > 512:
         raise BadInput(f"--nodes must be from 1 to 512, got {nodes}", field="--nodes")
@@ -185,13 +208,44 @@ def up(
     width = max(2, len(str(nodes)))
     sim_nodes = []
     topo = topology or Topology()
-    say(f"building {nodes} node trees ({topo.logical_cpus} CPUs each)")
+    say(
+        f"building {nodes} node trees from capture bundles"
+        if captures
+        else f"building {nodes} node trees ({topo.logical_cpus} CPUs each)"
+    )
     step = max(1, nodes // 10)
+    lib: Path | None = None
+    if captures:
+        from agent.sim.gpu.build import BuildError, build_library
+
+        try:
+            lib = build_library(base / "lib")
+        except BuildError as e:
+            raise Failed(f"cannot build the simulated GPU library: {e}") from e
     for i in range(1, nodes + 1):
-        name = f"node{i:0{width}d}"
+        name = captures[i - 1].host if captures else f"node{i:0{width}d}"
         root = base / "nodes" / name / "root"
-        build_node(root, name, topo)
-        sim_nodes.append(SimNode(name=name, root=str(root), group="head" if i == 1 else "workers"))
+        defaults: list[str] = []
+        if captures:
+            from agent.sim.fromcapture import build
+
+            assert lib is not None
+            try:
+                defaults = build(root, captures[i - 1], lib)
+            except ValueError as e:
+                shutil.rmtree(base, ignore_errors=True)
+                raise BadInput(str(e), file=captures[i - 1].path) from None
+        else:
+            build_node(root, name, topo)
+        sim_nodes.append(
+            SimNode(
+                name=name,
+                root=str(root),
+                group="head" if i == 1 else "workers",
+                bundle=captures[i - 1].path if captures else None,
+                defaults=defaults,
+            )
+        )
         if nodes > 1 and (i % step == 0 or i == nodes):
             say(f"node trees: {i}/{nodes}")
     fleet = SimFleet(
@@ -203,10 +257,11 @@ def up(
         nodes=sim_nodes,
     )
     try:
-        say(f"GPUs: scenario {scenario}")
-        install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
+        if not captures:
+            say(f"GPUs: scenario {scenario}")
+            install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
         say("ROCm: version files, amdsmi package source in /opt/rocm/share/amd_smi")
-        _install_rocm([Path(n.root) for n in sim_nodes])
+        _install_rocm([Path(n.root) for n in sim_nodes], captures)
         if conn == "ssh":
             assert sshd is not None
             say(f"starting {nodes} sshd")
@@ -214,17 +269,23 @@ def up(
         if bmc_vendor != "none":
             say(f"starting {nodes} BMCs ({bmc_vendor})")
         bmcs = bmcfleet.start(
-            base, [(n.name, n.root) for n in fleet.nodes], bmc_vendor, bmc_tls, bmc_reset_delay
+            base,
+            [(n.name, n.root) for n in fleet.nodes],
+            bmc_vendor,
+            bmc_tls,
+            bmc_reset_delay,
+            captures,
         )
         if bmcs is not None:  # the BMC fleet's records, stored in the simulated fleet's
             fleet.bmc_pid, fleet.bmc_username, fleet.bmc_ca = bmcs.pid, bmcs.username, bmcs.ca
             for node in fleet.nodes:
-                b = bmcs.nodes[node.name]
-                node.bmc_url, node.bmc_vendor, node.bmc_password_file = (
-                    b.url,
-                    b.vendor,
-                    b.password_file,
-                )
+                b = bmcs.nodes.get(node.name)  # "captured": only nodes whose bundle has one
+                if b is not None:
+                    node.bmc_url, node.bmc_vendor, node.bmc_password_file = (
+                        b.url,
+                        b.vendor,
+                        b.password_file,
+                    )
         _write_inventory(base, fleet)
     except BaseException:
         _stop_sshds(fleet)
@@ -446,14 +507,25 @@ def _is_fleet_sshd(pid: int, node_dir: Path) -> bool:
     return str(node_dir / "sshd_config").encode() in cmd
 
 
-def _install_rocm(roots: list[Path]) -> None:
+def _install_rocm(roots: list[Path], captures: list[Any] | None = None) -> None:
     """Each node's /opt/rocm/.info/version, amdgpu version and share/amd_smi (agent/sim/rocm.py);
-    the library version a scenario gives a node stays the library's (a half-way upgrade)."""
+    the library version a scenario gives a node stays the library's (a half-way upgrade).
+    A node built from a bundle keeps the versions the bundle shows."""
     from agent.sim.gpu.state import DriverInfo
-    from agent.sim.rocm import ROCM_VERSION, install_rocm
+    from agent.sim.rocm import DRIVER_RELPATH, ROCM_VERSION, VERSION_RELPATH, install_rocm
 
-    for root in roots:
-        install_rocm(root, ROCM_VERSION, DriverInfo().version)
+    for i, root in enumerate(roots):
+        rocm, driver = ROCM_VERSION, DriverInfo().version
+        if captures:
+            b = captures[i]
+            rocm = (b.text(f"node/{VERSION_RELPATH}") or "").strip() or rocm
+            driver = (b.text(f"node/{DRIVER_RELPATH}") or "").strip() or driver
+        install_rocm(root, rocm, driver)
+        if captures:  # byte for byte as captured
+            for rel in (VERSION_RELPATH, DRIVER_RELPATH):
+                data = captures[i].files.get(f"node/{rel}")
+                if data is not None:
+                    (root / rel).write_bytes(data)
 
 
 def _write_inventory(base: Path, fleet: SimFleet) -> None:

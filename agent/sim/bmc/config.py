@@ -123,6 +123,7 @@ class NodeConfig:
     bios_build: str | None = None
     initial_attributes: dict[str, AttrValue] = field(default_factory=dict)
     power_state: str = "On"
+    captured: Path | None = None  # a capture's bmc/ folder (agent/sim/bmc/captured.py)
 
     def read_password(self) -> str:
         """The password (first line of password_file, without the newline)."""
@@ -145,6 +146,7 @@ _NODE_KEYS = {
     "bios_build",
     "initial_attributes",
     "power_state",
+    "captured",
 }
 
 
@@ -203,6 +205,7 @@ def parse_node(data: Mapping[str, Any], base: Path | None = None) -> NodeConfig:
         bios_build=str(data["bios_build"]) if data.get("bios_build") else None,
         initial_attributes=dict(data.get("initial_attributes") or {}),
         power_state=power,
+        captured=_path(data["captured"], base) if data.get("captured") else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -75,8 +76,27 @@ class BmcNode:
                 raise ValueError(f"node {cfg.name}: bad initial attribute {name}={value!r}")
             self.current[name] = value
         self.pending: dict[str, AttrValue] = {}
+        self.captured: dict[str, dict[str, Any]] = {}
+        self.captured_notes: list[str] = []
+        if cfg.captured is not None:
+            from agent.sim.bmc.captured import from_capture
+
+            cap = from_capture(p, cfg.captured)
+            self.personality = p = cap.personality
+            self.current, self.pending = dict(cap.current), dict(cap.pending)
+            self.captured, self.captured_notes = cap.docs, cap.notes
+            if cap.registry_file_uri:
+                self._registry_file_uri = cap.registry_file_uri
         self.settings_messages: list[dict[str, Any]] = []
         self._settings_time = _now()
+        bios_cap = self.captured.get(p.bios_path) or {}
+        when = (bios_cap.get("@Redfish.Settings") or {}).get("Time")
+        msgs = (bios_cap.get("@Redfish.Settings") or {}).get("Messages")
+        if isinstance(msgs, list):  # and the messages of its last apply
+            self.settings_messages = [m for m in msgs if isinstance(m, dict)]
+        if isinstance(when, str):  # a captured BMC keeps its Settings.Time until a reset
+            with contextlib.suppress(ValueError):
+                self._settings_time = datetime.fromisoformat(when.replace("Z", "+00:00"))
         self.power_state: str = cfg.power_state
         self._boot_gen = 0
         self._boot_timer: threading.Timer | None = None
@@ -132,7 +152,18 @@ class BmcNode:
             return hashlib.sha1(b"pending" + blob).hexdigest()[:20]
 
     # ------------------------------------------------------------------ resources
+    def captured_doc(self, path: str) -> dict[str, Any] | None:
+        """The captured resource at ``path`` (a copy), if this BMC was built from a capture."""
+        doc = self.captured.get(path.rstrip("/") or path)
+        return json.loads(json.dumps(doc)) if doc is not None else None
+
     def service_root(self) -> dict[str, Any]:
+        cap = self.captured_doc("/redfish/v1")
+        if cap is not None:
+            cap.setdefault("Systems", {"@odata.id": "/redfish/v1/Systems"})
+            cap.setdefault("Registries", {"@odata.id": "/redfish/v1/Registries"})
+            cap.setdefault("SessionService", {"@odata.id": "/redfish/v1/SessionService"})
+            return cap
         p = self.personality
         return {
             "@odata.id": "/redfish/v1/",
@@ -150,6 +181,9 @@ class BmcNode:
         }
 
     def systems(self) -> dict[str, Any]:
+        cap = self.captured_doc("/redfish/v1/Systems")
+        if cap is not None:
+            return cap
         return {
             "@odata.id": "/redfish/v1/Systems",
             "@odata.type": T_SYSTEMS,
@@ -177,6 +211,19 @@ class BmcNode:
         with self._lock:
             nps, smt = p.topology(self.current)
             power = self.power_state
+        cap = self.captured_doc(p.system_path)
+        if cap is not None:  # the captured System; power and the reset action are behaviour
+            cap["PowerState"] = power
+            cap.setdefault("Bios", {"@odata.id": p.bios_path})
+            actions = cap.setdefault("Actions", {})
+            actions.setdefault(
+                "#ComputerSystem.Reset",
+                {
+                    "target": f"{p.system_path}/Actions/ComputerSystem.Reset",
+                    "ResetType@Redfish.AllowableValues": list(RESET_TYPES),
+                },
+            )
+            return cap
         return {
             "@odata.id": p.system_path,
             "@odata.type": T_SYSTEM,
@@ -220,9 +267,14 @@ class BmcNode:
                 "Attributes": dict(self.current),
                 "ResetBiosToDefaultsPending": False,
             }
+            cap = self.captured_doc(p.bios_path)
+            if cap is not None:
+                cap["Attributes"] = dict(self.current)
+                doc = cap
             if not p.settings_link:
                 return doc
             settings: dict[str, Any] = {
+                **((cap or {}).get("@Redfish.Settings") or {}),
                 "@odata.type": T_SETTINGS,
                 "SettingsObject": {"@odata.id": p.settings_path},
                 "ETag": self.bios_etag(),
@@ -241,15 +293,21 @@ class BmcNode:
             attrs = (
                 {**self.current, **self.pending} if p.settings_shows_full else dict(self.pending)
             )
-            doc: dict[str, Any] = {
-                "@odata.id": p.settings_path,
-                "@odata.type": T_BIOS,
-                "Id": p.settings_id,
-                "Name": "BIOS Configuration Pending Settings",
-                "Description": "BIOS attribute values applied at the next system reset",
-                "AttributeRegistry": p.registry_id,
-                "Attributes": attrs,
-            }
+            cap = self.captured_doc(p.settings_path)
+            doc: dict[str, Any]
+            if cap is not None:
+                doc = cap
+                doc["Attributes"] = attrs
+            else:
+                doc = {
+                    "@odata.id": p.settings_path,
+                    "@odata.type": T_BIOS,
+                    "Id": p.settings_id,
+                    "Name": "BIOS Configuration Pending Settings",
+                    "Description": "BIOS attribute values applied at the next system reset",
+                    "AttributeRegistry": p.registry_id,
+                    "Attributes": attrs,
+                }
             if p.clear_pending:
                 target = p.settings_path + "/Actions/Oem/DellManager.ClearPending"
                 doc["Actions"] = {"Oem": {"#DellManager.ClearPending": {"target": target}}}
@@ -258,9 +316,14 @@ class BmcNode:
     @property
     def registry_file_path(self) -> str:
         p = self.personality
-        return f"/redfish/v1/Registries/{p.registry_file_id or p.registry_id}"
+        return getattr(self, "_registry_file_uri", None) or (
+            f"/redfish/v1/Registries/{p.registry_file_id or p.registry_id}"
+        )
 
     def registries(self) -> dict[str, Any]:
+        cap = self.captured_doc("/redfish/v1/Registries")
+        if cap is not None:
+            return cap
         return {
             "@odata.id": "/redfish/v1/Registries",
             "@odata.type": T_REGISTRIES,
@@ -270,6 +333,9 @@ class BmcNode:
         }
 
     def registry_file(self) -> dict[str, Any]:
+        cap = self.captured_doc(self.registry_file_path)
+        if cap is not None:
+            return cap
         p = self.personality
         major, minor, _ = p.registry_version.split(".")
         base_name = p.registry_id.split(".")[0]
@@ -285,6 +351,9 @@ class BmcNode:
         }
 
     def attribute_registry(self) -> dict[str, Any]:
+        cap = self.captured_doc(self.personality.registry_path)
+        if cap is not None:
+            return cap
         p = self.personality
         entries: list[dict[str, Any]] = []
         for order, a in enumerate(p.attributes, start=1):

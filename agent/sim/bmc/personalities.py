@@ -100,14 +100,17 @@ class Personality:
     busy_message: str = "Base.1.16.ServiceTemporarilyUnavailable"
     busy_during_post: bool = False  # iLO: a settings PATCH during POST -> 400, retry later
     extra_systems: tuple[str, ...] = ()  # Systems without a Bios on the same BMC
+    # A BMC built from a capture (agent/sim/bmc/captured.py): the captured URIs
+    system_uri: str | None = None
+    bios_uri: str | None = None
 
     @property
     def system_path(self) -> str:
-        return f"/redfish/v1/Systems/{self.system_id}"
+        return self.system_uri or f"/redfish/v1/Systems/{self.system_id}"
 
     @property
     def bios_path(self) -> str:
-        return f"{self.system_path}/Bios"
+        return self.bios_uri or f"{self.system_path}/Bios"
 
     def attr(self, name: str) -> AttrDef | None:
         for a in self.attributes:

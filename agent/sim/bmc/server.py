@@ -403,6 +403,8 @@ class _Handler(BaseHTTPRequestHandler):
         if get and path == p.registry_path and node.faults.bad_registry:
             # a registry body cut short (a BMC that ran out of memory building it)
             return _Response(200, '{"@odata.id": "' + path + '", "RegistryEntries": {"Attri')
+        if get and path not in routes and node.captured_doc(path) is not None:
+            return _Response(200, node.captured_doc(path))  # any other captured resource
         if path in routes:
             if get:
                 headers = {}

@@ -1,0 +1,1 @@
+../../agent/capture/bmc.py

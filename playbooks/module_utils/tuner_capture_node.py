@@ -1,0 +1,1 @@
+../../agent/capture/node.py
