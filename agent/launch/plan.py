@@ -182,14 +182,10 @@ def shares(counts: list[int], policy: Policy) -> list[float]:
     return [c / total for c in counts]
 
 
-def split_items(total: int, weights: list[float]) -> list[int]:
-    """`total` work items split by weight (largest remainder: the counts sum to total)."""
-    raw = [total * w for w in weights]
-    out = [int(r) for r in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - out[i]), i))
-    for i in order[: total - sum(out)]:
-        out[i] += 1
-    return out
+def _probe_default() -> list[str]:
+    from agent.launch.ssh import probe_argv
+
+    return probe_argv("python3", "/")
 
 
 def make_plan(
@@ -254,7 +250,7 @@ def make_plan(
         env[MASK_VAR] = values["mask"]
         if is_probe:
             env["TUNER_PROBE_DEADLINE"] = str((probe_options or {}).get("deadline", 60))
-            argv = list((probe_argv or {}).get(n.name, ["python3", "-m", "agent.launch.probe"]))
+            argv = list((probe_argv or {}).get(n.name) or _probe_default())
             if rank == 0:
                 env["TUNER_PROBE_EXPECTED"] = json.dumps(
                     {

@@ -424,16 +424,7 @@ def prepare(
     by_name = {h.name: h for h in hosts}
     if recheck_deadline is not None:
         inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
-    probe_argv = {
-        n: [
-            node_python(by_name[n]),
-            "-m",
-            "agent.launch.probe",
-            "--root",
-            by_name[n].root,
-        ]
-        for n in usable_names
-    }
+    probe_argv = {n: ssh.probe_argv(node_python(by_name[n]), by_name[n].root) for n in usable_names}
     plan = make_plan(
         inv,
         report_path,
@@ -514,7 +505,7 @@ def print_plan(plan: LaunchPlan, console: Any) -> None:
             f"{':' + str(n.ssh_port) if n.ssh_port else ''}:",
             markup=False,
         )
-        console.print(f"  {n.remote_command}", markup=False, soft_wrap=True)
+        console.print(f"  {ssh.short_probe(n.remote_command)}", markup=False, soft_wrap=True)
     for name, why in plan.excluded_nodes.items():
         console.print(f"not in the run: {name} ({why})", markup=False)
     console.print("dry run: no node was touched", markup=False)
