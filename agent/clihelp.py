@@ -1,4 +1,4 @@
-"""The CLI's help conventions, applied once to every command (agent/cli.py `main`).
+"""The CLI's help conventions, applied once to every command (agent/cli/__init__.py `main`).
 
 - A value option shows what it takes (`--forks N`, `--reboot never|if-needed`), never a
   type tag (`<int>`); a flag shows nothing.

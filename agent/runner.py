@@ -100,7 +100,7 @@ ProgressFn = Callable[[str, str], None]  # (host, status) when a host finishes
 
 
 class Progress:
-    """What a run tells as it goes (the CLI shows it: agent/cli.py `_progress`).
+    """What a run tells as it goes (the CLI shows it: agent/cli/progress.py).
 
     Called as a ProgressFn when a host finishes; `phase` when a step of the run starts
     (`BIOS batch 1/4: apply`, with the number of host results it will give); `state` when a

@@ -1,0 +1,242 @@
+"""`tuner facts|check|ready`: GPU facts, the health gate, the pre-run answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.cli.common import (
+    app,
+    emit,
+    errors,
+    out,
+    prepare,
+)
+from agent.cli.options import (
+    BmcTimeoutOpt,
+    CaBundleOpt,
+    DeadlineOpt,
+    ForksOpt,
+    InsecureOpt,
+    InventoryOpt,
+    JsonOpt,
+    LimitOpt,
+    ProfileOpt,
+)
+from agent.cli.progress import progress
+from agent.errors import TunerError
+
+
+@app.command()
+def facts(
+    local: Annotated[bool, typer.Option("--local", help="This node, in-process.")] = False,
+    root: Annotated[
+        str, typer.Option("--root", help="The node's / (a simulated node's tree).")
+    ] = "/",
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    deadline: DeadlineOpt = 60,
+    forks: ForksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """GPU facts: every GPU amdsmi sees, the PCI bus view, host facts (a table per node;
+    --json for everything)."""
+    from agent.gpu.run import fleet_facts, local_facts
+
+    with errors(as_json):
+        from agent.gpu.run import print_facts
+
+        if local:
+            f = local_facts(root)
+            emit(f, as_json, lambda: print_facts([f], {}, out))
+            return
+        _, inv = prepare(None, inventory, limit)
+        with progress(len(inv.hosts), "facts", as_json) as prog:
+            got, failures, _ = fleet_facts(inv, deadline, forks, prog)
+        doc = {"nodes": [f.model_dump(mode="json") for f in got], "failed": failures}
+        emit(doc, as_json, lambda: print_facts(got, failures, out))
+        raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def check(
+    local: Annotated[bool, typer.Option("--local", help="Check this node, in-process.")] = False,
+    root: Annotated[str, typer.Option("--root", help="The node's / (with --local).")] = "/",
+    facts_files: Annotated[
+        list[str] | None,
+        typer.Option("--facts", help="Evaluate saved facts (tuner facts --json) instead."),
+    ] = None,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    deadline: DeadlineOpt = 60,
+    min_gpus: Annotated[
+        int | None, typer.Option("--min-gpus", min=0, help="Fail the gate below N usable GPUs.")
+    ] = None,
+    min_gpus_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--min-gpus-per-node", min=1, max=64, help="Exclude a node with fewer usable GPUs."
+        ),
+    ] = None,
+    max_excluded_nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-excluded-nodes", min=0, help="Fail the gate when more nodes are out at once."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Health policy (default: checks/default.yml).")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the usable-GPU inventory here.")
+    ] = None,
+    forks: ForksOpt = None,
+    show_gpus: Annotated[
+        bool, typer.Option("--gpus", help="Show every GPU (grouped), not only excluded ones.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The pre-run health gate: per-GPU verdicts and the usable-GPU inventory.
+
+    Exit 0 when the gate passes, 1 when it fails, 2 on bad input."""
+    from agent.gpu.gate import GateOptions
+    from agent.gpu.policy import load_policy
+    from agent.gpu.run import (
+        expected_gpus,
+        fleet_facts,
+        gate,
+        load_facts_files,
+        local_facts,
+        print_inventory,
+    )
+
+    with errors(as_json):
+        if output is not None:
+            from agent.paths import check_output_path
+
+            output = str(check_output_path(output))
+        pol = load_policy(policy)
+        opts = GateOptions(
+            min_gpus=min_gpus,
+            min_gpus_per_node=min_gpus_per_node,
+            max_excluded_nodes=max_excluded_nodes,
+        )
+        failures: dict[str, str] = {}
+        expected: dict[str, int] = {}
+        if facts_files:
+            got = load_facts_files(facts_files)
+            order = [f.name for f in got]
+        elif local:
+            got = [local_facts(root)]
+            order = [got[0].name]
+        else:
+            _, inv = prepare(None, inventory, limit)
+            order = [h.name for h in inv.hosts]
+            expected = expected_gpus(inv)
+            with progress(len(inv.hosts), "check", as_json) as prog:
+                got, failures, _ = fleet_facts(inv, deadline, forks, prog)
+        result = gate(got, failures, order, pol, opts, expected)
+        if not facts_files and not local:
+            from agent.gpu.gate import attach_addresses
+            from agent.gpu.run import record_gate
+
+            attach_addresses(result, inv.hosts)
+            result.inventory = inv.path
+            # nodes running the node agent keep their verdict (its textfile shows it)
+            for w in record_gate(inv, result, got, forks):
+                typer.echo(f"warning: {w}", err=True)
+        doc = result.model_dump_inventory()
+        if output:
+            from agent.gpu.run import write_atomic
+
+            try:
+                write_atomic(output, doc)
+            except OSError as e:
+                tmp = Path(output).with_name(f".{Path(output).name}.tmp")
+                tmp.unlink(missing_ok=True)
+                raise TunerError(f"cannot write: {e.strerror or e}", field="--output") from e
+        emit(doc, as_json, lambda: print_inventory(result, out, show_gpus))
+        raise typer.Exit(0 if result.gate.passed else 1)
+
+
+@app.command()
+def ready(
+    profile: ProfileOpt,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    min_gpus: Annotated[
+        int | None, typer.Option("--min-gpus", min=0, help="Not ready below N usable GPUs.")
+    ] = None,
+    min_gpus_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--min-gpus-per-node", min=1, max=64, help="Exclude a node with fewer usable GPUs."
+        ),
+    ] = None,
+    max_excluded_nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-excluded-nodes", min=0, help="Not ready when more nodes are out at once."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="A node that does not conform fails the answer."),
+    ] = False,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Health policy (default: checks/default.yml).")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write the usable-GPU inventory here (atomic)."),
+    ] = None,
+    deadline: DeadlineOpt = 60,
+    forks: ForksOpt = None,
+    insecure: InsecureOpt = False,
+    ca_bundle: CaBundleOpt = None,
+    bmc_timeout: BmcTimeoutOpt = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """One pre-run answer: verify (OS + BIOS + cross-layer) and the GPU gate.
+
+    Exit 0 only when the fleet conforms (drifted nodes excluded, or --strict) and the gate
+    passes; 1 not ready; 2 bad input."""
+    from agent import ready as rd
+    from agent.gpu.gate import GateOptions
+    from agent.gpu.policy import load_policy
+    from agent.gpu.run import fleet_facts, write_atomic
+    from agent.layers import bios
+
+    with errors(as_json):
+        opts = bios.check_options(
+            bios.BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
+        )
+        pol = load_policy(policy)
+        gopts = GateOptions(
+            min_gpus=min_gpus,
+            min_gpus_per_node=min_gpus_per_node,
+            max_excluded_nodes=max_excluded_nodes,
+        )
+        prof, inv = prepare(profile, inventory, limit)
+        n = len(inv.hosts) * (3 if bios.has_bios(prof) else 2)
+        with progress(n, "ready", as_json) as prog:
+            v = rd.verify_fleet(prof, inv, opts, forks, prog)
+            got, failures, _ = fleet_facts(inv, deadline, forks, prog)
+        r = rd.combine(
+            prof.name,
+            v,
+            got,
+            failures,
+            [h.name for h in inv.hosts],
+            pol,
+            gopts,
+            inv.hosts,
+            inv.path,
+            strict,
+        )
+        if output:
+            write_atomic(output, r.gpus)
+        emit(r.dump(), as_json, lambda: rd.print_ready(r, out))
+        raise typer.Exit(r.exit_code)

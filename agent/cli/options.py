@@ -1,0 +1,112 @@
+"""Option types shared by the commands (typer `Annotated` aliases)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
+DetailOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detail",
+        help="Every host and every row (default: hosts with the same result on one row, "
+        "only what differs or failed).",
+    ),
+]
+InventoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--inventory",
+        "-i",
+        help="Ansible inventory (default: $TUNER_INVENTORY, else the simulated fleet's).",
+    ),
+]
+LimitOpt = Annotated[str | None, typer.Option("--limit", "-l", help="Ansible host pattern.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or YAML path.")]
+ForksOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--forks", min=1, max=256, help="Hosts worked on at once (default: all, up to 64)."
+    ),
+]
+StateDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state-dir", help="State folder (default: $TUNER_STATE_DIR or ~/.local/state/tuner)."
+    ),
+]
+LockTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        min=0,
+        max=86400,
+        help="Seconds to wait for another tuner run's lock on a host (then that host fails, "
+        "naming the holder).",
+    ),
+]
+
+
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Do not verify the BMCs' TLS certificates.")
+]
+CaBundleOpt = Annotated[
+    str | None,
+    typer.Option("--ca-bundle", help="CA certificates (PEM) to verify the BMCs' TLS with."),
+]
+BmcTimeoutOpt = Annotated[
+    float,
+    typer.Option("--bmc-timeout", min=0.1, max=600, help="Seconds to wait for a BMC answer."),
+]
+
+
+LayerOpt = Annotated[
+    str,
+    typer.Option(
+        "--layer",
+        help="cmdline, bios, os or all: the layers to work on (they run in that order on a host).",
+    ),
+]
+RebootOpt = Annotated[
+    str,
+    typer.Option(
+        "--reboot",
+        help="never (BIOS values and the kernel command line stay pending until the next "
+        "reboot) or if-needed (reboot those hosts once, in rolling batches).",
+    ),
+]
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Hosts per rolling batch (default: all)."),
+]
+MaxFailedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-failed",
+        min=0,
+        help="Start no new batch once more than M hosts have failed (whole run).",
+    ),
+]
+ResetTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--reset-timeout", min=1, max=7200, help="Seconds a node may take to boot after reset."
+    ),
+]
+
+
+RebootAllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reboot-all-hosts",
+        help="Allow --reboot if-needed to select every host of a fleet larger than 8.",
+    ),
+]
+
+
+DeadlineOpt = Annotated[
+    float,
+    typer.Option("--deadline", min=1, max=3600, help="Seconds a node may take (then it fails)."),
+]
