@@ -1,6 +1,11 @@
 """`tuner launch` on simulated fleets, over each node's real sshd (fabric), with the pyzmq
 probe: the MLPerf llama2-70b shape (87 engines on 11 nodes), failure handling (a failing
-node, SIGINT: nothing left running, checked by PID), bad input (nothing touched)."""
+node, SIGINT, SIGKILL of the controller: nothing left running, checked by PID), bad input
+(nothing touched).
+
+Every fleet here is set up as a user's is: `tuner sim up` with bare nodes (the OS's Python
+only), then `tuner provision` (the node runtime /opt/tuner/venv, which has no tuner package),
+then `tuner check`."""
 
 from __future__ import annotations
 
@@ -39,6 +44,14 @@ def free_port() -> int:
     raise RuntimeError("no free port pair")
 
 
+def provisioned(state: Path, nodes: int | None, *extra: str) -> Iterator[Fleet]:
+    """A bare fleet made ready by `tuner provision`, as the docs say to."""
+    for f in make_fleet(state, nodes, 8, *extra, runtime="bare"):
+        r = f.tuner("provision", "--json", timeout=900)
+        assert r.rc == 0, r.err[-3000:]
+        yield f
+
+
 def checked(fleet: Fleet) -> Path:
     report = fleet.state / "report.json"
     r = fleet.tuner("check", "--output", str(report))
@@ -49,14 +62,14 @@ def checked(fleet: Fleet) -> Path:
 @pytest.fixture(scope="module")
 def mlperf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
     state = tmp_path_factory.mktemp("mlperf") / "state"
-    for f in make_fleet(state, None, 8, "--scenario", "mlperf-llama2-70b"):
+    for f in provisioned(state, None, "--scenario", "mlperf-llama2-70b"):
         yield f, checked(f)
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
     state = tmp_path_factory.mktemp("small") / "state"
-    for f in make_fleet(state, 3, 8):
+    for f in provisioned(state, 3):
         yield f, checked(f)
 
 
@@ -92,6 +105,10 @@ def test_probe_mlperf_87_engines_weighted(mlperf: tuple[Fleet, Path]) -> None:
     assert all(v["rtt_ms"] for v in probe["nodes"].values())
     assert all(n["status"] == "ok" and n["exit_code"] == 0 for n in doc["nodes"])
     assert Path(doc["nodes"][6]["log"]).read_text().count("registered") == 7
+    # the probe ran in the provisioned runtime, which has no tuner package
+    venv = fleet.roots["node01"] / "opt/tuner/venv"
+    assert not list(venv.glob("lib/python*/site-packages/agent"))
+    assert not list(venv.glob("lib/python*/site-packages/tuner*"))
 
 
 def test_plan_ranks_shares_and_masks(mlperf: tuple[Fleet, Path]) -> None:
@@ -265,6 +282,47 @@ def test_sigint_stops_all(small: tuple[Fleet, Path], tmp_path: Path) -> None:
     assert "interrupted" in out + err
     time.sleep(0.5)
     assert [x for x in _pids(d) if _alive(x)] == []
+
+
+def test_sigkill_of_the_controller_stops_all(small: tuple[Fleet, Path], tmp_path: Path) -> None:
+    """SIGKILL gives tuner no chance to clean up: the watchdog on each node sees the SSH
+    channel close and ends the command's process group."""
+    fleet, report = small
+    d = tmp_path / "pids"
+    d.mkdir()
+    env = dict(os.environ, TUNER_STATE_DIR=str(fleet.state))
+    p = subprocess.Popen(
+        [
+            *TUNER,
+            "launch",
+            "--from",
+            str(report),
+            "--no-recheck",
+            "--port",
+            str(free_port()),
+            "--",
+            *_script(d, None),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_pids(d)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_pids(d)) == 6
+        p.kill()
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    pids = _pids(d)
+    deadline = time.monotonic() + 8  # TERM at once; KILL 5 s later for a process that stays
+    while [x for x in pids if _alive(x)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [x for x in pids if _alive(x)] == []
 
 
 def test_wrong_host_key_is_refused(small: tuple[Fleet, Path], tmp_path: Path) -> None:

@@ -128,7 +128,19 @@ def launch(
     ] = False,
     template: Annotated[
         str | None,
-        typer.Option("--template", help="probe, vllm, or a YAML file (docs/launch.md)."),
+        typer.Option("--template", help="probe, vllm, sglang, or a YAML file (docs/launch.md)."),
+    ] = None,
+    tp: Annotated[
+        int | None,
+        typer.Option("--tp", help="Tensor parallel size (default: COMMAND's, else 1)."),
+    ] = None,
+    pp: Annotated[
+        int | None,
+        typer.Option("--pp", help="Pipeline parallel size (default: COMMAND's, else 1)."),
+    ] = None,
+    ep: Annotated[
+        int | None,
+        typer.Option("--ep", help="Expert parallel size (default: COMMAND's, else 1: off)."),
     ] = None,
     probe_deadline: Annotated[
         float,
@@ -154,6 +166,9 @@ def launch(
             template=template,
             inventory=inventory,
             probe_deadline=probe_deadline,
+            tp=tp,
+            pp=pp,
+            ep=ep,
         )
         if recheck and not dry_run:
             with progress(plan.num_nodes, "recheck", as_json) as prog:
@@ -168,6 +183,9 @@ def launch(
                     probe_deadline=probe_deadline,
                     recheck_deadline=deadline,
                     progress=prog,
+                    tp=tp,
+                    pp=pp,
+                    ep=ep,
                 )
         if dry_run:
             emit(plan, as_json, lambda: lr.print_plan(plan, out))
@@ -175,6 +193,7 @@ def launch(
         lr.check_ports_free(plan.head_address, plan.port)
         report = lr.execute(plan, targets, lr.log_dir(), lr.echo_to(err if as_json else out))
         emit(report, as_json, lambda: lr.print_report(report, out))
+        raise typer.Exit(report.exit_code)
 
 
 @app.command()

@@ -390,6 +390,9 @@ def prepare(
     probe_deadline: float,
     recheck_deadline: float | None = None,
     progress: Any = None,
+    tp: int | None = None,
+    pp: int | None = None,
+    ep: int | None = None,
 ) -> tuple[LaunchPlan, dict[str, ssh.Target]]:
     """Everything validated before a node is touched: report, gate, template, placeholders,
     head, port, inventory and SSH settings. With `recheck_deadline`, the GPU gate runs again
@@ -397,11 +400,12 @@ def prepare(
     from agent.errors import BadInput, Failed
     from agent.export import load_report
     from agent.inventory import default_inventory, load_inventory
-    from agent.launch.plan import check_port, load_template, make_plan
+    from agent.launch.plan import check_identities, check_port, load_template, make_plan
 
     check_port(port)
     tpl = load_template(template)
     inv = load_report(report_path)
+    check_identities(inv)
     if not inv.gate.passed:
         raise Failed(
             "the report's gate failed (" + "; ".join(inv.gate.reasons) + "): run tuner check "
@@ -435,6 +439,9 @@ def prepare(
         template=tpl,
         probe_argv=probe_argv,
         probe_options={"deadline": probe_deadline, "items_per_gpu": 4},
+        tp=tp,
+        pp=pp,
+        ep=ep,
     )
     targets = targets_for(plan, hosts)
     for n in plan.nodes:
@@ -491,12 +498,27 @@ def print_plan(plan: LaunchPlan, console: Any) -> None:
         f"{plan.policy}, template {plan.template or '-'}",
         markup=False,
     )
+    console.print(
+        f"engines: {plan.data_parallel_size} of TP {plan.tp} x PP {plan.pp} GPUs"
+        f"{f', expert parallel {plan.ep}' if plan.ep > 1 else ''}; "
+        f"{n_of(plan.leftover_gpus, 'usable GPU')} left over",
+        markup=False,
+    )
     for n in plan.nodes:
         console.print(
             f"\n[{n.name}] {n.role} rank {n.rank}, start rank {n.start_rank}, "
             f"{n_of(n.local_gpus, 'GPU')}, share {n.share}",
             markup=False,
         )
+        for e in n.engines:
+            console.print(
+                f"  engine {e.local_rank} (data-parallel rank {e.dp_rank}): GPUs "
+                f"{','.join(str(i) for i in e.gpus)}  mask {e.mask}",
+                markup=False,
+                soft_wrap=True,
+            )
+        for lo in n.leftover:
+            console.print(f"  left over: GPU {lo.index} ({lo.reason})", markup=False)
         for k, v in n.env.items():
             if k != "TUNER_PROBE_EXPECTED":
                 console.print(f"  {k}={v}", markup=False, soft_wrap=True)
