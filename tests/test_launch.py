@@ -191,6 +191,15 @@ def test_vllm_template_dry_run(mlperf: tuple[Fleet, Path]) -> None:
     node07 = next(n for n in nodes if n["name"] == "node07")
     assert node07["argv"][node07["argv"].index("--data-parallel-size-local") + 1] == "7"
 
+    # TP 2 (the example): 43 engines, not 87 ranks of 2 GPUs
+    r = fleet.tuner(
+        "launch", "--from", str(report), "--template", "vllm", "--tp", "2", "--dry-run",
+        "--", "vllm", "serve", "meta-llama/Llama-2-70b-chat-hf",
+    )  # fmt: skip
+    assert r.rc == 0, r.err
+    assert "--data-parallel-size 43" in r.out and "--tensor-parallel-size 2" in r.out
+    assert "left over: GPU 7" in r.out
+
 
 def _pids(d: Path) -> list[int]:
     return [int(p.read_text()) for p in d.glob("*.pid") if p.read_text().strip()]
@@ -393,6 +402,10 @@ def test_recheck_passes_then_launches(small: tuple[Fleet, Path]) -> None:
         ("ok", ("--template", "vllm"), "give a COMMAND"),
         ("ok", ("--", "echo", "{rank}"), "unknown placeholder"),
         ("ok", ("--policy", "fastest", "--", "true"), "policy"),
+        ("ok", ("--tp", "16", "--", "true"), "no engine of TP 16"),
+        ("ok", ("--tp", "2", "--", "vllm", "serve", "M", "-tp", "4"), "COMMAND says 4"),
+        ("hostile-name", (), "not a host name"),
+        ("hostile-uuid", (), "not GPU-<hex>"),
     ],
 )
 def test_bad_input_touches_nothing(
@@ -404,6 +417,13 @@ def test_bad_input_touches_nothing(
         rep.write_text(report.read_text())
     elif case == "corrupt":
         rep.write_text("{")
+    elif case.startswith("hostile"):
+        d = json.loads(report.read_text())
+        if case == "hostile-name":
+            d["nodes"][1]["name"] = "node02;touch${IFS}/tmp/pwned"
+        else:
+            d["nodes"][1]["usable"][0]["hip_uuid"] = "GPU-1$(touch /tmp/pwned)"
+        rep.write_text(json.dumps(d))
     elif case == "empty":
         d = json.loads(report.read_text())
         for n in d["nodes"]:

@@ -130,6 +130,20 @@ def launch(
         str | None,
         typer.Option("--template", help="probe, vllm, sglang, or a YAML file (docs/launch.md)."),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="ssh|slurm|k8s",
+            help="ssh: tuner starts the nodes; slurm: an sbatch script; k8s: a LeaderWorkerSet.",
+        ),
+    ] = "ssh",
+    image: Annotated[
+        str | None, typer.Option("--image", help="k8s: the container image to run.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="k8s: the namespace of the manifests.")
+    ] = None,
     tp: Annotated[
         int | None,
         typer.Option("--tp", help="Tensor parallel size (default: COMMAND's, else 1)."),
@@ -169,7 +183,11 @@ def launch(
             tp=tp,
             pp=pp,
             ep=ep,
+            backend=backend,
         )
+        if backend != "ssh":
+            _launch_scheduled(plan, backend, image, namespace, dry_run, as_json)
+            return
         if recheck and not dry_run:
             with progress(plan.num_nodes, "recheck", as_json) as prog:
                 plan, targets = lr.prepare(
@@ -194,6 +212,80 @@ def launch(
         report = lr.execute(plan, targets, lr.log_dir(), lr.echo_to(err if as_json else out))
         emit(report, as_json, lambda: lr.print_report(report, out))
         raise typer.Exit(report.exit_code)
+
+
+def _launch_scheduled(
+    plan: Any, backend: str, image: str | None, namespace: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """--backend slurm|k8s: the plan rendered for the scheduler (agent/launch/backends.py)."""
+    import re
+
+    from agent.errors import BadInput
+    from agent.launch import backends
+    from agent.launch import run as lr
+
+    if backend == "k8s":
+        if not image or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}", image):
+            raise BadInput("give the container image (--image REGISTRY/NAME:TAG)", field="--image")
+        if namespace is not None and not re.fullmatch(
+            r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace
+        ):
+            raise BadInput(
+                f"{namespace!r} is not a namespace name (RFC 1123 label)", field="--namespace"
+            )
+        docs = backends.k8s_manifests(plan, image, namespace)
+        if not dry_run:
+            raise BadInput(
+                "tuner writes the manifests and does not apply them: use --dry-run and pipe "
+                "them to kubectl apply -f -",
+                field="--backend",
+            )
+        if as_json:
+            emit(
+                {
+                    "command": "launch",
+                    "backend": "k8s",
+                    "plan": plan.model_dump(),
+                    "manifests": docs,
+                },
+                True,
+                lambda: None,
+            )
+        else:
+            out.print(
+                backends.k8s_yaml(docs), markup=False, highlight=False, soft_wrap=True, end=""
+            )
+        return
+    script = backends.slurm_script(plan)
+    if dry_run:
+        if as_json:
+            emit(
+                {
+                    "command": "launch",
+                    "backend": "slurm",
+                    "plan": plan.model_dump(),
+                    "script": script,
+                },
+                True,
+                lambda: None,
+            )
+        else:
+            out.print(script, markup=False, highlight=False, soft_wrap=True, end="")
+        return
+    job = lr.submit_slurm(script)
+    doc = {
+        "command": "launch",
+        "backend": "slurm",
+        "job_id": job,
+        "nodes": [n.name for n in plan.nodes],
+    }
+    emit(
+        doc,
+        as_json,
+        lambda: out.print(
+            f"submitted Slurm job {job} on {len(plan.nodes)} nodes (squeue -j {job})", markup=False
+        ),
+    )
 
 
 @app.command()

@@ -252,6 +252,7 @@ class NodePlan(BaseModel):
     argv: list[str]
     engines: list[EnginePlan] = []
     dp_start: int = 0
+    installed: int | None = None  # AMD GPUs on the node's PCI bus (the report's count)
     leftover: list[Leftover] = []  # usable GPUs of this node outside every engine, and why
     remote_command: str = ""  # the exact line run over SSH (set by ssh.remote_command)
 
@@ -413,8 +414,11 @@ def make_plan(
     tp: int | None = None,
     pp: int | None = None,
     ep: int | None = None,
+    head_value: str | None = None,
 ) -> LaunchPlan:
-    """The plan. `probe_argv`: per node, the probe's command (its Python and root)."""
+    """The plan. `probe_argv`: per node, the probe's command (its Python and root).
+    `head_value`: what {head} becomes instead of the head's address (Kubernetes:
+    `$(LWS_LEADER_ADDRESS)`, which the kubelet expands)."""
     check_port(port)
     if policy not in ("equal", "weighted"):
         raise BadInput(f"{policy!r} is not a policy (equal, weighted)", field="--policy")
@@ -523,7 +527,8 @@ def make_plan(
             )
         par.ep = par.tp * dp_size
     weights = shares(counts, policy)
-    head_port = f"[{h.address}]:{port}" if ":" in h.address else f"{h.address}:{port}"
+    head_addr = head_value or h.address
+    head_port = f"[{head_addr}]:{port}" if ":" in head_addr else f"{head_addr}:{port}"
     plans: list[NodePlan] = []
     start = 0
     dp_start = 0
@@ -549,7 +554,7 @@ def make_plan(
             "world_size": str(world),
             "local_gpus": str(count),
             "start_rank": str(start),
-            "head": h.address,
+            "head": head_addr,
             "port": str(port),
             "port_up": str(port + 1),
             "share": f"{share:.6f}",
@@ -611,6 +616,7 @@ def make_plan(
                 engines=engines,
                 dp_start=dp_start,
                 leftover=pl.leftover,
+                installed=n.installed,
             )
         )
         start += count

@@ -393,6 +393,7 @@ def prepare(
     tp: int | None = None,
     pp: int | None = None,
     ep: int | None = None,
+    backend: str = "ssh",
 ) -> tuple[LaunchPlan, dict[str, ssh.Target]]:
     """Everything validated before a node is touched: report, gate, template, placeholders,
     head, port, inventory and SSH settings. With `recheck_deadline`, the GPU gate runs again
@@ -400,10 +401,19 @@ def prepare(
     from agent.errors import BadInput, Failed
     from agent.export import load_report
     from agent.inventory import default_inventory, load_inventory
+    from agent.launch.backends import LEADER_ADDRESS
     from agent.launch.plan import check_identities, check_port, load_template, make_plan
 
     check_port(port)
+    if backend not in ("ssh", "slurm", "k8s"):
+        raise BadInput(f"{backend!r} is not a backend (ssh, slurm, k8s)", field="--backend")
     tpl = load_template(template)
+    if backend == "k8s" and tpl is not None and tpl.name == "probe":
+        raise BadInput(
+            "the probe runs with each node's provisioned Python; in Kubernetes give your "
+            "image's command (--template vllm or sglang, or COMMAND)",
+            field="--template",
+        )
     inv = load_report(report_path)
     check_identities(inv)
     if not inv.gate.passed:
@@ -442,11 +452,39 @@ def prepare(
         tp=tp,
         pp=pp,
         ep=ep,
+        head_value=LEADER_ADDRESS if backend == "k8s" else None,
     )
+    if backend != "ssh":  # the scheduler reaches the nodes, not tuner's SSH
+        return plan, {}
     targets = targets_for(plan, hosts)
     for n in plan.nodes:
         n.remote_command = ssh.remote_command(n)
     return plan, targets
+
+
+def submit_slurm(script: str) -> str:
+    """sbatch the script (on stdin); the job id. sbatch missing or refusing: bad input."""
+    import shutil
+    import subprocess
+
+    from agent.errors import BadInput, Failed
+
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        raise BadInput(
+            "sbatch is not on PATH: run this on a Slurm login node, or print the script with "
+            "--dry-run",
+            field="--backend",
+        )
+    try:
+        r = subprocess.run(
+            [sbatch, "--parsable"], input=script, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Failed(f"sbatch failed: {e}") from e
+    if r.returncode != 0:
+        raise Failed(f"sbatch refused the job: {r.stderr.strip() or r.stdout.strip()}")
+    return r.stdout.strip().split(";")[0]
 
 
 def _recheck(inv: Any, hosts: list[Any], path: Path, deadline: float, progress: Any) -> Any:
