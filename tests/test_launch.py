@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import slurmlab
 from tests.conftest import CONNECTION, REPO, TUNER, Fleet, make_fleet, run_tuner
 
 pytestmark = [
@@ -332,6 +333,50 @@ def test_sigkill_of_the_controller_stops_all(small: tuple[Fleet, Path], tmp_path
     while [x for x in pids if _alive(x)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [x for x in pids if _alive(x)] == []
+
+
+@pytest.mark.skipif(not slurmlab.available(), reason="Debian's slurmctld/slurmd not installed")
+def test_slurm_job_runs_the_probe_on_exactly_the_usable_gpus(
+    small: tuple[Fleet, Path], tmp_path: Path
+) -> None:
+    """A real slurmctld and one slurmd per node: node03 excluded by the gate (the report) and
+    node02 drained in Slurm by an administrator: the job runs the probe on node01 only, and
+    the probe registers exactly node01's usable GPUs."""
+    fleet, report = small
+    d = json.loads(report.read_text())
+    n3 = d["nodes"][2]
+    n3["excluded"], n3["usable"], n3["status"], n3["reason"] = n3["usable"], [], "excluded", "t"
+    d["usable_gpus"] -= 8
+    d["excluded_gpus"] += 8
+    d["nodes_usable"] -= 1
+    d["nodes_excluded"] += 1
+    rep = tmp_path / "r.json"
+    rep.write_text(json.dumps(d))
+    with slurmlab.slurm_lab(tmp_path / "slurm", ["node01", "node02", "node03"]) as senv:
+        env = {**os.environ, **senv}
+        dry = fleet.tuner(
+            "launch", "--from", str(rep), "--backend", "slurm", "--template", "probe",
+            "--dry-run", "--no-recheck", env=env,
+        )  # fmt: skip
+        assert dry.rc == 0, dry.err
+        assert "#SBATCH --nodelist=node01,node02\n" in dry.out and "node03" in dry.out
+        subprocess.run(
+            ["scontrol", "update", "nodename=node02", "state=drain", "reason=admin: fan"],
+            env=env,
+            check=True,
+        )
+        r = fleet.tuner(
+            "launch", "--from", str(rep), "--backend", "slurm", "--template", "probe",
+            "--no-recheck", "--port", str(free_port()), "--probe-deadline", "60", "--json",
+            env=env, timeout=180,
+        )  # fmt: skip
+        assert r.rc == 0, (r.out, r.err)
+        doc = r.json()
+        assert doc["state"] == "COMPLETED" and doc["nodes"] == ["node01"]
+        text = Path(doc["output"]).read_text()
+        assert "node01: 8/8 engines, 32/32 items" in text, text
+        assert doc["probe"]["ok"] and doc["probe"]["expected_engines"] == 8
+        assert {e.split("/")[0] for e in doc["probe"]["engines"]} == {"node01"}
 
 
 def test_wrong_host_key_is_refused(small: tuple[Fleet, Path], tmp_path: Path) -> None:

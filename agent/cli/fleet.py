@@ -272,20 +272,22 @@ def _launch_scheduled(
         else:
             out.print(script, markup=False, highlight=False, soft_wrap=True, end="")
         return
-    job = lr.submit_slurm(script)
-    doc = {
-        "command": "launch",
-        "backend": "slurm",
-        "job_id": job,
-        "nodes": [n.name for n in plan.nodes],
-    }
-    emit(
-        doc,
-        as_json,
-        lambda: out.print(
-            f"submitted Slurm job {job} on {len(plan.nodes)} nodes (squeue -j {job})", markup=False
-        ),
+    logs = lr.log_dir()
+    job = lr.submit_slurm(script, logs / "slurm-%j.out")
+    names = [n.name for n in plan.nodes]
+    (err if as_json else out).print(
+        f"submitted Slurm job {job} on {len(names)} nodes; following it (Ctrl-C cancels it)",
+        markup=False,
     )
+    end = lr.follow_slurm(job)
+    output = logs / f"slurm-{job}.out"
+    doc = {"command": "launch", "backend": "slurm", **end, "nodes": names, "output": str(output)}
+    doc["probe"] = lr.probe_result(output)
+    said = f"Slurm job {job}: {end['state']} (exit {end.get('exit_code', '?')}); output {output}"
+    emit(doc, as_json, lambda: out.print(said, markup=False))
+    if end.get("interrupted"):
+        raise typer.Exit(130)
+    raise typer.Exit(0 if end["state"] == "COMPLETED" else 1)
 
 
 @app.command()

@@ -89,13 +89,31 @@ def _clique(c: tuple[int, ...], adj: dict[int, set[int]]) -> bool:
 def place(node: NodeEntry, size: int) -> NodePlacement:
     """The engines of `size` GPUs on `node` and the usable GPUs left over, with why."""
     by_index = {g.index: g for g in node.usable if g.index is not None}
-    no_index = [g for g in node.usable if g.index is None]
     leftover = [
-        Leftover(index=None, uuid=g.uuid, reason="no runtime index in the report") for g in no_index
+        Leftover(index=None, uuid=g.uuid, reason="no runtime index in the report")
+        for g in node.usable
+        if g.index is None
     ]
     if size == 1:
-        return NodePlacement(
+        return NodePlacement.model_construct(
             node=node.name, engines=[[g] for g in by_index.values()], leftover=leftover
+        )
+    ids = sorted(by_index)
+    groups = node.xgmi_groups
+    if groups is not None and not node.xgmi_down and any(set(ids) <= set(g) for g in groups):
+        # the common case: every usable GPU in one hive, no link down: engines in GPU order
+        chunks = [ids[i : i + size] for i in range(0, len(ids) - size + 1, size)]
+        placed = {i for c in chunks for i in c}
+        rest = [i for i in ids if i not in placed]
+        why = (
+            f"{size} GPUs per engine: no {size - 1} fully connected usable partners left for it "
+            f"on the node ({len(rest) - 1} left)"
+        )
+        return NodePlacement.model_construct(
+            node=node.name,
+            engines=[[by_index[i] for i in c] for c in chunks],
+            leftover=leftover
+            + [Leftover.model_construct(index=i, uuid=by_index[i].uuid, reason=why) for i in rest],
         )
     adj = partners(node)
     if adj is None:
@@ -133,7 +151,7 @@ def place(node: NodeEntry, size: int) -> NodePlacement:
                 f"it on the node ({len(linked)} left)"
             )
         leftover.append(Leftover(index=i, uuid=g.uuid, reason=why))
-    return NodePlacement(
+    return NodePlacement.model_construct(
         node=node.name,
         engines=[[by_index[i] for i in e] for e in engines],
         leftover=leftover,

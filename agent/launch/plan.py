@@ -389,11 +389,13 @@ def check_identities(inv: GpuInventory) -> None:
 
 
 def _address_ok(a: str) -> bool:
+    if HOST_RE.fullmatch(a):  # host names and IPv4 (HOST_RE cannot start with "-")
+        return True
     try:
-        ipaddress.ip_address(a)
+        ipaddress.ip_address(a)  # IPv6
         return True
     except ValueError:
-        return bool(HOST_RE.fullmatch(a)) and not a.startswith("-")
+        return False
 
 
 def _mask(gpus: list[GpuEntry], by_uuid: bool) -> str:
@@ -538,8 +540,9 @@ def make_plan(
         pl = placed[n.name]
         gpus = [g for e in pl.engines for g in e]
         by_uuid = all(g.hip_uuid for g in gpus)
+        # model_construct: values built here from checked ones (10,000 nodes: bench/)
         engines = [
-            EnginePlan(
+            EnginePlan.model_construct(
                 dp_rank=dp_start + k,
                 local_rank=k,
                 gpus=[g.index for g in e],
@@ -558,7 +561,7 @@ def make_plan(
             "port": str(port),
             "port_up": str(port + 1),
             "share": f"{share:.6f}",
-            "mask": _mask(gpus, by_uuid),
+            "mask": ",".join(e.mask for e in engines),
             "tp": str(par.tp),
             "pp": str(par.pp),
             "ep": str(par.ep),
@@ -598,7 +601,7 @@ def make_plan(
                     extra += template.ep
             argv = [a.format(**values) for a in [*base, *extra]]
         plans.append(
-            NodePlan(
+            NodePlan.model_construct(
                 name=n.name,
                 role="head" if rank == 0 else "worker",
                 rank=rank,
@@ -609,7 +612,10 @@ def make_plan(
                 ssh_port=n.port,
                 user=n.user,
                 gpus=[
-                    GpuRef(index=g.index, uuid=g.uuid, hip_uuid=g.hip_uuid, bdf=g.bdf) for g in gpus
+                    GpuRef.model_construct(
+                        index=g.index, uuid=g.uuid, hip_uuid=g.hip_uuid, bdf=g.bdf
+                    )
+                    for g in gpus
                 ],
                 env=env,
                 argv=argv,

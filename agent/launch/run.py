@@ -438,6 +438,8 @@ def prepare(
     by_name = {h.name: h for h in hosts}
     if recheck_deadline is not None:
         inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
+    if backend == "slurm":
+        _leave_out(inv, slurm_unavailable([n.name for n in inv.nodes if n.usable]))
     probe_argv = {n: ssh.probe_argv(node_python(by_name[n]), by_name[n].root) for n in usable_names}
     plan = make_plan(
         inv,
@@ -462,29 +464,154 @@ def prepare(
     return plan, targets
 
 
-def submit_slurm(script: str) -> str:
-    """sbatch the script (on stdin); the job id. sbatch missing or refusing: bad input."""
+def _slurm_tool(name: str) -> str:
     import shutil
-    import subprocess
 
-    from agent.errors import BadInput, Failed
+    from agent.errors import BadInput
 
-    sbatch = shutil.which("sbatch")
-    if sbatch is None:
+    path = shutil.which(name)
+    if path is None:
         raise BadInput(
-            "sbatch is not on PATH: run this on a Slurm login node, or print the script with "
+            f"{name} is not on PATH: run this on a Slurm login node, or print the script with "
             "--dry-run",
             field="--backend",
         )
+    return path
+
+
+SLURM_UNAVAILABLE = ("drain", "down", "fail", "maint", "reboot", "power", "unk", "inval", "futr")
+
+
+def slurm_unavailable(names: list[str]) -> dict[str, str]:
+    """Nodes Slurm will not run on now (drained, down, failing, ...), with their state and
+    reason, from `sinfo`; nothing when sinfo is not here (--dry-run away from the cluster)."""
+    import shutil
+    import subprocess
+
+    sinfo = shutil.which("sinfo")
+    if sinfo is None or not names:
+        return {}
+    r = subprocess.run(
+        [sinfo, "-h", "-N", "-n", ",".join(names), "-o", "%N|%T|%E"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    out: dict[str, str] = {}
+    for line in r.stdout.splitlines():
+        parts = line.split("|", 2)
+        if len(parts) == 3 and any(w in parts[1].lower() for w in SLURM_UNAVAILABLE):
+            out[parts[0]] = f"slurm: {parts[1]} ({parts[2]})"
+    return out
+
+
+def _leave_out(inv: Any, why: dict[str, str]) -> None:
+    for n in inv.nodes:
+        if n.name in why and n.usable:
+            n.excluded, n.usable = n.excluded + n.usable, []
+            n.status, n.reason = "excluded", why[n.name]
+
+
+def submit_slurm(script: str, output: Path) -> str:
+    """sbatch the script (on stdin), its output to `output` (%j: the job id); the job id."""
+    import subprocess
+
+    from agent.errors import Failed
+
+    sbatch = _slurm_tool("sbatch")
+    output.parent.mkdir(parents=True, exist_ok=True)
     try:
         r = subprocess.run(
-            [sbatch, "--parsable"], input=script, capture_output=True, text=True, timeout=60
+            [sbatch, "--parsable", f"--output={output}"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise Failed(f"sbatch failed: {e}") from e
     if r.returncode != 0:
         raise Failed(f"sbatch refused the job: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout.strip().split(";")[0]
+    job = r.stdout.strip().split(";")[0]
+    if not job.isdigit():
+        raise Failed(f"sbatch answered {r.stdout.strip()!r}, not a job id")
+    return job
+
+
+SLURM_DONE = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
+
+
+def slurm_job_state(job: str) -> dict[str, str]:
+    """JobState, ExitCode, NodeList... of a job, from `scontrol show job -o` (kept by slurmctld
+    for MinJobAge after the end; no accounting database needed)."""
+    import subprocess
+
+    r = subprocess.run(
+        [_slurm_tool("scontrol"), "show", "job", "-o", job],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    out: dict[str, str] = {}
+    for word in r.stdout.split():
+        if "=" in word:
+            k, v = word.split("=", 1)
+            out.setdefault(k, v)
+    return out
+
+
+def probe_result(output: Path) -> dict[str, Any] | None:
+    """The probe head's `tuner-probe {json}` line in a job's output, if any."""
+    try:
+        text = output.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(text.splitlines()):
+        if line.startswith(PROBE_TAG + " "):
+            try:
+                doc = json.loads(line.split(" ", 1)[1])
+                return doc if isinstance(doc, dict) else None
+            except ValueError:
+                return None
+    return None
+
+
+def follow_slurm(job: str, poll: float = 1.0, timeout: float | None = None) -> dict[str, Any]:
+    """Wait for the job to end; Ctrl-C or SIGTERM cancels it (scancel). Its final state."""
+    import subprocess
+
+    t0 = time.monotonic()
+    state: dict[str, str] = {}
+    try:
+        while True:
+            state = slurm_job_state(job)
+            st = state.get("JobState", "")
+            if st in SLURM_DONE or (not state and time.monotonic() - t0 > 10):
+                break
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        subprocess.run([_slurm_tool("scancel"), job], capture_output=True, timeout=30)
+        return {"job_id": job, "state": "CANCELLED", "interrupted": True}
+    code = state.get("ExitCode", "")
+    return {
+        "job_id": job,
+        "state": state.get("JobState", "UNKNOWN"),
+        "exit_code": code,
+        "nodes": state.get("NodeList", ""),
+        "seconds": round(time.monotonic() - t0, 3),
+    }
 
 
 def _recheck(inv: Any, hosts: list[Any], path: Path, deadline: float, progress: Any) -> Any:
