@@ -451,6 +451,7 @@ def test_recheck_passes_then_launches(small: tuple[Fleet, Path]) -> None:
         ("ok", ("--tp", "2", "--", "vllm", "serve", "M", "-tp", "4"), "COMMAND says 4"),
         ("hostile-name", (), "not a host name"),
         ("hostile-uuid", (), "not GPU-<hex>"),
+        ("other-inventory", (), "pass -i to say which"),
     ],
 )
 def test_bad_input_touches_nothing(
@@ -462,6 +463,10 @@ def test_bad_input_touches_nothing(
         rep.write_text(report.read_text())
     elif case == "corrupt":
         rep.write_text("{")
+    elif case == "other-inventory":  # a report pointing the launch at other hosts
+        d = json.loads(report.read_text())
+        d["inventory"] = str(tmp_path / "elsewhere.yml")
+        rep.write_text(json.dumps(d))
     elif case.startswith("hostile"):
         d = json.loads(report.read_text())
         if case == "hostile-name":

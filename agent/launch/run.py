@@ -423,7 +423,29 @@ def prepare(
         )
     if not any(n.usable for n in inv.nodes):
         raise BadInput("the report has no usable GPU: nothing to launch", field="--from")
-    inv_path = default_inventory(inventory or inv.inventory)
+    # SSH addresses and host keys come from the inventory: one the operator names (-i,
+    # TUNER_INVENTORY, the running lab fleet), never only the one a report names (a report
+    # is a file anyone can edit: it could point the launch at other hosts and known_hosts).
+    try:
+        inv_path = default_inventory(inventory)
+    except BadInput as e:
+        if inv.inventory:
+            raise BadInput(
+                f"the report was written from the inventory {inv.inventory}: pass -i "
+                f"{inv.inventory} to launch with it",
+                field="--inventory",
+            ) from e
+        raise
+    if (
+        inventory is None
+        and inv.inventory
+        and Path(inv.inventory).expanduser().resolve() != inv_path.expanduser().resolve()
+    ):
+        raise BadInput(
+            f"the report was written from the inventory {inv.inventory} but the inventory here "
+            f"is {inv_path}: pass -i to say which one to launch with",
+            field="--inventory",
+        )
     usable_names = [n.name for n in inv.nodes if n.usable]
     hosts = load_inventory(inv_path, ",".join(usable_names)).hosts
     known = {h.name for h in hosts}
