@@ -202,6 +202,25 @@ def test_vllm_template_dry_run(mlperf: tuple[Fleet, Path]) -> None:
     assert "left over: GPU 7" in r.out
 
 
+def test_k8s_and_slurm_dry_runs(mlperf: tuple[Fleet, Path]) -> None:
+    fleet, report = mlperf
+    base = ("launch", "--from", str(report), "--template", "vllm", "--tp", "2")
+    cmd = ("--", "vllm", "serve", "M")
+    r = fleet.tuner(*base, "--backend", "k8s", "--image", "rocm/vllm:1", "--dry-run", *cmd)
+    assert r.rc == 0, r.err
+    assert r.out.startswith("apiVersion: leaderworkerset.x-k8s.io/v1") and "amd.com/gpu: 8" in r.out
+    assert "$(LWS_LEADER_ADDRESS)" in r.out
+    r = fleet.tuner(*base, "--backend", "k8s", "--dry-run", "--json", *cmd)
+    assert r.rc == 2 and "--image" in r.out
+    r = fleet.tuner(*base, "--backend", "k8s", "--image", "rocm/vllm:1", *cmd)
+    assert r.rc == 2 and "kubectl apply" in r.err
+    r = fleet.tuner(*base, "--backend", "slurm", "--dry-run", "--json", *cmd)
+    assert r.rc == 0, r.err
+    doc = r.json()
+    assert doc["plan"]["data_parallel_size"] == 43
+    assert "#SBATCH --nodes=11" in doc["script"] and doc["script"].count("\nsrun ") == 11
+
+
 def _pids(d: Path) -> list[int]:
     return [int(p.read_text()) for p in d.glob("*.pid") if p.read_text().strip()]
 

@@ -171,6 +171,12 @@ def launch(
     from agent.launch import run as lr
 
     with errors(as_json):
+        if backend == "k8s" and not dry_run:
+            raise BadInput(
+                "tuner writes the manifests and does not apply them: use --dry-run and pipe "
+                "them to kubectl apply -f -",
+                field="--backend",
+            )
         plan, targets = lr.prepare(
             from_,
             command or [],
@@ -185,9 +191,6 @@ def launch(
             ep=ep,
             backend=backend,
         )
-        if backend != "ssh":
-            _launch_scheduled(plan, backend, image, namespace, dry_run, as_json)
-            return
         if recheck and not dry_run:
             with progress(plan.num_nodes, "recheck", as_json) as prog:
                 plan, targets = lr.prepare(
@@ -204,7 +207,11 @@ def launch(
                     tp=tp,
                     pp=pp,
                     ep=ep,
+                    backend=backend,
                 )
+        if backend != "ssh":
+            _launch_scheduled(plan, backend, image, namespace, dry_run, as_json)
+            return
         if dry_run:
             emit(plan, as_json, lambda: lr.print_plan(plan, out))
             return
@@ -234,12 +241,6 @@ def _launch_scheduled(
                 f"{namespace!r} is not a namespace name (RFC 1123 label)", field="--namespace"
             )
         docs = backends.k8s_manifests(plan, image, namespace)
-        if not dry_run:
-            raise BadInput(
-                "tuner writes the manifests and does not apply them: use --dry-run and pipe "
-                "them to kubectl apply -f -",
-                field="--backend",
-            )
         if as_json:
             emit(
                 {
