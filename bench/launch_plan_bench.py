@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -54,15 +55,17 @@ def main() -> None:
     vllm = load_template("vllm")
     out: dict[str, object] = {"nodes": a.nodes, "runs": a.runs}
     for tp in (1, 2, 4, 8):
-        times = []
+        times, cpu = [], []
         for _ in range(a.runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             p = make_plan(
                 inv, "r.json", ["vllm", "serve", "M"], head=None, port=29500,
                 policy="equal", template=vllm, tp=tp,
             )  # fmt: skip
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         out[f"plan_tp{tp}_s"] = round(statistics.median(times), 3)
+        out[f"plan_tp{tp}_cpu_s"] = round(statistics.median(cpu), 3)
         out[f"engines_tp{tp}"] = p.data_parallel_size
     p = make_plan(
         inv, "r.json", ["vllm", "serve", "M"], head=None, port=29500, policy="equal",
@@ -78,6 +81,7 @@ def main() -> None:
             fn()
             times.append(time.perf_counter() - t)
         out[name] = round(statistics.median(times), 3)
+    out["load_average"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
     res = REPO / "bench" / "results" / "launch_plan.json"
     res.write_text(json.dumps(out, indent=1) + "\n")
