@@ -508,8 +508,10 @@ def _verify_view(h: report.HostVerify) -> HostView:
     v.rows += [r for r, c in zip(cross, h.cross, strict=True) if c.status != "ok"]
     v.all_rows = (v.all_rows if v.all_rows is not None else list(v.rows)) + cross
     if h.cross:
-        v.summary += ("; " if v.summary else "") + "OS vs BIOS: " + view.counted(
-            (c.status for c in h.cross), "check"
+        v.summary += (
+            ("; " if v.summary else "")
+            + "OS vs BIOS: "
+            + view.counted((c.status for c in h.cross), "check")
         )
     v.notes += [f"OS {c.id}: {c.message}" for c in bad if c.message]
     return v

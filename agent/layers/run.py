@@ -74,8 +74,11 @@ def execute(run: Run, layers: list[Layer]) -> Any:
             if picked and type(layer).refused is not Layer.refused:
                 phase = getattr(run.progress, "phase", None)
                 if phase is not None:
-                    phase(f"{layer.label}: checking {view.fold([h.name for h in picked])} "
-                          "before changing anything", 0)
+                    phase(
+                        f"{layer.label}: checking {view.fold([h.name for h in picked])} "
+                        "before changing anything",
+                        0,
+                    )
             for name, why in layer.refused(run, picked).items():
                 refused[name] = f"{layer.label}: {why}"
         _refuse(refused)
