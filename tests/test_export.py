@@ -147,7 +147,7 @@ def test_prometheus(tmp_path: Path) -> None:
     assert set(usable[0].labels) == {"node", "index", "bdf", "serial", "uuid"}
     fleet = {s.labels["state"]: s.value for s in fams["tuner_fleet_gpus"].samples}
     assert fleet == {"usable": 16, "installed": 32, "excluded": 8}
-    assert fams["tuner_gate_passed"].samples[0].value == 1
+    assert fams["tuner_fleet_gate_passed"].samples[0].value == 1
     ml = export(tmp_path, MLPERF, "prometheus", name="ml.prom").read_text()
     fams = {f.name: f for f in text_string_to_metric_families(ml)}
     failed = fams["tuner_gpu_check_failed"].samples
@@ -236,3 +236,63 @@ def test_bad_input(tmp_path: Path, content: str | None, args: tuple[str, ...], n
     assert r.rc == 2, (r.rc, r.err)
     assert needle in r.err and "Traceback" not in r.err
     assert not out.exists()
+
+
+def _node_exporter() -> str | None:
+    import shutil
+
+    return shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+
+
+@pytest.mark.skipif(_node_exporter() is None, reason="node_exporter not installed")
+def test_per_node_folder_read_whole_by_node_exporter(tmp_path: Path) -> None:
+    """node_exporter's textfile collector reads every per-node file of one folder together,
+    next to a node agent's file (its own tuner_gate_passed): no error, no series twice."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    d = tmp_path / "textfile"
+    r = run_tuner(
+        "export", "--from", str(MLPERF), "--format", "prometheus", "--per-node", str(d),
+        state=tmp_path / "state",
+    )  # fmt: skip
+    assert r.rc == 0, r.err
+    (d / "tuner-agent.prom").write_text(
+        "# HELP tuner_gate_passed 1 when the node passed its last gate\n"
+        "# TYPE tuner_gate_passed gauge\ntuner_gate_passed 1\n"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(
+        [
+            str(_node_exporter()),
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            f"--collector.textfile.directory={d}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        text = ""
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as u:
+                    text = u.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert "node_textfile_scrape_error 0" in text, text[-2000:]
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    usable = fams["tuner_gpu_usable"].samples
+    assert len(usable) == 88 and len({tuple(sorted(s.labels.items())) for s in usable}) == 88
+    gate = fams["tuner_fleet_gate_passed"].samples
+    assert sorted(s.labels["node"] for s in gate) == [f"node{i:02d}" for i in range(1, 12)]
+    assert fams["tuner_gate_passed"].samples[0].value == 1  # the agent's, untouched

@@ -1,6 +1,11 @@
 """`tuner launch` on simulated fleets, over each node's real sshd (fabric), with the pyzmq
 probe: the MLPerf llama2-70b shape (87 engines on 11 nodes), failure handling (a failing
-node, SIGINT: nothing left running, checked by PID), bad input (nothing touched)."""
+node, SIGINT, SIGKILL of the controller: nothing left running, checked by PID), bad input
+(nothing touched).
+
+Every fleet here is set up as a user's is: `tuner sim up` with bare nodes (the OS's Python
+only), then `tuner provision` (the node runtime /opt/tuner/venv, which has no tuner package),
+then `tuner check`."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import slurmlab
 from tests.conftest import CONNECTION, REPO, TUNER, Fleet, make_fleet, run_tuner
 
 pytestmark = [
@@ -39,6 +45,14 @@ def free_port() -> int:
     raise RuntimeError("no free port pair")
 
 
+def provisioned(state: Path, nodes: int | None, *extra: str) -> Iterator[Fleet]:
+    """A bare fleet made ready by `tuner provision`, as the docs say to."""
+    for f in make_fleet(state, nodes, 8, *extra, runtime="bare"):
+        r = f.tuner("provision", "--json", timeout=900)
+        assert r.rc == 0, r.err[-3000:]
+        yield f
+
+
 def checked(fleet: Fleet) -> Path:
     report = fleet.state / "report.json"
     r = fleet.tuner("check", "--output", str(report))
@@ -49,14 +63,14 @@ def checked(fleet: Fleet) -> Path:
 @pytest.fixture(scope="module")
 def mlperf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
     state = tmp_path_factory.mktemp("mlperf") / "state"
-    for f in make_fleet(state, None, 8, "--scenario", "mlperf-llama2-70b"):
+    for f in provisioned(state, None, "--scenario", "mlperf-llama2-70b"):
         yield f, checked(f)
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
     state = tmp_path_factory.mktemp("small") / "state"
-    for f in make_fleet(state, 3, 8):
+    for f in provisioned(state, 3):
         yield f, checked(f)
 
 
@@ -92,6 +106,10 @@ def test_probe_mlperf_87_engines_weighted(mlperf: tuple[Fleet, Path]) -> None:
     assert all(v["rtt_ms"] for v in probe["nodes"].values())
     assert all(n["status"] == "ok" and n["exit_code"] == 0 for n in doc["nodes"])
     assert Path(doc["nodes"][6]["log"]).read_text().count("registered") == 7
+    # the probe ran in the provisioned runtime, which has no tuner package
+    venv = fleet.roots["node01"] / "opt/tuner/venv"
+    assert not list(venv.glob("lib/python*/site-packages/agent"))
+    assert not list(venv.glob("lib/python*/site-packages/tuner*"))
 
 
 def test_plan_ranks_shares_and_masks(mlperf: tuple[Fleet, Path]) -> None:
@@ -173,6 +191,34 @@ def test_vllm_template_dry_run(mlperf: tuple[Fleet, Path]) -> None:
     assert w["argv"][i + 1] == "55"  # node07 (7 GPUs) before it
     node07 = next(n for n in nodes if n["name"] == "node07")
     assert node07["argv"][node07["argv"].index("--data-parallel-size-local") + 1] == "7"
+
+    # TP 2 (the issue's example): 43 engines, not 87 ranks of 2 GPUs
+    r = fleet.tuner(
+        "launch", "--from", str(report), "--template", "vllm", "--tp", "2", "--dry-run",
+        "--", "vllm", "serve", "meta-llama/Llama-2-70b-chat-hf",
+    )  # fmt: skip
+    assert r.rc == 0, r.err
+    assert "--data-parallel-size 43" in r.out and "--tensor-parallel-size 2" in r.out
+    assert "left over: GPU 7" in r.out
+
+
+def test_k8s_and_slurm_dry_runs(mlperf: tuple[Fleet, Path]) -> None:
+    fleet, report = mlperf
+    base = ("launch", "--from", str(report), "--template", "vllm", "--tp", "2")
+    cmd = ("--", "vllm", "serve", "M")
+    r = fleet.tuner(*base, "--backend", "k8s", "--image", "rocm/vllm:1", "--dry-run", *cmd)
+    assert r.rc == 0, r.err
+    assert r.out.startswith("apiVersion: leaderworkerset.x-k8s.io/v1") and "amd.com/gpu: 8" in r.out
+    assert "$(LWS_LEADER_ADDRESS)" in r.out
+    r = fleet.tuner(*base, "--backend", "k8s", "--dry-run", "--json", *cmd)
+    assert r.rc == 2 and "--image" in r.out
+    r = fleet.tuner(*base, "--backend", "k8s", "--image", "rocm/vllm:1", *cmd)
+    assert r.rc == 2 and "kubectl apply" in r.err
+    r = fleet.tuner(*base, "--backend", "slurm", "--dry-run", "--json", *cmd)
+    assert r.rc == 0, r.err
+    doc = r.json()
+    assert doc["plan"]["data_parallel_size"] == 43
+    assert "#SBATCH --nodes=11" in doc["script"] and doc["script"].count("\nsrun ") == 11
 
 
 def _pids(d: Path) -> list[int]:
@@ -267,6 +313,91 @@ def test_sigint_stops_all(small: tuple[Fleet, Path], tmp_path: Path) -> None:
     assert [x for x in _pids(d) if _alive(x)] == []
 
 
+def test_sigkill_of_the_controller_stops_all(small: tuple[Fleet, Path], tmp_path: Path) -> None:
+    """SIGKILL gives tuner no chance to clean up: the watchdog on each node sees the SSH
+    channel close and ends the command's process group."""
+    fleet, report = small
+    d = tmp_path / "pids"
+    d.mkdir()
+    env = dict(os.environ, TUNER_STATE_DIR=str(fleet.state))
+    p = subprocess.Popen(
+        [
+            *TUNER,
+            "launch",
+            "--from",
+            str(report),
+            "--no-recheck",
+            "--port",
+            str(free_port()),
+            "--",
+            *_script(d, None),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_pids(d)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_pids(d)) == 6
+        p.kill()
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    pids = _pids(d)
+    deadline = time.monotonic() + 8  # TERM at once; KILL 5 s later for a process that stays
+    while [x for x in pids if _alive(x)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [x for x in pids if _alive(x)] == []
+
+
+@pytest.mark.skipif(not slurmlab.available(), reason="Debian's slurmctld/slurmd not installed")
+def test_slurm_job_runs_the_probe_on_exactly_the_usable_gpus(
+    small: tuple[Fleet, Path], tmp_path: Path
+) -> None:
+    """A real slurmctld and one slurmd per node: node03 excluded by the gate (the report) and
+    node02 drained in Slurm by an administrator: the job runs the probe on node01 only, and
+    the probe registers exactly node01's usable GPUs."""
+    fleet, report = small
+    d = json.loads(report.read_text())
+    n3 = d["nodes"][2]
+    n3["excluded"], n3["usable"], n3["status"], n3["reason"] = n3["usable"], [], "excluded", "t"
+    d["usable_gpus"] -= 8
+    d["excluded_gpus"] += 8
+    d["nodes_usable"] -= 1
+    d["nodes_excluded"] += 1
+    rep = tmp_path / "r.json"
+    rep.write_text(json.dumps(d))
+    with slurmlab.slurm_lab(tmp_path / "slurm", ["node01", "node02", "node03"]) as senv:
+        env = {**os.environ, **senv}
+        dry = fleet.tuner(
+            "launch", "--from", str(rep), "--backend", "slurm", "--template", "probe",
+            "--dry-run", "--no-recheck", env=env,
+        )  # fmt: skip
+        assert dry.rc == 0, dry.err
+        assert "#SBATCH --nodelist=node01,node02\n" in dry.out and "node03" in dry.out
+        subprocess.run(
+            ["scontrol", "update", "nodename=node02", "state=drain", "reason=admin: fan"],
+            env=env,
+            check=True,
+        )
+        r = fleet.tuner(
+            "launch", "--from", str(rep), "--backend", "slurm", "--template", "probe",
+            "--no-recheck", "--port", str(free_port()), "--probe-deadline", "60", "--json",
+            env=env, timeout=180,
+        )  # fmt: skip
+        assert r.rc == 0, (r.out, r.err)
+        doc = r.json()
+        assert doc["state"] == "COMPLETED" and doc["nodes"] == ["node01"]
+        text = Path(doc["output"]).read_text()
+        assert "node01: 8/8 engines, 32/32 items" in text, text
+        assert doc["probe"]["ok"] and doc["probe"]["expected_engines"] == 8
+        assert {e.split("/")[0] for e in doc["probe"]["engines"]} == {"node01"}
+
+
 def test_wrong_host_key_is_refused(small: tuple[Fleet, Path], tmp_path: Path) -> None:
     fleet, report = small
     kh = tmp_path / "known_hosts"
@@ -335,6 +466,11 @@ def test_recheck_passes_then_launches(small: tuple[Fleet, Path]) -> None:
         ("ok", ("--template", "vllm"), "give a COMMAND"),
         ("ok", ("--", "echo", "{rank}"), "unknown placeholder"),
         ("ok", ("--policy", "fastest", "--", "true"), "policy"),
+        ("ok", ("--tp", "16", "--", "true"), "no engine of TP 16"),
+        ("ok", ("--tp", "2", "--", "vllm", "serve", "M", "-tp", "4"), "COMMAND says 4"),
+        ("hostile-name", (), "not a host name"),
+        ("hostile-uuid", (), "not GPU-<hex>"),
+        ("other-inventory", (), "pass -i to say which"),
     ],
 )
 def test_bad_input_touches_nothing(
@@ -346,6 +482,17 @@ def test_bad_input_touches_nothing(
         rep.write_text(report.read_text())
     elif case == "corrupt":
         rep.write_text("{")
+    elif case == "other-inventory":  # a report pointing the launch at other hosts
+        d = json.loads(report.read_text())
+        d["inventory"] = str(tmp_path / "elsewhere.yml")
+        rep.write_text(json.dumps(d))
+    elif case.startswith("hostile"):
+        d = json.loads(report.read_text())
+        if case == "hostile-name":
+            d["nodes"][1]["name"] = "node02;touch${IFS}/tmp/pwned"
+        else:
+            d["nodes"][1]["usable"][0]["hip_uuid"] = "GPU-1$(touch /tmp/pwned)"
+        rep.write_text(json.dumps(d))
     elif case == "empty":
         d = json.loads(report.read_text())
         for n in d["nodes"]:

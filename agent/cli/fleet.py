@@ -128,7 +128,33 @@ def launch(
     ] = False,
     template: Annotated[
         str | None,
-        typer.Option("--template", help="probe, vllm, or a YAML file (docs/launch.md)."),
+        typer.Option("--template", help="probe, vllm, sglang, or a YAML file (docs/launch.md)."),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="ssh|slurm|k8s",
+            help="ssh: tuner starts the nodes; slurm: an sbatch script; k8s: a LeaderWorkerSet.",
+        ),
+    ] = "ssh",
+    image: Annotated[
+        str | None, typer.Option("--image", help="k8s: the container image to run.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="k8s: the namespace of the manifests.")
+    ] = None,
+    tp: Annotated[
+        int | None,
+        typer.Option("--tp", help="Tensor parallel size (default: COMMAND's, else 1)."),
+    ] = None,
+    pp: Annotated[
+        int | None,
+        typer.Option("--pp", help="Pipeline parallel size (default: COMMAND's, else 1)."),
+    ] = None,
+    ep: Annotated[
+        int | None,
+        typer.Option("--ep", help="Expert parallel size (default: COMMAND's, else 1: off)."),
     ] = None,
     probe_deadline: Annotated[
         float,
@@ -145,6 +171,12 @@ def launch(
     from agent.launch import run as lr
 
     with errors(as_json):
+        if backend == "k8s" and not dry_run:
+            raise BadInput(
+                "tuner writes the manifests and does not apply them: use --dry-run and pipe "
+                "them to kubectl apply -f -",
+                field="--backend",
+            )
         plan, targets = lr.prepare(
             from_,
             command or [],
@@ -154,6 +186,10 @@ def launch(
             template=template,
             inventory=inventory,
             probe_deadline=probe_deadline,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            backend=backend,
         )
         if recheck and not dry_run:
             with progress(plan.num_nodes, "recheck", as_json) as prog:
@@ -168,13 +204,91 @@ def launch(
                     probe_deadline=probe_deadline,
                     recheck_deadline=deadline,
                     progress=prog,
+                    tp=tp,
+                    pp=pp,
+                    ep=ep,
+                    backend=backend,
                 )
+        if backend != "ssh":
+            _launch_scheduled(plan, backend, image, namespace, dry_run, as_json)
+            return
         if dry_run:
             emit(plan, as_json, lambda: lr.print_plan(plan, out))
             return
         lr.check_ports_free(plan.head_address, plan.port)
         report = lr.execute(plan, targets, lr.log_dir(), lr.echo_to(err if as_json else out))
         emit(report, as_json, lambda: lr.print_report(report, out))
+        raise typer.Exit(report.exit_code)
+
+
+def _launch_scheduled(
+    plan: Any, backend: str, image: str | None, namespace: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """--backend slurm|k8s: the plan rendered for the scheduler (agent/launch/backends.py)."""
+    import re
+
+    from agent.errors import BadInput
+    from agent.launch import backends
+    from agent.launch import run as lr
+
+    if backend == "k8s":
+        if not image or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}", image):
+            raise BadInput("give the container image (--image REGISTRY/NAME:TAG)", field="--image")
+        if namespace is not None and not re.fullmatch(
+            r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace
+        ):
+            raise BadInput(
+                f"{namespace!r} is not a namespace name (RFC 1123 label)", field="--namespace"
+            )
+        docs = backends.k8s_manifests(plan, image, namespace)
+        if as_json:
+            emit(
+                {
+                    "command": "launch",
+                    "backend": "k8s",
+                    "plan": plan.model_dump(),
+                    "manifests": docs,
+                },
+                True,
+                lambda: None,
+            )
+        else:
+            out.print(
+                backends.k8s_yaml(docs), markup=False, highlight=False, soft_wrap=True, end=""
+            )
+        return
+    script = backends.slurm_script(plan)
+    if dry_run:
+        if as_json:
+            emit(
+                {
+                    "command": "launch",
+                    "backend": "slurm",
+                    "plan": plan.model_dump(),
+                    "script": script,
+                },
+                True,
+                lambda: None,
+            )
+        else:
+            out.print(script, markup=False, highlight=False, soft_wrap=True, end="")
+        return
+    logs = lr.log_dir()
+    job = lr.submit_slurm(script, logs / "slurm-%j.out")
+    names = [n.name for n in plan.nodes]
+    (err if as_json else out).print(
+        f"submitted Slurm job {job} on {len(names)} nodes; following it (Ctrl-C cancels it)",
+        markup=False,
+    )
+    end = lr.follow_slurm(job)
+    output = logs / f"slurm-{job}.out"
+    doc = {"command": "launch", "backend": "slurm", **end, "nodes": names, "output": str(output)}
+    doc["probe"] = lr.probe_result(output)
+    said = f"Slurm job {job}: {end['state']} (exit {end.get('exit_code', '?')}); output {output}"
+    emit(doc, as_json, lambda: out.print(said, markup=False))
+    if end.get("interrupted"):
+        raise typer.Exit(130)
+    raise typer.Exit(0 if end["state"] == "COMPLETED" else 1)
 
 
 @app.command()

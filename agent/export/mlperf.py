@@ -52,7 +52,7 @@ FIELDS = [
     "cooling",
     "hw_notes",
     "sw_notes",
-    "host_network_card_count",
+    "host_networking_card_count",
     "system_type_detail",
 ]
 

@@ -8,13 +8,20 @@ renamed into place, as the textfile collector requires; not prometheus_client's
     tuner_node_usable_gpus{node,status}              usable GPUs of the node
     tuner_fleet_gpus{state}                          usable / installed / excluded
     tuner_fleet_nodes{state}                         total / usable / excluded
-    tuner_gate_passed                                1 passed, 0 failed
+    tuner_fleet_gate_passed                          1 passed, 0 failed
     tuner_report_timestamp_seconds                   when the gate ran
+
+Per node (--per-node): every series carries the node label, the fleet-wide gauges too
+(tuner_fleet_gate_passed{node}, tuner_report_timestamp_seconds{node}), and the fleet totals
+are left out, so node_exporter reads all the files of one folder together without a series
+twice. `tuner_fleet_gate_passed` is not the node agent's `tuner_gate_passed` (the node's own
+verdict, other help text): both can sit in one textfile folder.
 """
 
 from __future__ import annotations
 
 import calendar
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,16 +86,23 @@ class _InventoryCollector(Collector):
             nodes.add_metric(["usable"], inv.nodes_usable)
             nodes.add_metric(["excluded"], inv.nodes_excluded)
             yield from (gpus, nodes)
-        yield GaugeMetricFamily(
-            "tuner_gate_passed", "1 when the fleet gate passed", value=1 if inv.gate.passed else 0
-        )
         try:
             ts = calendar.timegm(time.strptime(inv.generated_at, "%Y-%m-%dT%H:%M:%SZ"))
         except ValueError:
             ts = 0
-        yield GaugeMetricFamily(
-            "tuner_report_timestamp_seconds", "When the gate ran (Unix time)", value=ts
-        )
+        passed = 1 if inv.gate.passed else 0
+        gate_help = "1 when the fleet gate of tuner's report passed"
+        ts_help = "When the gate of tuner's report ran (Unix time)"
+        if self.nodes is None:
+            yield GaugeMetricFamily("tuner_fleet_gate_passed", gate_help, value=passed)
+            yield GaugeMetricFamily("tuner_report_timestamp_seconds", ts_help, value=ts)
+            return
+        gate = GaugeMetricFamily("tuner_fleet_gate_passed", gate_help, labels=["node"])
+        stamp = GaugeMetricFamily("tuner_report_timestamp_seconds", ts_help, labels=["node"])
+        for n in self.nodes:
+            gate.add_metric([n.name], passed)
+            stamp.add_metric([n.name], ts)
+        yield from (gate, stamp)
 
 
 def registry(inv: GpuInventory, nodes: list[NodeEntry] | None = None) -> CollectorRegistry:
@@ -122,4 +136,12 @@ def write_per_node(inv: GpuInventory, folder: str) -> list[str]:
         p = str(d / f"tuner_{hostname(n.name, 'node name')}.prom")  # no path in a name
         write_file(p, generate_latest(registry(inv, [n])))
         written.append(p)
+    try:  # the renames themselves made durable
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
     return written

@@ -94,6 +94,10 @@ class NodeEntry(BaseModel):
     port: int | None = None  # ansible_port
     user: str | None = None  # ansible_user
     host: HostFacts | None = None  # CPUs, memory, OS of the node (for mlperf-system)
+    # The XGMI link graph (runtime indices; links.xgmi_topology), for tuner launch --tp:
+    # None when the report predates it or the node gave no facts.
+    xgmi_groups: list[list[int]] | None = None  # GPUs of each hive whose links were read
+    xgmi_down: list[list[int]] | None = None  # pairs whose link is down
 
 
 class GateOptions(BaseModel):
@@ -206,6 +210,7 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
     # Node context: the XGMI link graph, device nodes, NUMA placement.
     expected_n = max(policy.expected_gpus_per_node or 0, len(facts.pci_gpus))
     missing_n = max(expected_n - len(facts.gpus), 0)
+    node.xgmi_groups, node.xgmi_down = links.xgmi_topology(facts)
     if checks.xgmi_links.enabled:
         graph = links.xgmi_graph(facts, checks.xgmi_links, missing_n)
         for g in facts.gpus:

@@ -15,6 +15,11 @@ pyzmq. Runs on every node of a launch (`tuner launch --template probe`).
 
 GPUs are seen the way the runtime sees them: amdsmi lists the node's GPUs, ordered by HIP
 index; each ROCR_VISIBLE_DEVICES entry (`GPU-<hex>` or an index into that order) selects one.
+
+Standalone: the standard library, pyzmq and amdsmi only (what `tuner provision` puts in the
+node's /opt/tuner/venv), never tuner's own package, which nodes do not have. `tuner launch`
+ships this file's source with the launch (agent/launch/ssh.py: `probe_argv`), so the probe on
+a node is always the controller's version.
 """
 
 from __future__ import annotations
@@ -34,10 +39,15 @@ TAG = "tuner-probe"
 
 def node_gpus(root: str) -> list[dict[str, Any]]:
     """The node's GPUs in runtime (HIP) order: index, hip_uuid, uuid."""
-    from agent.gpu.collect import _load_amdsmi
-
-    rocm = os.path.join(root, "opt/rocm") if root != "/" and "ROCM_PATH" not in os.environ else None
-    amdsmi = _load_amdsmi(rocm)
+    if root != "/" and "ROCM_PATH" not in os.environ:
+        os.environ["ROCM_PATH"] = os.path.join(root, "opt/rocm")
+    try:
+        import amdsmi
+    except Exception as e:  # ImportError, or the wrapper's KeyError without libamd_smi.so
+        raise SystemExit(
+            f"{TAG}: cannot load amdsmi in {sys.executable} ({type(e).__name__}: {e}): run "
+            "tuner provision on this node"
+        ) from e
     amdsmi.amdsmi_init(amdsmi.AmdSmiInitFlags.INIT_AMD_GPUS)
     try:
         out = []
@@ -76,6 +86,16 @@ def through_mask(gpus: list[dict[str, Any]], mask: str | None) -> list[dict[str,
             raise SystemExit(f"{TAG}: ROCR_VISIBLE_DEVICES names {entry!r} twice")
         picked.append(found[0])
     return picked
+
+
+def split_items(total: int, weights: list[float]) -> list[int]:
+    """`total` work items split by weight (largest remainder: the counts sum to total)."""
+    raw = [total * w for w in weights]
+    out = [int(r) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - out[i]), i))
+    for i in order[: total - sum(out)]:
+        out[i] += 1
+    return out
 
 
 HALT = threading.Event()  # set on the head when the coordinator is done (engines end)
@@ -133,8 +153,6 @@ def run_engines(
 def coordinate(ctx: Any, port: int, expected: dict[str, Any], deadline: float) -> dict[str, Any]:
     """The head: registration, the exact-set check, work under the shares, RTTs."""
     import zmq
-
-    from agent.launch.plan import split_items
 
     t_start = time.time()
     down = ctx.socket(zmq.ROUTER)
@@ -274,7 +292,7 @@ def coordinate(ctx: Any, port: int, expected: dict[str, Any], deadline: float) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agent.launch.probe")
+    ap = argparse.ArgumentParser(prog="tuner_probe.py")
     ap.add_argument("--root", default="/", help="the node's / (a simulated node's tree)")
     ap.add_argument("--deadline", type=float, default=None, help="seconds (default: from env)")
     a = ap.parse_args(argv)

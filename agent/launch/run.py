@@ -390,6 +390,10 @@ def prepare(
     probe_deadline: float,
     recheck_deadline: float | None = None,
     progress: Any = None,
+    tp: int | None = None,
+    pp: int | None = None,
+    ep: int | None = None,
+    backend: str = "ssh",
 ) -> tuple[LaunchPlan, dict[str, ssh.Target]]:
     """Everything validated before a node is touched: report, gate, template, placeholders,
     head, port, inventory and SSH settings. With `recheck_deadline`, the GPU gate runs again
@@ -397,11 +401,21 @@ def prepare(
     from agent.errors import BadInput, Failed
     from agent.export import load_report
     from agent.inventory import default_inventory, load_inventory
-    from agent.launch.plan import check_port, load_template, make_plan
+    from agent.launch.backends import LEADER_ADDRESS
+    from agent.launch.plan import check_identities, check_port, load_template, make_plan
 
     check_port(port)
+    if backend not in ("ssh", "slurm", "k8s"):
+        raise BadInput(f"{backend!r} is not a backend (ssh, slurm, k8s)", field="--backend")
     tpl = load_template(template)
+    if backend == "k8s" and tpl is not None and tpl.name == "probe":
+        raise BadInput(
+            "the probe runs with each node's provisioned Python; in Kubernetes give your "
+            "image's command (--template vllm or sglang, or COMMAND)",
+            field="--template",
+        )
     inv = load_report(report_path)
+    check_identities(inv)
     if not inv.gate.passed:
         raise Failed(
             "the report's gate failed (" + "; ".join(inv.gate.reasons) + "): run tuner check "
@@ -409,7 +423,29 @@ def prepare(
         )
     if not any(n.usable for n in inv.nodes):
         raise BadInput("the report has no usable GPU: nothing to launch", field="--from")
-    inv_path = default_inventory(inventory or inv.inventory)
+    # SSH addresses and host keys come from the inventory: one the operator names (-i,
+    # TUNER_INVENTORY, the running lab fleet), never only the one a report names (a report
+    # is a file anyone can edit: it could point the launch at other hosts and known_hosts).
+    try:
+        inv_path = default_inventory(inventory)
+    except BadInput as e:
+        if inv.inventory:
+            raise BadInput(
+                f"the report was written from the inventory {inv.inventory}: pass -i "
+                f"{inv.inventory} to launch with it",
+                field="--inventory",
+            ) from e
+        raise
+    if (
+        inventory is None
+        and inv.inventory
+        and Path(inv.inventory).expanduser().resolve() != inv_path.expanduser().resolve()
+    ):
+        raise BadInput(
+            f"the report was written from the inventory {inv.inventory} but the inventory here "
+            f"is {inv_path}: pass -i to say which one to launch with",
+            field="--inventory",
+        )
     usable_names = [n.name for n in inv.nodes if n.usable]
     hosts = load_inventory(inv_path, ",".join(usable_names)).hosts
     known = {h.name for h in hosts}
@@ -426,16 +462,9 @@ def prepare(
     by_name = {h.name: h for h in hosts}
     if recheck_deadline is not None:
         inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
-    probe_argv = {
-        n: [
-            node_python(by_name[n]),
-            "-m",
-            "agent.launch.probe",
-            "--root",
-            by_name[n].root,
-        ]
-        for n in usable_names
-    }
+    if backend == "slurm":
+        _leave_out(inv, slurm_unavailable([n.name for n in inv.nodes if n.usable]))
+    probe_argv = {n: ssh.probe_argv(node_python(by_name[n]), by_name[n].root) for n in usable_names}
     plan = make_plan(
         inv,
         report_path,
@@ -446,11 +475,167 @@ def prepare(
         template=tpl,
         probe_argv=probe_argv,
         probe_options={"deadline": probe_deadline, "items_per_gpu": 4},
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        head_value=LEADER_ADDRESS if backend == "k8s" else None,
     )
+    if backend != "ssh":  # the scheduler reaches the nodes, not tuner's SSH
+        return plan, {}
     targets = targets_for(plan, hosts)
     for n in plan.nodes:
         n.remote_command = ssh.remote_command(n)
     return plan, targets
+
+
+def _slurm_tool(name: str) -> str:
+    import shutil
+
+    from agent.errors import BadInput
+
+    path = shutil.which(name)
+    if path is None:
+        raise BadInput(
+            f"{name} is not on PATH: run this on a Slurm login node, or print the script with "
+            "--dry-run",
+            field="--backend",
+        )
+    return path
+
+
+SLURM_UNAVAILABLE = ("drain", "down", "fail", "maint", "reboot", "power", "unk", "inval", "futr")
+
+
+def slurm_unavailable(names: list[str]) -> dict[str, str]:
+    """Nodes Slurm will not run on now (drained, down, failing, ...), with their state and
+    reason, from `sinfo`; nothing when sinfo is not here (--dry-run away from the cluster)."""
+    import shutil
+    import subprocess
+
+    sinfo = shutil.which("sinfo")
+    if sinfo is None or not names:
+        return {}
+    r = subprocess.run(
+        [sinfo, "-h", "-N", "-n", ",".join(names), "-o", "%N|%T|%E"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    out: dict[str, str] = {}
+    for line in r.stdout.splitlines():
+        parts = line.split("|", 2)
+        if len(parts) == 3 and any(w in parts[1].lower() for w in SLURM_UNAVAILABLE):
+            out[parts[0]] = f"slurm: {parts[1]} ({parts[2]})"
+    return out
+
+
+def _leave_out(inv: Any, why: dict[str, str]) -> None:
+    for n in inv.nodes:
+        if n.name in why and n.usable:
+            n.excluded, n.usable = n.excluded + n.usable, []
+            n.status, n.reason = "excluded", why[n.name]
+
+
+def submit_slurm(script: str, output: Path) -> str:
+    """sbatch the script (on stdin), its output to `output` (%j: the job id); the job id."""
+    import subprocess
+
+    from agent.errors import Failed
+
+    sbatch = _slurm_tool("sbatch")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        r = subprocess.run(
+            [sbatch, "--parsable", f"--output={output}"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Failed(f"sbatch failed: {e}") from e
+    if r.returncode != 0:
+        raise Failed(f"sbatch refused the job: {r.stderr.strip() or r.stdout.strip()}")
+    job = r.stdout.strip().split(";")[0]
+    if not job.isdigit():
+        raise Failed(f"sbatch answered {r.stdout.strip()!r}, not a job id")
+    return job
+
+
+SLURM_DONE = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
+
+
+def slurm_job_state(job: str) -> dict[str, str]:
+    """JobState, ExitCode, NodeList... of a job, from `scontrol show job -o` (kept by slurmctld
+    for MinJobAge after the end; no accounting database needed)."""
+    import subprocess
+
+    r = subprocess.run(
+        [_slurm_tool("scontrol"), "show", "job", "-o", job],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    out: dict[str, str] = {}
+    for word in r.stdout.split():
+        if "=" in word:
+            k, v = word.split("=", 1)
+            out.setdefault(k, v)
+    return out
+
+
+def probe_result(output: Path) -> dict[str, Any] | None:
+    """The probe head's `tuner-probe {json}` line in a job's output, if any."""
+    try:
+        text = output.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(text.splitlines()):
+        if line.startswith(PROBE_TAG + " "):
+            try:
+                doc = json.loads(line.split(" ", 1)[1])
+                return doc if isinstance(doc, dict) else None
+            except ValueError:
+                return None
+    return None
+
+
+def follow_slurm(job: str, poll: float = 1.0, timeout: float | None = None) -> dict[str, Any]:
+    """Wait for the job to end; Ctrl-C or SIGTERM cancels it (scancel). Its final state."""
+    import subprocess
+
+    t0 = time.monotonic()
+    state: dict[str, str] = {}
+    try:
+        while True:
+            state = slurm_job_state(job)
+            st = state.get("JobState", "")
+            if st in SLURM_DONE or (not state and time.monotonic() - t0 > 10):
+                break
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        subprocess.run([_slurm_tool("scancel"), job], capture_output=True, timeout=30)
+        return {"job_id": job, "state": "CANCELLED", "interrupted": True}
+    code = state.get("ExitCode", "")
+    return {
+        "job_id": job,
+        "state": state.get("JobState", "UNKNOWN"),
+        "exit_code": code,
+        "nodes": state.get("NodeList", ""),
+        "seconds": round(time.monotonic() - t0, 3),
+    }
 
 
 def _recheck(inv: Any, hosts: list[Any], path: Path, deadline: float, progress: Any) -> Any:
@@ -502,12 +687,27 @@ def print_plan(plan: LaunchPlan, console: Any) -> None:
         f"{plan.policy}, template {plan.template or '-'}",
         markup=False,
     )
+    console.print(
+        f"engines: {plan.data_parallel_size} of TP {plan.tp} x PP {plan.pp} GPUs"
+        f"{f', expert parallel {plan.ep}' if plan.ep > 1 else ''}; "
+        f"{n_of(plan.leftover_gpus, 'usable GPU')} left over",
+        markup=False,
+    )
     for n in plan.nodes:
         console.print(
             f"\n[{n.name}] {n.role} rank {n.rank}, start rank {n.start_rank}, "
             f"{n_of(n.local_gpus, 'GPU')}, share {n.share}",
             markup=False,
         )
+        for e in n.engines:
+            console.print(
+                f"  engine {e.local_rank} (data-parallel rank {e.dp_rank}): GPUs "
+                f"{','.join(str(i) for i in e.gpus)}  mask {e.mask}",
+                markup=False,
+                soft_wrap=True,
+            )
+        for lo in n.leftover:
+            console.print(f"  left over: GPU {lo.index} ({lo.reason})", markup=False)
         for k, v in n.env.items():
             if k != "TUNER_PROBE_EXPECTED":
                 console.print(f"  {k}={v}", markup=False, soft_wrap=True)
@@ -516,7 +716,7 @@ def print_plan(plan: LaunchPlan, console: Any) -> None:
             f"{':' + str(n.ssh_port) if n.ssh_port else ''}:",
             markup=False,
         )
-        console.print(f"  {n.remote_command}", markup=False, soft_wrap=True)
+        console.print(f"  {ssh.short_probe(n.remote_command)}", markup=False, soft_wrap=True)
     for name, why in plan.excluded_nodes.items():
         console.print(f"not in the run: {name} ({why})", markup=False)
     console.print("dry run: no node was touched", markup=False)

@@ -21,10 +21,26 @@ from agent.launch.plan import OTHER_MASKS, NodePlan
 
 PGID_TAG = "tuner-pgid"
 EXIT_TAG = "tuner-exit"
-# Runs as the new session's leader (setsid), so its PID is the process group id: printed
-# first; then the command; then its exit status. The status line matters: a background
-# child that keeps the output open would otherwise hide the exit until the channel closes.
+# The command's own wrapper. It runs as the new session's leader (setsid), so its PID is the
+# process group id: printed first; then the command; then its exit status. The status line
+# matters: a background child that keeps the output open would otherwise hide the exit until
+# the channel closes.
 WRAPPER = f'echo "{PGID_TAG} $$"; "$@"; rc=$?; echo "{EXIT_TAG} $rc"; exit $rc'
+# The watchdog around it, tied to the controller's connection: the node's sshd keeps the
+# channel's stdin open while tuner's SSH connection lives (tuner never writes to it or closes
+# it). When the controller dies, whatever killed it (SIGKILL included), the kernel closes its
+# socket, sshd closes the channel and the watchdog's read sees end of file: it sends TERM to
+# the command's process group, and KILL 5 s later. fd 3 keeps the channel's stdin: a
+# background list in a non-interactive shell gets /dev/null as its stdin (POSIX). The command
+# gets /dev/null, so nothing it does can consume the watchdog's end of file. `setsid` started
+# in the background is not a process group leader, so it does not fork: $! is the new group.
+OUTER = (
+    "exec 3<&0; "
+    f"setsid sh -c '{WRAPPER}' tuner-launch \"$@\" </dev/null 3<&- & g=$!; "
+    "{ while read -r _ <&3; do :; done; kill -TERM -$g 2>/dev/null; sleep 5; "
+    "kill -KILL -$g 2>/dev/null; } </dev/null >/dev/null 2>&1 & w=$!; "
+    "exec 3<&-; wait $g; rc=$?; { kill $w; wait $w; } >/dev/null 2>&1; exit $rc"
+)
 
 
 class Target(BaseModel):
@@ -86,13 +102,43 @@ def target_for(h: InventoryHost) -> Target:
     )
 
 
+PROBE_FILE = Path(__file__).with_name("probe.py")
+# The probe goes to the node inside its command line: its source, zlib-compressed and base64
+# encoded, run by the node's Python with `-c` (it needs only the standard library, pyzmq and
+# amdsmi, which `tuner provision` installs). No file is written on the node, and the probe a
+# node runs is always the controller's version.
+PROBE_BOOT = (
+    "import base64,sys,zlib;sys.argv[0]='tuner_probe.py';"
+    "exec(compile(zlib.decompress(base64.b64decode('{blob}')),'tuner_probe.py','exec'))"
+)
+
+
+def probe_blob() -> str:
+    import base64
+    import zlib
+
+    return base64.b64encode(zlib.compress(PROBE_FILE.read_bytes(), 9)).decode()
+
+
+def probe_argv(python: str, root: str) -> list[str]:
+    """The probe's command on a node: its Python, `-c` with the probe's source, its root."""
+    return [python, "-c", PROBE_BOOT.format(blob=probe_blob()), "--root", root]
+
+
+def short_probe(line: str) -> str:
+    """`line` with the probe's source replaced by its name and size (for people)."""
+    blob = probe_blob()
+    return line.replace(blob, f"<tuner_probe.py: {PROBE_FILE.stat().st_size} bytes>")
+
+
 def remote_command(p: NodePlan) -> str:
     """The line the node's shell runs. Every value is quoted (shlex.quote); env -u drops
-    any other GPU mask the login environment may set; setsid -w gives the command its own
-    session and process group and waits for it (the exit status comes back)."""
+    any other GPU mask the login environment may set; setsid gives the command its own
+    session and process group, the watchdog (OUTER) ends that group when the controller's
+    connection goes, and the command's exit status comes back."""
     env = [f"{k}={v}" for k, v in p.env.items()]
     unset = [w for m in OTHER_MASKS for w in ("-u", m)]
-    words = ["setsid", "-w", "sh", "-c", WRAPPER, "tuner-launch", "env", *unset, *env, *p.argv]
+    words = ["sh", "-c", OUTER, "tuner-launch", "env", *unset, *env, *p.argv]
     return "exec " + " ".join(shlex.quote(w) for w in words)
 
 
@@ -100,9 +146,9 @@ def stop_command(pgid: int) -> str:
     """TERM to the whole group, up to 5 s for it to go, then KILL."""
     g = int(pgid)
     return (
-        f"kill -TERM -- -{g} 2>/dev/null; i=0; "
-        f"while kill -0 -- -{g} 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
-        f"kill -KILL -- -{g} 2>/dev/null; true"
+        f"kill -TERM -{g} 2>/dev/null; i=0; "
+        f"while kill -0 -{g} 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+        f"kill -KILL -{g} 2>/dev/null; true"
     )
 
 

@@ -206,3 +206,28 @@ def xgmi_graph(facts: NodeFacts, p: XgmiLinksCheck, missing: int) -> dict[int, C
                 "links down to " + ", ".join(theirs + to_missing[g.index]) + " (blamed on the peer)"
             )
     return out
+
+
+def xgmi_topology(facts: NodeFacts) -> tuple[list[list[int]], list[list[int]]]:
+    """The node's XGMI link graph, for placing engines (tuner launch --tp): (groups, down).
+
+    groups: the GPUs of each XGMI hive (runtime indices), only GPUs whose link states amdsmi
+    read; down: pairs of GPUs (runtime indices) whose link between them is down, seen from
+    either end. Two GPUs are XGMI partners when they share a group and are not a down pair.
+    """
+    hives: dict[Any, list[int]] = {}
+    down: set[tuple[int, int]] = set()
+    for g in facts.gpus:
+        if g.xgmi_links is None:
+            continue
+        key = g.xgmi_hive_id if g.xgmi_hive_id is not None else ("alone", g.index)
+        hives.setdefault(key, []).append(g.runtime_index)
+        for slot, st in enumerate(g.xgmi_links):
+            if st != "D":
+                continue
+            _label, peer, _known = _peer_of(g, slot, facts.gpus)
+            if peer is not None:
+                a, b = sorted((g.runtime_index, peer.runtime_index))
+                down.add((a, b))
+    groups = sorted(sorted(v) for v in hives.values())
+    return groups, [list(p) for p in sorted(down)]
