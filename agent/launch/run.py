@@ -456,9 +456,9 @@ def prepare(
             field="--inventory",
         )
     from agent.inventory import node_python
-    from agent.loaders import check_identities
+    from agent.loaders import check_identities as same_as_inventory
 
-    check_identities(inv, hosts, report_path)  # addresses are the inventory's, not edited
+    same_as_inventory(inv, hosts, report_path)  # addresses are the inventory's, not edited
     by_name = {h.name: h for h in hosts}
     if recheck_deadline is not None:
         inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
