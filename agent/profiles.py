@@ -1,6 +1,7 @@
 """Profiles: YAML files validated with pydantic, merged through `include` (child wins).
 
-A profile file has `name`, `description`, `include`, an `os` section and a `bios` section.
+A profile file has `name`, `description`, `include`, and `os`, `bios`, `kernel` and `nic`
+sections.
 Every value is checked here, before any host is touched: a bad profile ends the command
 with exit 2 and a message naming the file, the field and what is allowed.
 """
@@ -156,6 +157,52 @@ class KernelSection(_Strict):
     cmdline: Cmdline = Cmdline()
 
 
+NicModel = Literal["pollara-400", "thor2", "connectx-7"]
+RingSize = Literal["max"] | Annotated[int, Field(strict=True, ge=1, le=1 << 20)]
+
+
+class NicRings(_Strict):
+    rx: RingSize | None = None
+    tx: RingSize | None = None
+
+
+class NicPcie(_Strict):
+    max_read_request: Literal[128, 256, 512, 1024, 2048, 4096] | None = Field(
+        default=None, description="PCIe Max_Read_Request_Size in bytes"
+    )
+    relaxed_ordering: StrictBool | None = None
+
+
+class NicRoce(_Strict):
+    dscp: Annotated[int, Field(strict=True, ge=0, le=63)] | None = Field(
+        default=None, description="DSCP of RoCE traffic (RDMA CM default ToS = dscp << 2)"
+    )
+
+
+class NicSection(_Strict):
+    """The scale-out NICs of one model (docs/profiles.md "nic"); applied per port."""
+
+    model: NicModel | None = None
+    interfaces: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]] = Field(
+        default=[], max_length=64, description="only these ports (default: every port)"
+    )
+    mtu: Annotated[int, Field(strict=True, ge=68, le=65535)] | None = None
+    rings: NicRings = NicRings()
+    irq_affinity: Literal["numa"] | None = None
+    pcie: NicPcie = NicPcie()
+    roce: NicRoce = NicRoce()
+
+    @model_validator(mode="after")
+    def _model(self) -> NicSection:
+        sets = self.model_dump(exclude_none=True, exclude={"model", "interfaces"})
+        if any(v not in ({}, []) for v in sets.values()) and self.model is None:
+            raise ValueError(
+                "model is required when the nic section sets anything "
+                "(pollara-400, thor2 or connectx-7)"
+            )
+        return self
+
+
 class ProfileDoc(_Strict):
     """One profile file as written (before includes are merged)."""
 
@@ -165,6 +212,7 @@ class ProfileDoc(_Strict):
     os: OsSection = OsSection()
     bios: BiosSection = BiosSection()
     kernel: KernelSection = KernelSection()
+    nic: NicSection = NicSection()
 
 
 class Profile(BaseModel):
@@ -176,7 +224,29 @@ class Profile(BaseModel):
     os: OsSection
     bios: BiosSection
     kernel: KernelSection = KernelSection()
+    nic: NicSection = NicSection()
     sources: dict[str, str]  # flattened key (os.thp.enabled) -> file
+
+    def nic_settings(self) -> dict[str, Any]:
+        """The settings the tuner_nic module applies ({} when the section sets nothing)."""
+        n = self.nic
+        if n.model is None:
+            return {}
+        out: dict[str, Any] = {"model": n.model, "interfaces": list(n.interfaces)}
+        rings = n.rings.model_dump(exclude_none=True)
+        values = {
+            "mtu": n.mtu,
+            "rings": rings or None,
+            "irq_affinity": n.irq_affinity,
+            "max_read_request": n.pcie.max_read_request,
+            "relaxed_ordering": n.pcie.relaxed_ordering,
+            "roce_tos": None if n.roce.dscp is None else n.roce.dscp << 2,
+        }
+        out.update({k: v for k, v in values.items() if v is not None})
+        return out
+
+    def has_nic(self) -> bool:
+        return len(self.nic_settings()) > 2
 
     def cmdline(self) -> dict[str, list[str]]:
         """The kernel command line the tuner_cmdline module applies ({add, remove})."""
@@ -279,7 +349,7 @@ def load_profile(ref: str) -> Profile:
             top_doc = doc
         for inc in doc.include:
             visit(_find_include(inc, path), [*stack, path])
-        body = {k: raw[k] for k in ("os", "bios", "kernel") if k in raw}
+        body = {k: raw[k] for k in ("os", "bios", "kernel", "nic") if k in raw}
         merged = _merge(merged, body)
         flat: dict[str, Any] = {}
         _flatten(body, "", flat)
@@ -293,6 +363,7 @@ def load_profile(ref: str) -> Profile:
         os_sec = OsSection.model_validate(_drop_none(merged.get("os") or {}))
         bios_sec = BiosSection.model_validate(_drop_none(merged.get("bios") or {}))
         kernel_sec = KernelSection.model_validate(_drop_none(merged.get("kernel") or {}))
+        nic_sec = NicSection.model_validate(_drop_none(merged.get("nic") or {}))
     except ValidationError as e:
         loc, msg = validation_text(e)
         raise BadInput(msg, file=str(top), field=loc) from e
@@ -302,6 +373,8 @@ def load_profile(ref: str) -> Profile:
         "bios": bios_sec.model_dump(exclude_none=True),
         "kernel": kernel_sec.model_dump(exclude_none=True),
     }
+    if nic_sec.model is not None:  # a profile without a nic section shows none
+        dump["nic"] = nic_sec.model_dump(exclude_none=True, exclude_defaults=True)
     _flatten(dump, "", flat_final)
     return Profile(
         name=top_doc.name,
@@ -310,6 +383,7 @@ def load_profile(ref: str) -> Profile:
         os=os_sec,
         bios=bios_sec,
         kernel=kernel_sec,
+        nic=nic_sec,
         sources={k: sources.get(k, "default") for k in flat_final},
     )
 

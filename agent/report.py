@@ -25,6 +25,22 @@ class SettingChange(BaseModel):
     message: str = ""
 
 
+class HostNic(BaseModel):
+    """The nic layer's part of a host report (apply, verify, rollback; docs/json.md).
+
+    `status` is the layer's own word (apply unchanged / changed / would change / failed /
+    not started / skipped; verify ok / drift / failed; rollback nothing to do / would
+    restore / restored / failed / not started). Setting ids are `nic.<interface>.<setting>`."""
+
+    status: str
+    message: str = ""
+    model: str | None = None  # the profile's NIC model (apply, verify)
+    settings: list[SettingChange] = []  # apply
+    checks: list[SettingCheck] = []  # verify
+    files: list[FileRestore] = []  # rollback: files, config-space registers, ring sizes
+    batch: int | None = None
+
+
 class HostApply(BaseModel):
     host: str
     status: Literal["unchanged", "changed", "would change", "failed", "unreachable", "not started"]
@@ -33,6 +49,7 @@ class HostApply(BaseModel):
     settings: list[SettingChange] = []  # the OS layer
     bios: HostBios | None = None  # None: the BIOS layer did not run (no bios section)
     cmdline: HostCmdline | None = None  # None: the kernel command-line layer did not run
+    nic: HostNic | None = None  # None: the nic layer did not run (no nic section)
 
 
 class Summary(BaseModel):
@@ -89,6 +106,7 @@ class HostVerify(BaseModel):
     facts: dict[str, Any] = {}  # topology the OS shows: sockets, numa_nodes, threads_per_core
     bios: HostBios | None = None  # None: the profile has no bios section
     cmdline: HostCmdline | None = None  # None: the profile has no kernel.cmdline
+    nic: HostNic | None = None  # None: the profile has no nic section
     cross: list[CrossCheck] = []  # does the OS agree with the BIOS?
 
 
@@ -151,6 +169,7 @@ class HostRollback(BaseModel):
     files: list[FileRestore] = []  # the OS layer
     bios: HostBiosRollback | None = None  # None: the BIOS layer did not run
     cmdline: HostCmdline | None = None  # None: the kernel command-line layer did not run
+    nic: HostNic | None = None  # None: the nic layer did not run
 
 
 class RollbackReport(BaseModel):

@@ -66,7 +66,8 @@ LayerOpt = Annotated[
     str,
     typer.Option(
         "--layer",
-        help="cmdline, bios, os or all: the layers to work on (they run in that order on a host).",
+        help="cmdline, bios, os, nic or all: the layers to work on (they run in that order on a "
+        "host).",
     ),
 ]
 RebootOpt = Annotated[

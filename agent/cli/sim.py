@@ -68,6 +68,14 @@ def sim_up(
     bmc_tls: Annotated[
         bool, typer.Option("--bmc-tls/--no-bmc-tls", help="Serve the BMCs over HTTPS.")
     ] = True,
+    nic_model: Annotated[
+        str,
+        typer.Option(
+            "--nic-model",
+            help="Scale-out NICs of the nodes, a port per GPU: pollara-400, thor2 or "
+            "connectx-7 (docs/sim-nic.md).",
+        ),
+    ] = "pollara-400",
     bmc_reset_delay: Annotated[
         float,
         typer.Option(
@@ -103,6 +111,7 @@ def sim_up(
             bmc_reset_delay=bmc_reset_delay,
             progress=phases("sim up", as_json),
             runtime=runtime,
+            nic_model=nic_model,
         )
         from agent.sim import bmcfleet
 

@@ -13,6 +13,8 @@ Layers, in the order they run on a host:
   reboots, after the BIOS layer, the hosts no BIOS reset rebooted).
 * `bios` (`bios.BiosLayer`): BIOS attributes through the BMC (Redfish); its reset reboots.
 * `os` (`os.OsLayer`): sysctl, THP, governor, C-states through Ansible.
+* `nic` (`nic.NicLayer`): the scale-out NICs' runtime values (after the reboot step, as the
+  OS's).
 
 A new layer is a `Layer` subclass in its own file, an entry in `ORDER` and `make`, and its
 part of the host reports (agent/report.py, docs/json.md).
@@ -25,8 +27,8 @@ from typing import Any
 from agent.errors import BadInput
 from agent.layers.base import Layer
 
-ORDER = ("cmdline", "bios", "os")
-CHOICES = ("os", "bios", "cmdline", "all")
+ORDER = ("cmdline", "bios", "os", "nic")
+CHOICES = ("os", "bios", "cmdline", "nic", "all")
 
 
 def names(layer: str) -> list[str]:
@@ -40,6 +42,7 @@ def make(layer: str, bios_options: Any = None) -> list[Layer]:
     """The layer objects for a --layer word (BIOS options: agent.layers.bios.BiosOptions)."""
     from agent.layers.bios import BiosLayer, BiosOptions
     from agent.layers.cmdline import CmdlineLayer
+    from agent.layers.nic import NicLayer
     from agent.layers.os import OsLayer
 
     o = bios_options or BiosOptions()
@@ -49,6 +52,8 @@ def make(layer: str, bios_options: Any = None) -> list[Layer]:
             out.append(BiosLayer(o))
         elif n == "cmdline":
             out.append(CmdlineLayer(o.reboot, o.reset_timeout, o.also_reset))
+        elif n == "nic":
+            out.append(NicLayer())
         else:
             out.append(OsLayer())
     return out

@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel
 
 from agent.errors import BadInput, Failed
+from agent.sim import nicsim
 from agent.sim.nodetree import Topology, build_node
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
@@ -139,8 +140,10 @@ def up(
     bmc_reset_delay: float = 5.0,
     progress: Phase | None = None,
     runtime: str = "bare",
+    nic_model: str = "pollara-400",
 ) -> SimFleet:
-    """`progress(text)`: called at each phase (and every tenth of the node trees)."""
+    """`progress(text)`: called at each phase (and every tenth of the node trees).
+    `nic_model`: the scale-out NICs of every node (agent/sim/nicsim.py)."""
     from agent.sim import bmcfleet
     from agent.sim.scenarios import SCENARIOS, install_gpus
 
@@ -159,6 +162,11 @@ def up(
         raise BadInput("--connection must be auto, ssh or local", field="--connection")
     if runtime not in RUNTIMES:
         raise BadInput("--runtime must be bare or controller", field="--runtime")
+    if nic_model not in nicsim.MODELS:
+        raise BadInput(
+            f"--nic-model must be one of {', '.join(nicsim.MODELS)}, got {nic_model!r}",
+            field="--nic-model",
+        )
     base = sim_dir(state_dir)
     if (base / "fleet.json").exists() or base.is_symlink():
         raise BadInput(
@@ -205,6 +213,9 @@ def up(
     try:
         say(f"GPUs: scenario {scenario}")
         install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
+        say(f"NICs: {nic_model}, a port per GPU")
+        for n in sim_nodes:
+            nicsim.install(Path(n.root), nic_model)
         say("ROCm: version files, amdsmi package source in /opt/rocm/share/amd_smi")
         _install_rocm([Path(n.root) for n in sim_nodes])
         if conn == "ssh":
