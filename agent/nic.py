@@ -96,7 +96,9 @@ def check_settings(s: dict[str, Any]) -> str:
         if k not in (*KEYS, "model", "interfaces"):
             return f"unknown nic setting {k!r}"
     ifs = s.get("interfaces") or []
-    if not isinstance(ifs, list) or not all(isinstance(i, str) and IFNAME.match(i) for i in ifs):
+    if not isinstance(ifs, list) or not all(
+        isinstance(i, str) and IFNAME.fullmatch(i) for i in ifs
+    ):
         return "interfaces must be a list of interface names"
     mtu = s.get("mtu")
     if mtu is not None and (not _is_int(mtu) or not 68 <= mtu <= 65535):
@@ -141,10 +143,10 @@ def ports(host: Host) -> list[dict[str, Any]]:
     for netdir in host.glob(NET + "/*"):
         name = os.path.basename(netdir)
         dev = f"{NET}/{name}/device"
-        if not IFNAME.match(name) or not host.exists(dev + "/vendor"):
+        if not IFNAME.fullmatch(name) or not host.exists(dev + "/vendor"):
             continue  # lo, bridges, bonds: no PCI function
         bdf = os.path.basename(os.path.realpath(host.path(dev)))
-        if not BDF.match(bdf):
+        if not BDF.fullmatch(bdf):
             continue
         vendor, device = _read(host, dev + "/vendor").lower(), _read(host, dev + "/device").lower()
         model = next(
@@ -164,7 +166,7 @@ def ports(host: Host) -> list[dict[str, Any]]:
                 "device": device,
                 "model": model,
                 "numa_node": numa,
-                "ibdev": ib[0] if ib and IBDEV.match(ib[0]) else None,
+                "ibdev": ib[0] if ib and IBDEV.fullmatch(ib[0]) else None,
             }
         )
     return out

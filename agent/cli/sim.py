@@ -72,8 +72,7 @@ def sim_up(
         str,
         typer.Option(
             "--nic-model",
-            help="Scale-out NICs of the nodes, a port per GPU: pollara-400, thor2 or "
-            "connectx-7 (docs/sim-nic.md).",
+            help="Scale-out NICs of the nodes, a port per GPU (docs/sim-nic.md).",
         ),
     ] = "pollara-400",
     bmc_reset_delay: Annotated[

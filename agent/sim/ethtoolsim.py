@@ -32,7 +32,7 @@ def _state_path(root: str, name: str) -> str:
 
 def _load(root: str, name: str) -> dict[str, int]:
     p = _state_path(root, name)
-    if not IFNAME.match(name) or not os.path.isfile(p):
+    if not IFNAME.fullmatch(name) or not os.path.isfile(p):
         sys.stderr.write("netlink error: no device matches name\nnetlink error: No such device\n")
         sys.exit(1)
     with open(p, encoding="utf-8") as f:
