@@ -47,6 +47,14 @@ options:
     default: 300
 """
 
+EXAMPLES = r"""
+- name: Tune the node's Thor 2 ports as tuner's nic-thor2 profile does
+  tuner.tuner.tuner_nic:
+    mode: apply
+    settings:
+      {model: thor2, mtu: 9000, rings: {rx: max, tx: max}, irq_affinity: numa, roce_tos: 104}
+"""
+
 RETURN = r"""
 facts:
   description: >-
