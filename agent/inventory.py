@@ -429,7 +429,7 @@ def _check_ssh(hv: dict[str, Any], bad: Any) -> None:
     """The inventory's SSH options must not switch host key checking off (tuner puts
     StrictHostKeyChecking=yes first on ssh's command line; the opt-out is
     TUNER_SSH_HOST_KEY_CHECKING=no)."""
-    from agent.runner import HOST_KEYS_ENV, host_keys_checked
+    from agent.hostkeys import HOST_KEYS_ENV, host_keys_checked
 
     if not host_keys_checked():
         return

@@ -50,8 +50,14 @@ try:  # on a host, as Ansible module_utils
         KnobError,
         locked,
     )
+    from ansible.module_utils.tuner_modargs import (  # type: ignore[import-not-found,unused-ignore]
+        LOCK_TIMEOUT,
+        Arg,
+        Module,
+    )
 except ImportError:  # on the controller (tests, docs)
     from agent.knobs import STATE_DIR, Host, KnobError, locked
+    from agent.modargs import LOCK_TIMEOUT, Arg, Module
 
 LAYER = "nic"
 RECORD = STATE_DIR + "/nic.json"
@@ -76,6 +82,21 @@ KEYS = ("mtu", "rings", "irq_affinity", "max_read_request", "relaxed_ordering", 
 
 
 Write = tuple[str, str, Any]  # (kind, target, value): a write, or an original to save
+
+
+# tuner_nic's arguments, typed once (agent/modargs.py's way): the module's argument_spec, the
+# layer's extra vars and the playbook's variables (playbooks/nic.yml) follow from it.
+TUNER_NIC = Module(
+    "tuner_nic",
+    {
+        "mode": Arg("str", required=True, choices=("facts", "apply", "verify", "rollback")),
+        "root": Arg("path", "/", help="the host root (tuner_root)"),
+        "sim": Arg("bool", False, help="a simulated node: only its own ethtool runs"),
+        "settings": Arg("dict", {}, help="the profile's nic section (nic_settings)"),
+        "lock_timeout": Arg("float", LOCK_TIMEOUT),
+    },
+)
+PLAYBOOK_VARS = {"mode": "tuner_nic_mode", "settings": "tuner_nic"}  # tuner_nic -> nic.yml
 
 
 class NicError(KnobError):

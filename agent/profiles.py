@@ -1,14 +1,20 @@
 """Profiles: YAML files validated with pydantic, merged through `include` (child wins).
 
-A profile file has `name`, `description`, `include`, and `os`, `bios`, `kernel` and `nic`
-sections.
-Every value is checked here, before any host is touched: a bad profile ends the command
-with exit 2 and a message naming the file, the field and what is allowed.
+A profile file has `name`, `description`, `include` and one section per registered layer
+that declares one (`Layer.section` and `Layer.schema()`, agent/layers/__init__.py: `os`,
+`bios`, `kernel`, ...): this module validates, merges and reports every registered section
+the same way and names none of them. Every value is checked here, before any host is
+touched: a bad profile ends the command with exit 2 and a message naming the file, the field
+and what is allowed.
+
+The section schemas of the first three layers are below (`OsSection`, `BiosSection`,
+`KernelSection`); a new layer keeps its schema in its own files.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +26,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -157,108 +164,77 @@ class KernelSection(_Strict):
     cmdline: Cmdline = Cmdline()
 
 
-NicModel = Literal["pollara-400", "thor2", "connectx-7"]
-RingSize = Literal["max"] | Annotated[int, Field(strict=True, ge=1, le=1 << 20)]
-
-
-class NicRings(_Strict):
-    rx: RingSize | None = None
-    tx: RingSize | None = None
-
-
-class NicPcie(_Strict):
-    max_read_request: Literal[128, 256, 512, 1024, 2048, 4096] | None = Field(
-        default=None, description="PCIe Max_Read_Request_Size in bytes"
-    )
-    relaxed_ordering: StrictBool | None = None
-
-
-class NicRoce(_Strict):
-    dscp: Annotated[int, Field(strict=True, ge=0, le=63)] | None = Field(
-        default=None, description="DSCP of RoCE traffic (RDMA CM default ToS = dscp << 2)"
-    )
-
-
-class NicSection(_Strict):
-    """The scale-out NICs of one model (docs/profiles.md "nic"); applied per port."""
-
-    model: NicModel | None = None
-    interfaces: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]] = Field(
-        default=[], max_length=64, description="only these ports (default: every port)"
-    )
-    mtu: Annotated[int, Field(strict=True, ge=68, le=65535)] | None = None
-    rings: NicRings = NicRings()
-    irq_affinity: Literal["numa"] | None = None
-    pcie: NicPcie = NicPcie()
-    roce: NicRoce = NicRoce()
-
-    @model_validator(mode="after")
-    def _model(self) -> NicSection:
-        sets = self.model_dump(exclude_none=True, exclude={"model", "interfaces"})
-        if any(v not in ({}, []) for v in sets.values()) and self.model is None:
-            raise ValueError(
-                "model is required when the nic section sets anything "
-                "(pollara-400, thor2 or connectx-7)"
-            )
-        return self
-
-
-class ProfileDoc(_Strict):
-    """One profile file as written (before includes are merged)."""
-
+class _DocHead(_Strict):
     name: Annotated[str, Field(pattern=_NAME.pattern)]
     description: str = ""
     include: list[str] = []
-    os: OsSection = OsSection()
-    bios: BiosSection = BiosSection()
-    kernel: KernelSection = KernelSection()
-    nic: NicSection = NicSection()
+
+
+def sections() -> dict[str, type[BaseModel]]:
+    """Every registered layer's profile section -> its schema (agent/layers/__init__.py)."""
+    from agent import layers
+
+    return layers.sections()
+
+
+@functools.cache
+def doc_model() -> type[BaseModel]:
+    """One profile file as written (before includes are merged): name, description,
+    include and every registered section (unknown keys are refused)."""
+    fields: dict[str, Any] = {k: (m, m()) for k, m in sections().items()}
+    return create_model("ProfileDoc", __base__=_DocHead, **fields)
 
 
 class Profile(BaseModel):
-    """A resolved profile: the merged settings and the file each value came from."""
+    """A resolved profile: the merged settings and the file each value came from.
+
+    Each registered section is a field of its own (`p.os`, `p.bios`, ...; `section(name)`),
+    kept as the model's extra fields so that this class names none of them."""
+
+    model_config = ConfigDict(extra="allow")
 
     name: str
     description: str
     files: list[str]
-    os: OsSection
-    bios: BiosSection
-    kernel: KernelSection = KernelSection()
-    nic: NicSection = NicSection()
     sources: dict[str, str]  # flattened key (os.thp.enabled) -> file
 
-    def nic_settings(self) -> dict[str, Any]:
-        """The settings the tuner_nic module applies ({} when the section sets nothing)."""
-        n = self.nic
-        if n.model is None:
-            return {}
-        out: dict[str, Any] = {"model": n.model, "interfaces": list(n.interfaces)}
-        rings = n.rings.model_dump(exclude_none=True)
-        values = {
-            "mtu": n.mtu,
-            "rings": rings or None,
-            "irq_affinity": n.irq_affinity,
-            "max_read_request": n.pcie.max_read_request,
-            "relaxed_ordering": n.pcie.relaxed_ordering,
-            "roce_tos": None if n.roce.dscp is None else n.roce.dscp << 2,
-        }
-        out.update({k: v for k, v in values.items() if v is not None})
-        return out
+    def section(self, name: str) -> Any:
+        """The section `name` (its schema's model; its defaults when the layer is unknown)."""
+        got = (self.__pydantic_extra__ or {}).get(name)
+        if got is None:
+            schema = sections().get(name)
+            if schema is None:
+                raise KeyError(name)
+            got = schema()
+        return got
 
-    def has_nic(self) -> bool:
-        return len(self.nic_settings()) > 2
+    def section_names(self) -> list[str]:
+        return list(self.__pydantic_extra__ or {})
 
+    def set_sections(self) -> list[str]:
+        """The sections that set something (not only defaults)."""
+        return [
+            n
+            for n in self.section_names()
+            if self.section(n).model_dump(exclude_none=True, exclude_defaults=True)
+        ]
+
+    def dump_sections(self) -> dict[str, Any]:
+        return {n: self.section(n).model_dump(exclude_none=True) for n in self.section_names()}
+
+    # Conveniences of the first layers' sections (tests, bench/, the node agent's specs).
     def cmdline(self) -> dict[str, list[str]]:
         """The kernel command line the tuner_cmdline module applies ({add, remove})."""
-        c = self.kernel.cmdline
+        c = self.section("kernel").cmdline
         return {"add": list(c.add), "remove": list(c.remove)}
 
     def has_cmdline(self) -> bool:
-        return bool(self.kernel.cmdline.add or self.kernel.cmdline.remove)
+        c = self.section("kernel").cmdline
+        return bool(c.add or c.remove)
 
     def os_settings(self) -> list[dict[str, Any]]:
         """The knob specs the tuner_os module applies (ids are stable: thp.enabled, ...)."""
-        o = self.os
+        o = self.section("os")
         specs: list[dict[str, Any]] = []
         for key in ("enabled", "defrag"):
             value = getattr(o.thp, key)
@@ -285,7 +261,8 @@ class Profile(BaseModel):
         return specs
 
     def missing_ok(self, setting_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(setting_id, p) for p in self.os.allow_missing)
+        allow = self.section("os").allow_missing
+        return any(fnmatch.fnmatchcase(setting_id, p) for p in allow)
 
 
 def _flatten(d: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -328,8 +305,8 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in d.glob("*.y*ml")) if d.is_dir() else []
 
 
-def _read_doc(path: Path) -> tuple[ProfileDoc, dict[str, Any]]:
-    return load_model(path, ProfileDoc, "profile")
+def _read_doc(path: Path) -> tuple[Any, dict[str, Any]]:
+    return load_model(path, doc_model(), "profile")
 
 
 def load_profile(ref: str) -> Profile:
@@ -337,7 +314,8 @@ def load_profile(ref: str) -> Profile:
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
     files: list[str] = []
-    top_doc: ProfileDoc | None = None
+    top_doc: Any = None
+    known = sections()
 
     def visit(path: Path, stack: list[Path]) -> None:
         nonlocal merged, top_doc
@@ -349,7 +327,7 @@ def load_profile(ref: str) -> Profile:
             top_doc = doc
         for inc in doc.include:
             visit(_find_include(inc, path), [*stack, path])
-        body = {k: raw[k] for k in ("os", "bios", "kernel", "nic") if k in raw}
+        body = {k: raw[k] for k in known if k in raw}
         merged = _merge(merged, body)
         flat: dict[str, Any] = {}
         _flatten(body, "", flat)
@@ -359,32 +337,21 @@ def load_profile(ref: str) -> Profile:
 
     visit(top, [])
     assert top_doc is not None
-    try:
-        os_sec = OsSection.model_validate(_drop_none(merged.get("os") or {}))
-        bios_sec = BiosSection.model_validate(_drop_none(merged.get("bios") or {}))
-        kernel_sec = KernelSection.model_validate(_drop_none(merged.get("kernel") or {}))
-        nic_sec = NicSection.model_validate(_drop_none(merged.get("nic") or {}))
-    except ValidationError as e:
-        loc, msg = validation_text(e)
-        raise BadInput(msg, file=str(top), field=loc) from e
+    got: dict[str, BaseModel] = {}
+    for key, schema in known.items():
+        try:
+            got[key] = schema.model_validate(_drop_none(merged.get(key) or {}))
+        except ValidationError as e:
+            loc, msg = validation_text(e)
+            raise BadInput(msg, file=str(top), field=loc) from e
     flat_final: dict[str, Any] = {}
-    dump = {
-        "os": os_sec.model_dump(exclude_none=True),
-        "bios": bios_sec.model_dump(exclude_none=True),
-        "kernel": kernel_sec.model_dump(exclude_none=True),
-    }
-    if nic_sec.model is not None:  # a profile without a nic section shows none
-        dump["nic"] = nic_sec.model_dump(exclude_none=True, exclude_defaults=True)
-    _flatten(dump, "", flat_final)
+    _flatten({k: m.model_dump(exclude_none=True) for k, m in got.items()}, "", flat_final)
     return Profile(
         name=top_doc.name,
         description=top_doc.description,
         files=files,
-        os=os_sec,
-        bios=bios_sec,
-        kernel=kernel_sec,
-        nic=nic_sec,
         sources={k: sources.get(k, "default") for k in flat_final},
+        **got,
     )
 
 

@@ -29,17 +29,25 @@ from agent.view import n_of
 SCHEMA = "tuner.ready/1"
 
 
-def verify_fleet(prof: Any, inv: Any, bios_options: Any, forks: int | None, progress: Any) -> Any:
-    """The verify entry point (OS + BIOS + cross-layer, agent/layers/): a report.VerifyReport."""
+def verify_fleet(prof: Any, inv: Any, options: Any) -> Any:
+    """The verify entry point (every registered layer and their cross-layer checks,
+    agent/layers/): a report.VerifyReport. `options`: a layers.base.RunOptions."""
     from agent import layers
-    from agent.layers import bios
     from agent.layers.base import Run
     from agent.layers.run import execute
 
-    bios.take_env_password()
-    picked = layers.make("all", bios_options)
-    run = Run(command="verify", profile=prof, inv=inv, forks=forks, progress=progress)
+    picked = layers.make("all", options.layers)
+    run = Run(command="verify", profile=prof, inv=inv, options=options)
     return execute(run, picked)
+
+
+def verify_steps(prof: Any, inv: Any) -> int:
+    """How many layers verify will run (for the progress): the layers that want the run."""
+    from agent import layers
+    from agent.layers.base import Run
+
+    run = Run(command="verify", profile=prof, inv=inv)
+    return sum(1 for layer in layers.make("all") if layer.wants(run))
 
 
 class HostReady(BaseModel):
@@ -72,16 +80,15 @@ class ReadyReport(BaseModel):
 
 
 def drift_reason(h: Any) -> str:
-    """Why a host does not conform, from a report.HostVerify."""
+    """Why a host does not conform, from a report.HostVerify: each registered layer's
+    reasons (`Layer.reasons`, last layer first: the OS's settings lead), then the
+    cross-layer checks."""
+    from agent import layers
+
     parts = []
-    for s in h.settings:
-        if s.status in ("drift", "failed") or (s.status == "missing" and not s.missing_ok):
-            parts.append(f"{s.id} is {s.actual!r}, profile wants {s.wanted!r}")
-    if h.bios is not None and h.bios.status in ("pending", "drift", "failed"):
-        parts.append(f"BIOS {h.bios.status}: {h.bios.message}".rstrip(": "))
-    cmdline = getattr(h, "cmdline", None)
-    if cmdline is not None and cmdline.status in ("pending", "drift", "failed"):
-        parts.append(f"kernel command line {cmdline.status}: {cmdline.message}".rstrip(": "))
+    for layer in reversed(layers.make("all")):
+        if layer.name in h.layers:
+            parts += layer.reasons(layer.part(h))
     for c in h.cross:
         if c.status == "mismatch":
             parts.append(f"cross-layer {getattr(c, 'id', '')}: {getattr(c, 'message', '')}")

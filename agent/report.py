@@ -1,55 +1,75 @@
 """Reports: what apply, verify and rollback found per host, as pydantic models (the --json
 output; docs/json.md is their schema).
 
-A host's report carries one part per layer (`settings`/`files`: the OS, `bios`: the BIOS),
-filled by the layer (agent/layers/), `layers` (each layer's own status on that host) and the
-host's `status`, the worst of its layers'. The tables are the layers' too
-(`agent/layers/run.py: print_report`)."""
+A host's report carries `layers`: one `LayerPart` per layer that ran on it (the layer's
+status in the command's host words, its message, and its own `detail`, a model the layer
+defines: agent/layers/*.py), and the host's `status`, the worst of its layers'. Nothing here
+names a layer: the orchestrator (agent/layers/run.py) fills the parts, each layer prints its
+table (`print_report`).
+
+Schema 2 (SCHEMA_VERSION) moved each layer's part under `layers`; the fields a host had in
+schema 1 (`settings`, `files`, `facts`, `bios`, `cmdline`) are still written beside it (the
+layers' `v1_keys`), so readers of schema 1 keep working, and a schema-1 document still
+loads (`_upgrade`)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from agent.bios.models import BiosRun, CrossCheck, HostBios, HostBiosRollback
 from agent.runner import RunSecurity
 
-
-class SettingChange(BaseModel):
-    id: str
-    wanted: str | None
-    before: str | None
-    after: str | None
-    status: Literal["unchanged", "changed", "would change", "failed", "missing"]
-    message: str = ""
+SCHEMA_VERSION = 2
 
 
-class HostNic(BaseModel):
-    """The nic layer's part of a host report (apply, verify, rollback; docs/json.md).
+class LayerPart(BaseModel):
+    """One layer's part of a host report."""
 
-    `status` is the layer's own word (apply unchanged / changed / would change / failed /
-    not started / skipped; verify ok / drift / failed; rollback nothing to do / would
-    restore / restored / failed / not started). Setting ids are `nic.<interface>.<setting>`."""
-
-    status: str
-    message: str = ""
-    model: str | None = None  # the profile's NIC model (apply, verify)
-    settings: list[SettingChange] = []  # apply
-    checks: list[SettingCheck] = []  # verify
-    files: list[FileRestore] = []  # rollback: files, config-space registers, ring sizes
-    batch: int | None = None
+    status: str  # the layer's status on this host, in the command's host words
+    message: str = ""  # why, when failed / not started / skipped
+    detail: Any = None  # the layer's own part (its model; docs/json.md per layer)
 
 
-class HostApply(BaseModel):
+def _upgrade(command: str, data: Any) -> Any:
+    """A schema-1 host document (`layers: {name: status}`) -> schema 2, each registered
+    layer reading its own part back from its schema-1 fields."""
+    if not isinstance(data, dict):
+        return data
+    old = data.get("layers")
+    if not isinstance(old, dict) or not any(isinstance(v, str) for v in old.values()):
+        return data
+    from agent import layers
+
+    parts: dict[str, Any] = {}
+    for layer in layers.make("all"):
+        status = old.get(layer.name)
+        if isinstance(status, str):
+            detail = layer.from_v1(command, data)
+            parts[layer.name] = {"status": status, "detail": detail}
+    return {**data, "layers": parts}
+
+
+class _Host(BaseModel):
+    # extra: the schema-1 fields of each layer's part (see the module's docstring)
+    model_config = ConfigDict(extra="allow")
+
     host: str
-    status: Literal["unchanged", "changed", "would change", "failed", "unreachable", "not started"]
     message: str = ""
-    layers: dict[str, str] = {}  # layer -> that layer's status on this host
-    settings: list[SettingChange] = []  # the OS layer
-    bios: HostBios | None = None  # None: the BIOS layer did not run (no bios section)
-    cmdline: HostCmdline | None = None  # None: the kernel command-line layer did not run
-    nic: HostNic | None = None  # None: the nic layer did not run (no nic section)
+    layers: dict[str, LayerPart] = {}  # layer -> its part on this host
+
+    def detail(self, layer: str) -> Any:
+        part = self.layers.get(layer)
+        return None if part is None else part.detail
+
+
+class HostApply(_Host):
+    status: Literal["unchanged", "changed", "would change", "failed", "unreachable", "not started"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v1(cls, data: Any) -> Any:
+        return _upgrade("apply", data)
 
 
 class Summary(BaseModel):
@@ -68,18 +88,24 @@ class Batches(BaseModel):
     artifacts: list[str] = []  # every ansible-runner run, in order
 
 
-class ApplyReport(BaseModel):
-    command: Literal["apply"] = "apply"
-    profile: str
-    check: bool
+class _Report(BaseModel):
+    # extra: a layer's run-level part (`Layer.finish`, e.g. the BIOS run's `bios`)
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
     inventory: str
     artifacts: str  # the last run's
     layers: list[str] = []  # the layers that ran, in order
     summary: Summary
+    security: RunSecurity = RunSecurity()  # what the run relaxed (--insecure...)
+
+
+class ApplyReport(_Report):
+    command: Literal["apply"] = "apply"
+    profile: str
+    check: bool
     hosts: list[HostApply]
     batches: Batches | None = None
-    bios: BiosRun | None = None  # the BIOS layer's part of `batches` (reboot, BIOS runs)
-    security: RunSecurity = RunSecurity()  # what the run relaxed (--insecure...)
 
     @property
     def exit_code(self) -> int:
@@ -87,38 +113,21 @@ class ApplyReport(BaseModel):
         return 1 if any(h.status in bad for h in self.hosts) else 0
 
 
-class SettingCheck(BaseModel):
-    id: str
-    wanted: str | None
-    actual: str | None
-    status: Literal["ok", "drift", "missing", "failed"]
-    missing_ok: bool = False
-    message: str = ""
-
-
-class HostVerify(BaseModel):
-    host: str
-    # pending: nothing drifted, but BIOS values are set and wait for a reset
+class HostVerify(_Host):
+    # pending: nothing drifted, but values are set and wait for a reboot
     status: Literal["ok", "pending", "drift", "failed", "unreachable"]
-    message: str = ""
-    layers: dict[str, str] = {}
-    settings: list[SettingCheck] = []
-    facts: dict[str, Any] = {}  # topology the OS shows: sockets, numa_nodes, threads_per_core
-    bios: HostBios | None = None  # None: the profile has no bios section
-    cmdline: HostCmdline | None = None  # None: the profile has no kernel.cmdline
-    nic: HostNic | None = None  # None: the profile has no nic section
-    cross: list[CrossCheck] = []  # does the OS agree with the BIOS?
+    cross: list[Any] = []  # the cross-layer checks (agent/layers/base.py `Cross`)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v1(cls, data: Any) -> Any:
+        return _upgrade("verify", data)
 
 
-class VerifyReport(BaseModel):
+class VerifyReport(_Report):
     command: Literal["verify"] = "verify"
     profile: str
-    inventory: str
-    artifacts: str
-    layers: list[str] = []
-    summary: Summary
     hosts: list[HostVerify]
-    security: RunSecurity = RunSecurity()
 
     @property
     def exit_code(self) -> int:
@@ -127,6 +136,8 @@ class VerifyReport(BaseModel):
 
 
 class FileRestore(BaseModel):
+    """A file a rollback put back (any layer that restores files)."""
+
     path: str
     status: Literal[
         "restored", "would restore", "unchanged", "removed", "would remove", "gone", "failed"
@@ -134,27 +145,7 @@ class FileRestore(BaseModel):
     message: str = ""
 
 
-class HostCmdline(BaseModel):
-    """The kernel command-line layer's part of a host report (apply, verify, rollback).
-
-    `status` is the layer's own word: apply unchanged / changed / would change / failed /
-    not started / skipped; verify ok / pending / drift / failed; rollback nothing to do /
-    would restore / restored / pending reboot / failed / not started."""
-
-    status: str
-    message: str = ""
-    tool: str | None = None  # grubby, update-grub, grub2-mkconfig, update-grub (simulated)
-    config: Literal["as wanted", "differs"] | None = None  # the bootloader configuration
-    booted: str = ""  # /proc/cmdline (after the reboot, when tuner rebooted the host)
-    off: list[str] = []  # +param not booted yet, -param still booted
-    reboot: Literal["not needed", "needed", "would reboot", "done"] = "not needed"
-    rebooted_by: Literal["BIOS reset", "os", "simulator"] | None = None
-    files: list[FileRestore] = []  # rollback: the bootloader files restored
-    batch: int | None = None
-
-
-class HostRollback(BaseModel):
-    host: str
+class HostRollback(_Host):
     status: Literal[
         "restored",
         "would restore",
@@ -164,24 +155,18 @@ class HostRollback(BaseModel):
         "unreachable",
         "not started",
     ]
-    message: str = ""
-    layers: dict[str, str] = {}
-    files: list[FileRestore] = []  # the OS layer
-    bios: HostBiosRollback | None = None  # None: the BIOS layer did not run
-    cmdline: HostCmdline | None = None  # None: the kernel command-line layer did not run
-    nic: HostNic | None = None  # None: the nic layer did not run
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v1(cls, data: Any) -> Any:
+        return _upgrade("rollback", data)
 
 
-class RollbackReport(BaseModel):
+class RollbackReport(_Report):
     command: Literal["rollback"] = "rollback"
     check: bool
-    inventory: str
-    artifacts: str
-    layers: list[str] = []
-    summary: Summary
     hosts: list[HostRollback]
     batches: Batches | None = None
-    security: RunSecurity = RunSecurity()
 
     @property
     def exit_code(self) -> int:

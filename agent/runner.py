@@ -24,14 +24,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.errors import Failed
+from agent.hostkeys import HOST_KEYS_ENV, host_key_reason, host_keys_checked, ssh_args
 from agent.inventory import Inventory
 from agent.paths import control_path_dir, pid_alive, playbooks_dir, state_dir
+
+__all__ = ["HOST_KEYS_ENV", "host_key_reason", "host_keys_checked", "ssh_args"]  # hostkeys.py
 
 MAX_FORKS = 64
 KEEP_ARTIFACTS = 40  # run folders kept under runs/artifacts (older ones are removed)
 
-# Opt-out of SSH host key verification (docs/security.md): only this exact variable.
-HOST_KEYS_ENV = "TUNER_SSH_HOST_KEY_CHECKING"
 
 # The environment handed to Ansible: these names from the operator's environment, plus
 # tuner's own ANSIBLE_* settings. Everything else (cloud keys, TUNER_BMC_PASSWORD...) is
@@ -71,8 +72,6 @@ RUNNER_ENV = (
     "ANSIBLE_CACHE_PLUGIN",
     "ANSIBLE_CACHE_PLUGIN_CONNECTION",
 )
-# Extra vars every run gets (set by the command line: the host lock's deadline).
-RUN_EXTRAVARS: dict[str, Any] = {}
 _seq = itertools.count(1)
 _warned: list[bool] = []
 
@@ -156,25 +155,6 @@ def _watch_stages(stage_dir: Path | None, names: list[str], progress: Any) -> It
     finally:
         stop.set()
         t.join(2)
-
-
-def host_keys_checked() -> bool:
-    """SSH host keys are verified unless TUNER_SSH_HOST_KEY_CHECKING=no (docs/security.md)."""
-    v = os.environ.get(HOST_KEYS_ENV, "").strip().lower()
-    if v in ("", "yes", "true", "1", "on"):
-        return True
-    if v in ("no", "false", "0", "off"):
-        return False
-    from agent.errors import BadInput
-
-    raise BadInput(f"must be yes or no, got {v[:40]!r}", field=HOST_KEYS_ENV)
-
-
-def ssh_args(check_keys: bool) -> str:
-    """Ansible's ssh_args: they come first on ssh's command line, and ssh takes the first
-    value of an option, so StrictHostKeyChecking=yes here wins over any inventory's."""
-    args = "-C -o ControlMaster=auto -o ControlPersist=300s"
-    return args + (" -o StrictHostKeyChecking=yes" if check_keys else "")
 
 
 def tuned_envvars(forks: int, check_keys: bool = True) -> dict[str, str]:
@@ -343,7 +323,7 @@ def run_playbook(
             playbook=str(playbooks_dir() / playbook),
             inventory=inv.path,
             limit=",".join(names),
-            extravars={**RUN_EXTRAVARS, **extravars},
+            extravars=extravars,
             envvars=env,
             cmdline="--check" if check else None,
             forks=forks,
@@ -373,18 +353,3 @@ def _msg(res: dict[str, Any]) -> str:
         # the interpreter's own words (e.g. "/opt/tuner/venv/bin/python: not found")
         msg = f"{msg.splitlines()[0]}: {str(res['module_stderr']).strip()}"
     return host_key_reason(msg) or " ".join(msg.split())[:500]
-
-
-def host_key_reason(msg: str) -> str:
-    """ssh's host key failures, said plainly (ssh's own text is mostly a banner)."""
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in msg:
-        return (
-            "SSH host key changed: the key this host offers is not the one in known_hosts "
-            "(refused; if the host was reinstalled, update known_hosts)"
-        )
-    if "Host key verification failed" in msg or "No matching host key" in msg:
-        return (
-            "SSH host key not verified: this host's key is not in known_hosts (refused; add it "
-            "with ssh-keyscan after checking its fingerprint)"
-        )
-    return ""

@@ -191,11 +191,13 @@ def test_devctl_bits_and_ethtool_output() -> None:
 
 
 def test_profile_nic_section(tmp_path: Path) -> None:
+    from agent.layers.nic import nic_settings
     from agent.profiles import load_profile
 
     p = load_profile("nic-connectx-7")
-    assert p.nic_settings()["roce_tos"] == 26 << 2 and p.has_nic()
-    assert not load_profile("inference").has_nic()
+    assert nic_settings(p.section("nic"))["roce_tos"] == 26 << 2
+    assert "nic" in p.set_sections() and "nic" not in load_profile("inference").set_sections()
+    assert nic_settings(load_profile("inference").section("nic")) == {}
     f = tmp_path / "p.yml"
     f.write_text("name: p\nnic:\n  mtu: 9000\n")
     with pytest.raises(BadInput) as e:
@@ -233,16 +235,18 @@ def test_lab_apply_verify_rollback_byte_exact(cx7_fleet: Fleet) -> None:
     rep = r.json()
     assert rep["layers"] == ["nic"] and rep["summary"]["by_status"] == {"changed": 2}
     h = rep["hosts"][0]
-    assert h["layers"] == {"nic": "changed"} and h["nic"]["model"] == "connectx-7"
-    rows = {s["id"]: s for s in h["nic"]["settings"]}
+    part = h["layers"]["nic"]
+    assert list(h["layers"]) == ["nic"] and part["status"] == "changed"
+    assert part["detail"]["model"] == "connectx-7"
+    rows = {s["id"]: s for s in part["detail"]["settings"]}
     assert rows["nic.rdma7.rings"]["after"] == "rx 8192 tx 8192"
     assert (fleet.roots["node02"] / "sys/class/net/rdma1/mtu").read_text() == "9000\n"
 
     v = fleet.tuner("verify", "--profile", "nic-connectx-7", "--layer", "nic", "--json")
     assert v.rc == 0, v.out
-    assert all(h["nic"]["status"] == "ok" for h in v.json()["hosts"])
+    assert all(h["layers"]["nic"]["detail"]["status"] == "ok" for h in v.json()["hosts"])
 
     rb = fleet.tuner("rollback", "--layer", "nic", "--json")
     assert rb.rc == 0, rb.out + rb.err
-    assert {h["layers"]["nic"] for h in rb.json()["hosts"]} == {"restored"}
+    assert {h["layers"]["nic"]["status"] for h in rb.json()["hosts"]} == {"restored"}
     assert fleet.hashes() == before  # every file of every node, byte for byte

@@ -132,7 +132,7 @@ def test_rollback_restores_exactly_and_keeps_first_originals(fleet: Fleet, tmp_p
     assert rb.rc == 0, rb.out
     # the OS files are restored; the kernel command line's original boots next time
     assert all(h["status"] == "pending reboot" for h in rb.json()["hosts"])
-    assert all(h["layers"]["os"] == "restored" for h in rb.json()["hosts"])
+    assert all(h["layers"]["os"]["status"] == "restored" for h in rb.json()["hosts"])
     assert fleet.hashes() == pristine
     # rolled back twice: nothing left to do
     assert fleet.tuner("rollback", "--json").json()["summary"]["by_status"] == {"nothing to do": 4}

@@ -11,7 +11,6 @@ from conftest import DATA
 from rich.console import Console
 
 from agent import layers, report
-from agent.layers.bios import BiosOptions
 from agent.layers.run import print_report
 from agent.view import HostView, Row, _marks, counted, fleet_line, fleet_table, fold, group, n_of
 
@@ -24,7 +23,7 @@ def render(kind: str, detail: bool = False, width: int = 120, **changes: Any) ->
     r = model.model_validate(doc)
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, highlight=False)
-    print_report(r, layers.make("all", BiosOptions()), console, detail)
+    print_report(r, layers.make("all"), console, detail)
     return buf.getvalue()
 
 

@@ -15,6 +15,7 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    BMC_TIMEOUT,
     BmcTimeoutOpt,
     CaBundleOpt,
     DeadlineOpt,
@@ -196,7 +197,7 @@ def ready(
     forks: ForksOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
     as_json: JsonOpt = False,
 ) -> None:
     """One pre-run answer: verify (OS + BIOS + cross-layer) and the GPU gate.
@@ -204,14 +205,14 @@ def ready(
     Exit 0 only when the fleet conforms (drifted nodes excluded, or --strict) and the gate
     passes; 1 not ready; 2 bad input."""
     from agent import ready as rd
+    from agent.cli.tuning import run_options
     from agent.gpu.gate import GateOptions
     from agent.gpu.policy import load_policy
     from agent.gpu.run import fleet_facts, write_atomic
-    from agent.layers import bios
 
     with errors(as_json):
-        opts = bios.check_options(
-            bios.BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
+        opts = run_options(
+            forks=forks, insecure=insecure, ca_bundle=ca_bundle, bmc_timeout=bmc_timeout
         )
         pol = load_policy(policy)
         gopts = GateOptions(
@@ -220,9 +221,10 @@ def ready(
             max_excluded_nodes=max_excluded_nodes,
         )
         prof, inv = prepare(profile, inventory, limit)
-        n = len(inv.hosts) * (3 if bios.has_bios(prof) else 2)
+        n = len(inv.hosts) * (1 + rd.verify_steps(prof, inv))
         with progress(n, "ready", as_json) as prog:
-            v = rd.verify_fleet(prof, inv, opts, forks, prog)
+            opts.progress = prog
+            v = rd.verify_fleet(prof, inv, opts)
             got, failures, _ = fleet_facts(inv, deadline, forks, prog)
         r = rd.combine(
             prof.name,

@@ -6,6 +6,14 @@ from typing import Annotated
 
 import typer
 
+from agent import layers
+from agent.modargs import LOCK_TIMEOUT, REBOOT_TIMEOUT, TUNER_BIOS
+
+# Defaults of the options below: the modules' own (agent/modargs.py), defined there once.
+BMC_TIMEOUT: float = TUNER_BIOS.default("timeout")
+RESET_TIMEOUT: float = REBOOT_TIMEOUT
+LOCK_TIMEOUT_S: float = LOCK_TIMEOUT
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document (docs/json.md).")]
 DetailOpt = Annotated[
     bool,
@@ -66,8 +74,8 @@ LayerOpt = Annotated[
     str,
     typer.Option(
         "--layer",
-        help="cmdline, bios, os, nic or all: the layers to work on (they run in that order on a "
-        "host).",
+        help=f"{', '.join(layers.words()[:-1])} or all: the layers to work on (agent/layers/; "
+        "each host runs them in the layers' order).",
     ),
 ]
 RebootOpt = Annotated[

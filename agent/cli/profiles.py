@@ -87,11 +87,7 @@ def profiles_show(
             t = Table()
             for c in ("setting", "value", "from"):
                 t.add_column(c)
-            dump = {
-                "os": p.os.model_dump(exclude_none=True),
-                "bios": p.bios.model_dump(exclude_none=True),
-                "kernel": p.kernel.model_dump(exclude_none=True),
-            }
+            dump = p.dump_sections()
             from agent.profiles import _flatten
 
             flat: dict[str, Any] = {}

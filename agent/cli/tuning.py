@@ -15,6 +15,9 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    BMC_TIMEOUT,
+    LOCK_TIMEOUT_S,
+    RESET_TIMEOUT,
     BatchSizeOpt,
     BmcTimeoutOpt,
     CaBundleOpt,
@@ -35,9 +38,8 @@ from agent.cli.options import (
 from agent.cli.progress import progress
 
 
-def _run_options(insecure: bool, ca_bundle: str | None, lock_timeout: float | None) -> None:
-    """Checks and settings shared by the commands that run on hosts (docs/security.md)."""
-    from agent import runner
+def _warn_insecure(insecure: bool, ca_bundle: str | None) -> None:
+    """Checks shared by the commands that talk to BMCs (docs/security.md)."""
     from agent.inventory import check_ca_bundle
 
     if ca_bundle is not None:
@@ -49,8 +51,42 @@ def _run_options(insecure: bool, ca_bundle: str | None, lock_timeout: float | No
             markup=True,
             soft_wrap=True,
         )
-    if lock_timeout is not None:
-        runner.RUN_EXTRAVARS["tuner_lock_timeout"] = lock_timeout
+
+
+def run_options(
+    *,
+    forks: int | None = None,
+    lock_timeout: float | None = None,
+    reboot: str = "never",
+    reset_timeout: float = RESET_TIMEOUT,
+    insecure: bool = False,
+    ca_bundle: str | None = None,
+    bmc_timeout: float = BMC_TIMEOUT,
+) -> Any:
+    """The run's options (a layers.base.RunOptions) from the command's flags, the secrets
+    taken out of the environment first, each layer's own options validated."""
+    from agent import layers
+    from agent.layers.base import RunOptions
+
+    flags: dict[str, Any] = {
+        "insecure": insecure,
+        "ca_bundle": ca_bundle,
+        "bmc_timeout": bmc_timeout,
+        "reset_timeout": reset_timeout,
+    }
+    opts = RunOptions(
+        forks=forks,
+        lock_timeout=lock_timeout,
+        reboot=reboot,
+        reboot_timeout=reset_timeout,
+        layers={cls.name: cls.from_cli(flags) for cls in layers.classes()},
+    )
+    # The BMC password leaves the environment before any Ansible run records it, whatever
+    # the layers (ansible-runner writes the environment into each run's artifacts).
+    opts.credentials.take(*layers.secrets())
+    opts.check()
+    _warn_insecure(insecure, ca_bundle)
+    return opts
 
 
 def _layers_run(
@@ -59,10 +95,9 @@ def _layers_run(
     profile: str | None,
     inventory: str | None,
     limit: str | None,
-    bios_options: Any,
+    options: Any,
     as_json: bool,
     *,
-    lock_timeout: float | None = None,
     reboot_all_hosts: bool = False,
     detail: bool = False,
     **run_kw: Any,
@@ -70,50 +105,19 @@ def _layers_run(
     """Validate, run the selected layers (agent/layers/run.py), print, exit with the code."""
     from agent import layers
     from agent.inventory import check_reboot_scope
-    from agent.layers import bios
     from agent.layers.base import Run
     from agent.layers.run import execute, print_report
-    from agent.runner import run_security
 
-    # The BMC password leaves the environment before any Ansible run records it, whatever
-    # the layers (ansible-runner writes the environment into each run's artifacts).
-    bios.take_env_password()
-    picked = layers.make(layer, bios.check_options(bios_options))
-    _run_options(bios_options.insecure, bios_options.ca_bundle, lock_timeout)
+    picked = layers.make(layer, options.layers)
     prof, inv = prepare(profile, inventory, limit)
-    if command in ("apply", "rollback") and {"bios", "cmdline"} & set(layers.names(layer)):
-        check_reboot_scope(inv, bios_options.reboot, bool(run_kw.get("check")), reboot_all_hosts)
-    run = Run(command=command, profile=prof, inv=inv, **run_kw)  # type: ignore[arg-type]
+    if command in ("apply", "rollback") and any(p.reboot != "none" for p in picked):
+        check_reboot_scope(inv, options.reboot, bool(run_kw.get("check")), reboot_all_hosts)
+    run = Run(command=command, profile=prof, inv=inv, options=options, **run_kw)  # type: ignore[arg-type]
     with progress(len(inv.hosts) * len(picked), command, as_json) as prog:
         run.progress = prog
         r = execute(run, picked)
-    r.security = run_security(bios_options.insecure)
     emit(r, as_json, lambda: print_report(r, picked, out, detail))
     raise typer.Exit(r.exit_code)
-
-
-def _bios_options(
-    reboot: str,
-    batch_size: int | None,
-    max_failed: int | None,
-    insecure: bool,
-    ca_bundle: str | None,
-    bmc_timeout: float,
-    reset_timeout: float,
-) -> Any:
-    """The BIOS layer's options of apply and rollback (a BiosOptions)."""
-    from agent.layers.bios import BiosOptions
-
-    return BiosOptions(
-        reboot=reboot,
-        batch_size=batch_size,
-        max_failed=max_failed,
-        insecure=insecure,
-        ca_bundle=ca_bundle,
-        timeout=bmc_timeout,
-        reset_timeout=reset_timeout,
-        poll=min(2.0, max(0.2, reset_timeout / 100)),
-    )
 
 
 @app.command()
@@ -131,17 +135,23 @@ def apply(
     max_failed: MaxFailedOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
-    reset_timeout: ResetTimeoutOpt = 1200.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
+    reset_timeout: ResetTimeoutOpt = RESET_TIMEOUT,
     reboot_all_hosts: RebootAllOpt = False,
-    lock_timeout: LockTimeoutOpt = 300.0,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT_S,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a profile: BIOS through each host's BMC (Redfish), then OS (through Ansible)."""
     with errors(as_json):
-        opts = _bios_options(
-            reboot, batch_size, max_failed, insecure, ca_bundle, bmc_timeout, reset_timeout
+        opts = run_options(
+            forks=forks,
+            lock_timeout=lock_timeout,
+            reboot=reboot,
+            reset_timeout=reset_timeout,
+            insecure=insecure,
+            ca_bundle=ca_bundle,
+            bmc_timeout=bmc_timeout,
         )
         _layers_run(
             "apply",
@@ -152,10 +162,8 @@ def apply(
             opts,
             as_json,
             check=check,
-            forks=forks,
             batch_size=batch_size,
             max_failed=max_failed,
-            lock_timeout=lock_timeout,
             reboot_all_hosts=reboot_all_hosts,
             detail=detail,
         )
@@ -170,20 +178,18 @@ def verify(
     layer: LayerOpt = "all",
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare every host's OS and BIOS with a profile, and the OS with the BIOS.
 
     Exit 0 only if all conform; `pending` (BIOS values set, waiting for a reset) exits 1."""
-    from agent.layers.bios import BiosOptions
-
     with errors(as_json):
-        opts = BiosOptions(insecure=insecure, ca_bundle=ca_bundle, timeout=bmc_timeout)
-        _layers_run(
-            "verify", layer, profile, inventory, limit, opts, as_json, forks=forks, detail=detail
+        opts = run_options(
+            forks=forks, insecure=insecure, ca_bundle=ca_bundle, bmc_timeout=bmc_timeout
         )
+        _layers_run("verify", layer, profile, inventory, limit, opts, as_json, detail=detail)
 
 
 @app.command()
@@ -198,10 +204,10 @@ def rollback(
     max_failed: MaxFailedOpt = None,
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
-    bmc_timeout: BmcTimeoutOpt = 30.0,
-    reset_timeout: ResetTimeoutOpt = 1200.0,
+    bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
+    reset_timeout: ResetTimeoutOpt = RESET_TIMEOUT,
     reboot_all_hosts: RebootAllOpt = False,
-    lock_timeout: LockTimeoutOpt = 300.0,
+    lock_timeout: LockTimeoutOpt = LOCK_TIMEOUT_S,
     detail: DetailOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -209,8 +215,14 @@ def rollback(
 
     BIOS values restored without --reboot if-needed are pending until the next reboot."""
     with errors(as_json):
-        opts = _bios_options(
-            reboot, batch_size, max_failed, insecure, ca_bundle, bmc_timeout, reset_timeout
+        opts = run_options(
+            forks=forks,
+            lock_timeout=lock_timeout,
+            reboot=reboot,
+            reset_timeout=reset_timeout,
+            insecure=insecure,
+            ca_bundle=ca_bundle,
+            bmc_timeout=bmc_timeout,
         )
         _layers_run(
             "rollback",
@@ -221,10 +233,8 @@ def rollback(
             opts,
             as_json,
             check=check,
-            forks=forks,
             batch_size=batch_size,
             max_failed=max_failed,
-            lock_timeout=lock_timeout,
             reboot_all_hosts=reboot_all_hosts,
             detail=detail,
         )

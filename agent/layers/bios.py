@@ -5,7 +5,12 @@ planning is agent/bios/plan.py, the client agent/bios/redfish.py, the record of 
 tuner's first change agent/bios/record.py (under $TUNER_STATE_DIR/bios/originals/).
 Every host's BMC variables (bmc_url, bmc_username, a password source) are checked before
 anything is sent (exit 2). The BMC password never reaches Ansible's artifacts: it is taken out
-of the environment and handed to the module as a temporary 0600 file.
+of the environment into the run's `Credentials` (the layer's `secrets`) and handed to the
+module as a temporary 0600 file.
+
+Its part in the reboot plan is "resets": with --reboot if-needed its apply resets, through
+the BMC, the hosts whose values wait, and the hosts other layers wait on
+(`run.reboots.waiting`), once for all; it tells the plan which hosts it reset.
 
 Statuses: the host's BIOS part (`HostBios`, `HostBiosRollback`) keeps the layer's own words
 (pending reboot, ...); `HostResult.status` is the host word the orchestrator combines.
@@ -19,44 +24,44 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from pydantic import BaseModel
 
-from agent import report, view
+from agent import view
 from agent.bios import record
-from agent.bios.models import BiosAttribute, BiosRestore, BiosRun, HostBios, HostBiosRollback
+from agent.bios.models import (
+    BiosAttribute,
+    BiosRestore,
+    BiosRun,
+    CrossCheck,
+    HostBios,
+    HostBiosRollback,
+)
 from agent.errors import BadInput
-from agent.inventory import Inventory, InventoryHost
-from agent.layers.base import HostResult, Layer, Results, Run
+from agent.layers.base import Credentials, Cross, HostResult, Layer, Results, Run
+from agent.modargs import TUNER_BIOS
 from agent.paths import state_dir
-from agent.profiles import Profile
-from agent.runner import HostOutcome
 from agent.view import HostView, Row
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.inventory import Inventory, InventoryHost
+    from agent.profiles import Profile
+    from agent.runner import HostOutcome
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
 URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?$")
-REBOOT = ("never", "if-needed")
-_env_password: list[str] = []  # TUNER_BMC_PASSWORD, taken out of the environment
-
-
-def take_env_password() -> None:
-    """Move TUNER_BMC_PASSWORD out of this process's environment before Ansible runs.
-
-    ansible-runner records the whole environment of each run in its artifacts (the
-    `command` file): a password left there would be written to disk. tuner hands it to the
-    module as a temporary 0600 file instead (see `_password_file`)."""
-    pw = os.environ.pop(PASSWORD_ENV, None)
-    if pw:
-        _env_password[:] = [pw]
 
 
 @contextmanager
-def _password_file() -> Iterator[dict[str, str]]:
+def _password_file(creds: Credentials) -> Iterator[dict[str, str]]:
     """Extra vars naming a temporary file holding the environment's password (if any)."""
-    if not _env_password:
+    pw = creds.get(PASSWORD_ENV)
+    if not pw:
         yield {}
         return
     d = tempfile.mkdtemp(prefix="tuner-bmc-")
@@ -64,7 +69,7 @@ def _password_file() -> Iterator[dict[str, str]]:
         f = Path(d) / "password"
         fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(_env_password[0] + "\n")
+            fh.write(pw + "\n")
         yield {"tuner_bmc_password_file": str(f)}
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -72,22 +77,15 @@ def _password_file() -> Iterator[dict[str, str]]:
 
 @dataclass
 class BiosOptions:
-    reboot: str = "never"
-    batch_size: int | None = None
-    max_failed: int | None = None
+    """The BIOS layer's own options (the run's `RunOptions.layers["bios"]`)."""
+
     insecure: bool = False
     ca_bundle: str | None = None
-    timeout: float = 30.0
-    reset_timeout: float = 1200.0
-    poll: float = 2.0
-    # hosts whose kernel command line waits for a reboot (the cmdline layer fills it before
-    # the BIOS layer runs): apply resets them with --reboot if-needed even without BIOS work
-    also_reset: set[str] = field(default_factory=set)
+    timeout: float = TUNER_BIOS.default("timeout")  # seconds to wait for a BMC answer
+    poll: float = TUNER_BIOS.default("poll_interval")  # seconds between polls while booting
 
 
 def check_options(o: BiosOptions) -> BiosOptions:
-    if o.reboot not in REBOOT:
-        raise BadInput(f"must be never or if-needed, got {o.reboot!r}", field="--reboot")
     if o.insecure and o.ca_bundle:
         raise BadInput("--insecure and --ca-bundle exclude each other", field="--insecure")
     if o.ca_bundle is not None:
@@ -102,12 +100,17 @@ def _templated(v: Any) -> bool:
     return isinstance(v, str) and ("{{" in v or "{%" in v)
 
 
+def section(prof: Profile) -> Any:
+    """The profile's bios section (a profiles.BiosSection)."""
+    return prof.section(BiosLayer.section or "")
+
+
 def has_bios(prof: Profile) -> bool:
-    return bool(prof.bios.model_dump(exclude_none=True, exclude_defaults=True))
+    return bool(section(prof).model_dump(exclude_none=True, exclude_defaults=True))
 
 
 def bmc_hosts(
-    inv: Inventory, only: set[str] | None = None
+    inv: Inventory, only: set[str] | None = None, creds: Credentials | None = None
 ) -> tuple[list[InventoryHost], list[str]]:
     """Hosts with a BMC (bmc_url), validated; and the names of the hosts without one.
 
@@ -142,7 +145,8 @@ def bmc_hosts(
         if (
             "bmc_password" not in h.secret_vars
             and pw_file is None
-            and not (_env_password or os.environ.get(PASSWORD_ENV))
+            and not (creds is not None and creds.get(PASSWORD_ENV))
+            and not os.environ.get(PASSWORD_ENV)
         ):
             raise BadInput(
                 f"{where}: no BMC password: set bmc_password (Ansible vault), "
@@ -163,17 +167,22 @@ def records_dir() -> str:
     return record.record_dir(str(state_dir()))
 
 
-def extravars(mode: str, prof: Profile | None, o: BiosOptions) -> dict[str, Any]:
+def extravars(
+    mode: str, run: Run, o: BiosOptions, hosts: list[InventoryHost] | None = None
+) -> dict[str, Any]:
+    prof = run.profile
+    also = run.reboots.pending([h.name for h in hosts or []]) if run.reboots.allowed else []
+    TUNER_BIOS.check({"mode": mode, "reboot": run.reboot})  # the names of agent/modargs.py
     ev: dict[str, Any] = {
         "tuner_bios_mode": mode,
-        "tuner_bios_settings": prof.bios.model_dump(exclude_none=True) if prof else {},
+        "tuner_bios_settings": section(prof).model_dump(exclude_none=True) if prof else {},
         "tuner_bios_record_dir": records_dir(),
-        "tuner_bios_reboot": o.reboot,
+        "tuner_bios_reboot": run.reboot,
         "tuner_bmc_insecure": o.insecure,
         "tuner_bmc_timeout": o.timeout,
-        "tuner_bmc_reset_timeout": o.reset_timeout,
+        "tuner_bmc_reset_timeout": run.options.reboot_timeout,
         "tuner_bmc_poll": o.poll,
-        "tuner_bios_also_reset": sorted(o.also_reset) if mode == "apply" else [],
+        "tuner_bios_also_reset": sorted(also) if mode == "apply" else [],
     }
     if o.ca_bundle:
         ev["tuner_bmc_ca_bundle"] = o.ca_bundle
@@ -254,13 +263,53 @@ def apply_status(hb: HostBios, check: bool) -> str:
     return APPLY_STATUS.get(hb.status, "failed")
 
 
+def _cross(prof: Any, results: dict[str, HostResult]) -> list[Any]:
+    from agent.layers.cross import cross_checks
+
+    return cross_checks(prof, results["bios"].detail, results["os"].facts)
+
+
 class BiosLayer(Layer):
     name = "bios"
     label = "BIOS"
+    order = 20
+    section = "bios"
+    module = "tuner_bios"
+    reboot = "resets"
+    secrets = (PASSWORD_ENV,)
+    # does the OS show what the BIOS decides (NUMA nodes = NPS x sockets, SMT)?
+    crosses = (Cross(needs=("bios", "os"), check=_cross),)
 
-    def __init__(self, options: BiosOptions) -> None:
-        self.o = options
+    o: BiosOptions
+
+    def __init__(self, options: BiosOptions | None = None) -> None:
+        super().__init__(options)
         self.info: BiosRun | None = None
+
+    @classmethod
+    def schema(cls) -> type[BaseModel]:
+        from agent.profiles import BiosSection
+
+        return BiosSection
+
+    @classmethod
+    def options(cls) -> BiosOptions:
+        return BiosOptions()
+
+    @classmethod
+    def from_cli(cls, flags: dict[str, Any]) -> BiosOptions:
+        """--insecure, --ca-bundle, --bmc-timeout; the poll interval follows --reset-timeout."""
+        o = BiosOptions(
+            insecure=bool(flags.get("insecure", False)),
+            ca_bundle=flags.get("ca_bundle"),
+            timeout=flags.get("bmc_timeout", TUNER_BIOS.default("timeout")),
+        )
+        if "reset_timeout" in flags:
+            o.poll = min(o.poll, max(0.2, float(flags["reset_timeout"]) / 100))
+        return check_options(o)
+
+    def check_options(self, run: Run) -> None:
+        check_options(self.o)
 
     def wants(self, run: Run) -> bool:
         if run.command == "rollback":  # only when tuner recorded some host's BIOS values
@@ -269,9 +318,10 @@ class BiosLayer(Layer):
         return run.profile is not None and has_bios(run.profile)
 
     def targets(self, run: Run) -> tuple[list[InventoryHost], dict[str, str]]:
-        take_env_password()
+        creds = run.options.credentials
+        creds.take(*self.secrets)
         if run.command != "rollback":
-            with_bmc, without = bmc_hosts(run.inv)
+            with_bmc, without = bmc_hosts(run.inv, creds=creds)
             return with_bmc, {n: NO_BMC for n in without}
         d = records_dir()
         recorded: set[str] = set()
@@ -285,7 +335,7 @@ class BiosLayer(Layer):
                 recorded.add(h.name)
             else:
                 skipped[h.name] = NO_RECORD
-        with_bmc, without = bmc_hosts(run.inv, recorded)
+        with_bmc, without = bmc_hosts(run.inv, recorded, creds)
         for n in without:
             raise BadInput(
                 f"host {n!r}: tuner recorded BIOS values for it, but the inventory gives no "
@@ -300,18 +350,19 @@ class BiosLayer(Layer):
     ) -> tuple[dict[str, HostOutcome], str]:
         if self.info is None:
             self.info = BiosRun(
-                reboot=self.o.reboot,  # type: ignore[arg-type]
+                reboot=run.reboot,  # type: ignore[arg-type]
                 batch_size=run.batch_size or len(run.inv.hosts),
                 max_failed=run.max_failed,
                 batches=0,
                 failed=0,
                 stopped=False,
             )
-        with _password_file() as pwvars, tempfile.TemporaryDirectory(prefix="tuner-stages-") as sd:
+        pw = _password_file(run.options.credentials)
+        with pw as pwvars, tempfile.TemporaryDirectory(prefix="tuner-stages-") as sd:
             outcomes, artifacts = run.playbook(
                 "bios.yml",
                 hosts,
-                {**extravars(mode, run.profile, self.o), **pwvars, "tuner_bios_stage_dir": sd},
+                {**extravars(mode, run, self.o, hosts), **pwvars, "tuner_bios_stage_dir": sd},
                 check=check,
                 module="tuner_bios",
                 stage_dir=Path(sd),
@@ -328,6 +379,8 @@ class BiosLayer(Layer):
             hb = host_bios(oc, batch)
             facts = {"topology": hb.topology, "bad_input": bool(oc.facts.get("bad_input"))}
             out[name] = HostResult(status(hb), hb.message, hb, facts=facts)
+            if hb.reboot == "done":
+                run.reboots.did(name, "BIOS reset")
             if self.info is not None and hb.status == "failed":
                 self.info.failed += 1
         return out
@@ -343,11 +396,11 @@ class BiosLayer(Layer):
         forbids, or an unknown `bmc_system`, stops the run before any host is changed."""
         if run.command != "apply" or run.check or not hosts:
             return {}
-        with _password_file() as pwvars:
+        with _password_file(run.options.credentials) as pwvars:
             outcomes, _ = run.playbook(
                 "bios.yml",
                 hosts,
-                {**extravars("plan", run.profile, self.o), **pwvars},
+                {**extravars("plan", run, self.o), **pwvars},
                 check=True,
                 module="tuner_bios",
                 progress=False,
@@ -381,6 +434,8 @@ class BiosLayer(Layer):
         out: Results = {}
         for name, oc in outcomes.items():
             hr = host_rollback(oc, batch)
+            if hr.reboot == "done":
+                run.reboots.did(name, "BIOS reset")
             out[name] = HostResult(
                 ROLLBACK_STATUS.get(hr.status, "failed"),
                 hr.message,
@@ -406,34 +461,54 @@ class BiosLayer(Layer):
             detail = HostBios(status="not started", message=why, batch=batch)
         return HostResult("not started", why, detail)
 
-    def fill(self, run: Run, host: Any, result: HostResult) -> None:
-        host.bios = result.detail
+    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
+        return {"bios": result.detail}
+
+    def from_v1(self, command: str, host: dict[str, Any]) -> Any:
+        return host.get("bios")
+
+    def part(self, host: Any) -> Any:
+        d = host.detail(self.name)
+        if d is None or isinstance(d, HostBios | HostBiosRollback):
+            return d
+        from agent.report import HostRollback
+
+        model = HostBiosRollback if isinstance(host, HostRollback) else HostBios
+        return model.model_validate(d)
 
     def finish(self, run: Run, rep: Any) -> None:
+        rep.security.bmc_tls_verified = not self.o.insecure  # what the run relaxed
         if run.command == "apply" and self.info is not None:
             if rep.batches is not None:
                 self.info.batch_size = rep.batches.batch_size
                 self.info.stopped = rep.batches.stopped
-            rep.bios = self.info
+            rep.bios = self.info  # the report's run-level `bios` (docs/json.md)
 
     # ------------------------------------------------------------------------ tables
 
     def views(self, r: Any) -> tuple[str, list[str], list[HostView]] | None:
         if r.command == "rollback":
             title = "BIOS: tuner rollback" + (" --check" if r.check else "")
-            views = [_rollback_view(h.host, h.bios) for h in r.hosts if h.bios]
+            views = [_rollback_view(h.host, b) for h, b in self._parts(r) if b]
             return title, ["attribute", "now -> original"], views
         cols = ["attribute (setting)", "current -> wanted"]
         if r.command == "apply":
             title = "BIOS: tuner apply --profile " + r.profile + (" --check" if r.check else "")
-            return title, cols, [_bios_view(h.host, h.bios) for h in r.hosts if h.bios]
-        views = [_verify_view(h) for h in r.hosts if h.bios or h.cross]
+            return title, cols, [_bios_view(h.host, b) for h, b in self._parts(r) if b]
+        views = [_verify_view(h, b) for h, b in self._parts(r) if b or h.cross]
         return "BIOS and cross-layer checks", cols, views
+
+    def _parts(self, r: Any) -> list[tuple[Any, Any]]:
+        return [(h, self.part(h)) for h in r.hosts]
 
     def table(self, r: Any, console: Console, detail: bool = False) -> None:
         super().table(r, console, detail)
-        if r.command == "apply" and r.bios and any(h.bios for h in r.hosts):
-            b = r.bios
+        parts = [b for _, b in self._parts(r) if b is not None]
+        info = getattr(r, "bios", None)
+        if isinstance(info, dict):
+            info = BiosRun.model_validate(info)
+        if r.command == "apply" and info and parts:
+            b = info
             cap = "none" if b.max_failed is None else str(b.max_failed)
             console.print(
                 f"BIOS: {view.n_of(b.batches, 'batch', 'batches')} of up to {b.batch_size}, "
@@ -441,16 +516,14 @@ class BiosLayer(Layer):
                 + (", stopped at the cap" if b.stopped else "")
             )
         if r.command == "apply" and r.check:
-            if any(h.bios and h.bios.reboot == "would reboot" for h in r.hosts):
+            if any(b.reboot == "would reboot" for b in parts):
                 console.print("BIOS: the hosts marked `reboot would reboot` would be reset.")
-        elif r.command == "apply" and any(h.bios and h.bios.reboot == "needed" for h in r.hosts):
+        elif r.command == "apply" and any(b.reboot == "needed" for b in parts):
             console.print(
                 "BIOS values are pending: they take effect at the next reboot "
                 "(tuner apply --reboot if-needed)."
             )
-        if r.command == "rollback" and any(
-            h.bios and h.bios.status == "pending reboot" for h in r.hosts
-        ):
+        if r.command == "rollback" and any(b.status == "pending reboot" for b in parts):
             console.print(
                 "BIOS originals are pending: they take effect at the next reboot "
                 "(tuner rollback --layer bios --reboot if-needed)."
@@ -496,20 +569,23 @@ def _bios_view(host: str, hb: HostBios) -> HostView:
     )
 
 
-def _verify_view(h: report.HostVerify) -> HostView:
-    v = _bios_view(h.host, h.bios) if h.bios else HostView(host=h.host, status="ok")
-    bad = [c for c in h.cross if c.status != "ok"]
+def _verify_view(h: Any, hb: HostBios | None) -> HostView:
+    v = _bios_view(h.host, hb) if hb else HostView(host=h.host, status="ok")
+    crosses = [c if isinstance(c, CrossCheck) else CrossCheck.model_validate(c) for c in h.cross]
+    bad = [c for c in crosses if c.status != "ok"]
     if bad and v.status == "ok":
         v.status = "drift"
     cross = [
         Row(c.status, (f"OS {c.id} (from {c.source})", f"{c.actual} -> {c.wanted}"))
-        for c in h.cross
+        for c in crosses
     ]
-    v.rows += [r for r, c in zip(cross, h.cross, strict=True) if c.status != "ok"]
+    v.rows += [r for r, c in zip(cross, crosses, strict=True) if c.status != "ok"]
     v.all_rows = (v.all_rows if v.all_rows is not None else list(v.rows)) + cross
-    if h.cross:
-        v.summary += ("; " if v.summary else "") + "OS vs BIOS: " + view.counted(
-            (c.status for c in h.cross), "check"
+    if crosses:
+        v.summary += (
+            ("; " if v.summary else "")
+            + "OS vs BIOS: "
+            + view.counted((c.status for c in crosses), "check")
         )
     v.notes += [f"OS {c.id}: {c.message}" for c in bad if c.message]
     return v

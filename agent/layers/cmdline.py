@@ -3,46 +3,65 @@ bootloader configuration, via Ansible (playbooks/cmdline.yml, the `tuner_cmdline
 host-side logic in agent/bootloader.py).
 
 A changed command line is in effect only after a reboot: apply leaves it `pending` (verify
-exits 1, as for BIOS values) unless `--reboot if-needed`. The layer runs first on a host, so
-a BIOS reset in the same batch boots the new command line too; `settle` (called by the
-orchestrator after the BIOS layer, before the OS layer) reboots through the OS the hosts
-that still need it (Ansible's reboot module; in the simulator, the node tree's reboot) and
-reads /proc/cmdline again: one reboot per node for both layers (docs/kernel-cmdline.md).
+exits 1, as for BIOS values) unless `--reboot if-needed`. Its part in the run's reboot plan
+is "waits": it asks for a reboot (`run.reboots.need`); the layer runs first on a host, so a
+BIOS reset in the same batch boots the new command line too; the orchestrator reboots
+through the OS the hosts no reset rebooted (once per node for all layers), then `rebooted`
+reads /proc/cmdline again (docs/kernel-cmdline.md).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from agent.inventory import InventoryHost
+from pydantic import BaseModel
+
 from agent.layers.base import HostResult, Layer, Results, Run
-from agent.report import FileRestore, HostCmdline
-from agent.runner import HostOutcome
+from agent.modargs import TUNER_CMDLINE
+from agent.report import FileRestore
 from agent.view import HostView, Row
+
+if TYPE_CHECKING:
+    from agent.inventory import InventoryHost
+    from agent.runner import HostOutcome
+
+
+class HostCmdline(BaseModel):
+    """The kernel command-line layer's part of a host report (apply, verify, rollback).
+
+    `status` is the layer's own word: apply unchanged / changed / would change / failed /
+    not started / skipped; verify ok / pending / drift / failed; rollback nothing to do /
+    would restore / restored / pending reboot / failed / not started."""
+
+    status: str
+    message: str = ""
+    tool: str | None = None  # grubby, update-grub, grub2-mkconfig, update-grub (simulated)
+    config: Literal["as wanted", "differs"] | None = None  # the bootloader configuration
+    booted: str = ""  # /proc/cmdline (after the reboot, when tuner rebooted the host)
+    off: list[str] = []  # +param not booted yet, -param still booted
+    reboot: Literal["not needed", "needed", "would reboot", "done"] = "not needed"
+    rebooted_by: Literal["BIOS reset", "os", "simulator"] | None = None
+    files: list[FileRestore] = []  # rollback: the bootloader files restored
+    batch: int | None = None
+
 
 APPLY = {"unchanged": "unchanged", "changed": "changed", "would change": "would change"}
 VERIFY = {"ok": "ok", "pending": "pending", "drift": "drift"}
 
 
-def _is_sim(h: InventoryHost) -> bool:
-    v = h.vars.get("tuner_sim")
-    return v is True or (isinstance(v, str) and v.lower() in ("true", "yes", "1"))
-
-
 class CmdlineLayer(Layer):
     name = "cmdline"
     label = "cmdline"
+    order = 10  # first: a BIOS reset of the same batch boots the new command line too
+    section = "kernel"
+    module = "tuner_cmdline"
+    reboot = "waits"
 
-    def __init__(
-        self,
-        reboot: str = "never",
-        reboot_timeout: float = 1200.0,
-        bios_reset: set[str] | None = None,
-    ) -> None:
-        self.reboot = reboot
-        self.reboot_timeout = reboot_timeout
-        # shared with the BIOS layer's options: hosts its apply resets for the command line
-        self.bios_reset = bios_reset if bios_reset is not None else set()
+    @classmethod
+    def schema(cls) -> type[BaseModel]:
+        from agent.profiles import KernelSection
+
+        return KernelSection
 
     def wants(self, run: Run) -> bool:
         if run.command == "rollback" or run.profile is None:
@@ -55,10 +74,15 @@ class CmdlineLayer(Layer):
     def _run(
         self, run: Run, hosts: list[InventoryHost], mode: str, check: bool = False
     ) -> tuple[dict[str, HostOutcome], str]:
+        """playbooks/cmdline.yml with the module's arguments (typed in agent/modargs.py)."""
+        args: dict[str, Any] = {"mode": mode}
+        if run.profile is not None:
+            args.update(run.profile.cmdline())
+        TUNER_CMDLINE.check(args)
         extra: dict[str, Any] = {"tuner_cmdline_mode": mode}
         if run.profile is not None:
-            extra["tuner_cmdline"] = run.profile.cmdline()
-        return run.playbook("cmdline.yml", hosts, extra, check=check, module="tuner_cmdline")
+            extra["tuner_cmdline"] = {"add": args["add"], "remove": args["remove"]}
+        return run.playbook("cmdline.yml", hosts, extra, check=check, module=TUNER_CMDLINE.name)
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         outcomes, artifacts = self._run(run, hosts, "verify")
@@ -99,15 +123,15 @@ class CmdlineLayer(Layer):
                 status = "failed"
             d = self._detail(o, batch, status)
             if status == "would change":
-                d.reboot = "would reboot" if self.reboot == "if-needed" else "needed"
+                d.reboot = "would reboot" if run.reboot == "if-needed" else "needed"
             elif status in ("changed", "unchanged") and o.facts.get("pending"):
                 d.reboot = "needed"
                 if not d.message:
                     d.message = "pending reboot: " + " ".join(d.off)
             facts = {"bad_input": bool(o.facts.get("bad_input"))}
             out[name] = HostResult(status, d.message if status == "failed" else "", d, facts)
-            if d.reboot == "needed" and not check and self.reboot == "if-needed":
-                self.bios_reset.add(name)  # a BIOS apply of this batch resets it for both
+            if d.reboot == "needed" and not check:
+                run.reboots.need(name)  # a BIOS reset of this batch, else the OS, reboots it
         return out, artifacts
 
     def verify(
@@ -143,66 +167,39 @@ class CmdlineLayer(Layer):
             if status == "pending reboot":
                 d.reboot = "needed"
                 d.message = d.message or "restored; the original command line boots next time"
+                run.reboots.need(name)
             elif status == "would restore":
-                d.reboot = "would reboot" if self.reboot == "if-needed" else "needed"
+                d.reboot = "would reboot" if run.reboot == "if-needed" else "needed"
             out[name] = HostResult(status, d.message if status == "failed" else "", d)
         return out, artifacts
 
     # ------------------------------------------------------------------ the reboot
 
-    def settle(
-        self,
-        run: Run,
-        hosts: list[InventoryHost],
-        batch: int | None,
-        got: dict[str, dict[str, HostResult]],
-    ) -> list[str]:
-        """After the BIOS layer of the batch: reboot the hosts whose command line waits for
-        it (--reboot if-needed) and that no BIOS reset rebooted, then read /proc/cmdline
-        again. -> artifacts folders of the runs."""
-        if self.reboot != "if-needed" or run.check or run.command not in ("apply", "rollback"):
+    def rebooted(self, run: Run, hosts: list[InventoryHost], results: Results) -> list[str]:
+        """After the reboot point of the batch: the hosts whose command line waited and were
+        rebooted (by a BIOS reset or the OS) read /proc/cmdline again (apply); a failed
+        reboot fails the host. -> artifacts folders of the runs."""
+        if not run.reboots.allowed:
             return []
-        waiting: list[InventoryHost] = []
-        bios_reset: list[InventoryHost] = []
+        check: list[InventoryHost] = []
         for h in hosts:
-            r = got.get(h.name, {}).get(self.name)
-            if r is None or not isinstance(r.detail, HostCmdline) or r.detail.reboot != "needed":
+            r = results[h.name]
+            d = r.detail
+            if not isinstance(d, HostCmdline) or d.reboot != "needed":
                 continue
-            b = got[h.name].get("bios")
-            if b is not None and getattr(b.detail, "reboot", None) == "done":
-                r.detail.reboot, r.detail.rebooted_by = "done", "BIOS reset"
-                bios_reset.append(h)
-            else:
-                waiting.append(h)
+            by = run.reboots.done.get(h.name)
+            if by is not None:
+                d.reboot, d.rebooted_by = "done", by  # type: ignore[assignment]
+                check.append(h)
+            elif h.name in run.reboots.failed:
+                r.status, r.message = "failed", f"reboot failed: {run.reboots.failed[h.name]}"
+                d.status, d.message = "failed", r.message
         artifacts: list[str] = []
-        rebooted: dict[str, str] = {}
-        for sim, module in ((True, "tuner_sim_reboot"), (False, "ansible.builtin.reboot")):
-            part = [h for h in waiting if _is_sim(h) == sim]
-            if not part:
-                continue
-            outcomes, art = run.playbook(
-                "reboot.yml",
-                part,
-                {"tuner_reboot_timeout": int(self.reboot_timeout)},
-                module=module,
-                progress=False,
-            )
-            artifacts.append(art)
-            for name, o in outcomes.items():
-                r = got[name][self.name]
-                d = r.detail
-                if o.status != "ok":
-                    r.status, r.message = "failed", f"reboot failed: {o.message}"
-                    d.status, d.message = "failed", r.message
-                    continue
-                d.reboot, d.rebooted_by = "done", "simulator" if sim else "os"
-                rebooted[name] = name
-        check = [*bios_reset, *(h for h in waiting if h.name in rebooted)]
         if check and run.profile is not None and run.command == "apply":
             outcomes, art = self._run(run, check, "verify")
             artifacts.append(art)
             for name, o in outcomes.items():
-                r = got[name][self.name]
+                r = results[name]
                 d = r.detail
                 d.booted, d.off = o.facts.get("booted") or d.booted, o.facts.get("off") or []
                 if o.facts.get("status") == "ok":
@@ -213,7 +210,7 @@ class CmdlineLayer(Layer):
                     r.message = d.message = why
         elif run.command == "rollback":
             for h in check:
-                r = got[h.name][self.name]
+                r = results[h.name]
                 if r.status == "pending reboot":
                     r.status = r.detail.status = "restored"
                     r.detail.message = ""
@@ -228,12 +225,24 @@ class CmdlineLayer(Layer):
     def not_started(self, run: Run, why: str, batch: int) -> HostResult:
         return HostResult("not started", why, HostCmdline(status="not started", message=why))
 
-    def fill(self, run: Run, host: Any, result: HostResult) -> None:
-        host.cmdline = result.detail
+    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
+        return {"cmdline": result.detail}
+
+    def from_v1(self, command: str, host: dict[str, Any]) -> Any:
+        return host.get("cmdline")
+
+    def part(self, host: Any) -> HostCmdline | None:
+        d = host.detail(self.name)
+        return d if d is None or isinstance(d, HostCmdline) else HostCmdline.model_validate(d)
+
+    def reasons(self, part: Any) -> list[str]:
+        if part is not None and part.status in ("pending", "drift", "failed"):
+            return [f"kernel command line {part.status}: {part.message}".rstrip(": ")]
+        return []
 
     def views(self, r: Any) -> tuple[str, list[str], list[HostView]] | None:
         """One row per host: the reboot state and what is not booted yet (+add, -remove)."""
-        hosts = [h for h in r.hosts if h.cmdline is not None]
+        hosts = [(h, c) for h in r.hosts if (c := self.part(h)) is not None]
         if not hosts:
             return None
         title = {
@@ -243,8 +252,7 @@ class CmdlineLayer(Layer):
         if getattr(r, "check", False):
             title += " --check"
         out = []
-        for h in hosts:
-            c = h.cmdline
+        for h, c in hosts:
             reboot = c.reboot + (f" ({c.rebooted_by})" if c.rebooted_by else "")
             notes = [c.message] if c.message else []
             if c.reboot == "needed":

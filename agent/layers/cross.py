@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.bios.models import CrossCheck, HostBios
-from agent.profiles import Profile
+from agent.profiles import Profile  # noqa: TC001
 
 
 def cross_checks(prof: Profile, hb: HostBios | None, facts: dict[str, Any]) -> list[CrossCheck]:
@@ -17,10 +17,11 @@ def cross_checks(prof: Profile, hb: HostBios | None, facts: dict[str, Any]) -> l
     if not facts or hb is None or hb.status not in ("ok", "pending", "drift"):
         return []  # no BIOS read (no BMC, or it failed): nothing to compare the OS with
     topo = hb.topology
+    bios = prof.section("bios")
     out: list[CrossCheck] = []
     nps, src = topo.get("nps"), "bios"
     if nps is None:
-        nps, src = prof.bios.nps, "profile"
+        nps, src = bios.nps, "profile"
     sockets = facts.get("sockets")
     if nps is not None and sockets:
         want = sockets * nps if nps else 1
@@ -40,7 +41,7 @@ def cross_checks(prof: Profile, hb: HostBios | None, facts: dict[str, Any]) -> l
         )
     smt, src = topo.get("smt"), "bios"
     if smt is None:
-        smt, src = prof.bios.smt, "profile"
+        smt, src = bios.smt, "profile"
     tpc = facts.get("threads_per_core")
     if smt is not None:
         ok = tpc == 1 if smt is False else (tpc is not None and tpc > 1)

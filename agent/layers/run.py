@@ -3,14 +3,21 @@
 1. Every selected layer validates its host variables (`targets`) before anything is touched:
    bad input exits 2 with nothing sent.
 2. The hosts are cut into batches (`--batch-size`; apply and rollback only, not --check).
-   In each batch every layer runs in order (the kernel command line first, so that a BIOS
-   reset also boots it; then BIOS: its reset reboots the node; then the layers' `settle`
-   step: the reboots still needed, one per node; then the OS, so runtime values are set on
-   the booted system), each a normal ansible-runner run limited to the batch's hosts.
+   In each batch the layers run in their `order`, in two groups around the reboot point:
+   first the layers with a part in the reboot (`Layer.reboot` "waits": their changes need a
+   reboot, e.g. the kernel command line; "resets": they can reset a node themselves, e.g.
+   the BIOS through the BMC, and reset the waiting hosts too), then the reboot plan
+   (`Reboots`, `_reboot`): the hosts still waiting are rebooted through the OS, once per
+   node, and the waiting layers read what the reboot brought (`rebooted`); then the other
+   layers (the OS), so runtime values are set on the booted system. Each step is a normal
+   ansible-runner run limited to the batch's hosts.
 3. tuner counts failed (or unreachable) hosts across batches: once more than `--max-failed`
    have failed, no new batch starts; the hosts left are `not started` in every layer.
-4. Each layer fills its part of each host's report; the host's status is the worst of its
-   layers' (RANK), and `layers` keeps each layer's own status.
+4. Each host's report gets every layer's part (`layers`: status, message, detail); the
+   host's status is the worst of its layers' (RANK); on verify the cross-layer checks
+   registered with the layers (`Layer.crosses`) run where all the layers they need ran.
+
+Nothing here names a layer: agent/layers/__init__.py `REGISTRY` lists them.
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from agent import layers as registry
 from agent import report, view
 from agent.errors import BadInput
 from agent.inventory import InventoryHost
-from agent.layers.base import HostResult, Layer, Report, Run
-from agent.layers.cross import cross_checks
+from agent.layers.base import HostResult, Layer, Run
 
 # Host statuses, worst first: the host's status is the first any of its layers has.
 RANK: dict[str, tuple[str, ...]] = {
@@ -53,6 +60,14 @@ def worst(command: str, statuses: list[str]) -> str:
 
 def execute(run: Run, layers: list[Layer]) -> Any:
     """Run `run.command` over `layers` (in the order given) -> the command's report."""
+    run.options.check()
+    # secrets leave the environment before any Ansible run could record them
+    run.options.credentials.take(*registry.secrets())
+    for layer in layers:
+        layer.check_options(run)
+    run.reboots.allowed = (
+        run.reboot == "if-needed" and not run.check and run.command in ("apply", "rollback")
+    )
     active = [layer for layer in layers if layer.wants(run)]
     layers_by_name = {layer.name: layer.label for layer in active}
     if not active and run.command == "rollback":  # no layer has anything recorded
@@ -74,8 +89,11 @@ def execute(run: Run, layers: list[Layer]) -> Any:
             if picked and type(layer).refused is not Layer.refused:
                 phase = getattr(run.progress, "phase", None)
                 if phase is not None:
-                    phase(f"{layer.label}: checking {view.fold([h.name for h in picked])} "
-                          "before changing anything", 0)
+                    phase(
+                        f"{layer.label}: checking {view.fold([h.name for h in picked])} "
+                        "before changing anything",
+                        0,
+                    )
             for name, why in layer.refused(run, picked).items():
                 refused[name] = f"{layer.label}: {why}"
         _refuse(refused)
@@ -102,24 +120,23 @@ def execute(run: Run, layers: list[Layer]) -> Any:
             continue
         info.batches += 1
         batch_start = time.monotonic()
-        settled = False
-        for layer, targets, skipped in plans:
-            if layer.name == "os" and not settled:
-                settled = True
-                _settle(run, plans, batch, i if numbered else None, results, info)
-            todo = [h for h in batch if h.name in targets]
-            if todo:
-                _phase(run, layer, todo, i, len(batches), batch_start - started, batch_start)
-                step = getattr(layer, run.command if not run.check else _check_step(run))
-                got, artifacts = step(run, todo, i if numbered else None)
-                info.artifacts.append(artifacts)
-                for name, res in got.items():
-                    results[name][layer.name] = res
-            for h in batch:
-                if h.name in skipped:
-                    results[h.name][layer.name] = layer.skipped(run, skipped[h.name])
-        if not settled:
-            _settle(run, plans, batch, i if numbered else None, results, info)
+        before = [p for p in plans if p[0].reboot != "none"]
+        after = [p for p in plans if p[0].reboot == "none"]
+        for group in (before, after):
+            if group is after:  # the reboot point: once per node, for every layer
+                _reboot(run, plans, batch, results, info)
+            for layer, targets, skipped in group:
+                todo = [h for h in batch if h.name in targets]
+                if todo:
+                    _phase(run, layer, todo, i, len(batches), batch_start - started, batch_start)
+                    step = getattr(layer, run.command if not run.check else _check_step(run))
+                    got, artifacts = step(run, todo, i if numbered else None)
+                    info.artifacts.append(artifacts)
+                    for name, res in got.items():
+                        results[name][layer.name] = res
+                for h in batch:
+                    if h.name in skipped:
+                        results[h.name][layer.name] = layer.skipped(run, skipped[h.name])
         failed_now = sum(1 for h in batch if any(r.status in BAD for r in results[h.name].values()))
         info.failed += failed_now
         if run.max_failed is not None and info.failed > run.max_failed and i < len(batches):
@@ -159,23 +176,49 @@ def _phase(
     phase(text, len(todo))
 
 
-def _settle(
+def _is_sim(h: InventoryHost) -> bool:
+    v = h.vars.get("tuner_sim")
+    return v is True or (isinstance(v, str) and v.lower() in ("true", "yes", "1"))
+
+
+def _reboot(
     run: Run,
     plans: list[tuple[Layer, set[str], dict[str, str]]],
     batch: list[InventoryHost],
-    number: int | None,
     results: dict[str, dict[str, HostResult]],
     info: report.Batches,
 ) -> None:
-    """After the layers that reboot (BIOS), before the OS layer: a layer's pending reboot
-    (the kernel command line) happens here, once per node (`settle`, if the layer has one)."""
+    """The reboot point of a batch, after the layers with a part in the reboot: the hosts a
+    layer waits on that no layer reset yet are rebooted through the OS (Ansible's reboot
+    module; in the simulator, the node tree's reboot), once per node; then each waiting
+    layer reads what the reboot brought (`Layer.rebooted`)."""
+    plan = run.reboots
+    if plan.allowed:
+        waiting = set(plan.pending([h.name for h in batch]))
+        for sim, module in ((True, "tuner_sim_reboot"), (False, "ansible.builtin.reboot")):
+            part = [h for h in batch if h.name in waiting and _is_sim(h) == sim]
+            if not part:
+                continue
+            outcomes, art = run.playbook(
+                "reboot.yml",
+                part,
+                {"tuner_reboot_timeout": int(run.options.reboot_timeout)},
+                module=module,
+                progress=False,
+            )
+            info.artifacts.append(art)
+            for name, o in outcomes.items():
+                if o.status == "ok":
+                    plan.did(name, "simulator" if sim else "os")
+                else:
+                    plan.failed[name] = o.message
     for layer, targets, _ in plans:
-        settle = getattr(layer, "settle", None)
-        if settle is None:
+        if layer.reboot != "waits":
             continue
-        todo = [h for h in batch if h.name in targets]
+        todo = [h for h in batch if h.name in targets and layer.name in results[h.name]]
         if todo:
-            info.artifacts += settle(run, todo, number, results)
+            got = {h.name: results[h.name][layer.name] for h in todo}
+            info.artifacts += layer.rebooted(run, todo, got)
 
 
 def _refuse(refused: dict[str, str]) -> None:
@@ -215,19 +258,31 @@ def _report(
     hosts: list[Any] = []
     for h in run.inv.hosts:
         got = results[h.name]
-        statuses = {name: got[name].status for name in names if name in got}
-        hr = host_model(host=h.name, status=worst(run.command, list(statuses.values())))
-        hr.layers = statuses
+        statuses = [got[name].status for name in names if name in got]
+        hr = host_model(host=h.name, status=worst(run.command, statuses))
         for layer in layers:
-            if layer.name in got:
-                layer.fill(run, hr, got[layer.name])
+            r = got.get(layer.name)
+            if r is None:
+                continue
+            hr.layers[layer.name] = report.LayerPart(
+                status=r.status, message=r.message, detail=r.detail
+            )
+            for key, value in layer.v1_keys(run.command, r).items():
+                setattr(hr, key, value)  # schema 1's fields, kept for --json readers
         hr.message = _message(run, layers, got)
-        if run.command == "verify" and "os" in got and "bios" in got:
-            hr.cross = cross_checks(run.profile, hr.bios, hr.facts)  # type: ignore[arg-type]
-            if hr.status in ("ok", "pending") and any(c.status == "mismatch" for c in hr.cross):
+        if run.command == "verify":
+            for cross in registry.crosses():
+                if all(n in got for n in cross.needs):
+                    hr.cross += cross.check(run.profile, got)
+            if hr.status in ("ok", "pending") and any(
+                getattr(c, "status", "") == "mismatch" for c in hr.cross
+            ):
                 hr.status = "drift"
         hosts.append(hr)
+    from agent.runner import run_security
+
     common: dict[str, Any] = {
+        "security": run_security(),  # the layers add what they relaxed (`finish`)
         "inventory": run.inv.path,
         "artifacts": artifacts,
         "layers": names,
@@ -249,24 +304,25 @@ def _report(
 
 
 def _message(run: Run, layers: list[Layer], got: dict[str, HostResult]) -> str:
-    """Why a host failed (or was not started): the OS's message as is, others prefixed."""
+    """Why a host failed (or was not started): the messages of layers that do not prefix
+    them (the OS's) first and as they are, the others' after their label ("BIOS: ...")."""
     parts = []
     seen: set[str] = set()
-    for layer in sorted(layers, key=lambda x: x.name != "os"):
+    for layer in sorted(layers, key=lambda x: x.prefix_messages):
         r = got.get(layer.name)
         if r is None or not r.message or r.status not in (*BAD, "not started"):
             continue
         if r.message in seen:
             continue
         seen.add(r.message)
-        parts.append(r.message if layer.name == "os" else f"{layer.label}: {r.message}")
+        parts.append(f"{layer.label}: {r.message}" if layer.prefix_messages else r.message)
     return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- tables
 
 
-def print_report(r: Report, layers: list[Layer], console: Console, detail: bool = False) -> None:
+def print_report(r: Any, layers: list[Layer], console: Console, detail: bool = False) -> None:
     """Each layer's table (hosts with the same result grouped; `detail`: every host and
     row), then the fleet's line."""
     ran = set(r.layers)
@@ -278,10 +334,7 @@ def print_report(r: Report, layers: list[Layer], console: Console, detail: bool 
         verdict = "conforms" if r.exit_code == 0 else "does NOT conform"
         line += f" The fleet {verdict}."
         if any(h.status == "pending" for h in r.hosts):
-            line += (
-                " pending: BIOS values or the kernel command line are set and take effect "
-                "at the next reboot."
-            )
+            line += " pending: values are set and take effect at the next reboot."
     else:
         if r.check:
             line += " Nothing was changed (--check)."

@@ -8,6 +8,11 @@ Layout under the fleet's folder (sim/):
                               also the CA bundle a client trusts)
     bmc/logs/NAME.jsonl       each BMC's request log (no bodies, no credentials)
     bmc/urls.txt, bmc/bmc.log the simulator's output and its log
+
+This module knows nothing of the simulated fleet (agent/sim/fleet.py): `start` takes the
+nodes' names and roots and returns records (`BmcFleet`), which the fleet stores; `stop`,
+`host_vars` and `describe` read those records back. No import circle, no writes into the
+fleet's objects.
 """
 
 from __future__ import annotations
@@ -20,13 +25,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent.errors import BadInput, Failed
-
-if TYPE_CHECKING:
-    from agent.sim.fleet import SimFleet
 
 VENDORS = ("dell", "hpe", "supermicro", "amd")
 CHOICES = (*VENDORS, "mixed", "none")
@@ -48,39 +52,62 @@ def _write_secret(path: Path, value: str) -> None:
         f.write(value + "\n")
 
 
-def start(base: Path, fleet: SimFleet, vendor: str, tls: bool, reset_delay: float) -> None:
-    """Start the BMC simulator for every node and record URLs, pid and credentials."""
+@dataclass
+class BmcNode:
+    """One node's simulated BMC."""
+
+    url: str
+    vendor: str
+    password_file: str
+
+
+@dataclass
+class BmcFleet:
+    """What `start` made: the simulator's process, the shared user and CA, each node's BMC."""
+
+    pid: int
+    username: str
+    ca: str | None = None
+    nodes: dict[str, BmcNode] = field(default_factory=dict)
+
+
+def start(
+    base: Path, nodes_in: list[tuple[str, str]], vendor: str, tls: bool, reset_delay: float
+) -> BmcFleet | None:
+    """Start the BMC simulator for every node (`(name, node root)`) -> the records to store
+    (None: `vendor` none, no BMCs)."""
     check_vendor(vendor)
     if vendor == "none":
-        return
+        return None
     d = base / "bmc"
     (d / "logs").mkdir(parents=True)
     sec = d / "secrets"
     sec.mkdir(mode=0o700)
     tls_cfg: Any = False
+    ca: str | None = None
     if tls:
         from agent.sim.bmc.server import generate_self_signed
 
         cert, key = generate_self_signed(d / "tls")
         tls_cfg = {"cert": str(cert), "key": str(key)}
-        fleet.bmc_ca = str(cert)
+        ca = str(cert)
     nodes = []
-    for i, node in enumerate(fleet.nodes):
-        pw = sec / f"{node.name}.pw"
+    made: dict[str, tuple[str, str]] = {}  # name -> (vendor, password file)
+    for i, (name, root) in enumerate(nodes_in):
+        pw = sec / f"{name}.pw"
         _write_secret(pw, secrets.token_urlsafe(18))
-        node.bmc_vendor = vendor_for(i, vendor)
-        node.bmc_password_file = str(pw)
+        made[name] = (vendor_for(i, vendor), str(pw))
         nodes.append(
             {
-                "name": node.name,
+                "name": name,
                 "port": 0,
-                "vendor": node.bmc_vendor,
+                "vendor": made[name][0],
                 "username": USERNAME,
                 "password_file": str(pw),
                 "tls": tls_cfg,
-                "node_root": node.root,
+                "node_root": root,
                 "reset_delay": reset_delay,
-                "request_log": str(d / "logs" / f"{node.name}.jsonl"),
+                "request_log": str(d / "logs" / f"{name}.jsonl"),
             }
         )
     cfg = d / "config.json"
@@ -94,24 +121,29 @@ def start(base: Path, fleet: SimFleet, vendor: str, tls: bool, reset_delay: floa
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    fleet.bmc_pid = proc.pid
-    fleet.bmc_username = USERNAME
     deadline = time.monotonic() + 30
     while True:
         lines = [ln.split() for ln in urls.read_text().splitlines() if ln.strip()]
         if len(lines) >= len(nodes):
             break
         if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc.pid)
             tail = (d / "bmc.log").read_text()[-500:]
             raise Failed(f"the simulated BMCs did not start: {tail.strip()}")
         time.sleep(0.05)
     by_name = {parts[0]: parts[1] for parts in lines if len(parts) == 2}
-    for node in fleet.nodes:
-        node.bmc_url = by_name[node.name]
+    return BmcFleet(
+        pid=proc.pid,
+        username=USERNAME,
+        ca=ca,
+        nodes={
+            n: BmcNode(url=by_name[n], vendor=v, password_file=pw) for n, (v, pw) in made.items()
+        },
+    )
 
 
-def stop(fleet: SimFleet) -> None:
-    pid = fleet.bmc_pid
+def stop(pid: int | None) -> None:
+    """Stop the BMC simulator whose process this is (if it still is the simulator)."""
     if not pid or not _is_sim_bmc(pid):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -133,21 +165,41 @@ def _is_sim_bmc(pid: int) -> bool:
     return b"agent.sim.bmc" in cmd and ") Z " not in stat
 
 
-def host_vars(fleet: SimFleet, name: str) -> dict[str, object]:
-    node = next(n for n in fleet.nodes if n.name == name)
-    if not node.bmc_url:
+def host_vars(
+    url: str | None, username: str | None, password_file: str | None, ca: str | None
+) -> dict[str, object]:
+    """The inventory variables of a node's simulated BMC (none without one)."""
+    if not url:
         return {}
     hv: dict[str, object] = {
-        "bmc_url": node.bmc_url,
-        "bmc_username": fleet.bmc_username,
-        "bmc_password_file": node.bmc_password_file,
+        "bmc_url": url,
+        "bmc_username": username,
+        "bmc_password_file": password_file,
     }
-    if fleet.bmc_ca:
-        hv["bmc_ca_bundle"] = fleet.bmc_ca
+    if ca:
+        hv["bmc_ca_bundle"] = ca
     return hv
 
 
-def describe(fleet: SimFleet, name: str) -> dict[str, object] | None:
+class _Node(Protocol):
+    name: str
+    bmc_url: str | None
+    bmc_vendor: str | None
+    bmc_password_file: str | None
+
+
+class _Fleet(Protocol):
+    """What `describe` reads of a fleet that stored `start`'s records (read only)."""
+
+    bmc_username: str | None
+    bmc_ca: str | None
+
+    @property
+    def nodes(self) -> Sequence[_Node]: ...
+
+
+def describe(fleet: _Fleet, name: str) -> dict[str, object] | None:
+    """A node's simulated BMC for `tuner sim up --json` (None without one)."""
     node = next(n for n in fleet.nodes if n.name == name)
     if not node.bmc_url:
         return None

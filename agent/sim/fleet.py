@@ -224,11 +224,22 @@ def up(
             _start_sshds(base, fleet, sshd)
         if bmc_vendor != "none":
             say(f"starting {nodes} BMCs ({bmc_vendor})")
-        bmcfleet.start(base, fleet, bmc_vendor, bmc_tls, bmc_reset_delay)
+        bmcs = bmcfleet.start(
+            base, [(n.name, n.root) for n in fleet.nodes], bmc_vendor, bmc_tls, bmc_reset_delay
+        )
+        if bmcs is not None:  # the BMC fleet's records, stored in the simulated fleet's
+            fleet.bmc_pid, fleet.bmc_username, fleet.bmc_ca = bmcs.pid, bmcs.username, bmcs.ca
+            for node in fleet.nodes:
+                b = bmcs.nodes[node.name]
+                node.bmc_url, node.bmc_vendor, node.bmc_password_file = (
+                    b.url,
+                    b.vendor,
+                    b.password_file,
+                )
         _write_inventory(base, fleet)
     except BaseException:
         _stop_sshds(fleet)
-        bmcfleet.stop(fleet)
+        bmcfleet.stop(fleet.bmc_pid)
         shutil.rmtree(base, ignore_errors=True)
         raise
     (base / "fleet.json").write_text(fleet.model_dump_json(indent=1))
@@ -256,7 +267,7 @@ def down(state_dir: Path, progress: Phase | None = None) -> SimFleet | None:
 
         if fleet.bmc_pid:
             say("stopping the BMCs")
-        bmcfleet.stop(fleet)
+        bmcfleet.stop(fleet.bmc_pid)
     if base.is_symlink():
         base.unlink()
         return fleet
@@ -491,7 +502,12 @@ def _write_inventory(base: Path, fleet: SimFleet) -> None:
     for node in fleet.nodes:
         from agent.sim import bmcfleet
 
-        hv: dict[str, object] = {"tuner_root": node.root, **bmcfleet.host_vars(fleet, node.name)}
+        hv: dict[str, object] = {
+            "tuner_root": node.root,
+            **bmcfleet.host_vars(
+                node.bmc_url, fleet.bmc_username, node.bmc_password_file, fleet.bmc_ca
+            ),
+        }
         if node.port:
             hv["ansible_port"] = node.port
         groups[node.group][node.name] = hv

@@ -26,6 +26,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_bios_plan import Registry, attr_text, plan, topology
 from ansible.module_utils.tuner_bios_record import RecordError, forget, load, remember, same_board
+from ansible.module_utils.tuner_modargs import TUNER_BIOS
 from ansible.module_utils.tuner_redfish import (
     BmcClient,
     RedfishError,
@@ -693,31 +694,7 @@ def restore(p: dict[str, Any], check_mode: bool) -> tuple[bool, dict[str, Any]]:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "mode": {
-                "type": "str",
-                "choices": ["plan", "apply", "verify", "restore"],
-                "required": True,
-            },
-            "url": {"type": "str", "required": True},
-            "username": {"type": "str", "required": True},
-            "password": {"type": "str", "no_log": True},
-            "password_file": {"type": "path", "no_log": False},
-            "auth": {"type": "str", "choices": ["basic", "session"], "default": "basic"},
-            "system": {"type": "str"},
-            "validate_certs": {"type": "bool", "default": True},
-            "ca_bundle": {"type": "path"},
-            "timeout": {"type": "float", "default": 30.0},
-            "reset_timeout": {"type": "float", "default": 1200.0},
-            "poll_interval": {"type": "float", "default": 2.0},
-            "reboot": {"type": "str", "choices": ["never", "if-needed"], "default": "never"},
-            "reset_type": {"type": "str", "default": "GracefulRestart"},
-            "also_reset": {"type": "bool", "default": False},
-            "settings": {"type": "dict", "default": {}},
-            "host": {"type": "str"},
-            "record_dir": {"type": "path"},
-            "stage_dir": {"type": "path"},
-        },
+        argument_spec=TUNER_BIOS.spec(),  # typed once: module_utils/tuner_modargs.py
         supports_check_mode=True,
     )
     if module.params["mode"] == "restore":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_bootloader import apply, rollback, verify
 from ansible.module_utils.tuner_knobs import Host, KnobError
+from ansible.module_utils.tuner_modargs import TUNER_CMDLINE
 
 DOCUMENTATION = r"""
 module: tuner_cmdline
@@ -69,14 +70,7 @@ facts:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "mode": {"type": "str", "choices": ["apply", "verify", "rollback"], "required": True},
-            "root": {"type": "path", "default": "/"},
-            "sim": {"type": "bool", "default": False},
-            "add": {"type": "list", "elements": "str", "default": []},
-            "remove": {"type": "list", "elements": "str", "default": []},
-            "lock_timeout": {"type": "float", "default": 300.0},
-        },
+        argument_spec=TUNER_CMDLINE.spec(),  # typed once: module_utils/tuner_modargs.py
         supports_check_mode=True,
     )
     p = module.params

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_knobs import Host, KnobError
-from ansible.module_utils.tuner_nic import apply, facts, rollback, verify
+from ansible.module_utils.tuner_nic import TUNER_NIC, apply, facts, rollback, verify
 
 DOCUMENTATION = r"""
 module: tuner_nic
@@ -70,17 +70,7 @@ facts:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "mode": {
-                "type": "str",
-                "choices": ["facts", "apply", "verify", "rollback"],
-                "required": True,
-            },
-            "root": {"type": "path", "default": "/"},
-            "sim": {"type": "bool", "default": False},
-            "settings": {"type": "dict", "default": {}},
-            "lock_timeout": {"type": "float", "default": 300.0},
-        },
+        argument_spec=TUNER_NIC.spec(),
         supports_check_mode=True,
     )
     p = module.params

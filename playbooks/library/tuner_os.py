@@ -16,6 +16,7 @@ from ansible.module_utils.tuner_knobs import (
     rollback,
     verify,
 )
+from ansible.module_utils.tuner_modargs import TUNER_OS
 
 DOCUMENTATION = r"""
 module: tuner_os
@@ -89,14 +90,7 @@ facts:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "mode": {"type": "str", "choices": ["apply", "verify", "rollback"], "required": True},
-            "root": {"type": "path", "default": "/"},
-            "sim_kernel": {"type": "bool", "default": False},
-            "settings": {"type": "list", "elements": "dict", "default": []},
-            "persist": {"type": "bool", "default": True},
-            "lock_timeout": {"type": "float", "default": 300.0},
-        },
+        argument_spec=TUNER_OS.spec(),  # typed once: module_utils/tuner_modargs.py
         supports_check_mode=True,
     )
     p = module.params
