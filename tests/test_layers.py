@@ -94,8 +94,9 @@ class _Fake(Layer):
     def not_started(self, run: Run, why: str, batch: int) -> HostResult:
         return HostResult("not started", why, FakePart(status="not started", message=why))
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        return {self.name: result.detail}
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        return {cls.name: None if result is None else result.detail}
 
 
 class Waits(_Fake):
@@ -350,6 +351,11 @@ def test_failure_cap_and_host_report_parts(registry: None, tmp_path: Path) -> No
         "detail": {"status": "failed", "message": "", "rebooted_by": None},
     }
     assert h["waits"] == h["layers"]["waits"]["detail"]  # the schema-1 field, kept
+    rep = execute(
+        Run(command="verify", profile=_profile(tmp_path, ""), inv=_inv(1)), layers.make("checked")
+    )
+    doc = json.loads(rep.model_dump_json())["hosts"][0]
+    assert doc["waits"] is None and list(doc["layers"]) == ["checked"]  # did not run: null
     # a schema-1 document still loads: each layer reads its part back (`from_v1`)
     v1 = {"host": "n", "status": "ok", "layers": {"runtime": "ok"}, "runtime": {"x": 1}}
     from agent.report import HostVerify

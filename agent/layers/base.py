@@ -315,9 +315,11 @@ class Layer(ABC):
     def not_started(self, run: Run, why: str, batch: int) -> HostResult:
         """The result of a host in a batch that was not started (the failure cap)."""
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        """The fields this layer's part had on a host in report schema 1 (kept so that
-        --json readers of schema 1 keep working; docs/json.md)."""
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        """The fields this layer's part had on a host in report schema 1, with their empty
+        values when the layer did not run (`result` None), kept so that --json readers of
+        schema 1 keep working (docs/json.md)."""
         return {}
 
     def from_v1(self, command: str, host: dict[str, Any]) -> Any:

@@ -461,8 +461,9 @@ class BiosLayer(Layer):
             detail = HostBios(status="not started", message=why, batch=batch)
         return HostResult("not started", why, detail)
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        return {"bios": result.detail}
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        return {"bios": None if result is None else result.detail}
 
     def from_v1(self, command: str, host: dict[str, Any]) -> Any:
         return host.get("bios")

@@ -225,8 +225,9 @@ class CmdlineLayer(Layer):
     def not_started(self, run: Run, why: str, batch: int) -> HostResult:
         return HostResult("not started", why, HostCmdline(status="not started", message=why))
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        return {"cmdline": result.detail}
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        return {"cmdline": None if result is None else result.detail}
 
     def from_v1(self, command: str, host: dict[str, Any]) -> Any:
         return host.get("cmdline")

@@ -187,8 +187,9 @@ class OsLayer(Layer):
     def not_started(self, run: Run, why: str, batch: int) -> HostResult:
         return HostResult("not started", why, OsPart())
 
-    def v1_keys(self, command: str, result: HostResult) -> dict[str, Any]:
-        d = result.detail
+    @classmethod
+    def v1_keys(cls, command: str, result: HostResult | None) -> dict[str, Any]:
+        d = result.detail if result is not None else OsPart()
         if command == "rollback":
             return {"files": d.files}
         if command == "verify":

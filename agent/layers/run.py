@@ -260,15 +260,15 @@ def _report(
         got = results[h.name]
         statuses = [got[name].status for name in names if name in got]
         hr = host_model(host=h.name, status=worst(run.command, statuses))
+        for cls in registry.classes():  # schema 1's fields, kept for --json readers
+            for key, value in cls.v1_keys(run.command, got.get(cls.name)).items():
+                setattr(hr, key, value)
         for layer in layers:
             r = got.get(layer.name)
-            if r is None:
-                continue
-            hr.layers[layer.name] = report.LayerPart(
-                status=r.status, message=r.message, detail=r.detail
-            )
-            for key, value in layer.v1_keys(run.command, r).items():
-                setattr(hr, key, value)  # schema 1's fields, kept for --json readers
+            if r is not None:
+                hr.layers[layer.name] = report.LayerPart(
+                    status=r.status, message=r.message, detail=r.detail
+                )
         hr.message = _message(run, layers, got)
         if run.command == "verify":
             for cross in registry.crosses():
