@@ -19,6 +19,9 @@ The NICs are found by their PCI vendor and device ids (``MODELS``) under
   in place (2 bytes) as ``setpci -s <bdf> CAP_EXP+8.w=...`` does through the same file;
 * ``rings``: RX/TX descriptors, which only a tool sets: ``ethtool -g/-G <if>`` (argument
   lists, never a shell). ``max`` means the driver's pre-set maximum.
+* ``pfc_priority``: priority flow control on that priority only (the RoCE traffic's), which
+  only a tool sets: iproute2's ``dcb pfc show/set dev <if> prio-pfc ...`` (the kernel's DCB
+  netlink interface; mlx5 and bnxt_en have it, ionic does not: Pollara's is set with nicctl);
 * ``roce_tos``: the RDMA CM's default RoCE type of service (DSCP << 2) of the port's RDMA
   device, ``/sys/kernel/config/rdma_cm/<ibdev>/ports/1/default_roce_tos`` (configfs: the
   ``rdma_cm/<ibdev>`` group is made with mkdir when it is missing, and removed by rollback).
@@ -78,7 +81,18 @@ MRRS = (128, 256, 512, 1024, 2048, 4096)  # Max_Read_Request_Size encodings 0..5
 IFNAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 BDF = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$")
 IBDEV = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-KEYS = ("mtu", "rings", "irq_affinity", "max_read_request", "relaxed_ordering", "roce_tos")
+KEYS = (
+    "mtu",
+    "rings",
+    "irq_affinity",
+    "max_read_request",
+    "relaxed_ordering",
+    "roce_tos",
+    "pfc_priority",
+)
+DCB = ("/usr/sbin/dcb", "/sbin/dcb", "/usr/bin/dcb")
+DCB_MARK = "tuner-sim-dcb"  # the simulator's dcb carries this line
+NO_DCB = ("pollara-400",)  # ionic has no kernel DCB interface: its PFC is set with nicctl
 
 
 Write = tuple[str, str, Any]  # (kind, target, value): a write, or an original to save
@@ -139,6 +153,15 @@ def check_settings(s: dict[str, Any]) -> str:
     ro = s.get("relaxed_ordering")
     if ro is not None and not isinstance(ro, bool):
         return f"relaxed_ordering must be true or false, got {ro!r}"
+    pfc = s.get("pfc_priority")
+    if pfc is not None:
+        if not _is_int(pfc) or not 0 <= pfc <= 7:
+            return f"pfc_priority must be an integer from 0 to 7, got {pfc!r}"
+        if s["model"] in NO_DCB:
+            return (
+                f"pfc_priority: {s['model']} has no kernel DCB interface (its PFC is set "
+                "with the vendor's nicctl, which tuner does not drive)"
+            )
     tos = s.get("roce_tos")
     if tos is not None and (not _is_int(tos) or not 0 <= tos <= 255):
         return f"roce_tos must be an integer from 0 to 255, got {tos!r}"
@@ -274,6 +297,45 @@ def _ethtool(host: Host, sim: bool) -> list[str]:
     raise NicError("ethtool not found (Debian: apt-get install ethtool)")
 
 
+def _dcb(host: Host, sim: bool) -> list[str]:
+    """iproute2's dcb (the kernel's DCB netlink interface); in the simulator, its own."""
+    if sim:
+        tool = "/usr/sbin/dcb"
+        real = host.path(tool)
+        if os.path.islink(real) or not os.path.isfile(real) or DCB_MARK not in host.read(tool):
+            raise NicError(f"simulated node: {tool} is not the simulator's script")
+        return [sys.executable, "-I", "-S", real, host.root]
+    for t in DCB:
+        if os.path.isfile(host.path(t)):
+            return [host.path(t)]
+    raise NicError("dcb not found (iproute2 6.0 or later; Debian: apt-get install iproute2)")
+
+
+def parse_pfc(text: str) -> list[bool]:
+    """`dcb pfc show dev IF prio-pfc` -> PFC on/off of priorities 0..7."""
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] == "prio-pfc":
+            got = dict(w.split(":", 1) for w in words[1:] if ":" in w)
+            if sorted(got) == [str(i) for i in range(8)]:
+                return [got[str(i)] == "on" for i in range(8)]
+    raise NicError(f"dcb pfc show: no prio-pfc map in its output: {text.strip()[:120]!r}")
+
+
+def read_pfc(host: Host, sim: bool, name: str) -> list[bool]:
+    return parse_pfc(_run([*_dcb(host, sim), "pfc", "show", "dev", name, "prio-pfc"]))
+
+
+def set_pfc(host: Host, sim: bool, name: str, on: list[bool]) -> None:
+    pairs = [f"{i}:{'on' if v else 'off'}" for i, v in enumerate(on)]
+    _run([*_dcb(host, sim), "pfc", "set", "dev", name, "prio-pfc", *pairs])
+
+
+def _pfc_word(on: list[bool]) -> str:
+    prios = [str(i) for i, v in enumerate(on) if v]
+    return "on: " + (",".join(prios) if prios else "none")
+
+
 def _run(argv: list[str]) -> str:
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
@@ -281,7 +343,8 @@ def _run(argv: list[str]) -> str:
         raise NicError(f"{os.path.basename(argv[0])} failed: {e}") from e
     if p.returncode != 0:
         tail = (p.stderr or p.stdout).strip().splitlines()[-2:]
-        raise NicError(f"ethtool {' '.join(argv[-5:])} exited {p.returncode}: {' / '.join(tail)}")
+        tool = "dcb" if "pfc" in argv else "ethtool"
+        raise NicError(f"{tool} {' '.join(argv[-5:])} exited {p.returncode}: {' / '.join(tail)}")
     return p.stdout
 
 
@@ -360,6 +423,8 @@ def _wanted_word(s: dict[str, Any], key: str) -> str:
         return " ".join(f"{k} {v[k]}" for k in ("rx", "tx") if k in v)
     if key == "relaxed_ordering":
         return "on" if v else "off"
+    if key == "pfc_priority":
+        return f"on: {v}"
     return str(v)
 
 
@@ -422,6 +487,13 @@ def _observe_one(
         word = " ".join(f"{k} {want_r[k]}" for k in ("rx", "tx") if k in want_r)
         actual = " ".join(f"{k} {cur[k]}" for k in ("rx", "tx") if k in cur)
         return _item(sid, name, word, actual, do=do, save=[("rings", name, r["current"])])
+    if key == "pfc_priority":
+        pfc = read_pfc(host, sim, name)
+        want_on = [i == s[key] for i in range(8)]  # lossless on the RoCE priority only
+        do = [("pfc", name, want_on)] if pfc != want_on else []
+        return _item(
+            sid, name, _pfc_word(want_on), _pfc_word(pfc), do=do, save=[("pfc", name, pfc)]
+        )
     # roce_tos
     ib = p["ibdev"]
     if not ib:
@@ -503,6 +575,8 @@ def _write(host: Host, sim: bool, kind: str, target: str, value: Any) -> None:
         write_devctl(host, path, int(off), int(value))
     elif kind == "rings":
         set_rings(host, sim, target, value)
+    elif kind == "pfc":
+        set_pfc(host, sim, target, list(value))
     elif kind == "mkgroup":
         try:
             os.mkdir(host.path(target), 0o755)
@@ -641,6 +715,8 @@ def _current(host: Host, sim: bool, kind: str, target: str) -> Any:
         with open(host.path(path), "rb") as f:
             f.seek(int(off))
             return int.from_bytes(f.read(2), "little")
+    if kind == "pfc":
+        return read_pfc(host, sim, target)
     return read_rings(host, sim, target)["current"]
 
 
@@ -658,7 +734,9 @@ def rollback(
         entries = sorted(data["entries"].values(), key=lambda e: -int(e.get("order", 0)))
         for e in entries:
             kind, target, value = e["kind"], e["target"], e["value"]
-            label = target if kind != "rings" else f"ethtool -G {target}"
+            label = {"rings": f"ethtool -G {target}", "pfc": f"dcb pfc set dev {target}"}.get(
+                kind, target
+            )
             try:
                 cur = _current(host, sim, kind, target)
                 if cur is None:

@@ -56,7 +56,12 @@ def test_apply_verify_rollback_byte_exact(built: Path, tmp_path: Path) -> None:
     root = _node(built, tmp_path, model)
     host = Host(root=str(root), sim_kernel=True)
     before = _files(root)
-    s = {"model": model, **ALL, "interfaces": ["rdma0", "rdma5", "rdma6", "rdma2"]}
+    s = {
+        "model": model,
+        **ALL,
+        "pfc_priority": 3,
+        "interfaces": ["rdma0", "rdma5", "rdma6", "rdma2"],
+    }
 
     plan = nic.apply(host, s, sim=True, check=True)
     assert plan["status"] == "would change"
@@ -65,7 +70,9 @@ def test_apply_verify_rollback_byte_exact(built: Path, tmp_path: Path) -> None:
     r = nic.apply(host, s, sim=True, check=False)
     assert r["status"] == "changed", r["message"]
     by_id = {x["id"]: x for x in r["settings"]}
-    assert len(by_id) == 6 * 4  # six settings on each of the 4 ports named
+    assert len(by_id) == 7 * 4  # seven settings on each of the 4 ports named
+    assert by_id["nic.rdma6.pfc_priority"]["before"] == "on: none"
+    assert by_id["nic.rdma6.pfc_priority"]["after"] == "on: 3"
     assert by_id["nic.rdma0.mtu"]["before"] == "1500" and by_id["nic.rdma0.mtu"]["after"] == "9000"
     top = nicsim.MODELS[model]["rings"]
     assert by_id["nic.rdma5.rings"]["after"] == f"rx {top['rx_max']} tx {top['tx_max']}"
@@ -104,7 +111,10 @@ def test_apply_verify_rollback_byte_exact(built: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("model", ["pollara-400", "connectx-7"])
 def test_plan_each_model(built: Path, tmp_path: Path, model: str) -> None:
     root = _node(built, tmp_path, model)
-    plan = nic.apply(Host(root=str(root), sim_kernel=True), {"model": model, **ALL}, True, True)
+    s = {"model": model, **ALL}
+    if model == "connectx-7":
+        s["pfc_priority"] = 3  # mlx5 has the kernel's DCB interface, ionic does not
+    plan = nic.apply(Host(root=str(root), sim_kernel=True), s, True, True)
     rows = {x["id"]: x for x in plan["settings"]}
     top = nicsim.MODELS[model]["rings"]
     assert rows["nic.rdma1.rings"]["before"] == f"rx {top['rx']} tx {top['tx']}"
@@ -124,6 +134,8 @@ def test_node_without_the_model_is_bad_input(built: Path, tmp_path: Path) -> Non
         assert "no connectx-7 NIC" in r["message"] and "it has: pollara-400" in r["message"]
     r = nic.apply(host, {"model": "pollara-400", "interfaces": ["eth9"], "mtu": 9000}, True, False)
     assert r["bad_input"] and "eth9" in r["message"]
+    r = nic.apply(host, {"model": "pollara-400", "pfc_priority": 3}, True, False)
+    assert r["bad_input"] and "nicctl" in r["message"]
     assert _files(root) == before
 
 
@@ -203,6 +215,10 @@ def test_profile_nic_section(tmp_path: Path) -> None:
     with pytest.raises(BadInput) as e:
         load_profile(str(f))
     assert "model is required" in str(e.value) and e.value.file == str(f)
+    f.write_text("name: p\nnic:\n  model: pollara-400\n  roce: {pfc_priority: 3}\n")
+    with pytest.raises(BadInput) as e:
+        load_profile(str(f))
+    assert "nicctl" in str(e.value)
     f.write_text("name: p\nnic:\n  model: thor2\n  roce: {dscp: 64}\n")
     with pytest.raises(BadInput) as e:
         load_profile(str(f))
@@ -240,6 +256,7 @@ def test_lab_apply_verify_rollback_byte_exact(cx7_fleet: Fleet) -> None:
     assert part["detail"]["model"] == "connectx-7"
     rows = {s["id"]: s for s in part["detail"]["settings"]}
     assert rows["nic.rdma7.rings"]["after"] == "rx 8192 tx 8192"
+    assert rows["nic.rdma2.pfc_priority"]["after"] == "on: 3"  # through the node's dcb
     assert (fleet.roots["node02"] / "sys/class/net/rdma1/mtu").read_text() == "9000\n"
 
     v = fleet.tuner("verify", "--profile", "nic-connectx-7", "--layer", "nic", "--json")

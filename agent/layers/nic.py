@@ -50,6 +50,9 @@ class NicRoce(_Strict):
     dscp: Annotated[int, Field(strict=True, ge=0, le=63)] | None = Field(
         default=None, description="DSCP of RoCE traffic (RDMA CM default ToS = dscp << 2)"
     )
+    pfc_priority: Annotated[int, Field(strict=True, ge=0, le=7)] | None = Field(
+        default=None, description="the lossless priority: PFC on it only (dcb pfc)"
+    )
 
 
 class NicSection(_Strict):
@@ -74,6 +77,11 @@ class NicSection(_Strict):
                 "model is required when the nic section sets anything "
                 "(pollara-400, thor2 or connectx-7)"
             )
+        if self.roce.pfc_priority is not None and self.model in nic.NO_DCB:
+            raise ValueError(
+                f"roce.pfc_priority: {self.model} has no kernel DCB interface (its PFC is set "
+                "with AMD's nicctl, which tuner does not drive); leave it out for this model"
+            )
         return self
 
 
@@ -89,6 +97,7 @@ def nic_settings(n: NicSection) -> dict[str, Any]:
         "max_read_request": n.pcie.max_read_request,
         "relaxed_ordering": n.pcie.relaxed_ordering,
         "roce_tos": None if n.roce.dscp is None else n.roce.dscp << 2,
+        "pfc_priority": n.roce.pfc_priority,
     }
     out.update({k: v for k, v in values.items() if v is not None})
     return out

@@ -12,11 +12,12 @@ agent/sim/gpu/state.py ``write_nics``), each a PCI function of the fleet's NIC m
 * ``/proc/irq/<n>/smp_affinity_list`` and ``node`` for every vector;
 * ``/sys/kernel/config/rdma_cm/`` (configfs mounted, rdma_cm loaded; no group yet);
 * ``/usr/sbin/ethtool``: the simulator's ethtool (agent/sim/ethtoolsim.py) over the ring
-  state in ``/var/lib/tuner-sim/nic/<if>.rings``.
+  state in ``/var/lib/tuner-sim/nic/<if>.rings``; ``/usr/sbin/dcb``: the simulator's
+  iproute2 dcb (agent/sim/dcbsim.py) over ``<if>.pfc`` (drivers with DCB only).
 
 `boot` puts every runtime value back to what the driver sets when it loads (a reboot):
-MTU 1500, every IRQ on every CPU, the driver's default ring sizes, Device Control as after
-enumeration, no rdma_cm group. Sources for every value: docs/sim-nic.md.
+MTU 1500, every IRQ on every CPU, the driver's default ring sizes, PFC off, Device Control
+as after enumeration, no rdma_cm group. Sources for every value: docs/sim-nic.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agent.sim import ethtoolsim
+from agent.sim import dcbsim, ethtoolsim
 
 # model -> PCI ids, driver, RDMA device name, ring sizes (current at load, pre-set maximum)
 MODELS: dict[str, dict[str, Any]] = {
@@ -36,6 +37,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "subsystem_vendor": 0x1DD8,
         "subsystem_device": 0x5201,
         "driver": "ionic",
+        "dcb": False,  # no dcbnl_ops in ionic: Pollara's QoS is set with nicctl
         "ibdev": "ionic_{i}",
         "rings": {"rx": 4096, "tx": 4096, "rx_max": 16384, "tx_max": 8192},
     },
@@ -45,6 +47,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "subsystem_vendor": 0x14E4,
         "subsystem_device": 0x2100,
         "driver": "bnxt_en",
+        "dcb": True,
         "ibdev": "bnxt_re{i}",
         "rings": {"rx": 511, "tx": 511, "rx_max": 2047, "tx_max": 2047},
     },
@@ -54,6 +57,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "subsystem_vendor": 0x15B3,
         "subsystem_device": 0x0041,
         "driver": "mlx5_core",
+        "dcb": True,
         "ibdev": "mlx5_{i}",
         "rings": {"rx": 1024, "tx": 1024, "rx_max": 8192, "tx_max": 8192},
     },
@@ -164,6 +168,9 @@ def install(root: Path, model: str) -> dict[str, Any]:
     tool.parent.mkdir(parents=True, exist_ok=True)
     tool.write_text(Path(ethtoolsim.__file__).read_text())
     tool.chmod(0o755)
+    dcb = root / "usr/sbin/dcb"
+    dcb.write_text(Path(dcbsim.__file__).read_text())
+    dcb.chmod(0o755)
     desc = {"model": model, "ports": ports}
     _w(root / DESC, json.dumps(desc, indent=1, sort_keys=True))
     boot(root)
@@ -190,7 +197,10 @@ def boot(root: Path) -> None:
         for n in port["irqs"]:
             _w(root / f"proc/irq/{n}/smp_affinity_list", all_cpus)
         r = m["rings"]
-        _w(
-            root / "var/lib/tuner-sim/nic" / (port["if"] + ".rings"),
-            json.dumps(dict(r), sort_keys=True),
-        )
+        state = root / "var/lib/tuner-sim/nic"
+        _w(state / (port["if"] + ".rings"), json.dumps(dict(r), sort_keys=True))
+        if m["dcb"]:  # PFC off on every priority until configured (IEEE 802.1Qbb)
+            _w(
+                state / (port["if"] + ".pfc"),
+                json.dumps({"delay": 0, "prio_pfc": [False] * 8}, sort_keys=True),
+            )

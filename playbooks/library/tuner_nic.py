@@ -16,8 +16,8 @@ short_description: Tune the scale-out NICs (MTU, rings, IRQ affinity, PCIe, RoCE
 description:
   - Finds the host's ports of one NIC model by PCI vendor and device id and sets, per port,
     the MTU, the ring sizes (ethtool -G), the IRQ affinity to the port's NUMA node, the PCIe
-    Max_Read_Request_Size and relaxed ordering (Device Control in the config space) and the
-    RDMA CM default RoCE type of service (configfs).
+    Max_Read_Request_Size and relaxed ordering (Device Control in the config space), priority
+    flow control (dcb pfc) and the RDMA CM default RoCE type of service (configfs).
   - Saves the originals in /var/lib/tuner/nic.json before the first write; rollback restores
     them byte for byte.
 options:
@@ -38,7 +38,7 @@ options:
     description: >-
       The profile's nic section: model (pollara-400, thor2, connectx-7), interfaces, mtu,
       rings ({rx, tx}: a number or max), irq_affinity (numa), max_read_request (128..4096),
-      relaxed_ordering (bool), roce_tos (0..255).
+      relaxed_ordering (bool), roce_tos (0..255), pfc_priority (0..7, through dcb).
     type: dict
     default: {}
   lock_timeout:
