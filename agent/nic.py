@@ -201,7 +201,7 @@ def ports(host: Host) -> list[dict[str, Any]]:
             numa = int(_read(host, dev + "/numa_node"))
         except (KnobError, ValueError):
             numa = -1
-        ib = [os.path.basename(p) for p in host.glob(dev + "/infiniband/*")]
+        ib = [os.path.basename(p) for p in host.glob(dev + "/infiniband/*")] or _aux_ib(host, bdf)
         out.append(
             {
                 "if": name,
@@ -213,6 +213,21 @@ def ports(host: Host) -> list[dict[str, Any]]:
                 "ibdev": ib[0] if ib and IBDEV.fullmatch(ib[0]) else None,
             }
         )
+    return out
+
+
+def _aux_ib(host: Host, bdf: str) -> list[str]:
+    """RDMA devices on an auxiliary device of the PCI function (bnxt_re, ionic_rdma and
+    mlx5_ib bind to `<bdf>/<driver>.rdma.<n>` on current kernels): the ones whose
+    /sys/class/infiniband/<ib>/device is the function or a device under it."""
+    out = []
+    for ib in host.glob("/sys/class/infiniband/*"):
+        try:
+            real = os.path.realpath(host.path(ib + "/device"))
+        except KnobError:
+            continue
+        if bdf in (os.path.basename(real), os.path.basename(os.path.dirname(real))):
+            out.append(os.path.basename(ib))
     return out
 
 

@@ -153,6 +153,16 @@ def test_facts_find_ports_by_pci_ids(built: Path, tmp_path: Path) -> None:
         "numa_node": 0,
         "ibdev": "bnxt_re0",
     }
+    # current kernels: the RDMA device sits on an auxiliary device of the function
+    import shutil
+
+    d = root / "sys/bus/pci/devices/0000:08:00.0"
+    shutil.rmtree(d / "infiniband")
+    (d / "bnxt_en.rdma.0").mkdir()
+    ib = root / "sys/class/infiniband/bnxt_re0"
+    ib.mkdir(parents=True)
+    (ib / "device").symlink_to("../../../bus/pci/devices/0000:08:00.0/bnxt_en.rdma.0")
+    assert nic.ports(Host(root=str(root)))[0]["ibdev"] == "bnxt_re0"
     # the GPU collector still reads each port's NUMA node through the new links
     nodes = sorted((root / "sys/class/net").glob("*/device/numa_node"))
     assert [n.read_text() for n in nodes] == ["0\n"] * 4 + ["1\n"] * 4
