@@ -37,6 +37,8 @@ METAVARS: dict[str, str] = {
     "--scenario": "NAME",
     "--layer": "NAME",
     "--from": "REPORT",
+    "--since": "REPORT",
+    "--html": "FILE",
     "--head": "NODE",
     "--template": "NAME|FILE",
     "--per-node": "DIR",
@@ -63,6 +65,10 @@ EXAMPLES: dict[str, list[str]] = {
         "tuner provision --limit 'node0*' --wheelhouse /srv/tuner-wheels",
     ],
     "ready": ["tuner ready --profile inference --min-gpus-per-node 7 --output ready.json"],
+    "report": [
+        "tuner report --from check.json --from verify.json --html fleet.html",
+        "tuner report --from ready.json --since last-good.json --html fleet.html",
+    ],
     "export": [
         "tuner export --from ready.json --format slurm --output fleet.sh",
         "tuner export --from ready.json -f prometheus --per-node prom/",

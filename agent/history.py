@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 KEEP = 500  # lines kept when the file is trimmed
-NOT_RECORDED = {"status", "profiles", "sim scenarios"}
+NOT_RECORDED = {"status", "profiles", "sim scenarios", "report"}  # read files, touch no host
 
 
 def history_file(state: Path) -> Path:

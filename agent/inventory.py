@@ -548,6 +548,8 @@ def _check_bmc(hv: dict[str, Any], bad: Any) -> None:
         if not isinstance(ca, str):
             raise bad("bmc_ca_bundle", "bmc_ca_bundle must be a file path")
         check_ca_bundle(ca, "bmc_ca_bundle", bad)
+
+
 def _key_file(hv: dict[str, Any]) -> str | None:
     for k in ("ansible_ssh_private_key_file", "ansible_private_key_file"):
         v = hv.get(k)

@@ -329,7 +329,9 @@ def print_report(r: ProvisionReport, console: Console) -> None:
             )
         )
     fleet_table(
-        "tuner provision" + (" --check" if r.check else ""), ["found on the node / steps"], views,
+        "tuner provision" + (" --check" if r.check else ""),
+        ["found on the node / steps"],
+        views,
         console,
     )
     console.print(counted((h.status for h in r.hosts), "host"))

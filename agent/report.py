@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from agent.runner import RunSecurity
 
@@ -113,6 +113,17 @@ class ApplyReport(_Report):
         return 1 if any(h.status in bad for h in self.hosts) else 0
 
 
+class CrossResult(BaseModel):
+    """A cross-layer check's result read back from a document (the check's own model, e.g.
+    agent/bios/models.py `CrossCheck`, when the run made it): at least `status`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = ""
+    status: str = ""  # ok | mismatch | unknown
+    message: str = ""
+
+
 class HostVerify(_Host):
     # pending: nothing drifted, but values are set and wait for a reboot
     status: Literal["ok", "pending", "drift", "failed", "unreachable"]
@@ -122,6 +133,13 @@ class HostVerify(_Host):
     @classmethod
     def _v1(cls, data: Any) -> Any:
         return _upgrade("verify", data)
+
+    @field_validator("cross", mode="before")
+    @classmethod
+    def _cross(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [CrossResult.model_validate(c) if isinstance(c, dict) else c for c in v]
+        return v
 
 
 class VerifyReport(_Report):

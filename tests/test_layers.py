@@ -396,3 +396,54 @@ def test_the_real_registry_declares_what_tuner_needs() -> None:
         assert cls.reboot in ("none", "waits", "resets")
         assert cls.section is None or cls.schema() is not None
     assert layers.names() == list(layers.REGISTRY)  # the registry is written in run order
+
+
+def test_saved_reports_read_back_for_ready_and_tables() -> None:
+    """A saved verify document (schema 1 or 2) loads: cross-checks are objects again, and
+    `tuner ready`'s reasons and the tables read it (the real registry)."""
+    from agent.ready import drift_reason
+    from agent.report import HostVerify
+
+    layers.classes.cache_clear()
+    v1 = {
+        "host": "n1",
+        "status": "drift",
+        "layers": {"bios": "ok", "os": "ok"},
+        "settings": [],
+        "facts": {},
+        "bios": {"status": "ok"},
+        "cmdline": None,
+        "cross": [
+            {
+                "id": "numa_nodes",
+                "wanted": "8",
+                "actual": "2",
+                "status": "mismatch",
+                "source": "bios",
+                "message": "NPS 4 x 2 sockets should give 8 NUMA nodes",
+            }
+        ],
+    }
+    for doc in (v1, json.loads(HostVerify.model_validate(v1).model_dump_json())):
+        h = HostVerify.model_validate(doc)
+        assert h.layers["bios"].status == "ok" and h.cross[0].status == "mismatch"
+        assert drift_reason(h) == (
+            "cross-layer numa_nodes: NPS 4 x 2 sockets should give 8 NUMA nodes"
+        )
+
+
+def test_cli_start_up_reads_the_registry_without_importing_a_layer() -> None:
+    """`tuner --help` stays fast: the CLI reads the registry (the --layer words) and the
+    modules' defaults, never a layer module (they import Ansible's inventory, pydantic)."""
+    import subprocess
+    import sys
+
+    code = "import sys, agent.cli; print(' '.join(sorted(sys.modules)))"
+    mods = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert {"agent.layers", "agent.modargs"} <= mods
+    assert not {m for m in mods if m.startswith("agent.layers.")}
+    assert "pydantic" not in mods and "ansible" not in mods

@@ -571,9 +571,7 @@ def plan(
                     "message": err or f"unlocks {target} ({prop} while {describe(terms)})",
                 }
                 if not err and (
-                    _same(pending.get(gate), (attr_text(send) or "",))
-                    if gate in pending
-                    else False
+                    _same(pending.get(gate), (attr_text(send) or "",)) if gate in pending else False
                 ):
                     row["status"] = "pending"
                 if err:

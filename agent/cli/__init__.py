@@ -13,6 +13,7 @@ host failed, 2 bad input.
 | `agentcmd.py` | `agent run|install|remove|status` |
 | `gpu.py` | `facts`, `check`, `ready` |
 | `fleet.py` | `export`, `launch`, `status` |
+| `report.py` | `report` (the HTML page, agent/htmlreport/) |
 
 Modules import their domain code lazily, inside the commands, to keep start-up fast.
 """
@@ -45,7 +46,10 @@ from agent.cli import gpu  # noqa: E402
 # isort: split
 from agent.cli import fleet  # noqa: E402
 
-__all__ = ["app", "main", "fleet", "gpu", "provision", "tuning"]
+# isort: split
+from agent.cli import report  # noqa: E402
+
+__all__ = ["app", "main", "fleet", "gpu", "provision", "report", "tuning"]
 
 
 def _version(value: bool) -> None:

@@ -27,7 +27,7 @@ from agent.cli.options import (
     ProfileOpt,
 )
 from agent.cli.progress import progress
-from agent.errors import TunerError
+from agent.errors import BadInput, TunerError
 
 
 @app.command()
@@ -97,6 +97,30 @@ def check(
     show_gpus: Annotated[
         bool, typer.Option("--gpus", help="Show every GPU (grouped), not only excluded ones.")
     ] = False,
+    level: Annotated[
+        int,
+        typer.Option(
+            "--level",
+            min=1,
+            max=3,
+            help="1: telemetry (amdsmi); 2: also AMD's test tools per node (RVS, rccl-tests), "
+            "a few minutes; 3: also the long stress and power runs (docs/diagnostics.md).",
+        ),
+    ] = 1,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            min=10,
+            max=86400,
+            help="Seconds the level 2/3 tests may take per node (the most telling first; "
+            "what does not fit is listed as skipped).",
+        ),
+    ] = None,
+    diag_policy: Annotated[
+        str | None,
+        typer.Option("--diag-policy", help="Diagnostics policy (default: checks/diagnostics.yml)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The pre-run health gate: per-GPU verdicts and the usable-GPU inventory.
@@ -124,6 +148,21 @@ def check(
             min_gpus_per_node=min_gpus_per_node,
             max_excluded_nodes=max_excluded_nodes,
         )
+        dpol = dplan = None
+        if level > 1:
+            from agent.diag.plan import plan as diag_plan
+            from agent.diag.policy import load_diag_policy
+
+            if facts_files or local:
+                raise BadInput(
+                    "levels 2 and 3 run AMD's tools on the fleet's nodes: not with "
+                    "--facts or --local",
+                    field="--level",
+                )
+            dpol = load_diag_policy(diag_policy)
+            dplan = diag_plan(dpol, level, budget)
+        elif budget is not None or diag_policy is not None:
+            raise BadInput("only with --level 2 or 3", field="--budget/--diag-policy")
         failures: dict[str, str] = {}
         expected: dict[str, int] = {}
         if facts_files:
@@ -139,6 +178,13 @@ def check(
             with progress(len(inv.hosts), "check", as_json) as prog:
                 got, failures, _ = fleet_facts(inv, deadline, forks, prog)
         result = gate(got, failures, order, pol, opts, expected)
+        if dpol is not None and dplan is not None:
+            from agent.diag import run as drun
+
+            todo = drun.targets(result.nodes)
+            with progress(len(todo), f"check --level {level}", as_json) as prog:
+                rep = drun.run_fleet(inv, dplan, dpol, todo, forks, prog)
+            result = drun.join(result, rep, got, pol, opts)
         if not facts_files and not local:
             from agent.gpu.gate import attach_addresses
             from agent.gpu.run import record_gate

@@ -392,6 +392,8 @@ def node_access(root: str) -> dict[str, Any]:
             os.path.join(root, "etc/systemd/system/tuner-agent.service")
         ),
     }
+
+
 def render_node(root: str, bdf: str | None, drm_render: Any) -> str | None:
     """The GPU's DRM render device: amdsmi's minor number, else the PCI device's drm/ folder."""
     if isinstance(drm_render, int) and drm_render > 0:

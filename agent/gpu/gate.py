@@ -131,6 +131,7 @@ class GpuInventory(BaseModel):
     nodes: list[NodeEntry]
     fleet: FleetInfo
     inventory: str | None = None  # the Ansible inventory the facts came through
+    diagnostics: dict[str, Any] | None = None  # tuner check --level 2|3 (agent/diag/run.py)
 
     def model_dump_inventory(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")

@@ -570,9 +570,15 @@ def _bios_view(host: str, hb: HostBios) -> HostView:
     )
 
 
+def _as_dict(c: Any) -> Any:
+    return c.model_dump() if isinstance(c, BaseModel) else c
+
+
 def _verify_view(h: Any, hb: HostBios | None) -> HostView:
     v = _bios_view(h.host, hb) if hb else HostView(host=h.host, status="ok")
-    crosses = [c if isinstance(c, CrossCheck) else CrossCheck.model_validate(c) for c in h.cross]
+    crosses = [
+        c if isinstance(c, CrossCheck) else CrossCheck.model_validate(_as_dict(c)) for c in h.cross
+    ]
     bad = [c for c in crosses if c.status != "ok"]
     if bad and v.status == "ok":
         v.status = "drift"

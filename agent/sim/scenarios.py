@@ -8,7 +8,7 @@ the other nodes show that exactly the affected GPU is excluded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.sim.gpu.state import (
@@ -31,6 +31,8 @@ class Scenario:
     nodes: int
     faults: dict[int, Mutator]  # node index -> what is wrong there
     expect: str  # the gate's expected outcome, for docs and tests
+    # node index -> what the diagnostic tools measure there (agent/sim/diagtools.py)
+    diag: dict[int, dict[str, object]] = field(default_factory=dict)
 
 
 def _gpu(i: int, fn: Callable[[GpuState], None]) -> Mutator:
@@ -301,6 +303,17 @@ SCENARIOS: dict[str, Scenario] = {
         "node failed (deadline)",
     ),
 }
+# GPU 3 of node 2 (index 1): its telemetry is clean, so level 1 passes it; under load it is
+# slow in compute and on every XGMI link, so level 2's pbqt fails it and the all-reduce is
+# narrowed to it (the other 7 keep running).
+SCENARIOS["diag-slow-gpu"] = Scenario(
+    "diag-slow-gpu",
+    f"GPU {G} of node 2 passes the telemetry gate but is slow under load (check --level 2)",
+    2,
+    {},
+    "level 1: all usable; level 2: node 2's GPU 3 excluded, 15 usable",
+    diag={1: {"gpu_links": {"@3": 0.4}, "gflops": {"@3": 0.6}}},
+)
 for _name, (_desc, _fn, _expect) in ONE.items():
     SCENARIOS[_name] = Scenario(_name, _desc + f" (node 2, GPU {G})", 2, {1: _gpu(G, _fn)}, _expect)
 
@@ -323,5 +336,9 @@ def install_gpus(base: Path, roots: list[Path], scenario: Scenario) -> None:
         lib = build_library(base / "lib")
     except BuildError as e:
         raise Failed(f"cannot build the simulated GPU library: {e}") from e
+    from agent.sim.diagtools import install_diag
+
     for i, root in enumerate(roots):
-        install_node(root, node_state(scenario, i), lib)
+        state = node_state(scenario, i)
+        install_node(root, state, lib)
+        install_diag(root, state, scenario.diag.get(i))
