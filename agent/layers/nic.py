@@ -290,8 +290,10 @@ class NicLayer(Layer):
             title = f"NIC: tuner verify --profile {r.profile}"
             views = [_verify_view(h, p) for h, p in hosts]
             return title, ["setting", "wanted", "actual"], views
+        if all(p.status == "nothing to do" and not p.files for _, p in hosts):
+            return None  # no NIC record on any host: no table to read
         views = [_rollback_view(h, p) for h, p in hosts]
-        return f"NIC: tuner rollback{check}", ["restored"], views
+        return f"NIC: tuner rollback{check}", ["file, register or setting"], views
 
 
 def _notes(n: HostNic) -> list[str]:
