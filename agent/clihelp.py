@@ -20,6 +20,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--connection": ("auto", "ssh", "local"),
     "--bmc-vendor": ("dell", "hpe", "supermicro", "amd", "mixed", "none"),
     "--runtime": ("bare", "controller"),
+    "--nic-model": ("pollara-400", "thor2", "connectx-7"),
 }
 
 # What a value option takes, by option name; others: N (int), SECONDS (float), TEXT.

@@ -13,6 +13,7 @@ import yaml
 
 from agent import modargs
 from agent.modargs import TUNER_BIOS, TUNER_CMDLINE, TUNER_OS, Module
+from agent.nic import TUNER_NIC
 
 REPO = Path(__file__).resolve().parent.parent
 COPIED = re.compile(r"^\{\{ *[\w().|{} ]*\| *default\(([^()]*)\) *\}\}$")
@@ -20,6 +21,7 @@ MODULES = {
     "tuner_os": (TUNER_OS, "os.yml"),
     "tuner_cmdline": (TUNER_CMDLINE, "cmdline.yml"),
     "tuner_bios": (TUNER_BIOS, "bios.yml"),
+    "tuner_nic": (TUNER_NIC, "nic.yml"),  # defined in the layer's own agent/nic.py
 }
 
 

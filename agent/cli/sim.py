@@ -68,6 +68,13 @@ def sim_up(
     bmc_tls: Annotated[
         bool, typer.Option("--bmc-tls/--no-bmc-tls", help="Serve the BMCs over HTTPS.")
     ] = True,
+    nic_model: Annotated[
+        str,
+        typer.Option(
+            "--nic-model",
+            help="Scale-out NICs of the nodes, a port per GPU (docs/sim-nic.md).",
+        ),
+    ] = "pollara-400",
     bmc_reset_delay: Annotated[
         float,
         typer.Option(
@@ -123,6 +130,7 @@ def sim_up(
             progress=phases("sim up", as_json),
             runtime=runtime,
             captures=captures,
+            nic_model=nic_model,
         )
         from agent.sim import bmcfleet
 

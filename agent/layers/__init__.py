@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "cmdline": "agent.layers.cmdline:CmdlineLayer",  # kernel command line (bootloader)
     "bios": "agent.layers.bios:BiosLayer",  # BIOS attributes through the BMC (Redfish)
     "os": "agent.layers.os:OsLayer",  # sysctl, THP, governor, C-states
+    "nic": "agent.layers.nic:NicLayer",  # scale-out NICs: MTU, rings, IRQs, PCIe, RoCE ToS
 }
 
 

@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel
 
 from agent.errors import BadInput, Failed
+from agent.sim import nicsim
 from agent.sim.nodetree import Topology, build_node
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
@@ -142,11 +143,14 @@ def up(
     progress: Phase | None = None,
     runtime: str = "bare",
     captures: list[Any] | None = None,
+    nic_model: str = "pollara-400",
 ) -> SimFleet:
     """`progress(text)`: called at each phase (and every tenth of the node trees).
 
     `captures`: checked bundles (agent/capture/bundle.py: read_bundle), one node each, named
-    by its host (agent/sim/fromcapture.py); `nodes` and `scenario` do not apply then."""
+    by its host (agent/sim/fromcapture.py); `nodes` and `scenario` do not apply then.
+    `nic_model`: the scale-out NICs of every node (agent/sim/nicsim.py; not on nodes built
+    from a capture, whose tree is the captured one)."""
     from agent.sim import bmcfleet
     from agent.sim.scenarios import SCENARIOS, install_gpus
 
@@ -182,6 +186,11 @@ def up(
         raise BadInput("--connection must be auto, ssh or local", field="--connection")
     if runtime not in RUNTIMES:
         raise BadInput("--runtime must be bare or controller", field="--runtime")
+    if nic_model not in nicsim.MODELS:
+        raise BadInput(
+            f"--nic-model must be one of {', '.join(nicsim.MODELS)}, got {nic_model!r}",
+            field="--nic-model",
+        )
     base = sim_dir(state_dir)
     if (base / "fleet.json").exists() or base.is_symlink():
         raise BadInput(
@@ -260,6 +269,9 @@ def up(
         if not captures:
             say(f"GPUs: scenario {scenario}")
             install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
+            say(f"NICs: {nic_model}, a port per GPU")
+            for n in sim_nodes:
+                nicsim.install(Path(n.root), nic_model)
         say("ROCm: version files, amdsmi package source in /opt/rocm/share/amd_smi")
         _install_rocm([Path(n.root) for n in sim_nodes], captures)
         if conn == "ssh":

@@ -375,6 +375,9 @@ def reboot(root: Path, t: Topology | None = None) -> None:
     _replay_sysctl_d(root)
     _replay_tmpfiles_d(root)
     boot_cmdline(root)
+    from agent.sim import nicsim
+
+    nicsim.boot(root)  # the NIC drivers load with their defaults
 
 
 def apply_bios_topology(root: Path, nps: int, smt: bool) -> None:

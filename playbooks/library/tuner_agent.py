@@ -16,12 +16,49 @@ from ansible.module_utils.basic import AnsibleModule
 DOCUMENTATION = r"""
 module: tuner_agent
 short_description: Install, remove or report tuner's node agent under a host root
+description:
+  - The node agent re-applies tuner's last apply at boot and on udev events and writes
+    Prometheus textfile metrics; this module installs its systemd unit, removes it or
+    reports its state.
+author: [tuner engineers]
 options:
-  mode: {type: str, choices: [install, remove, status], required: true}
-  root: {type: path, default: /}
-  sim: {type: bool, default: false}
-  python: {type: str, default: /opt/tuner/venv/bin/python}
-  textfile_dir: {type: str, default: /var/lib/prometheus/node-exporter}
+  mode:
+    description: install, remove or status.
+    type: str
+    choices: [install, remove, status]
+    required: true
+  root:
+    description: The host root.
+    type: path
+    default: /
+  sim:
+    description: A simulated node (no systemctl).
+    type: bool
+    default: false
+  python:
+    description: The Python the unit runs the agent with.
+    type: str
+    default: /opt/tuner/venv/bin/python
+  textfile_dir:
+    description: node_exporter's textfile collector folder.
+    type: str
+    default: /var/lib/prometheus/node-exporter
+"""
+
+EXAMPLES = r"""
+- name: Install the node agent
+  tuner.tuner.tuner_agent:
+    mode: install
+"""
+
+RETURN = r"""
+results:
+  description: >-
+    One row with the agent's state (installed, enabled, active, last result, files
+    written).
+  returned: always
+  type: list
+  elements: dict
 """
 
 UNIT = tuner_nodeagent.UNIT_NAME

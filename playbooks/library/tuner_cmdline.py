@@ -14,14 +14,62 @@ from ansible.module_utils.tuner_modargs import TUNER_CMDLINE
 DOCUMENTATION = r"""
 module: tuner_cmdline
 short_description: Apply, verify or roll back the kernel command line (GRUB drop-in, grubby)
+description:
+  - Adds and removes kernel parameters through a GRUB drop-in (/etc/default/grub.d/90-tuner.cfg
+    and update-grub or grub2-mkconfig) or grubby, saving the originals first; in effect after a
+    reboot (verify reports pending until then).
+author: [tuner engineers]
 options:
-  mode: {type: str, choices: [apply, verify, rollback], required: true}
-  root: {type: path, default: /}
-  sim: {type: bool, default: false}
-  add: {type: list, elements: str, default: []}
-  remove: {type: list, elements: str, default: []}
-  lock_timeout: {type: float, default: 300}
-  allow_boot_critical: {type: list, elements: str, default: []}
+  mode:
+    description: apply, verify or rollback.
+    type: str
+    choices: [apply, verify, rollback]
+    required: true
+  root:
+    description: The host root every path is resolved under.
+    type: path
+    default: /
+  sim:
+    description: A simulated node (only its own update-grub script is run).
+    type: bool
+    default: false
+  add:
+    description: Parameters (name or name=value) to have on the command line.
+    type: list
+    elements: str
+    default: []
+  remove:
+    description: Parameters to take off (name, any value; or name=value).
+    type: list
+    elements: str
+    default: []
+  lock_timeout:
+    description: Seconds to wait for another tuner run's lock on the host.
+    type: float
+    default: 300
+  allow_boot_critical:
+    description: Boot-critical parameters (init=, rd.break, ...) the operator allows by name.
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: IOMMU pass-through from the next boot
+  tuner.tuner.tuner_cmdline:
+    mode: apply
+    add: [iommu=pt]
+"""
+
+RETURN = r"""
+facts:
+  description: >-
+    status (apply unchanged/changed/would change/failed; verify ok/pending/drift/failed;
+    rollback nothing to do/would restore/restored/failed), tool, config (as wanted/differs),
+    booted (/proc/cmdline), off (+param not booted, -param still booted), pending, files,
+    message.
+  returned: always
+  type: dict
 """
 
 

@@ -18,6 +18,38 @@ GATE = "/var/lib/tuner/gate.json"
 STALE = "/var/lib/tuner/gpu-facts-stale.json"
 
 
+DOCUMENTATION = r"""
+module: tuner_gate_record
+short_description: Keep the GPU gate's verdict on a node for tuner's node agent
+description:
+  - Writes /var/lib/tuner/gate.json atomically and clears the GPU-facts-stale marker when
+    every event in it is older than the facts of this verdict.
+author: [tuner engineers]
+options:
+  root:
+    description: The host root.
+    type: path
+    default: /
+  record:
+    description: The gate's verdict for this node (tuner check makes it).
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Keep a verdict
+  tuner.tuner.tuner_gate_record:
+    record: {time: 1767225600, usable: 8, verdict: pass}
+"""
+
+RETURN = r"""
+stale_cleared:
+  description: The stale marker was removed.
+  returned: success
+  type: bool
+"""
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={

@@ -13,10 +13,39 @@ from ansible.module_utils.tuner_gpu_collect import RocmNotFound, gather
 DOCUMENTATION = r"""
 module: tuner_gpu
 short_description: Gather GPU facts for tuner's health gate
+description:
+  - Reads every GPU through amdsmi and the PCI bus view, plus the node's driver and device
+    nodes, read only; tuner's checks judge them on the control node.
+author: [tuner engineers]
+requirements: [amdsmi (ROCm)]
 options:
-  root: {type: path, default: /}
-  rocm_path: {type: str}
-  name: {type: str}
+  root:
+    description: The host root.
+    type: path
+    default: /
+  rocm_path:
+    description: ROCm's folder (default /opt/rocm under the root).
+    type: str
+  name:
+    description: The node's name in the facts (default the host name).
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: GPU facts of a node
+  tuner.tuner.tuner_gpu: {}
+  register: gpu
+"""
+
+RETURN = r"""
+facts:
+  description: The node's GPU facts (tuner's NodeFacts - GPUs, firmware, links, PCI, node access).
+  returned: success
+  type: dict
+rocm_missing:
+  description: ROCm or amdsmi was not found on the node.
+  returned: failure
+  type: bool
 """
 
 

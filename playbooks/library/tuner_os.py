@@ -20,14 +20,71 @@ from ansible.module_utils.tuner_modargs import TUNER_OS
 
 DOCUMENTATION = r"""
 module: tuner_os
-short_description: Apply, verify or roll back tuner OS settings under a host root
+short_description: Apply, verify or roll back tuner's OS settings under a host root
+description:
+  - Sets sysctls, transparent huge pages, the CPU frequency governor and CPU idle states
+    as knob specs describe them (tuner's profiles make them), saves the original of every
+    file before the first write (/var/lib/tuner/originals.json) and rolls back byte for byte.
+  - Standard library only on the host (module_utils tuner_knobs).
+author: [tuner engineers]
 options:
-  mode: {type: str, choices: [apply, verify, rollback], required: true}
-  root: {type: path, default: /}
-  sim_kernel: {type: bool, default: false}
-  settings: {type: list, elements: dict, default: []}
-  persist: {type: bool, default: true}
-  lock_timeout: {type: float, default: 300}
+  mode:
+    description: apply (converge; with check mode, plan), verify (read only) or rollback.
+    type: str
+    choices: [apply, verify, rollback]
+    required: true
+  root:
+    description: The host root every path is resolved under; no path may leave it.
+    type: path
+    default: /
+  sim_kernel:
+    description: Kernel attribute files are plain files (tuner's simulator).
+    type: bool
+    default: false
+  settings:
+    description: >-
+      Knob specs, each {id, kind (sysctl, selection, governor, cpuidle), value, and name,
+      path or state as the kind needs}.
+    type: list
+    elements: dict
+    default: []
+  persist:
+    description: Also write /etc/sysctl.d/90-tuner.conf and /etc/tmpfiles.d/tuner.conf.
+    type: bool
+    default: true
+  lock_timeout:
+    description: Seconds to wait for another tuner run's lock on the host.
+    type: float
+    default: 300
+"""
+
+EXAMPLES = r"""
+- name: Apply two settings and keep them across reboots
+  tuner.tuner.tuner_os:
+    mode: apply
+    settings:
+      - id: thp.enabled
+        kind: selection
+        path: /sys/kernel/mm/transparent_hugepage/enabled
+        value: always
+      - {id: sysctl.kernel.numa_balancing, kind: sysctl, name: kernel.numa_balancing, value: "0"}
+"""
+
+RETURN = r"""
+results:
+  description: >-
+    One row per setting (apply: id, wanted, before, after, status unchanged/changed/would
+    change/failed/missing, message; verify: id, wanted, actual, status ok/drift/missing/failed,
+    message) or per file (rollback: path, status, message).
+  returned: always
+  type: list
+  elements: dict
+facts:
+  description: >-
+    verify only, the topology the OS shows (logical_cpus, sockets, cores, threads_per_core,
+    numa_nodes) and the node agent's last result.
+  returned: always
+  type: dict
 """
 
 

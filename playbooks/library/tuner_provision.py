@@ -13,14 +13,58 @@ from ansible.module_utils.tuner_provision_node import ProvisionError, apply, che
 DOCUMENTATION = r"""
 module: tuner_provision
 short_description: Report a node's ROCm/amdsmi/Python and make tuner's node runtime
+description:
+  - facts reports the node's Python, ROCm and amdsmi; apply makes tuner's runtime (a venv
+    with amdsmi from the node's ROCm and tuner's requirements from a wheelhouse).
+author: [tuner engineers]
 options:
-  mode: {type: str, choices: [facts, apply], default: facts}
-  root: {type: path, default: /}
-  venv: {type: str, default: /opt/tuner/venv}
-  wheelhouse: {type: str, default: /opt/tuner/wheelhouse}
-  requirements: {type: list, elements: str, default: []}
-  became: {type: bool, default: false}
-  expect: {type: dict, description: "sha256 of the pushed tar and of every wheel (apply)"}
+  mode:
+    description: facts (read only) or apply.
+    type: str
+    choices: [facts, apply]
+    default: facts
+  root:
+    description: The host root.
+    type: path
+    default: /
+  venv:
+    description: Where tuner's runtime goes.
+    type: str
+    default: /opt/tuner/venv
+  wheelhouse:
+    description: The wheels copied to the node.
+    type: str
+    default: /opt/tuner/wheelhouse
+  requirements:
+    description: Requirement lines installed from the wheelhouse only.
+    type: list
+    elements: str
+    default: []
+  became:
+    description: The task runs with become (recorded in the facts).
+    type: bool
+    default: false
+  expect:
+    description: sha256 of the pushed tar and of every wheel (apply).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: What the node has
+  tuner.tuner.tuner_provision:
+    mode: facts
+"""
+
+RETURN = r"""
+facts:
+  description: The node's Python, ROCm and amdsmi versions and tuner's runtime state.
+  returned: always
+  type: dict
+results:
+  description: apply, the steps taken.
+  returned: when mode is apply
+  type: list
+  elements: dict
 """
 
 

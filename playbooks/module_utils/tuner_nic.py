@@ -1,0 +1,1 @@
+../../agent/nic.py
