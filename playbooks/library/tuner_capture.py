@@ -17,11 +17,41 @@ from ansible.module_utils.tuner_gpu_collect import RocmNotFound, gather
 DOCUMENTATION = r"""
 module: tuner_capture
 short_description: Read a node for a tuner capture bundle
+description:
+  - Read only. Reads what tuner's capture bundle holds of a node (/proc, /sys subsets,
+    versions, amdgpu kernel log lines, every amdsmi call with its status) and returns it.
+author: [tuner engineers]
 options:
-  root: {type: path, default: /}
-  rocm_path: {type: str}
-  name: {type: str}
-  sysctls: {type: list, elements: str, default: []}
+  root:
+    description: The host root.
+    type: path
+    default: /
+  rocm_path:
+    description: Where ROCm is (default ROCm's own search).
+    type: str
+  name:
+    description: The inventory host name, recorded in the bundle.
+    type: str
+  sysctls:
+    description: The sysctl keys to read (the ones tuner's profiles manage).
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Read this node for a bundle
+  tuner.tuner.tuner_capture:
+    name: "{{ inventory_hostname }}"
+"""
+
+RETURN = r"""
+facts:
+  description: >-
+    The files read (path, content, hash), what could not be read and why, and the amdsmi
+    calls.
+  returned: always
+  type: dict
 """
 
 

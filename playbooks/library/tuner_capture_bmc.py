@@ -17,16 +17,60 @@ from ansible.module_utils.tuner_redfish import BmcClient, RedfishError
 DOCUMENTATION = r"""
 module: tuner_capture_bmc
 short_description: Read a BMC's Redfish resources for a tuner capture bundle
+description:
+  - Read only (GET). Reads the service root, the System, its Bios, the settings object and the
+    whole attribute registry, in DMTF's mockup layout; no credential enters the result.
+author: [tuner engineers]
 options:
-  url: {type: str, required: true}
-  username: {type: str, required: true}
-  password: {type: str, no_log: true}
-  password_file: {type: path}
-  auth: {type: str, choices: [basic, session], default: basic}
-  system: {type: str}
-  validate_certs: {type: bool, default: true}
-  ca_bundle: {type: path}
-  timeout: {type: float, default: 30}
+  url:
+    description: The BMC's Redfish base URL.
+    type: str
+    required: true
+  username:
+    description: The BMC user.
+    type: str
+    required: true
+  password:
+    description: The BMC password.
+    type: str
+  password_file:
+    description: A file whose first line is the BMC password.
+    type: path
+  auth:
+    description: HTTP basic or a Redfish session.
+    type: str
+    choices: [basic, session]
+    default: basic
+  system:
+    description: The Redfish system (default the only one).
+    type: str
+  validate_certs:
+    description: Verify the BMC's TLS certificate.
+    type: bool
+    default: true
+  ca_bundle:
+    description: CA certificates to verify the BMC with.
+    type: path
+  timeout:
+    description: Seconds per request.
+    type: float
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Read a node's BMC for a bundle
+  tuner.tuner.tuner_capture_bmc:
+    url: https://bmc01.example
+    username: admin
+    password_file: /etc/tuner/bmc.pw
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+facts:
+  description: The Redfish resources read, by path, and what could not be read and why.
+  returned: always
+  type: dict
 """
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"

@@ -12,14 +12,56 @@ from ansible.module_utils.tuner_diag_node import run_plan
 DOCUMENTATION = r"""
 module: tuner_diag
 short_description: Run tuner's active GPU diagnostics on a node
+description:
+  - Runs the planned AMD tools (ROCm Validation Suite modules, rccl-tests all_reduce_perf) on
+    the node's GPUs, each under its deadline (its process group killed past it), and returns
+    their raw output; an all-reduce below the threshold is rerun without each GPU in turn.
+    Stresses the GPUs, changes no setting. Parsing and verdicts are tuner's, on the controller.
+author: [tuner engineers]
 options:
-  root: {type: path, default: /}
-  tests: {type: list, elements: dict, required: true}
-  gpus: {type: list, elements: dict, required: true}
-  narrow: {type: dict}
-  budget: {type: float}
-  rvs: {type: path}
-  all_reduce_perf: {type: path}
+  root:
+    description: The host root the tools are looked for under.
+    type: path
+    default: /
+  tests:
+    description: >-
+      The planned tests in order, each {name, deadline} (rvs.pbqt, rvs.pebb, rvs.babel,
+      rvs.gst, rvs.iet, rccl.all_reduce).
+    type: list
+    elements: dict
+    required: true
+  gpus:
+    description: The GPUs to test, each {bdf, hip} (the HIP index with all GPUs visible).
+    type: list
+    elements: dict
+    required: true
+  narrow:
+    description: Rerun a failing all-reduce without each GPU ({message_bytes, min_busbw}).
+    type: dict
+  budget:
+    description: Seconds the tests may take on this node in all.
+    type: float
+  rvs:
+    description: The rvs binary, when not where ROCm installs it.
+    type: path
+  all_reduce_perf:
+    description: The rccl-tests all_reduce_perf binary, when not in /opt/rccl-tests/build.
+    type: path
+"""
+
+EXAMPLES = r"""
+- name: Level-2 diagnostics on a node
+  tuner.tuner.tuner_diag:
+    tests: [{name: rvs.pbqt, deadline: 90}, {name: rccl.all_reduce, deadline: 120}]
+    gpus: [{bdf: "0000:05:00.0", hip: 0}, {bdf: "0000:15:00.0", hip: 1}]
+"""
+
+RETURN = r"""
+facts:
+  description: >-
+    {runs: [{test, rc, seconds, timed_out, missing, output}]}: each tool run as it went.
+  returned: always
+  type: dict
 """
 
 

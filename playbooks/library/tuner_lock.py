@@ -16,9 +16,35 @@ from ansible.module_utils.tuner_knobs import Host, lock_holder, waiting_words
 DOCUMENTATION = r"""
 module: tuner_lock
 short_description: Report who holds tuner's lock on a host (never waits)
+description:
+  - Read only. Says whether another tuner run holds the host's lock, which (pid, host, start),
+    and when a run waiting on it would give up.
+author: [tuner engineers]
 options:
-  root: {type: path, default: /}
-  lock_timeout: {type: float, default: 300}
+  root:
+    description: The host root.
+    type: path
+    default: /
+  lock_timeout:
+    description: Seconds a waiting run would wait (to say when it gives up).
+    type: float
+    default: 300
+"""
+
+EXAMPLES = r"""
+- name: Who holds tuner's lock here
+  tuner.tuner.tuner_lock:
+"""
+
+RETURN = r"""
+holder:
+  description: The lock's holder (pid, host, start), or null when the lock is free.
+  returned: always
+  type: dict
+tuner_stage:
+  description: What a run waiting on it says (whose lock, until when it waits).
+  returned: when the lock is held
+  type: str
 """
 
 
