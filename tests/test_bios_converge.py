@@ -79,6 +79,7 @@ class Lab:
             hosts[n] = {
                 "bmc_url": self.handle.url(n),
                 "bmc_username": "root",
+                "bmc_allow_http": True,  # the test BMCs: plain HTTP on loopback
                 "tuner_root": str(root),
                 "tuner_sim": True,
             }

@@ -252,7 +252,15 @@ def bmc_fleet(tmp: Path, nodes: list[dict[str, Any]]) -> tuple[BmcHandle, Path]:
         for n in nodes
     ]
     handle = start_bmcs({"nodes": cfg})
-    hosts = {n["name"]: {"bmc_url": handle.url(n["name"]), "bmc_username": "root"} for n in nodes}
+    # the test BMCs serve plain HTTP on loopback: allowed per host, as a lab must say
+    hosts = {
+        n["name"]: {
+            "bmc_url": handle.url(n["name"]),
+            "bmc_username": "root",
+            "bmc_allow_http": True,
+        }
+        for n in nodes
+    }
     inv = {
         "all": {
             "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},

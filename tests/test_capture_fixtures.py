@@ -74,7 +74,12 @@ def test_bios_plan_and_verify_on_public_bmc_captures(tmp_path: Path, name: str) 
         }
     )
     inv = tmp_path / "inv.yml"
-    host = {"bmc_url": handle.url(name), "bmc_username": "admin", "bmc_password_file": str(pw)}
+    host = {
+        "bmc_url": handle.url(name),
+        "bmc_username": "admin",
+        "bmc_password_file": str(pw),
+        "bmc_allow_http": True,  # the test BMC: plain HTTP on loopback
+    }
     common = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inv.write_text(yaml.safe_dump({"all": {"vars": common, "hosts": {name: host}}}))
     env = dict(os.environ, TUNER_STATE_DIR=str(tmp_path / "state"))

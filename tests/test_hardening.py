@@ -238,6 +238,7 @@ def test_no_secret_in_any_file_or_output(tmp_path: Path) -> None:
         "tuner_root": str(root),
         "tuner_python": sys.executable,  # the node runtime (capture reads the node with it)
         "bmc_username": "root",
+        "bmc_allow_http": True,  # the test BMCs: plain HTTP on loopback
     }
     inv = write_inv(
         tmp_path / "inv.yml",

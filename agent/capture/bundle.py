@@ -295,7 +295,8 @@ def write_bundle(out_dir: Path, host: str, files: dict[str, bytes], archive: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     top = safe_name(host)
     if archive:
-        fd, tmp = tempfile.mkstemp(prefix=f".{top}.", suffix=".tmp", dir=out_dir)
+        # exclusive, unpredictable temp file, then a rename: the one writer's promise
+        fd, tmp = tempfile.mkstemp(prefix=f".{top}.", suffix=".tmp", dir=out_dir)  # one-writer:
         try:
             with (
                 os.fdopen(fd, "wb") as raw,
@@ -328,7 +329,7 @@ def write_bundle(out_dir: Path, host: str, files: dict[str, bytes], archive: boo
             if p.parent not in made:  # thousands of files share a few hundred folders
                 p.parent.mkdir(parents=True, exist_ok=True)
                 made.add(p.parent)
-            with open(p, "wb") as f:
+            with open(p, "wb") as f:  # one-writer: inside the mkdtemp folder made above
                 f.write(data)
         tmpdir.chmod(0o755)
         os.rename(tmpdir, dest)

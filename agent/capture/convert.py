@@ -197,5 +197,5 @@ def write(dest: Path, files: dict[str, bytes]) -> Path:
     for rel, data in files.items():
         p = dest / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
+        p.write_bytes(data)  # one-writer: a fixture folder the converting developer names
     return dest
