@@ -519,7 +519,9 @@ def load_facts(path: str, max_bytes: int = MAX_FACTS_BYTES) -> list[NodeFacts]:
     text = read_text(path, max_bytes, "facts snapshot")
     try:
         data = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as e:
+    except RecursionError as e:  # the same words as every other reader's (agent/cli/common.py)
+        raise BadInput("input nested too deeply to read", file=path) from e
+    except ValueError as e:
         raise BadInput(f"not JSON: {short(str(e), 200)}", file=path) from e
     docs = data.get("nodes") if isinstance(data, dict) and "nodes" in data else [data]
     if not isinstance(docs, list):

@@ -469,7 +469,7 @@ def test_recheck_passes_then_launches(small: tuple[Fleet, Path]) -> None:
         ("ok", ("--tp", "16", "--", "true"), "no engine of TP 16"),
         ("ok", ("--tp", "2", "--", "vllm", "serve", "M", "-tp", "4"), "COMMAND says 4"),
         ("hostile-name", (), "not a host name"),
-        ("hostile-uuid", (), "not GPU-<hex>"),
+        ("hostile-uuid", (), "hip_uuid"),  # the report loader names the field
         ("other-inventory", (), "pass -i to say which"),
     ],
 )
@@ -495,8 +495,12 @@ def test_bad_input_touches_nothing(
         rep.write_text(json.dumps(d))
     elif case == "empty":
         d = json.loads(report.read_text())
-        for n in d["nodes"]:
-            n["excluded"], n["usable"], n["status"] = n["usable"], [], "failed"
+        for n in d["nodes"]:  # every GPU excluded, the totals agreeing (a consistent report)
+            n["excluded"], n["usable"], n["status"] = n["excluded"] + n["usable"], [], "excluded"
+            for g in n.get("gpus", []):
+                g["verdict"] = "excluded"
+        d["excluded_gpus"] += d["usable_gpus"]
+        d["usable_gpus"], d["nodes_usable"], d["nodes_excluded"] = 0, 0, d["nodes_total"]
         rep.write_text(json.dumps(d))
     holder = None
     if "INUSE" in args:

@@ -1010,7 +1010,8 @@ class _Restore:
         if blocked:
             return self._blocked(blocked)
         self.say("forget")
-        assert a.record_dir and a.host
+        if not (a.record_dir and a.host):  # restore is only reached with a record (see above)
+            raise RuntimeError("restore without record_dir and host")
         forget(a.record_dir, a.host, system)
         facts["status"] = "restored" if (patch or needs_reset or undone) else "nothing to do"
         return self.out
