@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
-from agent.loaders import load_history
 
 KEEP = 500  # lines kept when the file is trimmed
 NOT_RECORDED = {"status", "profiles", "sim scenarios", "report"}  # read files, touch no host
@@ -84,6 +83,7 @@ def record(state: Path, argv: list[str], rc: int, seconds: float, doc: Any) -> N
         f.parent.mkdir(parents=True, exist_ok=True)
         _append(f, json.dumps(entry) + "\n")
         if f.stat().st_size > 2_000_000:
+            from agent.loaders import load_history  # not at start-up: every command records
             from agent.paths import write_file
 
             entries, _ = load_history(f, KEEP)
@@ -111,4 +111,6 @@ def recent(state: Path, n: int) -> list[dict[str, Any]]:
 
 def recent_and_skipped(state: Path, n: int) -> tuple[list[dict[str, Any]], int]:
     """recent(), and how many lines among those read were skipped (not entries)."""
+    from agent.loaders import load_history
+
     return load_history(history_file(state), n)
