@@ -19,4 +19,10 @@ xdist=()
 if [ "$workers" != 0 ]; then
     xdist=(-n "$workers" --dist loadfile)
 fi
-.venv/bin/python -m pytest -q "${xdist[@]}" "$@"
+if [ $# -eq 0 ]; then
+    # everything: the parallel run, then the tests marked serial, alone on the machine
+    .venv/bin/python -m pytest -q "${xdist[@]}" -m "not serial"
+    .venv/bin/python -m pytest -q -p no:xdist -m serial
+else
+    .venv/bin/python -m pytest -q "${xdist[@]}" "$@"
+fi
