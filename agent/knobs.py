@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -654,20 +654,41 @@ def locked(host: Host, create: bool = True, timeout: float | None = None) -> Ite
             yield
             return
         host._makedirs(STATE_DIR, [])
-    fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o600)
+    waited = LOCK_WAIT if timeout is None else timeout
+
+    def busy(holder: str) -> Exception:
+        return LockBusy(
+            f"another tuner run holds {LOCK} ({holder}); waited {waited:g} s (--lock-timeout)"
+        )
+
+    with hold_flock(real, waited, busy):
+        yield
+
+
+@contextlib.contextmanager
+def hold_flock(
+    path: str,
+    timeout: float,
+    busy: Callable[[str], Exception],
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600), writing {pid, host, since} into it
+    for whoever waits; wait at most `timeout` seconds, telling `on_wait` the holder once, then
+    raise busy(holder). The one lock of tuner's host lock and of its per-BMC lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + (LOCK_WAIT if timeout is None else timeout)
+        deadline = time.monotonic() + timeout
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if on_wait is not None and not told:
+                    on_wait(_holder(fd))
+                    told = True
                 if time.monotonic() >= deadline:
-                    waited = LOCK_WAIT if timeout is None else timeout
-                    raise LockBusy(
-                        f"another tuner run holds {LOCK} ({_holder(fd)}); waited {waited:g} s "
-                        "(--lock-timeout)"
-                    ) from None
+                    raise busy(_holder(fd)) from None
                 time.sleep(0.1)
         try:
             me = {"pid": os.getpid(), "host": os.uname().nodename, "since": time.time()}

@@ -27,13 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
-import json
 import os
-import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -56,6 +52,8 @@ try:  # inside the tuner_bios Ansible module
         staged_job,
     )
     from ansible.module_utils.tuner_knobs import (  # type: ignore[import-not-found,unused-ignore]
+        hold_flock,
+        waiting_words,
         write_atomic,
     )
     from ansible.module_utils.tuner_modargs import (  # type: ignore[import-not-found,unused-ignore]
@@ -79,7 +77,7 @@ except ImportError:  # in tuner (tests, docs)
         staged_job,
     )
     from agent.bios.redfish import BmcClient, RedfishError, classify_messages
-    from agent.knobs import write_atomic
+    from agent.knobs import hold_flock, waiting_words, write_atomic
     from agent.modargs import TUNER_BIOS
 
 PASSWORD_ENV = "TUNER_BMC_PASSWORD"
@@ -394,60 +392,22 @@ def lock_path(a: BiosArgs) -> str:
     return os.path.join(d, key + ".lock")
 
 
-def _holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 512, 0).decode("utf-8", "replace") or "{}")
-    except (OSError, ValueError):
-        return "unknown"
-    if not isinstance(info, dict):
-        return "unknown"
-    since = info.get("since")
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else "?"
-    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {when}"
-
-
 @contextlib.contextmanager
 def bmc_lock(a: BiosArgs) -> Iterator[None]:
     """Hold this BMC for the run (apply, restore): a second run waits, saying for whom and
     until when (its progress stage), and gives up after lock_timeout (BmcBusy)."""
-    fd = os.open(lock_path(a), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + a.lock_timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not told:
-                    until = time.strftime(
-                        "%H:%M:%S", time.gmtime(time.time() + max(0.0, a.lock_timeout))
-                    )
-                    say(
-                        a,
-                        f"waiting for another tuner run's lock on this BMC (held by "
-                        f"{_holder(fd)}); gives up at {until} UTC "
-                        f"(--lock-timeout {a.lock_timeout:g} s)",
-                    )
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise BmcBusy(
-                        f"another tuner run holds this BMC ({_holder(fd)}); waited "
-                        f"{a.lock_timeout:g} s (--lock-timeout)"
-                    ) from None
-                time.sleep(0.1)
-        with contextlib.suppress(OSError):
-            me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me).encode(), 0)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+
+    def busy(holder: str) -> Exception:
+        return BmcBusy(
+            f"another tuner run holds this BMC ({holder}); waited {a.lock_timeout:g} s "
+            "(--lock-timeout)"
+        )
+
+    def on_wait(holder: str) -> None:
+        say(a, waiting_words(holder, max(0.0, a.lock_timeout), "this BMC"))
+
+    with hold_flock(lock_path(a), a.lock_timeout, busy, on_wait):
+        yield
 
 
 # ----------------------------------------------------------------------------- tuner's staging
