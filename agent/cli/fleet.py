@@ -123,6 +123,13 @@ def launch(
         bool,
         typer.Option("--recheck/--no-recheck", help="Re-run the GPU gate before starting."),
     ] = True,
+    gate_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--gate-policy",
+            help="Health policy of the recheck (default: the report's, if one of tuner's).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print each node's command and environment only.")
     ] = False,
@@ -204,6 +211,7 @@ def launch(
                     probe_deadline=probe_deadline,
                     recheck_deadline=deadline,
                     progress=prog,
+                    gate_policy=gate_policy,
                     tp=tp,
                     pp=pp,
                     ep=ep,

@@ -394,6 +394,7 @@ def prepare(
     pp: int | None = None,
     ep: int | None = None,
     backend: str = "ssh",
+    gate_policy: str | None = None,
 ) -> tuple[LaunchPlan, dict[str, ssh.Target]]:
     """Everything validated before a node is touched: report, gate, template, placeholders,
     head, port, inventory and SSH settings. With `recheck_deadline`, the GPU gate runs again
@@ -461,7 +462,8 @@ def prepare(
     same_as_inventory(inv, hosts, report_path)  # addresses are the inventory's, not edited
     by_name = {h.name: h for h in hosts}
     if recheck_deadline is not None:
-        inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress)
+        pol = recheck_policy(inv.gate.policy, gate_policy)
+        inv = _recheck(inv, hosts, inv_path, recheck_deadline, progress, pol)
     if backend == "slurm":
         _leave_out(inv, slurm_unavailable([n.name for n in inv.nodes if n.usable]))
     probe_argv = {n: ssh.probe_argv(node_python(by_name[n]), by_name[n].root) for n in usable_names}
@@ -638,16 +640,41 @@ def follow_slurm(job: str, poll: float = 1.0, timeout: float | None = None) -> d
     }
 
 
-def _recheck(inv: Any, hosts: list[Any], path: Path, deadline: float, progress: Any) -> Any:
-    """The gate again, on the report's usable nodes with its policy and options. Refuses
-    (exit 1) when it fails; keeps only GPUs usable both in the report and now."""
+def recheck_policy(named: str | None, given: str | None) -> Any:
+    """The health policy the recheck uses. `--gate-policy FILE` when given; else the policy
+    the report names, but only when it is one tuner ships (checks/): a report is a file anyone
+    can edit, and one naming a lax policy of its own must not relax the recheck (exit 2 says
+    to pass the policy explicitly)."""
+    from agent.errors import BadInput
+    from agent.gpu.policy import load_policy
+    from agent.paths import share_dir
+
+    if given is not None:
+        return load_policy(given)
+    if not named:
+        return load_policy(None)
+    shipped = share_dir("checks").resolve()
+    where = Path(named).expanduser().resolve()
+    if where.parent != shipped:
+        raise BadInput(
+            f"the report was gated with the policy {named}, which is not one of tuner's "
+            f"({shipped}); pass --gate-policy {named} to recheck with it",
+            field="--gate-policy",
+        )
+    return load_policy(where)
+
+
+def _recheck(
+    inv: Any, hosts: list[Any], path: Path, deadline: float, progress: Any, pol: Any
+) -> Any:
+    """The gate again, on the report's usable nodes with the policy `recheck_policy` chose and
+    the report's options. Refuses (exit 1) when it fails; keeps only GPUs usable both in the
+    report and now."""
     from agent.errors import Failed
     from agent.gpu.gate import GateOptions, attach_addresses
-    from agent.gpu.policy import load_policy
     from agent.gpu.run import fleet_facts, gate
     from agent.inventory import Inventory
 
-    pol = load_policy(inv.gate.policy)
     sub = Inventory(path=str(path.resolve()), limit=None, hosts=hosts)
     facts, failures, _ = fleet_facts(sub, deadline, None, progress)
     fresh = gate(facts, failures, [h.name for h in hosts], pol, inv.gate.options)
