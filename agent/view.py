@@ -61,8 +61,12 @@ def escape(text: str) -> str:
     escapes (`\\x1b`), since Rich passes them to the terminal as they are."""
     from rich.markup import escape as rich_escape
 
-    text = _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return rich_escape(text)
+    return rich_escape(visible(text))
+
+
+def visible(text: str) -> str:
+    """Control characters other than tab and newline as visible escapes (`\\x1b`)."""
+    return _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def st(status: str) -> str:

@@ -543,6 +543,16 @@ def test_encoders_directly() -> None:
     from agent.view import escape
 
     assert escape("a\x1b[2J\rb\n") == "a\\x1b[2J\\x0db\n"
+    # ... nor from any other line the CLI prints (agent/cli/common.py out/err)
+    import io
+
+    from agent.cli.common import _LazyConsole
+
+    buf = io.StringIO()
+    console = _LazyConsole(file=buf, highlight=False)
+    console.print("node03: a\x1b]0;pwned\x07 \rb", markup=False)
+    assert "\x1b" not in buf.getvalue() and "\r" not in buf.getvalue()
+    assert "a\\x1b]0;pwned\\x07 \\x0db" in buf.getvalue()
 
 
 def test_history_trim_keeps_the_newest_valid_entries(tmp_path: Path) -> None:

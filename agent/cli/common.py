@@ -41,6 +41,16 @@ class _LazyConsole:
             self._console = Console(**self._kw)
         return getattr(self._console, name)
 
+    def print(self, *objects: Any, **kw: Any) -> None:
+        """Console.print with terminal control characters in text shown as visible escapes
+        (`\\x1b`): host names, reasons and values can come from nodes, BMCs and reports, and
+        Rich passes ESC sequences and carriage returns to the terminal as they are (tables
+        clean their cells with agent.view.escape; this covers every other line)."""
+        from agent.view import visible
+
+        objects = tuple(visible(o) if isinstance(o, str) else o for o in objects)
+        self.__getattr__("print")(*objects, **kw)
+
 
 out = cast("Console", _LazyConsole(highlight=False, width=None if sys.stdout.isatty() else 160))
 err = cast("Console", _LazyConsole(stderr=True, highlight=False))

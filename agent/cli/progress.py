@@ -18,6 +18,7 @@ def progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
     one line per phase, per host result and per new BIOS stage, and every
     $TUNER_PROGRESS_QUIET seconds (default 15) of silence a line saying what is awaited."""
     from agent.runner import Progress
+    from agent.view import visible
 
     _ = as_json  # --json: the document on stdout, progress on stderr all the same
 
@@ -68,6 +69,7 @@ def progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
             def say(self, text: str) -> None:
                 with self.lock:
                     self.last = time.monotonic()
+                    text = visible(text)  # stage names and hosts come from nodes
                     sys.stderr.write(f"{label}: {text} [{self.last - start:.1f} s]\n")
                     sys.stderr.flush()
 
@@ -116,12 +118,12 @@ def progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
     from rich.progress import Progress as Bar
 
     with Bar(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[last]}"),
+        TextColumn("{task.fields[last]}", markup=False),
         console=Console(stderr=True, highlight=False),  # a real one: Live enters it
         transient=True,
     ) as p:
@@ -130,11 +132,13 @@ def progress(total: int, label: str, as_json: bool) -> Iterator[Any]:
         class BarProgress(Waiting):
             def show(self, last: str = "") -> None:
                 wait = self.waiting()
-                p.update(task, last=(wait or last)[:100])
+                p.update(task, last=visible(wait or last)[:100])
 
             def phase(self, text: str, steps: int = 0) -> None:
                 super().phase(text, steps)
-                p.reset(task, total=steps or None, description=f"{label} {text}", last="")
+                p.reset(
+                    task, total=steps or None, description=visible(f"{label} {text}"), last=""
+                )
 
             def state(self, host: str, text: str) -> None:
                 super().state(host, text)
