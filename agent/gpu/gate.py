@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agent.gpu.checks import RANK, CheckResult, ecc, links, pages, state
+from agent.gpu.checks import RANK, CheckResult, aer, ecc, kernellog, links, pages, state
 from agent.gpu.model import GpuFacts, HostFacts, NodeFacts
 from agent.gpu.policy import Policy
 from agent.view import n_of
@@ -36,6 +36,7 @@ GPU_CHECKS: list[tuple[str, Any, str]] = [
     ("gpu.pcie.width", links.pcie_width, "pcie_width"),
     ("gpu.pcie.speed", links.pcie_speed, "pcie_speed"),
     ("gpu.pcie.errors", links.pcie_errors, "pcie_errors"),
+    ("gpu.pcie.aer", aer.pcie_aer, "pcie_aer"),
     ("gpu.vram", state.vram, "vram"),
     ("gpu.power", state.power, "power"),
     ("gpu.temperature", state.temperature, "temperature"),
@@ -225,6 +226,18 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
             results[g.index].append(state.numa(g, facts, checks.numa))
         if checks.firmware.enabled and checks.firmware.allowed:
             results[g.index].append(_baseline(g, checks.firmware))
+        if checks.kernel_log.enabled:
+            results[g.index].append(kernellog.kernel_log(g, facts, checks.kernel_log))
+    if checks.kernel_log.enabled:
+        log = facts.kernel_log
+        if log is not None and log.error is not None:
+            node.warnings.append(f"kernel log not read: {log.error}")
+        elif log is not None:
+            for e in kernellog.foreign(kernellog.parse(log.lines), facts):
+                node.warnings.append(
+                    f"kernel log: {kernellog.LABEL[e.kind]} on {e.bdf}, which is no GPU amdsmi "
+                    "enumerates"
+                )
     node.needs_root = sorted(
         {w for g in facts.gpus for r in results[g.index] for w in r.evidence.get("needs_root", [])}
     )
