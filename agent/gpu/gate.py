@@ -36,7 +36,6 @@ GPU_CHECKS: list[tuple[str, Any, str]] = [
     ("gpu.pcie.width", links.pcie_width, "pcie_width"),
     ("gpu.pcie.speed", links.pcie_speed, "pcie_speed"),
     ("gpu.pcie.errors", links.pcie_errors, "pcie_errors"),
-    ("gpu.pcie.aer", aer.pcie_aer, "pcie_aer"),
     ("gpu.vram", state.vram, "vram"),
     ("gpu.power", state.power, "power"),
     ("gpu.temperature", state.temperature, "temperature"),
@@ -226,7 +225,11 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
             results[g.index].append(state.numa(g, facts, checks.numa))
         if checks.firmware.enabled and checks.firmware.allowed:
             results[g.index].append(_baseline(g, checks.firmware))
-        if checks.kernel_log.enabled:
+        # Facts from a collector that predates these readers (saved snapshots) say nothing
+        # about them: not judged. A collector that looked and found nothing: unknown.
+        if checks.pcie_aer.enabled and (g.aer is not None or "aer" in g.unsupported):
+            results[g.index].append(aer.pcie_aer(g, checks.pcie_aer))
+        if checks.kernel_log.enabled and facts.kernel_log is not None:
             results[g.index].append(kernellog.kernel_log(g, facts, checks.kernel_log))
     if checks.kernel_log.enabled:
         log = facts.kernel_log
