@@ -5,14 +5,22 @@ collector's readers on a node tree, and the simulated node's /proc files."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from conftest import REPO, TUNER, Fleet, make_fleet
+
+from agent.capture import bundle
 from agent.gpu import collect
 from agent.gpu.checks import aer, kernellog
 from agent.gpu.gate import evaluate_node
 from agent.gpu.model import GpuFacts, KernelLog, NodeFacts
 from agent.gpu.policy import AerCheck, KernelLogCheck, load_policy
-from agent.sim import nodetree
+from agent.sim import fromcapture, nodetree
+from agent.sim.gpu.build import build_library
 
 DATA = Path(__file__).parent / "data"
 
@@ -154,3 +162,55 @@ def test_simulated_proc_files_are_an_epyc_9575f_node() -> None:
     mem = nodetree.meminfo(t)
     total_kb = int(mem.splitlines()[0].split()[1])
     assert 1.45 * 2**30 < total_kb < 1.5 * 2**30  # 2 x 768 GiB installed, less what is kept
+
+
+# ------------------------------------------------------ one small fleet, through Ansible
+
+
+@pytest.fixture(scope="module")
+def ring_timeout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    tmp = tmp_path_factory.mktemp("kl")
+    yield from make_fleet(tmp / "state", 2, 2, "--scenario", "kernel-ring-timeout")
+
+
+@pytest.mark.fleet
+def test_fleet_gate_capture_and_replay_of_a_ring_timeout(
+    ring_timeout_fleet: Fleet, tmp_path: Path
+) -> None:
+    """The node-side collector under Ansible reads the kernel log and AER files; capture
+    records them; a node built from the bundle gives the gate the same verdict."""
+    fleet = ring_timeout_fleet
+    r = fleet.tuner("check", "--json", "-i", fleet.inventory)
+    assert r.rc == 0, r.err
+    inv = r.json()
+    nodes = {n["name"]: n for n in inv["nodes"]}
+    assert len(nodes["node01"]["usable"]) == 8 and nodes["node01"]["warnings"] == []
+    bad = nodes["node02"]["excluded"]
+    assert [e["index"] for e in bad] == [3]
+    assert bad[0]["checks"][0]["check"] == "gpu.kernel_log"
+    assert "gfx_0.0.0" in bad[0]["checks"][0]["message"]
+
+    r = fleet.tuner("capture", "-o", str(tmp_path / "b"), "--json", "-i", fleet.inventory)
+    assert r.rc == 0, r.err
+    path = next(w["bundle"] for w in r.json()["bundles"] if w["host"] == "node02")
+    b = bundle.read_bundle(path)
+    assert "ring gfx_0.0.0 timeout" in (b.text("kernel-log.txt") or "")
+    aer_files = [p for p in b.files if p.endswith("/aer_dev_fatal")]
+    assert len(aer_files) >= 8  # every GPU's (and NIC's) PCI device
+    assert "model name\t: AMD EPYC 9575F" in (b.text("node/proc/cpuinfo") or "")
+
+    root = tmp_path / "replay"
+    used = fromcapture.build(root, b, build_library(tmp_path / "lib"))
+    assert not any(d.startswith("kernel log") for d in used), used
+    env = {k: v for k, v in os.environ.items() if k != "ROCM_PATH"}
+    p = subprocess.run(
+        [*TUNER, "check", "--local", "--root", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    again = json.loads(p.stdout)["nodes"][0]
+    assert [e["index"] for e in again["excluded"]] == [3], p.stderr
+    assert again["excluded"][0]["checks"][0]["check"] == "gpu.kernel_log"
