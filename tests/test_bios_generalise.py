@@ -7,11 +7,12 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.bios.plan import Registry
+from agent.bios.plan import Registry, load_intents, plan
 from agent.bios.redfish import BmcClient
 
 
@@ -178,3 +179,74 @@ def test_plan_and_verify_read_without_a_settings_object_apply_says_why() -> None
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# ------------------------------------------- alternatives and display names (intents.json)
+
+BIOS = Path(__file__).parent / "data" / "bios"
+FULL = {
+    "nps": 1,
+    "smt": False,
+    "core_performance_boost": True,
+    "apbdis": 1,
+    "df_cstates": False,
+    "determinism": "power",
+    "global_cstates": True,
+}
+
+
+def _fixture(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    reg = json.loads((BIOS / f"{name}-registry.json").read_text())["registry"]
+    cur = json.loads((BIOS / f"{name}-bios.json").read_text())["Attributes"]
+    return reg, cur
+
+
+@pytest.mark.parametrize(
+    ("name", "slider"),
+    [("amd-slider", "CbsCmnDeterminismSlider"), ("supermicro-h12", "DeterminismSlider_5B1E")],
+)
+def test_a_determinism_slider_where_there_is_no_control_enable_pair(name: str, slider: str) -> None:
+    reg, cur = _fixture(name)
+    pl = plan({"determinism": "power"}, reg, cur)
+    assert pl["errors"] == [], pl["errors"]
+    assert pl["patch"] == {slider: "Power"}
+    assert plan({"determinism": "power"}, reg, cur, intents={})["errors"]  # without the data
+    done = plan({"determinism": "power"}, reg, {**cur, slider: "Power"}, verify=True)
+    assert [r["status"] for r in done["rows"]] == ["ok"]
+
+
+@pytest.mark.parametrize("family", ["dell", "hpe", "supermicro", "amd", "ami-coded"])
+def test_every_family_matches_names_through_display_name(family: str) -> None:
+    """The same registry with every attribute renamed (only DisplayName left to go by) plans
+    the same changes under the new names."""
+    reg, cur = _fixture(family)
+    before = plan(FULL, reg, cur)
+    renamed = json.loads(json.dumps(reg))
+    names: dict[str, str] = {}
+    for i, a in enumerate(renamed["RegistryEntries"]["Attributes"]):
+        new = f"Setup{i:03d}_{0xA000 + i:04X}" if family == "supermicro" else f"Setup{i:03d}"
+        names[a["AttributeName"]] = new
+        a["AttributeName"] = new
+    for d in renamed["RegistryEntries"].get("Dependencies") or []:
+        text = json.dumps(d)
+        for old, new in names.items():
+            text = text.replace(f'"{old}"', f'"{new}"')
+        d.clear()
+        d.update(json.loads(text))
+    after = plan(FULL, renamed, {names.get(k, k): v for k, v in cur.items()})
+    assert after["vendor"] == before["vendor"]
+    assert after["errors"] == before["errors"] == []
+    assert after["patch"] == {names[k]: v for k, v in before["patch"].items()}
+    assert after["patch"], "the fixture's values differ from FULL somewhere"
+
+
+def test_intents_data_names_its_sources() -> None:
+    data = load_intents()
+    assert data["format"] == "tuner-bios-intents/1"
+    for base, entry in data["display_names"].items():
+        assert entry["names"] and entry["source"], base
+    for fam, intents in data["alternatives"].items():
+        for key, values in intents.items():
+            for value, alts in values.items():
+                for alt in alts:
+                    assert alt["writes"] and alt["source"], (fam, key, value)

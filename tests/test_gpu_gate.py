@@ -52,6 +52,12 @@ EXPECT: dict[str, tuple[str, dict[str, Any], bool]] = {
     "gpu-missing": ("gpu.missing", {"on_pci_bus": True, "in_amdsmi": False}, True),
     "amdsmi-error": ("gpu.ecc.uncorrectable", {}, True),
     "firmware-mixed-hive": ("gpu.firmware", {}, True),
+    "aer-fatal": ("gpu.pcie.aer", {"totals": {"correctable": 0, "nonfatal": 0, "fatal": 1}}, True),
+    "aer-nonfatal": (
+        "gpu.pcie.aer",
+        {"totals": {"correctable": 7, "nonfatal": 2, "fatal": 0}},
+        False,
+    ),
 }
 
 

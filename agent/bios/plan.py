@@ -20,6 +20,8 @@ manual before the determinism value, ...) add the gate attributes the change nee
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from typing import Any
 
@@ -177,6 +179,42 @@ GLOBAL_CSTATES_WARNING = (
 )
 
 
+INTENTS_FILE = "intents.json"  # beside this file: agent/bios/intents.json
+
+
+def load_intents(path: str | None = None) -> dict[str, Any]:
+    """The display names and alternatives of agent/bios/intents.json (docs/bios.md). Inside
+    the Ansible module the file is not beside this code: the controller sends its content
+    in the settings (``_intents``); without either, the built-in table alone is used."""
+    path = path or os.path.join(os.path.dirname(os.path.abspath(__file__)), INTENTS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _display(intents: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for base, entry in (intents.get("display_names") or {}).items():
+        names = entry.get("names") if isinstance(entry, dict) else None
+        if isinstance(base, str) and isinstance(names, list):
+            out[base] = [str(n).lower() for n in names if isinstance(n, str)]
+    return out
+
+
+def alternatives(intents: dict[str, Any], family: str, key: str, value: Any) -> list[list[Write]]:
+    """The other ways this family's BIOSes express `key`=`value`, from intents.json."""
+    spec = ((intents.get("alternatives") or {}).get(family) or {}).get(key) or {}
+    out: list[list[Write]] = []
+    for alt in spec.get(neutral_text(value)) or []:
+        writes = alt.get("writes") if isinstance(alt, dict) else None
+        if isinstance(writes, list) and writes:
+            out.append([_w(str(w[0]), str(w[1])) for w in writes if len(w) == 2])
+    return out
+
+
 def neutral_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -193,7 +231,10 @@ def attr_text(value: Any) -> str | None:
 class Registry:
     """An attribute registry's entries, indexed."""
 
-    def __init__(self, registry: dict[str, Any]) -> None:
+    def __init__(
+        self, registry: dict[str, Any], display: dict[str, list[str]] | None = None
+    ) -> None:
+        self.display = display or {}  # attribute base -> other DisplayNames (intents.json)
         entries = registry.get("RegistryEntries") or {}
         self.attrs: dict[str, dict[str, Any]] = {}
         for a in entries.get("Attributes") or []:
@@ -265,8 +306,9 @@ class Registry:
         hits = [n for n in self.attrs if var.match(n)]
         if len(hits) == 1:
             return hits[0]
-        shown = DISPLAY_NAMES.get(base) if display else None
-        if shown:
+        shown_all = [DISPLAY_NAMES[base]] if base in DISPLAY_NAMES else []
+        shown_all += [n for n in self.display.get(base, []) if n not in shown_all]
+        for shown in shown_all if display else []:
             for key in ("DisplayName", "HelpText"):
                 hits = [n for n, a in self.attrs.items() if _norm_text(a.get(key)) == shown]
                 if key == "HelpText" and not hits:
@@ -434,6 +476,7 @@ def plan(
     pending: dict[str, Any] | None = None,
     *,
     verify: bool = False,
+    intents: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The host's plan. Rows are one per attribute; `patch` is what a PATCH must carry.
 
@@ -442,7 +485,10 @@ def plan(
     `verify`, `drift` instead of change/pending.
     """
     pending = dict(pending or {})
-    reg = Registry(registry)
+    if intents is None:
+        sent = settings.get("_intents")
+        intents = sent if isinstance(sent, dict) else load_intents()
+    reg = Registry(registry, _display(intents))
     family = detect_family(reg)
     errors: list[str] = []
     forbidden: list[str] = []  # errors where the registry forbids the value (bad input)
@@ -509,7 +555,10 @@ def plan(
             rows.append(_error_row(key, "", neutral_text(value), msg))
             errors.append(msg)
             continue
-        for base, v, accept in spec[value]:
+        # the built-in writes, else the first alternative (intents.json) this host has whole
+        options = [spec[value], *alternatives(intents, family, key, value)]
+        writes = next((o for o in options if all(reg.resolve(w[0]) for w in o)), options[0])
+        for base, v, accept in writes:
             want(key, base, v, accept, raw=False)
     for name, value in sorted((settings.get("vendor_attributes") or {}).items()):
         want(f"vendor_attributes.{name}", name, value, (), raw=True)

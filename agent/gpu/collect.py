@@ -416,6 +416,72 @@ def device_access(root: str, gpu: dict[str, Any]) -> None:
             )
         except (OSError, ValueError):
             gpu["numa_node"] = None
+        gpu["aer"] = pci_aer(root, bdf)
+        if gpu["aer"] is None:
+            gpu.setdefault("unsupported", []).append("aer")
+
+
+AER_FILES = (
+    ("correctable", "aer_dev_correctable"),
+    ("nonfatal", "aer_dev_nonfatal"),
+    ("fatal", "aer_dev_fatal"),
+)
+
+
+def parse_aer(text: str) -> dict[str, int]:
+    """An ``aer_dev_*`` file -> {error name: count}. The kernel prints one ``<name> <count>``
+    per line, the name may hold blanks (``Receiver Error 2``; newer kernels ``RxErr 2``), the
+    last line is the TOTAL_ERR_* counter (Documentation/ABI/testing/
+    sysfs-bus-pci-devices-aer_stats)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, count = line.strip().rpartition(" ")
+        if name and count.isdigit():
+            out[name.strip()] = int(count)
+    return out
+
+
+def pci_aer(root: str, bdf: str) -> dict[str, dict[str, int]] | None:
+    """The AER counters since boot of a PCI device (None: the kernel shows none for it: no
+    AER capability, CONFIG_PCIEAER off, or the firmware owns AER)."""
+    out: dict[str, dict[str, int]] = {}
+    for key, name in AER_FILES:
+        try:
+            out[key] = parse_aer(_read(os.path.join(root, "sys/bus/pci/devices", bdf, name)))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out or None
+
+
+# amdgpu lines kept for the gate: the kinds agent/gpu/checks/kernellog.py judges (ring
+# timeouts, GPU resets, RAS uncorrectable errors) and their near relatives. The controller
+# parses them; the node only narrows the log so the facts stay small.
+EVENT_HINT = ("timeout", "reset", "uncorrectable", "fatal", "hang", "poison", "recover")
+MAX_EVENT_LINES = 500
+
+
+def kernel_events(root: str) -> dict[str, Any]:
+    """The amdgpu/KFD kernel log lines since boot that may be events (read like ``tuner
+    capture`` reads it: dmesg or journalctl on a live root, the tree's var/log/dmesg under
+    another root) -> {source, error, amdgpu_lines, lines}."""
+    try:  # on a host, as Ansible module_utils
+        from ansible.module_utils.tuner_capture_node import (  # type: ignore[import-not-found,unused-ignore]
+            kernel_log,
+        )
+    except ImportError:  # on the controller (tests, --local)
+        from agent.capture.node import kernel_log
+    text, how = kernel_log(root)
+    if text is None:
+        return {"source": None, "error": how, "amdgpu_lines": None, "lines": []}
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("# ")]
+    hits = [ln for ln in lines if any(h in ln.lower() for h in EVENT_HINT)]
+    return {
+        "source": how,
+        "error": None,
+        "amdgpu_lines": len(lines),
+        "lines": [ln[:400] for ln in hits[-MAX_EVENT_LINES:]],
+        "cut": max(len(hits) - MAX_EVENT_LINES, 0),
+    }
 
 
 def _mode(path: str) -> str | None:
@@ -621,6 +687,7 @@ def gather(
         "pci_gpus": pci_gpus(root),
         "host": host_facts(root),
         "errors": [],
+        "kernel_log": kernel_events(root),
         "amdsmi_package": _package_version(),
         **node_access(root),
     }

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agent.gpu.checks import RANK, CheckResult, ecc, links, pages, state
+from agent.gpu.checks import RANK, CheckResult, aer, ecc, kernellog, links, pages, state
 from agent.gpu.model import GpuFacts, HostFacts, NodeFacts
 from agent.gpu.policy import Policy
 from agent.view import n_of
@@ -225,6 +225,22 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
             results[g.index].append(state.numa(g, facts, checks.numa))
         if checks.firmware.enabled and checks.firmware.allowed:
             results[g.index].append(_baseline(g, checks.firmware))
+        # Facts from a collector that predates these readers (saved snapshots) say nothing
+        # about them: not judged. A collector that looked and found nothing: unknown.
+        if checks.pcie_aer.enabled and (g.aer is not None or "aer" in g.unsupported):
+            results[g.index].append(aer.pcie_aer(g, checks.pcie_aer))
+        if checks.kernel_log.enabled and facts.kernel_log is not None:
+            results[g.index].append(kernellog.kernel_log(g, facts, checks.kernel_log))
+    if checks.kernel_log.enabled:
+        log = facts.kernel_log
+        if log is not None and log.error is not None:
+            node.warnings.append(f"kernel log not read: {log.error}")
+        elif log is not None:
+            for e in kernellog.foreign(kernellog.parse(log.lines), facts):
+                node.warnings.append(
+                    f"kernel log: {kernellog.LABEL[e.kind]} on {e.bdf}, which is no GPU amdsmi "
+                    "enumerates"
+                )
     node.needs_root = sorted(
         {w for g in facts.gpus for r in results[g.index] for w in r.evidence.get("needs_root", [])}
     )

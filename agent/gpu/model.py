@@ -88,6 +88,9 @@ class GpuFacts(_M):
     render_node_access: bool | None = None  # exists and the collector may open it read-write
     render_node_mode: str | None = None  # "0660 root:render": who else may open it
     numa_node: int | None = None  # of the GPU's PCI device (sysfs)
+    # PCIe AER counters since boot (sysfs aer_dev_correctable|nonfatal|fatal of its PCI
+    # device): kind -> error name -> count; None: the kernel shows none for the device
+    aer: dict[str, dict[str, int]] | None = None
     errors: dict[str, str] = {}  # query key -> "function: STATUS (code)"
     unsupported: list[str] = []
 
@@ -115,6 +118,17 @@ class HostFacts(_M):
     uptime_s: float | None = None  # /proc/uptime: PCIe replay rate since boot
 
 
+class KernelLog(_M):
+    """The amdgpu/KFD kernel log lines since boot that may be events (agent/gpu/collect.py:
+    kernel_events); the controller judges them (agent/gpu/checks/kernellog.py)."""
+
+    source: str | None = None  # dmesg --kernel | journalctl -k -b | var/log/dmesg of the tree
+    error: str | None = None  # why it could not be read
+    amdgpu_lines: int | None = None  # amdgpu/KFD lines since boot
+    lines: list[str] = []
+    cut: int = 0  # older candidate lines left out
+
+
 class Nic(_M):
     name: str
     numa_node: int | None = None
@@ -138,3 +152,4 @@ class NodeFacts(_M):
     euid: int | None = None  # the collector's effective uid (0: root)
     agent_installed: bool | None = None  # tuner's node agent: it is sent the gate's verdict
     nics: list[Nic] = []
+    kernel_log: KernelLog | None = None  # None: facts from before the collector read it

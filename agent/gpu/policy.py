@@ -57,6 +57,32 @@ class PcieLinkCheck(_C):
     severity: Severity = "fail"
 
 
+class AerCheck(_C):
+    """PCIe AER counters since boot of the GPU's PCI device (TOTAL_ERR_* of each file).
+    A limit of None: that kind is reported, not judged."""
+
+    fatal_max: int | None = Field(default=0, ge=0)
+    fatal_severity: Severity = "fail"
+    nonfatal_max: int | None = Field(default=0, ge=0)
+    nonfatal_severity: Severity = "warn"
+    correctable_max: int | None = Field(default=None, ge=0)
+    correctable_severity: Severity = "warn"
+    required: bool = False  # no AER files: the kernel or firmware does not expose them
+
+
+class KernelLogCheck(_C):
+    """amdgpu events in the kernel log since boot, each kind at its severity ("ignore": not
+    judged). ``unattributed``: an event line without a PCI address (older DRM_ERROR lines)
+    counts against every GPU of the node."""
+
+    ring_timeout: Severity | Literal["ignore"] = "fail"
+    soft_recovered: Severity | Literal["ignore"] = "warn"
+    gpu_reset: Severity | Literal["ignore"] = "fail"
+    ras_uncorrectable: Severity | Literal["ignore"] = "fail"
+    unattributed: Severity | Literal["ignore"] = "fail"
+    required: bool = False  # an unreadable log (dmesg restricted, not root) is unknown
+
+
 class RasCheck(_C):
     blocks: list[str] = ["UMC"]  # must be ENABLED (HBM ECC)
     severity: Severity = "fail"
@@ -136,6 +162,8 @@ class Checks(BaseModel):
         alias="gpu.pcie.speed",
     )
     pcie_replay: ReplayCheck = Field(default_factory=ReplayCheck, alias="gpu.pcie.replay")
+    pcie_aer: AerCheck = Field(default_factory=AerCheck, alias="gpu.pcie.aer")
+    kernel_log: KernelLogCheck = Field(default_factory=KernelLogCheck, alias="gpu.kernel_log")
     ecc_correctable: CountCheck = Field(
         default_factory=lambda: CountCheck(max=1000), alias="gpu.ecc.correctable"
     )

@@ -41,6 +41,7 @@ from agent.bios.models import (
     HostBios,
     HostBiosRollback,
 )
+from agent.bios.plan import load_intents
 from agent.errors import BadInput
 from agent.layers.base import Credentials, Cross, HostResult, Layer, Results, Run
 from agent.modargs import TUNER_BIOS
@@ -185,7 +186,13 @@ def extravars(
     TUNER_BIOS.check({"mode": mode, "reboot": run.reboot})  # the names of agent/modargs.py
     ev: dict[str, Any] = {
         "tuner_bios_mode": mode,
-        "tuner_bios_settings": section(prof).model_dump(exclude_none=True) if prof else {},
+        # the profile's bios section, and the planner's display names and alternatives
+        # (agent/bios/intents.json), which the module cannot read beside its code
+        "tuner_bios_settings": (
+            {**section(prof).model_dump(exclude_none=True), "_intents": load_intents()}
+            if prof
+            else {}
+        ),
         "tuner_bios_record_dir": records_dir(),
         "tuner_bios_reboot": run.reboot,
         "tuner_bmc_insecure": o.insecure,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.capture.bundle import CALLS, Bundle
-from agent.sim.nodetree import Topology, build_node
+from agent.sim.nodetree import MEM_RESERVED, Topology, build_node
 
 GPU_STATE = "node/opt/rocm/share/tuner-sim/gpu-state"
 CPU = "node/sys/devices/system/cpu"
@@ -72,7 +72,9 @@ def topology_of(b: Bundle) -> tuple[Topology, list[str]]:
     meminfo = b.text("node/proc/meminfo") or ""
     m = re.search(r"^MemTotal:\s*(\d+)\s*kB", meminfo, re.M)
     if m:
-        t.mem_gib_per_socket = max(1, int(m.group(1)) // (1024 * 1024) // max(t.sockets, 1))
+        # MemTotal is the installed memory less what firmware and kernel keep (nodetree)
+        kb = int(m.group(1)) / (1 - MEM_RESERVED)
+        t.mem_gib_per_socket = max(1, round(kb / (1024 * 1024) / max(t.sockets, 1)))
     else:
         used.append(f"memory: {t.mem_gib_per_socket} GiB per socket (no /proc/meminfo)")
     return t, used
@@ -129,6 +131,7 @@ def build(root: Path, b: Bundle, lib: Path) -> list[str]:
         lines = [ln for ln in log.splitlines() if not ln.startswith("# ")]
         _write_inside(root, "var/log/dmesg", "".join(f"{ln}\n" for ln in lines).encode())
     else:
+        (root / "var/log/dmesg").unlink(missing_ok=True)  # not the simulator's boot lines
         used.append("kernel log: none (the bundle has no kernel-log.txt)")
     if not any(p.startswith("bmc/") for p in b.files):
         used.append("BMC: the personality's own resources (the bundle has no bmc/)")

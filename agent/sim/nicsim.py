@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.sim import dcbsim, ethtoolsim
+from agent.sim.nodelog import write_aer_files
 
 # model -> PCI ids, driver, RDMA device name, ring sizes (current at load, pre-set maximum)
 MODELS: dict[str, dict[str, Any]] = {
@@ -149,6 +150,7 @@ def install(root: Path, model: str) -> dict[str, Any]:
             ("local_cpulist", cpus.read_text().strip() if cpus.is_file() else ""),
         ):
             _w(d / f, v)
+        write_aer_files(d)  # AER counters since boot, none yet (agent/sim/nodelog.py)
         _link(d / "driver", f"../../drivers/{m['driver']}")
         ib = m["ibdev"].format(i=i)
         (d / "infiniband" / ib).mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,96 @@ def _cpu_map(t: Topology) -> dict[int, tuple[int, int, int]]:
 
 KERNEL_TREES = ("proc/sys", "sys/kernel/mm/transparent_hugepage", "sys/devices/system")
 
+# /proc/cpuinfo of an EPYC 9575F (Zen 5 "Turin": family 26, model 2, stepping 1; flags,
+# BogoMIPS and address sizes as lscpu shows them on a dual 9575F MI355X node in a public vLLM
+# issue; 1 MiB L2 per core). Other models keep these fields and show their own name.
+CPU_FLAGS = (
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr "
+    "sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl "
+    "nonstop_tsc cpuid extd_apicid aperfmperf rapl pni pclmulqdq monitor ssse3 fma cx16 pcid "
+    "sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand lahf_lm cmp_legacy svm extapic "
+    "cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw ibs skinit wdt tce topoext perfctr_core "
+    "perfctr_nb bpext perfctr_llc mwaitx cpb cat_l3 cdp_l3 invpcid_single hw_pstate ssbd mba "
+    "ibrs ibpb stibp vmmcall fsgsbase tsc_adjust bmi1 avx2 smep bmi2 erms invpcid cqm rdt_a "
+    "avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb avx512cd sha_ni avx512bw "
+    "avx512vl xsaveopt xsavec xgetbv1 xsaves cqm_llc cqm_occup_llc cqm_mbm_total cqm_mbm_local "
+    "avx_vnni avx512_bf16 clzero irperf xsaveerptr rdpru wbnoinvd amd_ppin cppc arat npt lbrv "
+    "svm_lock nrip_save tsc_scale vmcb_clean flushbyasid decodeassists pausefilter pfthreshold "
+    "avic v_vmsave_vmload vgif v_spec_ctrl avx512vbmi umip pku ospke avx512_vbmi2 gfni vaes "
+    "vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq la57 rdpid bus_lock_detect movdiri "
+    "movdir64b overflow_recov succor smca fsrm avx512_vp2intersect flush_l1d"
+)
+# Part of the installed memory the firmware and kernel keep (MemTotal is below it).
+MEM_RESERVED = 0.015
+
+
+def cpuinfo(t: Topology) -> str:
+    """/proc/cpuinfo: one block per logical CPU, as Linux's show_cpuinfo prints it on x86."""
+    blocks = []
+    for cpu, (socket, core, _node) in sorted(_cpu_map(t).items()):
+        thread = cpu // t.cores
+        apic = (socket * t.cores_per_socket + core) * (2 if t.smt else 1) + thread
+        blocks.append(
+            f"processor\t: {cpu}\n"
+            "vendor_id\t: AuthenticAMD\n"
+            "cpu family\t: 26\n"
+            "model\t\t: 2\n"
+            f"model name\t: {t.cpu_model}\n"
+            "stepping\t: 1\n"
+            "microcode\t: 0xb002116\n"
+            "cpu MHz\t\t: 3300.000\n"
+            "cache size\t: 1024 KB\n"
+            f"physical id\t: {socket}\n"
+            f"siblings\t: {t.cores_per_socket * (2 if t.smt else 1)}\n"
+            f"core id\t\t: {core}\n"
+            f"cpu cores\t: {t.cores_per_socket}\n"
+            f"apicid\t\t: {apic}\n"
+            f"initial apicid\t: {apic}\n"
+            "fpu\t\t: yes\n"
+            "fpu_exception\t: yes\n"
+            "cpuid level\t: 16\n"
+            "wp\t\t: yes\n"
+            f"flags\t\t: {CPU_FLAGS}\n"
+            "bugs\t\t: sysret_ss_attrs spectre_v1 spectre_v2 spec_store_bypass\n"
+            "bogomips\t: 6600.41\n"
+            "TLB size\t: 192 4K pages\n"
+            "clflush size\t: 64\n"
+            "cache_alignment\t: 64\n"
+            "address sizes\t: 52 bits physical, 57 bits virtual\n"
+            "power management: ts ttp tm hwpstate cpb eff_freq_ro [13] [14]\n"
+        )
+    return "\n".join(blocks)
+
+
+def meminfo(t: Topology) -> str:
+    """/proc/meminfo of an idle node: MemTotal is the installed memory less what the firmware
+    and kernel keep; the fields psutil and free(1) read."""
+    total = int(t.sockets * t.mem_gib_per_socket * 1024 * 1024 * (1 - MEM_RESERVED))
+    free = total - 8 * 1024 * 1024
+    rows = (
+        ("MemTotal", total),
+        ("MemFree", free),
+        ("MemAvailable", free + 3 * 1024 * 1024),
+        ("Buffers", 262144),
+        ("Cached", 3 * 1024 * 1024),
+        ("SwapCached", 0),
+        ("Active", 2 * 1024 * 1024),
+        ("Inactive", 2 * 1024 * 1024),
+        ("Shmem", 65536),
+        ("SReclaimable", 524288),
+        ("SUnreclaim", 1048576),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("HugePages_Total", 0),
+        ("HugePages_Free", 0),
+        ("Hugepagesize", 2048),
+    )
+    out = []
+    for name, kb in rows:
+        unit = "" if name.startswith("HugePages_") else " kB"
+        out.append(f"{name + ':':<16}{kb:>8}{unit}")
+    return "\n".join(out)
+
 
 def kernel_files(t: Topology) -> dict[str, str]:
     """Relative path -> content of every kernel file a node with topology `t` has at boot."""
@@ -152,6 +242,8 @@ def kernel_files(t: Topology) -> dict[str, str]:
         w(f"{topo}/thread_siblings_list", sib)
         w(f"{topo}/core_cpus_list", sib)
 
+    w("proc/cpuinfo", cpuinfo(t))
+    w("proc/meminfo", meminfo(t))
     node_root = "sys/devices/system/node"
     nodes = list(range(t.numa_nodes))
     for name in ("online", "possible", "has_cpu", "has_memory", "has_normal_memory"):
@@ -232,6 +324,12 @@ def build_kernel_files(root: Path, t: Topology) -> None:
         p = os.path.join(roots, rel)
         data = content.encode()
         size = present.get(rel)
+        if size is None and not rel.startswith(KERNEL_TREES):  # /proc/cpuinfo, meminfo
+            try:
+                st = os.lstat(p)
+                size = st.st_size if stat.S_ISREG(st.st_mode) else None
+            except FileNotFoundError:
+                pass
         if size == len(data):
             fd = os.open(p, flags)
             try:

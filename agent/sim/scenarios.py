@@ -20,6 +20,7 @@ from agent.sim.gpu.state import (
     GpuState,
     NodeGpuState,
 )
+from agent.sim.nodelog import AerState, KernelEvent
 
 Mutator = Callable[[NodeGpuState], None]
 
@@ -130,6 +131,15 @@ def _node(**kw: object) -> Mutator:
     return apply
 
 
+def _events(*events: KernelEvent) -> Mutator:
+    """amdgpu events in the node's kernel log since boot (var/log/dmesg)."""
+
+    def apply(node: NodeGpuState) -> None:
+        node.kernel_events = list(events)
+
+    return apply
+
+
 G = 3  # the failing GPU in single-failure scenarios
 ONE = {
     "ecc-uncorrectable": (
@@ -201,6 +211,16 @@ ONE = {
         "PCIe L0->recovery and NAK counters over 100",
         _pcie(l0_to_recovery_count=250, nak_received_count=180),
         "excluded",
+    ),
+    "aer-fatal": (
+        "a PCIe AER fatal error since boot (Surprise Down) on its PCI device",
+        _set(aer=AerState(fatal={"SDES": 1})),
+        "excluded",
+    ),
+    "aer-nonfatal": (
+        "PCIe AER non-fatal errors since boot (completion timeouts)",
+        _set(aer=AerState(nonfatal={"CmpltTO": 2}, correctable={"RxErr": 7})),
+        "usable, warned",
     ),
     "temperature-critical": ("hotspot at its critical limit", _temp(105), "excluded"),
     "temperature-high": ("hotspot above its max (warning)", _temp(101), "usable, warned"),
@@ -294,6 +314,33 @@ SCENARIOS: dict[str, Scenario] = {
         2,
         {1: _node(fail={"amdsmi_init": "DRIVER_NOT_LOADED"})},
         "node failed",
+    ),
+    "kernel-ring-timeout": Scenario(
+        "kernel-ring-timeout",
+        f"node 2's kernel log shows a gfx ring timeout and the GPU reset that followed on GPU {G}",
+        2,
+        {
+            1: _events(
+                KernelEvent(kind="ring_timeout", gpu=G, ring="gfx_0.0.0"),
+                KernelEvent(kind="gpu_reset", gpu=G, at_s=3601.0),
+            )
+        },
+        f"node 2's GPU {G} excluded (ring timeout, GPU reset)",
+    ),
+    "kernel-ras-uncorrectable": Scenario(
+        "kernel-ras-uncorrectable",
+        f"node 2's kernel log shows a RAS uncorrectable error interrupt on GPU {G}",
+        2,
+        {1: _events(KernelEvent(kind="ras_uncorrectable", gpu=G))},
+        f"node 2's GPU {G} excluded",
+    ),
+    "kernel-ring-timeout-unattributed": Scenario(
+        "kernel-ring-timeout-unattributed",
+        "node 2's kernel log shows a ring timeout in the older DRM_ERROR form, without a PCI "
+        "address: no GPU of the node is proven healthy",
+        2,
+        {1: _events(KernelEvent(kind="ring_timeout", gpu=None, ring="sdma0"))},
+        "node 2 failed (every GPU excluded)",
     ),
     "node-hang": Scenario(
         "node-hang",

@@ -26,6 +26,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.sim.nodelog import AerState, KernelEvent
+
 STATE_RELPATH = Path("opt/rocm/share/tuner-sim/gpu-state")
 LIB_RELPATH = Path("opt/rocm/lib/libamd_smi.so")
 ROCM_RELPATH = Path("opt/rocm")
@@ -274,6 +276,8 @@ class GpuState(_Model):
     throttle_status: int = Field(default=0, ge=0)  # gpu_metrics throttle_status bits
     render_node: bool = True  # R/dev/dri/renderD<drm_render> exists (enumerated GPUs only)
     cper: list[CperEntry] = Field(default_factory=list)
+    # PCIe AER counters of its PCI device (sysfs; agent/sim/nodelog.py), not in the state file
+    aer: AerState = Field(default_factory=AerState)
     fail: dict[str, Status] = Field(default_factory=dict)  # C function -> status
 
     @field_validator("bdf")
@@ -371,6 +375,8 @@ class NodeGpuState(_Model):
     # The version libamd_smi.so reports (None: the amdsmi package's): a node half-way
     # through a ROCm upgrade.
     lib_version: str | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    # amdgpu events in R/var/log/dmesg after the boot lines (agent/sim/nodelog.py)
+    kernel_events: list[KernelEvent] = Field(default_factory=list, max_length=1000)
 
     @field_validator("fail")
     @classmethod
@@ -619,6 +625,10 @@ def install_node(root: Path, state: NodeGpuState, lib: Path) -> Path:
     os.replace(tmp, dest)
     write_state(root / STATE_RELPATH, state)
     write_pci_view(root, state)
+    from agent.sim import nodelog
+
+    nodelog.write_aer(root, state)
+    nodelog.write_kernel_log(root, state)
     write_dev_nodes(root, state)
     write_nics(root, state)
     if state.uptime_s is not None:
