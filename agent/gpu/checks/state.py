@@ -40,6 +40,13 @@ OWNED_KEYS = (
     "power_cap",
     "metrics",
     "xgmi_info",
+    "kfd",
+    "vram_info",
+    "activity",
+    "clock.gfx",
+    "clock.mem",
+    "power_info",
+    "perf_level",
 )
 
 

@@ -219,6 +219,10 @@ PERF_LEVELS = (
 PARTITIONS_PER_GPU = {"SPX": 1, "DPX": 2, "QPX": 4, "CPX": 8}
 
 
+def _default_clocks() -> dict[str, Clock | None]:
+    return {k: Clock(current=c, min=lo, max=hi) for k, (c, lo, hi) in DEFAULT_CLOCKS.items()}
+
+
 class VbiosInfo(_Model):
     name: str = "AMD MI355X GENERIC"
     build_date: str = "2025/05/20 12:00"
@@ -314,11 +318,7 @@ class GpuState(_Model):
     activity_gfx: int | None = Field(default=0, ge=0, le=100)
     activity_umc: int | None = Field(default=0, ge=0, le=100)
     activity_mm: int | None = Field(default=None, ge=0, le=100)
-    clocks: dict[str, Clock | None] = Field(
-        default_factory=lambda: {
-            k: Clock(current=c, min=lo, max=hi) for k, (c, lo, hi) in DEFAULT_CLOCKS.items()
-        }
-    )
+    clocks: dict[str, Clock | None] = Field(default_factory=lambda: _default_clocks())
     power_current: int | None = Field(default=251, ge=0, lt=0xFFFF)  # W
     power_average: int | None = Field(default=None, ge=0, lt=0xFFFF)  # W; N/A on MI3xx
     perf_level: str = "AUTO"
