@@ -194,8 +194,12 @@ def print_ready(r: ReadyReport, console: Console, detail: bool = False) -> None:
         console.print(f"[yellow]warning:[/] {w}")
     g = r.gpus
     verdict = "[green]READY[/]" if r.passed else "[bold red]NOT READY[/]"
+    # physical GPUs (a GPU split into compute partitions counts once); older reports: as said
+    pu = g.get("usable_physical_gpus")
+    pu = g["usable_gpus"] if pu is None else pu
+    pi = g.get("installed_physical_gpus") or g["installed_gpus"]
     console.print(
-        f"{g['usable_gpus']} of {n_of(g['installed_gpus'], 'GPU')} usable on {g['nodes_usable']} "
+        f"{pu} of {n_of(pi, 'GPU')} usable on {g['nodes_usable']} "
         f"of {n_of(g['nodes_total'], 'node')}. {verdict}"
     )
     for reason in r.reasons:

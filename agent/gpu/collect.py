@@ -373,9 +373,7 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
     # activity, clocks, socket power and the performance level.
     act = c("activity", amdsmi.amdsmi_get_gpu_activity, h)
     g["activity"] = (
-        None
-        if act is None
-        else {k: _na(act.get(f"{k}_activity")) for k in ("gfx", "umc", "mm")}
+        None if act is None else {k: _na(act.get(f"{k}_activity")) for k in ("gfx", "umc", "mm")}
     )
     clocks: dict[str, dict[str, Any]] = {}
     clk_type = getattr(amdsmi, "AmdSmiClkType", None)
