@@ -76,6 +76,12 @@ def idle(gpu: GpuFacts, p: IdleCheck) -> CheckResult:
                 f"performance level {gpu.perf_level} (expected {', '.join(p.perf_level)})"
             )
     if read == 0:
+        asked = any(k in gpu.errors or k in gpu.unsupported for k in KEYS)
+        if not asked and not p.required:
+            # facts from a collector older than these readings: nothing to judge, say so
+            return CheckResult(
+                check=c, status="pass", required=p.required, evidence={"collected": False}
+            )
         return unknown(c, gpu, KEYS, p.required)
     if not problems:
         return CheckResult(check=c, status="pass", required=p.required, evidence=ev)
