@@ -33,7 +33,7 @@ from agent.sim.gpu import (
 from agent.sim.gpu.build import find_compiler
 from agent.sim.gpu.state import Status
 
-PROBE = r'''
+PROBE = r"""
 import json, os, shutil, sys
 plan = json.loads(sys.argv[1])
 import amdsmi as a
@@ -103,7 +103,7 @@ for step in plan:
     a.amdsmi_shut_down()
     results.append(res)
 print(json.dumps(results))
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +115,9 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_library(tmp_path_factory.mktemp("simlib"))
 
 
-def run(rocm: Path, plan: list[dict[str, Any]] | None = None,
-        env: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], str]:
+def run(
+    rocm: Path, plan: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], str]:
     """Run PROBE in a fresh interpreter against the node at ``rocm``."""
     drop = ("ROCM_HOME", "TUNER_SIM_GPU_STATE")
     full_env = {k: v for k, v in os.environ.items() if k not in drop}
@@ -124,7 +125,12 @@ def run(rocm: Path, plan: list[dict[str, Any]] | None = None,
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(plan or [{}])],
-        capture_output=True, text=True, env=full_env, cwd=rocm, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=rocm,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), proc.stderr
@@ -134,12 +140,16 @@ def scenario() -> NodeGpuState:
     """A node with one of every kind of fault."""
     s = NodeGpuState.healthy(node_index=5)
     g = s.gpus
-    g[0].ecc = {"UMC": EccCounts(correctable=7, uncorrectable=2, deferred=1),
-                "gfx": EccCounts(correctable=3)}
+    g[0].ecc = {
+        "UMC": EccCounts(correctable=7, uncorrectable=2, deferred=1),
+        "gfx": EccCounts(correctable=3),
+    }
     g[0].ras_features = {"SDMA": "DISABLED"}
-    g[0].bad_pages = [BadPage(address=0x3F000, status=BadPageStatus.RESERVED),
-                      BadPage(address=0x4F000, size=8192, status=BadPageStatus.PENDING),
-                      BadPage(address=0x5F000, status=BadPageStatus.UNRESERVABLE)]
+    g[0].bad_pages = [
+        BadPage(address=0x3F000, status=BadPageStatus.RESERVED),
+        BadPage(address=0x4F000, size=8192, status=BadPageStatus.PENDING),
+        BadPage(address=0x5F000, status=BadPageStatus.UNRESERVABLE),
+    ]
     g[0].bad_page_threshold = 3
     g[1].pcie.width = 8
     g[1].pcie.speed = 16000
@@ -153,17 +163,22 @@ def scenario() -> NodeGpuState:
     g[3].temperatures.vram.current = 96
     g[3].temperatures.edge.current = 50
     g[4].processes = [GpuProcess(pid=4242, name="python3", vram=17179869184, cu_occupancy=3)]
-    g[4].cper = [CperEntry(severity="FATAL", timestamp=dt.datetime(2025, 6, 1, 12, 34, 56),
-                           notify_type="MCE"),
-                 CperEntry(severity="NON_FATAL_CORRECTED", notify_type="CMC", record_id="r2")]
+    g[4].cper = [
+        CperEntry(
+            severity="FATAL", timestamp=dt.datetime(2025, 6, 1, 12, 34, 56), notify_type="MCE"
+        ),
+        CperEntry(severity="NON_FATAL_CORRECTED", notify_type="CMC", record_id="r2"),
+    ]
     g[5].firmware = {"PSP_SOSDRV": 0x00370040, "PM": 0x00550F00}
     g[5].vbios.version = "022.040.003.099.000001"
     g[5].driver.version = "6.12.0"
     g[5].compute_partition = "CPX"
     g[5].memory_partition = "NPS4"
-    g[6].fail = {"amdsmi_get_gpu_asic_info": "DRIVER_NOT_LOADED",
-                 "amdsmi_get_gpu_bad_page_info": 12,
-                 "amdsmi_get_violation_status": "AMDSMI_STATUS_BUSY"}
+    g[6].fail = {
+        "amdsmi_get_gpu_asic_info": "DRIVER_NOT_LOADED",
+        "amdsmi_get_gpu_bad_page_info": 12,
+        "amdsmi_get_violation_status": "AMDSMI_STATUS_BUSY",
+    }
     g[7].enumerated = False
     return s
 
@@ -180,18 +195,30 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
         r = gpus[g.bdf]
         assert r["amdsmi_get_gpu_device_uuid"] == g.uuid
         assert r["amdsmi_get_gpu_enumeration_info"] == {
-            "drm_render": g.drm_render, "drm_card": g.drm_card, "hsa_id": g.hsa_id,
-            "hip_id": g.hip_id, "hip_uuid": g.hip_uuid}
+            "drm_render": g.drm_render,
+            "drm_card": g.drm_card,
+            "hsa_id": g.hsa_id,
+            "hip_id": g.hip_id,
+            "hip_uuid": g.hip_uuid,
+        }
         assert r["amdsmi_get_gpu_kfd_info"] == {
-            "kfd_id": g.kfd_id, "node_id": g.kfd_node_id, "current_partition_id": 0}
+            "kfd_id": g.kfd_id,
+            "node_id": g.kfd_node_id,
+            "current_partition_id": 0,
+        }
         board = r["amdsmi_get_gpu_board_info"]
         assert board["product_serial"] == g.product_serial
         assert board["product_name"] == g.product_name
         xi = r["amdsmi_get_xgmi_info"]
-        assert xi == {"xgmi_lanes": 16, "xgmi_hive_id": g.xgmi.hive_id, "xgmi_node_id": i,
-                      "index": i}
-        assert r["link_type_to_first"] == ({"hops": 0, "type": 0} if i == 0
-                                           else {"hops": 1, "type": 2})
+        assert xi == {
+            "xgmi_lanes": 16,
+            "xgmi_hive_id": g.xgmi.hive_id,
+            "xgmi_node_id": i,
+            "index": i,
+        }
+        assert r["link_type_to_first"] == (
+            {"hops": 0, "type": 0} if i == 0 else {"hops": 1, "type": 2}
+        )
         if i == 6:
             continue
         asic = r["amdsmi_get_gpu_asic_info"]
@@ -202,16 +229,22 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
 
     g0 = gpus[bdfs[0]]
     assert g0["amdsmi_get_gpu_total_ecc_count"] == {
-        "correctable_count": 10, "uncorrectable_count": 2, "deferred_count": 1}
+        "correctable_count": 10,
+        "uncorrectable_count": 2,
+        "deferred_count": 1,
+    }
     assert g0["ecc_blocks"]["UMC"] == {
-        "correctable_count": 7, "uncorrectable_count": 2, "deferred_count": 1}
+        "correctable_count": 7,
+        "uncorrectable_count": 2,
+        "deferred_count": 1,
+    }
     assert g0["ecc_blocks"]["GFX"]["correctable_count"] == 3
     assert g0["ecc_blocks"]["MPIO"]["correctable_count"] == 0
     ras = {x["block"]: x["status"] for x in g0["amdsmi_get_gpu_ras_block_features_enabled"]}
     assert len(ras) == 19 and ras["SDMA"] == "DISABLED" and ras["UMC"] == "ENABLED"
-    assert [(p["page_address"], p["page_size"], p["status"])
-            for p in g0["amdsmi_get_gpu_bad_page_info"]] == [
-        (0x3F000, 4096, 0), (0x4F000, 8192, 1), (0x5F000, 4096, 2)]
+    assert [
+        (p["page_address"], p["page_size"], p["status"]) for p in g0["amdsmi_get_gpu_bad_page_info"]
+    ] == [(0x3F000, 4096, 0), (0x4F000, 8192, 1), (0x5F000, 4096, 2)]
     assert g0["amdsmi_get_gpu_bad_page_threshold"] == 3
 
     pcie = gpus[bdfs[1]]["amdsmi_get_pcie_info"]
@@ -220,15 +253,20 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
     assert pcie["pcie_static"]["slot_type"] == "OAM"
     m = pcie["pcie_metric"]
     assert (m["pcie_width"], m["pcie_speed"], m["pcie_replay_count"]) == (8, 16000, 12)
-    assert (m["pcie_l0_to_recovery_count"], m["pcie_nak_sent_count"],
-            m["pcie_nak_received_count"]) == (150, 101, 102)
+    assert (
+        m["pcie_l0_to_recovery_count"],
+        m["pcie_nak_sent_count"],
+        m["pcie_nak_received_count"],
+    ) == (150, 101, 102)
     assert gpus[bdfs[1]]["amdsmi_get_gpu_metrics_info"]["pcie_link_width"] == 8
 
     g2 = gpus[bdfs[2]]
     # total_links = the sockets amdsmi enumerates (7 here: GPU 7 is off the bus), at most 8, as
     # ROCm computes it; slots past the explicit list are derived (own slot X, a peer U).
     assert g2["amdsmi_get_gpu_xgmi_link_status"] == {
-        "status": ["U", "D", "U", "X", "U", "U", "U"], "total_links": 7}
+        "status": ["U", "D", "U", "X", "U", "U", "U"],
+        "total_links": 7,
+    }
     assert g2["amdsmi_gpu_xgmi_error_status"] == 2
     assert gpus[bdfs[0]]["amdsmi_get_gpu_xgmi_link_status"]["status"] == ["X"] + ["U"] * 6
     # gpu_metrics keeps all 8 physical slots: the link to GPU 7 (off the bus) reads down (0)
@@ -246,23 +284,35 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
     g4 = gpus[bdfs[4]]
     [proc] = g4["amdsmi_get_gpu_process_list"]
     assert (proc["pid"], proc["name"], proc["mem"], proc["cu_occupancy"]) == (
-        4242, "python3", 17179869184, 3)
+        4242,
+        "python3",
+        17179869184,
+        3,
+    )
     assert gpus[bdfs[0]]["amdsmi_get_gpu_process_list"] == []
     cper = g4["cper"]
     assert [(e["error_severity"], e["notify_type"]) for e in cper.values()] == [
-        ("fatal", "MCE"), ("non_fatal_corrected", "CMC")]
+        ("fatal", "MCE"),
+        ("non_fatal_corrected", "CMC"),
+    ]
     assert cper["0"]["timestamp"] == "2025/06/01 12:34:56"
     assert cper["1"]["record_id"] == "r2"
 
     g5 = gpus[bdfs[5]]
     assert g5["amdsmi_get_fw_info"]["fw_list"] == [
         {"fw_name": "AMDSMI_FW_ID_PSP_SOSDRV", "fw_version": "00.37.00.40"},
-        {"fw_name": "AMDSMI_FW_ID_PM", "fw_version": "00.85.15.00"}]
+        {"fw_name": "AMDSMI_FW_ID_PM", "fw_version": "00.85.15.00"},
+    ]
     assert g5["amdsmi_get_gpu_vbios_info"]["version"] == "022.040.003.099.000001"
     assert g5["amdsmi_get_gpu_driver_info"] == {
-        "driver_name": "amdgpu", "driver_version": "6.12.0", "driver_date": "2015/01/01 00:00"}
+        "driver_name": "amdgpu",
+        "driver_version": "6.12.0",
+        "driver_date": "2015/01/01 00:00",
+    }
     assert (g5["amdsmi_get_gpu_compute_partition"], g5["amdsmi_get_gpu_memory_partition"]) == (
-        "CPX", "NPS4")
+        "CPX",
+        "NPS4",
+    )
     assert gpus[bdfs[0]]["amdsmi_get_gpu_compute_partition"] == "SPX"
     assert len(gpus[bdfs[0]]["amdsmi_get_fw_info"]["fw_list"]) == 10
 
@@ -369,23 +419,38 @@ def test_struct_layouts_match_ctypes(lib: Path, tmp_path: Path) -> None:
         for f in record._fields_:
             if len(f) == 2:
                 field = gen_stubs.c_field_name(f[0])
-                checks.append((f"{name}.{field}", f"offsetof({name}, {field})",
-                               getattr(record, f[0]).offset))
-    names = {"struct_amdsmi_asic_info_t", "struct_amdsmi_pcie_info_t",
-             "struct_amdsmi_fw_info_t", "struct_amdsmi_retired_page_record_t",
-             "struct_amdsmi_xgmi_link_status_t", "struct_amdsmi_proc_info_t",
-             "struct_amdsmi_cper_hdr_t", "union_amdsmi_bdf_t", "struct_amdsmi_gpu_metrics_t"}
+                checks.append(
+                    (f"{name}.{field}", f"offsetof({name}, {field})", getattr(record, f[0]).offset)
+                )
+    names = {
+        "struct_amdsmi_asic_info_t",
+        "struct_amdsmi_pcie_info_t",
+        "struct_amdsmi_fw_info_t",
+        "struct_amdsmi_retired_page_record_t",
+        "struct_amdsmi_xgmi_link_status_t",
+        "struct_amdsmi_proc_info_t",
+        "struct_amdsmi_cper_hdr_t",
+        "union_amdsmi_bdf_t",
+        "struct_amdsmi_gpu_metrics_t",
+    }
     assert names <= set(namer.names.values())
-    body = "".join(f'    printf("%s %zu\\n", "{label}", (size_t){expr});\n'
-                   for label, expr, _ in checks)
+    body = "".join(
+        f'    printf("%s %zu\\n", "{label}", (size_t){expr});\n' for label, expr, _ in checks
+    )
     src = tmp_path / "layout.c"
-    src.write_text('#include <stdio.h>\n#include "amdsmi_sim_gen.h"\nint main(void) {\n'
-                   + body + "    return 0;\n}\n")
+    src.write_text(
+        '#include <stdio.h>\n#include "amdsmi_sim_gen.h"\nint main(void) {\n'
+        + body
+        + "    return 0;\n}\n"
+    )
     exe = tmp_path / "layout"
     subprocess.run([find_compiler(), f"-I{tmp_path}", "-o", str(exe), str(src)], check=True)
-    got = dict(line.rsplit(" ", 1) for line in
-               subprocess.run([str(exe)], capture_output=True, text=True,
-                              check=True).stdout.splitlines())
+    got = dict(
+        line.rsplit(" ", 1)
+        for line in subprocess.run(
+            [str(exe)], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
     assert {k: int(v) for k, v in got.items()} == {label: want for label, _, want in checks}
 
 
@@ -409,3 +474,73 @@ def test_model_validation() -> None:
         s.gpus[0].ecc = {"BOGUS": EccCounts()}
     with pytest.raises(ValueError):
         s.gpus[0].fail = {"get_asic_info": 2}
+
+
+IDLE_PROBE = r"""
+import json, sys
+import amdsmi as a
+a.amdsmi_init(a.AmdSmiInitFlags.INIT_AMD_GPUS)
+out = []
+for h in a.amdsmi_get_processor_handles():
+    def call(fn, *args):
+        try:
+            v = fn(h, *args)
+            return v if not hasattr(v, "name") else v.name
+        except a.AmdSmiLibraryException as e:
+            return {"error": e.get_error_code()}
+    m = a.amdsmi_get_gpu_metrics_info(h)
+    out.append({
+        "bdf": a.amdsmi_get_gpu_device_bdf(h),
+        "kfd": call(a.amdsmi_get_gpu_kfd_info),
+        "activity": call(a.amdsmi_get_gpu_activity),
+        "gfx": call(a.amdsmi_get_clock_info, a.AmdSmiClkType.GFX),
+        "pcie_clk": call(a.amdsmi_get_clock_info, a.AmdSmiClkType.PCIE),
+        "power": call(a.amdsmi_get_power_info),
+        "perf": call(a.amdsmi_get_gpu_perf_level),
+        "vendor": call(a.amdsmi_get_gpu_vram_info)["vram_vendor"],
+        "links": [(x["bit_rate"], x["max_bandwidth"])
+                  for x in a.amdsmi_get_link_metrics(h)["links"]],
+        "metrics": {k: m[k] for k in ("num_partition", "xgmi_link_width", "average_gfx_activity",
+                                      "current_socket_power", "current_gfxclk")},
+    })
+print(json.dumps(out))
+"""
+
+
+def test_idle_state_partitions_and_xgmi_per_link(lib: Path, tmp_path: Path) -> None:
+    """Issue 16 part 3 (GPU side): activity, clocks, power, performance level, VRAM vendor,
+    XGMI bit rate and width per link and compute partitions, through the real amdsmi."""
+    state = NodeGpuState.partitioned("DPX", gpu_count=2)
+    busy = state.gpus[1]
+    busy.activity_gfx, busy.power_current, busy.perf_level = 97, 1100, "MANUAL"
+    busy.xgmi.bit_rate, busy.xgmi.width = [32, 16], [16, 16, 8]
+    busy.clocks = {**busy.clocks, "GFX": None}
+    busy.vram_vendor = "SAMSUNG"
+    root = tmp_path / "node"
+    rocm = install_node(root, state, lib)
+    env = {**os.environ, "ROCM_PATH": str(rocm)}
+    p = subprocess.run([sys.executable, "-c", IDLE_PROBE], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    idle, b = json.loads(p.stdout)[0], json.loads(p.stdout)[1]
+    assert [g["bdf"] for g in json.loads(p.stdout)] == [
+        "0000:05:00.0",
+        "0000:05:00.1",
+        "0000:15:00.0",
+        "0000:15:00.1",
+    ]
+    assert sorted(d.name for d in (root / "sys/bus/pci/devices").iterdir()) == [
+        "0000:05:00.0",
+        "0000:15:00.0",
+    ]  # one PCI device per physical GPU
+    assert b["kfd"]["current_partition_id"] == 1 and idle["metrics"]["num_partition"] == 2
+    assert idle["activity"] == {"gfx_activity": 0, "umc_activity": 0, "mm_activity": "N/A"}
+    assert idle["gfx"]["clk"] == 144 and idle["gfx"]["clk_deep_sleep"] == 1
+    assert idle["pcie_clk"] == {"error": 2}  # NOT_SUPPORTED, as a clock the GPU lacks
+    assert idle["power"]["current_socket_power"] == 251
+    assert idle["power"]["average_socket_power"] == "N/A" and idle["perf"].endswith("AUTO")
+    assert idle["links"][0] == [32, 512] and idle["vendor"] == "HYNIX"
+    assert b["activity"]["gfx_activity"] == 97 and b["metrics"]["average_gfx_activity"] == 97
+    assert b["gfx"] == {"error": 2} and b["power"]["current_socket_power"] == 1100
+    assert b["perf"].endswith("MANUAL") and b["vendor"] == "SAMSUNG"
+    assert b["links"][:3] == [[32, 512], [16, 256], [16, 128]]
+    assert b["metrics"]["xgmi_link_width"] == 16
