@@ -3,7 +3,7 @@ the fleet (fleet.identity), memory partitions hive-wide and totals in physical G
 compute partitions listed under their GPU.
 
 Data: tests/data/facts/healthy.json (an 8 x MI355X simulated node, from a collector older
-than the idle readings) and tests/data/facts/cpx-2gpu.json (`tuner facts --local` of a
+than the idle readings) and tests/data/partitions/cpx-2gpu.json (`tuner facts --local` of a
 simulated node with 2 MI355X in CPX: 16 logical devices, NodeGpuState.partitioned).
 """
 
@@ -24,7 +24,8 @@ DATA = Path(__file__).parent / "data" / "facts"
 
 
 def facts(name: str, as_: str | None = None) -> NodeFacts:
-    f = NodeFacts.model_validate_json((DATA / name).read_text())
+    where = DATA.parent / "partitions" if name.startswith("cpx") else DATA
+    f = NodeFacts.model_validate_json((where / name).read_text())
     if as_:
         f.name = as_
     return f
