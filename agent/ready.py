@@ -55,7 +55,7 @@ class HostReady(BaseModel):
     verify: Literal["ok", "pending", "drift", "failed", "unreachable", "not checked"]
     reason: str = ""
     gpu_status: str = ""
-    usable_gpus: int = 0
+    usable_gpus: int = 0  # physical GPUs (a GPU in compute partitions counts once)
 
 
 class ReadyReport(BaseModel):
@@ -150,7 +150,9 @@ def combine(
     for r in rows:
         n = by.get(r.name)
         if n is not None:
-            r.gpu_status, r.usable_gpus = n.status, len(n.usable)
+            from agent.gpu.gate import physical_counts
+
+            r.gpu_status, r.usable_gpus = n.status, physical_counts(n)[0]
             if not r.reason and n.status != "ok":
                 r.reason = n.reason
     reasons = list(inv.gate.reasons)
