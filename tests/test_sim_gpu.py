@@ -33,7 +33,7 @@ from agent.sim.gpu import (
 from agent.sim.gpu.build import find_compiler
 from agent.sim.gpu.state import Status
 
-PROBE = r"""
+PROBE = r'''
 import json, os, shutil, sys
 plan = json.loads(sys.argv[1])
 import amdsmi as a
@@ -103,7 +103,7 @@ for step in plan:
     a.amdsmi_shut_down()
     results.append(res)
 print(json.dumps(results))
-"""
+'''
 
 
 @pytest.fixture(scope="session")
@@ -115,9 +115,8 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_library(tmp_path_factory.mktemp("simlib"))
 
 
-def run(
-    rocm: Path, plan: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None
-) -> tuple[list[dict[str, Any]], str]:
+def run(rocm: Path, plan: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Run PROBE in a fresh interpreter against the node at ``rocm``."""
     drop = ("ROCM_HOME", "TUNER_SIM_GPU_STATE")
     full_env = {k: v for k, v in os.environ.items() if k not in drop}
@@ -125,12 +124,7 @@ def run(
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(plan or [{}])],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=rocm,
-        timeout=60,
-        check=False,
+        capture_output=True, text=True, env=full_env, cwd=rocm, timeout=60, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), proc.stderr
@@ -140,16 +134,12 @@ def scenario() -> NodeGpuState:
     """A node with one of every kind of fault."""
     s = NodeGpuState.healthy(node_index=5)
     g = s.gpus
-    g[0].ecc = {
-        "UMC": EccCounts(correctable=7, uncorrectable=2, deferred=1),
-        "gfx": EccCounts(correctable=3),
-    }
+    g[0].ecc = {"UMC": EccCounts(correctable=7, uncorrectable=2, deferred=1),
+                "gfx": EccCounts(correctable=3)}
     g[0].ras_features = {"SDMA": "DISABLED"}
-    g[0].bad_pages = [
-        BadPage(address=0x3F000, status=BadPageStatus.RESERVED),
-        BadPage(address=0x4F000, size=8192, status=BadPageStatus.PENDING),
-        BadPage(address=0x5F000, status=BadPageStatus.UNRESERVABLE),
-    ]
+    g[0].bad_pages = [BadPage(address=0x3F000, status=BadPageStatus.RESERVED),
+                      BadPage(address=0x4F000, size=8192, status=BadPageStatus.PENDING),
+                      BadPage(address=0x5F000, status=BadPageStatus.UNRESERVABLE)]
     g[0].bad_page_threshold = 3
     g[1].pcie.width = 8
     g[1].pcie.speed = 16000
@@ -163,22 +153,17 @@ def scenario() -> NodeGpuState:
     g[3].temperatures.vram.current = 96
     g[3].temperatures.edge.current = 50
     g[4].processes = [GpuProcess(pid=4242, name="python3", vram=17179869184, cu_occupancy=3)]
-    g[4].cper = [
-        CperEntry(
-            severity="FATAL", timestamp=dt.datetime(2025, 6, 1, 12, 34, 56), notify_type="MCE"
-        ),
-        CperEntry(severity="NON_FATAL_CORRECTED", notify_type="CMC", record_id="r2"),
-    ]
+    g[4].cper = [CperEntry(severity="FATAL", timestamp=dt.datetime(2025, 6, 1, 12, 34, 56),
+                           notify_type="MCE"),
+                 CperEntry(severity="NON_FATAL_CORRECTED", notify_type="CMC", record_id="r2")]
     g[5].firmware = {"PSP_SOSDRV": 0x00370040, "PM": 0x00550F00}
     g[5].vbios.version = "022.040.003.099.000001"
     g[5].driver.version = "6.12.0"
     g[5].compute_partition = "CPX"
     g[5].memory_partition = "NPS4"
-    g[6].fail = {
-        "amdsmi_get_gpu_asic_info": "DRIVER_NOT_LOADED",
-        "amdsmi_get_gpu_bad_page_info": 12,
-        "amdsmi_get_violation_status": "AMDSMI_STATUS_BUSY",
-    }
+    g[6].fail = {"amdsmi_get_gpu_asic_info": "DRIVER_NOT_LOADED",
+                 "amdsmi_get_gpu_bad_page_info": 12,
+                 "amdsmi_get_violation_status": "AMDSMI_STATUS_BUSY"}
     g[7].enumerated = False
     return s
 
@@ -195,30 +180,18 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
         r = gpus[g.bdf]
         assert r["amdsmi_get_gpu_device_uuid"] == g.uuid
         assert r["amdsmi_get_gpu_enumeration_info"] == {
-            "drm_render": g.drm_render,
-            "drm_card": g.drm_card,
-            "hsa_id": g.hsa_id,
-            "hip_id": g.hip_id,
-            "hip_uuid": g.hip_uuid,
-        }
+            "drm_render": g.drm_render, "drm_card": g.drm_card, "hsa_id": g.hsa_id,
+            "hip_id": g.hip_id, "hip_uuid": g.hip_uuid}
         assert r["amdsmi_get_gpu_kfd_info"] == {
-            "kfd_id": g.kfd_id,
-            "node_id": g.kfd_node_id,
-            "current_partition_id": 0,
-        }
+            "kfd_id": g.kfd_id, "node_id": g.kfd_node_id, "current_partition_id": 0}
         board = r["amdsmi_get_gpu_board_info"]
         assert board["product_serial"] == g.product_serial
         assert board["product_name"] == g.product_name
         xi = r["amdsmi_get_xgmi_info"]
-        assert xi == {
-            "xgmi_lanes": 16,
-            "xgmi_hive_id": g.xgmi.hive_id,
-            "xgmi_node_id": i,
-            "index": i,
-        }
-        assert r["link_type_to_first"] == (
-            {"hops": 0, "type": 0} if i == 0 else {"hops": 1, "type": 2}
-        )
+        assert xi == {"xgmi_lanes": 16, "xgmi_hive_id": g.xgmi.hive_id, "xgmi_node_id": i,
+                      "index": i}
+        assert r["link_type_to_first"] == ({"hops": 0, "type": 0} if i == 0
+                                           else {"hops": 1, "type": 2})
         if i == 6:
             continue
         asic = r["amdsmi_get_gpu_asic_info"]
@@ -229,22 +202,16 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
 
     g0 = gpus[bdfs[0]]
     assert g0["amdsmi_get_gpu_total_ecc_count"] == {
-        "correctable_count": 10,
-        "uncorrectable_count": 2,
-        "deferred_count": 1,
-    }
+        "correctable_count": 10, "uncorrectable_count": 2, "deferred_count": 1}
     assert g0["ecc_blocks"]["UMC"] == {
-        "correctable_count": 7,
-        "uncorrectable_count": 2,
-        "deferred_count": 1,
-    }
+        "correctable_count": 7, "uncorrectable_count": 2, "deferred_count": 1}
     assert g0["ecc_blocks"]["GFX"]["correctable_count"] == 3
     assert g0["ecc_blocks"]["MPIO"]["correctable_count"] == 0
     ras = {x["block"]: x["status"] for x in g0["amdsmi_get_gpu_ras_block_features_enabled"]}
     assert len(ras) == 19 and ras["SDMA"] == "DISABLED" and ras["UMC"] == "ENABLED"
-    assert [
-        (p["page_address"], p["page_size"], p["status"]) for p in g0["amdsmi_get_gpu_bad_page_info"]
-    ] == [(0x3F000, 4096, 0), (0x4F000, 8192, 1), (0x5F000, 4096, 2)]
+    assert [(p["page_address"], p["page_size"], p["status"])
+            for p in g0["amdsmi_get_gpu_bad_page_info"]] == [
+        (0x3F000, 4096, 0), (0x4F000, 8192, 1), (0x5F000, 4096, 2)]
     assert g0["amdsmi_get_gpu_bad_page_threshold"] == 3
 
     pcie = gpus[bdfs[1]]["amdsmi_get_pcie_info"]
@@ -253,20 +220,15 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
     assert pcie["pcie_static"]["slot_type"] == "OAM"
     m = pcie["pcie_metric"]
     assert (m["pcie_width"], m["pcie_speed"], m["pcie_replay_count"]) == (8, 16000, 12)
-    assert (
-        m["pcie_l0_to_recovery_count"],
-        m["pcie_nak_sent_count"],
-        m["pcie_nak_received_count"],
-    ) == (150, 101, 102)
+    assert (m["pcie_l0_to_recovery_count"], m["pcie_nak_sent_count"],
+            m["pcie_nak_received_count"]) == (150, 101, 102)
     assert gpus[bdfs[1]]["amdsmi_get_gpu_metrics_info"]["pcie_link_width"] == 8
 
     g2 = gpus[bdfs[2]]
     # total_links = the sockets amdsmi enumerates (7 here: GPU 7 is off the bus), at most 8, as
     # ROCm computes it; slots past the explicit list are derived (own slot X, a peer U).
     assert g2["amdsmi_get_gpu_xgmi_link_status"] == {
-        "status": ["U", "D", "U", "X", "U", "U", "U"],
-        "total_links": 7,
-    }
+        "status": ["U", "D", "U", "X", "U", "U", "U"], "total_links": 7}
     assert g2["amdsmi_gpu_xgmi_error_status"] == 2
     assert gpus[bdfs[0]]["amdsmi_get_gpu_xgmi_link_status"]["status"] == ["X"] + ["U"] * 6
     # gpu_metrics keeps all 8 physical slots: the link to GPU 7 (off the bus) reads down (0)
@@ -284,35 +246,23 @@ def test_scenario_round_trips(lib: Path, tmp_path: Path) -> None:
     g4 = gpus[bdfs[4]]
     [proc] = g4["amdsmi_get_gpu_process_list"]
     assert (proc["pid"], proc["name"], proc["mem"], proc["cu_occupancy"]) == (
-        4242,
-        "python3",
-        17179869184,
-        3,
-    )
+        4242, "python3", 17179869184, 3)
     assert gpus[bdfs[0]]["amdsmi_get_gpu_process_list"] == []
     cper = g4["cper"]
     assert [(e["error_severity"], e["notify_type"]) for e in cper.values()] == [
-        ("fatal", "MCE"),
-        ("non_fatal_corrected", "CMC"),
-    ]
+        ("fatal", "MCE"), ("non_fatal_corrected", "CMC")]
     assert cper["0"]["timestamp"] == "2025/06/01 12:34:56"
     assert cper["1"]["record_id"] == "r2"
 
     g5 = gpus[bdfs[5]]
     assert g5["amdsmi_get_fw_info"]["fw_list"] == [
         {"fw_name": "AMDSMI_FW_ID_PSP_SOSDRV", "fw_version": "00.37.00.40"},
-        {"fw_name": "AMDSMI_FW_ID_PM", "fw_version": "00.85.15.00"},
-    ]
+        {"fw_name": "AMDSMI_FW_ID_PM", "fw_version": "00.85.15.00"}]
     assert g5["amdsmi_get_gpu_vbios_info"]["version"] == "022.040.003.099.000001"
     assert g5["amdsmi_get_gpu_driver_info"] == {
-        "driver_name": "amdgpu",
-        "driver_version": "6.12.0",
-        "driver_date": "2015/01/01 00:00",
-    }
+        "driver_name": "amdgpu", "driver_version": "6.12.0", "driver_date": "2015/01/01 00:00"}
     assert (g5["amdsmi_get_gpu_compute_partition"], g5["amdsmi_get_gpu_memory_partition"]) == (
-        "CPX",
-        "NPS4",
-    )
+        "CPX", "NPS4")
     assert gpus[bdfs[0]]["amdsmi_get_gpu_compute_partition"] == "SPX"
     assert len(gpus[bdfs[0]]["amdsmi_get_fw_info"]["fw_list"]) == 10
 
@@ -419,38 +369,23 @@ def test_struct_layouts_match_ctypes(lib: Path, tmp_path: Path) -> None:
         for f in record._fields_:
             if len(f) == 2:
                 field = gen_stubs.c_field_name(f[0])
-                checks.append(
-                    (f"{name}.{field}", f"offsetof({name}, {field})", getattr(record, f[0]).offset)
-                )
-    names = {
-        "struct_amdsmi_asic_info_t",
-        "struct_amdsmi_pcie_info_t",
-        "struct_amdsmi_fw_info_t",
-        "struct_amdsmi_retired_page_record_t",
-        "struct_amdsmi_xgmi_link_status_t",
-        "struct_amdsmi_proc_info_t",
-        "struct_amdsmi_cper_hdr_t",
-        "union_amdsmi_bdf_t",
-        "struct_amdsmi_gpu_metrics_t",
-    }
+                checks.append((f"{name}.{field}", f"offsetof({name}, {field})",
+                               getattr(record, f[0]).offset))
+    names = {"struct_amdsmi_asic_info_t", "struct_amdsmi_pcie_info_t",
+             "struct_amdsmi_fw_info_t", "struct_amdsmi_retired_page_record_t",
+             "struct_amdsmi_xgmi_link_status_t", "struct_amdsmi_proc_info_t",
+             "struct_amdsmi_cper_hdr_t", "union_amdsmi_bdf_t", "struct_amdsmi_gpu_metrics_t"}
     assert names <= set(namer.names.values())
-    body = "".join(
-        f'    printf("%s %zu\\n", "{label}", (size_t){expr});\n' for label, expr, _ in checks
-    )
+    body = "".join(f'    printf("%s %zu\\n", "{label}", (size_t){expr});\n'
+                   for label, expr, _ in checks)
     src = tmp_path / "layout.c"
-    src.write_text(
-        '#include <stdio.h>\n#include "amdsmi_sim_gen.h"\nint main(void) {\n'
-        + body
-        + "    return 0;\n}\n"
-    )
+    src.write_text('#include <stdio.h>\n#include "amdsmi_sim_gen.h"\nint main(void) {\n'
+                   + body + "    return 0;\n}\n")
     exe = tmp_path / "layout"
     subprocess.run([find_compiler(), f"-I{tmp_path}", "-o", str(exe), str(src)], check=True)
-    got = dict(
-        line.rsplit(" ", 1)
-        for line in subprocess.run(
-            [str(exe)], capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-    )
+    got = dict(line.rsplit(" ", 1) for line in
+               subprocess.run([str(exe)], capture_output=True, text=True,
+                              check=True).stdout.splitlines())
     assert {k: int(v) for k, v in got.items()} == {label: want for label, _, want in checks}
 
 
