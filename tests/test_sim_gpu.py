@@ -479,3 +479,33 @@ def test_idle_state_partitions_and_xgmi_per_link(lib: Path, tmp_path: Path) -> N
     assert b["perf"].endswith("MANUAL") and b["vendor"] == "SAMSUNG"
     assert b["links"][:3] == [[32, 512], [16, 256], [16, 128]]
     assert b["metrics"]["xgmi_link_width"] == 16
+
+
+def test_partitioned_node_from_its_amdsmi_answers_answers_the_same(
+    lib: Path, tmp_path: Path
+) -> None:
+    """sim up --from-capture of a node in CPX: the state rebuilt from the recorded answers
+    (agent/sim/gpustate.py) answers every call as recorded (partition ids, BDF functions,
+    the XGMI index each logical device shares with its GPU, link peers, idle readings)."""
+    from agent.sim.gpustate import state_from_calls
+
+    code = (
+        "import json, sys; from agent.gpu.collect import gather; r = []; "
+        "gather(root=sys.argv[1], record=r); print(json.dumps(r))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ROCM_PATH"}
+
+    def calls(root: Path) -> list[dict[str, Any]]:
+        p = subprocess.run(
+            [sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True
+        )
+        assert p.returncode == 0, p.stderr
+        return list(json.loads(p.stdout))
+
+    install_node(tmp_path / "a", NodeGpuState.partitioned("CPX", gpu_count=2), lib)
+    first = calls(tmp_path / "a")
+    state, _ = state_from_calls(first)
+    install_node(tmp_path / "b", state, lib)
+    again = calls(tmp_path / "b")
+    assert len(first) == len(again) > 1000
+    assert [c for c, d in zip(first, again, strict=True) if c != d] == []

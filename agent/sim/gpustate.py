@@ -182,6 +182,10 @@ def _apply(g: GpuState, fn: str, args: list[Any], v: Any) -> None:
     elif fn == "amdsmi_get_xgmi_info":
         if _int(d.get("xgmi_hive_id")) is not None:
             g.xgmi.hive_id = _int(d.get("xgmi_hive_id"))
+        if _int(d.get("index")) is not None:  # partitions share their GPU's index
+            g.xgmi.index = _int(d.get("index"))
+        if _int(d.get("xgmi_node_id")) is not None:
+            g.xgmi.node_id = _int(d.get("xgmi_node_id"))
     elif fn == "amdsmi_get_gpu_memory_total" and _int(v) is not None:
         g.vram_total = _int(v) or 0
     elif fn == "amdsmi_get_gpu_memory_usage" and _int(v) is not None:

@@ -1031,6 +1031,10 @@ static uint32_t sim_link(const sim_gpu_t *g, uint32_t l) {
 }
 
 static const sim_gpu_t *sim_link_peer(const sim_gpu_t *g, uint32_t l) {
+    /* the GPU's own slot has no peer; with compute partitions the logical devices of one
+     * physical GPU share its XGMI index: a slot reaches the first logical device (partition
+     * 0) of the peer GPU */
+    if (l == g->xgmi_index) return NULL;
     for (int i = 0; i < g_num_gpus; i++) {
         const sim_gpu_t *p = &g_gpus[i];
         if (p != g && p->xgmi_hive_id == g->xgmi_hive_id && p->xgmi_index == l) return p;
