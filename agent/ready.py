@@ -55,7 +55,7 @@ class HostReady(BaseModel):
     verify: Literal["ok", "pending", "drift", "failed", "unreachable", "not checked"]
     reason: str = ""
     gpu_status: str = ""
-    usable_gpus: int = 0
+    usable_gpus: int = 0  # physical GPUs (a GPU in compute partitions counts once)
 
 
 class ReadyReport(BaseModel):
@@ -150,7 +150,9 @@ def combine(
     for r in rows:
         n = by.get(r.name)
         if n is not None:
-            r.gpu_status, r.usable_gpus = n.status, len(n.usable)
+            from agent.gpu.gate import physical_counts
+
+            r.gpu_status, r.usable_gpus = n.status, physical_counts(n)[0]
             if not r.reason and n.status != "ok":
                 r.reason = n.reason
     reasons = list(inv.gate.reasons)
@@ -194,8 +196,12 @@ def print_ready(r: ReadyReport, console: Console, detail: bool = False) -> None:
         console.print(f"[yellow]warning:[/] {w}")
     g = r.gpus
     verdict = "[green]READY[/]" if r.passed else "[bold red]NOT READY[/]"
+    # physical GPUs (a GPU split into compute partitions counts once); older reports: as said
+    pu = g.get("usable_physical_gpus")
+    pu = g["usable_gpus"] if pu is None else pu
+    pi = g.get("installed_physical_gpus") or g["installed_gpus"]
     console.print(
-        f"{g['usable_gpus']} of {n_of(g['installed_gpus'], 'GPU')} usable on {g['nodes_usable']} "
+        f"{pu} of {n_of(pi, 'GPU')} usable on {g['nodes_usable']} "
         f"of {n_of(g['nodes_total'], 'node')}. {verdict}"
     )
     for reason in r.reasons:

@@ -46,7 +46,8 @@ EXPECT: dict[str, tuple[str, dict[str, Any], bool]] = {
     "pcie-slow": ("gpu.pcie.speed", {"speed": 16000, "max_speed": 32000}, False),
     "pcie-errors": ("gpu.pcie.errors", {"l0_to_recovery_count": 250}, True),
     "temperature-critical": ("gpu.temperature", {}, True),
-    "temperature-high": ("gpu.temperature", {}, False),
+    "temperature-high": ("gpu.idle", {"hotspot_c": 101}, True),
+    "gpu-busy-idle": ("gpu.idle", {"gfx_activity_pct": 100, "gfx_clock_mhz": 2400}, True),
     "foreign-process": ("gpu.processes", {}, True),
     "partition-mode": ("gpu.partition", {"actual": {"compute": "CPX", "memory": "NPS1"}}, True),
     "gpu-missing": ("gpu.missing", {"on_pci_bus": True, "in_amdsmi": False}, True),
@@ -81,6 +82,24 @@ def local_check(root: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
         timeout=120,
     )
     return p.returncode, json.loads(p.stdout) if p.stdout.strip() else {}, p.stderr
+
+
+def distinct(doc: dict[str, Any], name: str, n: int) -> dict[str, Any]:
+    """A copy of a node's facts under another name with its own GPU identities (serials,
+    UUIDs and hive ids must be unique across a fleet: fleet.identity)."""
+    gpus = []
+    for g in doc["gpus"]:
+        g = dict(g)
+        if g.get("serial"):
+            g["serial"] = f"{g['serial']}{n:03d}"
+        if g.get("uuid"):
+            g["uuid"] = f"{n:04x}{g['uuid'][4:]}"
+        if g.get("hip_uuid"):
+            g["hip_uuid"] = f"GPU-{n:04x}{g['hip_uuid'][8:]}"
+        if g.get("xgmi_hive_id"):
+            g["xgmi_hive_id"] = g["xgmi_hive_id"] + (n << 16)
+        gpus.append(g)
+    return {**doc, "name": name, "gpus": gpus}
 
 
 def test_every_failure_condition_has_a_scenario_and_an_expectation() -> None:
@@ -428,7 +447,9 @@ def test_per_gpu_view_stays_short_at_64_nodes(tmp_path: Path) -> None:
     data = Path(__file__).parent / "data" / "facts"
     healthy = json.loads((data / "healthy.json").read_text())
     one = json.loads((data / "one-ecc.json").read_text())
-    docs = [{**healthy, "name": f"node{i:02d}"} for i in range(1, 64)] + [{**one, "name": "node64"}]
+    docs = [distinct(healthy, f"node{i:02d}", i) for i in range(1, 64)] + [
+        distinct(one, "node64", 64)
+    ]
     f = tmp_path / "fleet.json"
     f.write_text(json.dumps({"nodes": docs}))
     env = dict(os.environ, COLUMNS="200")
@@ -486,7 +507,7 @@ def test_library_version_differing_from_the_fleet_is_named(lib: Path, tmp_path: 
             check=True,
         )
         docs.append({**json.loads(p.stdout), "name": f"node{i + 1:02d}"})
-    docs.append({**docs[0], "name": "node03"})
+    docs.append(distinct(docs[0], "node03", 3))
     f = tmp_path / "fleet.json"
     f.write_text(json.dumps({"nodes": docs}))
     r = run_tuner("check", "--facts", str(f), "--json", state=tmp_path)

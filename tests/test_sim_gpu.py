@@ -409,3 +409,103 @@ def test_model_validation() -> None:
         s.gpus[0].ecc = {"BOGUS": EccCounts()}
     with pytest.raises(ValueError):
         s.gpus[0].fail = {"get_asic_info": 2}
+
+
+IDLE_PROBE = r"""
+import json, sys
+import amdsmi as a
+a.amdsmi_init(a.AmdSmiInitFlags.INIT_AMD_GPUS)
+out = []
+for h in a.amdsmi_get_processor_handles():
+    def call(fn, *args):
+        try:
+            v = fn(h, *args)
+            return v if not hasattr(v, "name") else v.name
+        except a.AmdSmiLibraryException as e:
+            return {"error": e.get_error_code()}
+    m = a.amdsmi_get_gpu_metrics_info(h)
+    out.append({
+        "bdf": a.amdsmi_get_gpu_device_bdf(h),
+        "kfd": call(a.amdsmi_get_gpu_kfd_info),
+        "activity": call(a.amdsmi_get_gpu_activity),
+        "gfx": call(a.amdsmi_get_clock_info, a.AmdSmiClkType.GFX),
+        "pcie_clk": call(a.amdsmi_get_clock_info, a.AmdSmiClkType.PCIE),
+        "power": call(a.amdsmi_get_power_info),
+        "perf": call(a.amdsmi_get_gpu_perf_level),
+        "vendor": call(a.amdsmi_get_gpu_vram_info)["vram_vendor"],
+        "links": [(x["bit_rate"], x["max_bandwidth"])
+                  for x in a.amdsmi_get_link_metrics(h)["links"]],
+        "metrics": {k: m[k] for k in ("num_partition", "xgmi_link_width", "average_gfx_activity",
+                                      "current_socket_power", "current_gfxclk")},
+    })
+print(json.dumps(out))
+"""
+
+
+def test_idle_state_partitions_and_xgmi_per_link(lib: Path, tmp_path: Path) -> None:
+    """Issue 16 part 3 (GPU side): activity, clocks, power, performance level, VRAM vendor,
+    XGMI bit rate and width per link and compute partitions, through the real amdsmi."""
+    state = NodeGpuState.partitioned("DPX", gpu_count=2)
+    busy = state.gpus[1]
+    busy.activity_gfx, busy.power_current, busy.perf_level = 97, 1100, "MANUAL"
+    busy.xgmi.bit_rate, busy.xgmi.width = [32, 16], [16, 16, 8]
+    busy.clocks = {**busy.clocks, "GFX": None}
+    busy.vram_vendor = "SAMSUNG"
+    root = tmp_path / "node"
+    rocm = install_node(root, state, lib)
+    env = {**os.environ, "ROCM_PATH": str(rocm)}
+    p = subprocess.run([sys.executable, "-c", IDLE_PROBE], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    idle, b = json.loads(p.stdout)[0], json.loads(p.stdout)[1]
+    assert [g["bdf"] for g in json.loads(p.stdout)] == [
+        "0000:05:00.0",
+        "0000:05:00.1",
+        "0000:15:00.0",
+        "0000:15:00.1",
+    ]
+    assert sorted(d.name for d in (root / "sys/bus/pci/devices").iterdir()) == [
+        "0000:05:00.0",
+        "0000:15:00.0",
+    ]  # one PCI device per physical GPU
+    assert b["kfd"]["current_partition_id"] == 1 and idle["metrics"]["num_partition"] == 2
+    assert idle["activity"] == {"gfx_activity": 0, "umc_activity": 0, "mm_activity": "N/A"}
+    assert idle["gfx"]["clk"] == 144 and idle["gfx"]["clk_deep_sleep"] == 1
+    assert idle["pcie_clk"] == {"error": 2}  # NOT_SUPPORTED, as a clock the GPU lacks
+    assert idle["power"]["current_socket_power"] == 251
+    assert idle["power"]["average_socket_power"] == "N/A" and idle["perf"].endswith("AUTO")
+    assert idle["links"][0] == [32, 512] and idle["vendor"] == "HYNIX"
+    assert b["activity"]["gfx_activity"] == 97 and b["metrics"]["average_gfx_activity"] == 97
+    assert b["gfx"] == {"error": 2} and b["power"]["current_socket_power"] == 1100
+    assert b["perf"].endswith("MANUAL") and b["vendor"] == "SAMSUNG"
+    assert b["links"][:3] == [[32, 512], [16, 256], [16, 128]]
+    assert b["metrics"]["xgmi_link_width"] == 16
+
+
+def test_partitioned_node_from_its_amdsmi_answers_answers_the_same(
+    lib: Path, tmp_path: Path
+) -> None:
+    """sim up --from-capture of a node in CPX: the state rebuilt from the recorded answers
+    (agent/sim/gpustate.py) answers every call as recorded (partition ids, BDF functions,
+    the XGMI index each logical device shares with its GPU, link peers, idle readings)."""
+    from agent.sim.gpustate import state_from_calls
+
+    code = (
+        "import json, sys; from agent.gpu.collect import gather; r = []; "
+        "gather(root=sys.argv[1], record=r); print(json.dumps(r))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ROCM_PATH"}
+
+    def calls(root: Path) -> list[dict[str, Any]]:
+        p = subprocess.run(
+            [sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True
+        )
+        assert p.returncode == 0, p.stderr
+        return list(json.loads(p.stdout))
+
+    install_node(tmp_path / "a", NodeGpuState.partitioned("CPX", gpu_count=2), lib)
+    first = calls(tmp_path / "a")
+    state, _ = state_from_calls(first)
+    install_node(tmp_path / "b", state, lib)
+    again = calls(tmp_path / "b")
+    assert len(first) == len(again) > 1000
+    assert [c for c, d in zip(first, again, strict=True) if c != d] == []

@@ -238,6 +238,8 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
     g["hip_id"] = _na(enum.get("hip_id"))
     g["drm_render"] = _na(enum.get("drm_render"))
     g["hip_uuid"] = _na(enum.get("hip_uuid")) or None  # what ROCR_VISIBLE_DEVICES accepts
+    kfd = c("kfd", amdsmi.amdsmi_get_gpu_kfd_info, h) or {}
+    g["partition_id"] = _na(kfd.get("current_partition_id"))
     asic = c("asic", amdsmi.amdsmi_get_gpu_asic_info, h) or {}
     g["market_name"] = asic.get("market_name")
     g["device_id"] = _na(asic.get("device_id"))
@@ -323,6 +325,11 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
             for x in lm.get("links", [])
         ]
     )
+    # Bit rate (Gb/s) and bandwidth (bit rate x lanes) of each link slot
+    g["xgmi_bit_rates"] = None if lm is None else [_na(x.get("bit_rate")) for x in lm["links"]]
+    g["xgmi_bandwidths"] = (
+        None if lm is None else [_na(x.get("max_bandwidth")) for x in lm["links"]]
+    )
     # RAS (ECC) state per block, one call each: the package's all-blocks call raises as a
     # whole when any one block answers NOT_SUPPORTED.
     ras: dict[str, str] = {}
@@ -351,6 +358,43 @@ def _gpu(amdsmi: Any, h: Any, index: int) -> dict[str, Any]:
     g["power_cap_default"] = _na(cap.get("default_power_cap"))
     metrics = c("metrics", amdsmi.amdsmi_get_gpu_metrics_info, h) or {}
     g["throttle_status"] = _na(metrics.get("throttle_status"))
+    g["num_partitions"] = _na(metrics.get("num_partition"))
+    g["xgmi_link_width"] = _na(metrics.get("xgmi_link_width"))
+    g["xgmi_link_speed"] = _na(metrics.get("xgmi_link_speed"))
+    vinfo = c("vram_info", amdsmi.amdsmi_get_gpu_vram_info, h) or {}
+    g["vram_vendor"] = _na(vinfo.get("vram_vendor")) or None
+    vt = vinfo.get("vram_type")
+    try:
+        g["vram_type"] = None if vt is None else amdsmi.AmdSmiVramType(vt).name
+    except (AttributeError, ValueError, TypeError):
+        g["vram_type"] = None if vt is None else str(vt)
+
+    # Idle state (AMD's acceptance guides: `amd-smi monitor -putm` on an idle node): engine
+    # activity, clocks, socket power and the performance level.
+    act = c("activity", amdsmi.amdsmi_get_gpu_activity, h)
+    g["activity"] = (
+        None if act is None else {k: _na(act.get(f"{k}_activity")) for k in ("gfx", "umc", "mm")}
+    )
+    clocks: dict[str, dict[str, Any]] = {}
+    clk_type = getattr(amdsmi, "AmdSmiClkType", None)
+    for name in ("GFX", "MEM"):
+        t = getattr(clk_type, name, None) if clk_type is not None else None
+        if t is None:
+            continue
+        ci = c(f"clock.{name.lower()}", amdsmi.amdsmi_get_clock_info, h, t)
+        if ci is not None:
+            clocks[name.lower()] = {
+                "current": _na(ci.get("clk")),
+                "min": _na(ci.get("min_clk")),
+                "max": _na(ci.get("max_clk")),
+                "deep_sleep": _na(ci.get("clk_deep_sleep")),
+            }
+    g["clocks"] = clocks
+    pinfo = c("power_info", amdsmi.amdsmi_get_power_info, h) or {}
+    cur = _na(pinfo.get("current_socket_power"))
+    g["power_w"] = cur if cur is not None else _na(pinfo.get("average_socket_power"))
+    perf = c("perf_level", amdsmi.amdsmi_get_gpu_perf_level, h)
+    g["perf_level"] = None if perf is None else str(perf).replace("AMDSMI_DEV_PERF_LEVEL_", "")
 
     temps: dict[str, dict[str, int | None]] = {}
     T, M = amdsmi.AmdSmiTemperatureType, amdsmi.AmdSmiTemperatureMetric

@@ -13,7 +13,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agent.gpu.checks import RANK, CheckResult, aer, ecc, kernellog, links, pages, state
+from agent.gpu.checks import (
+    RANK,
+    CheckResult,
+    aer,
+    ecc,
+    identity,
+    idle,
+    kernellog,
+    links,
+    pages,
+    state,
+)
 from agent.gpu.model import GpuFacts, HostFacts, NodeFacts
 from agent.gpu.policy import Policy
 from agent.view import n_of
@@ -41,6 +52,7 @@ GPU_CHECKS: list[tuple[str, Any, str]] = [
     ("gpu.temperature", state.temperature, "temperature"),
     ("gpu.processes", state.processes, "processes"),
     ("gpu.partition", state.partition, "partition"),
+    ("gpu.idle", idle.idle, "idle"),
 ]
 
 
@@ -77,6 +89,19 @@ class GpuView(BaseModel):
     problems: list[str] = []
 
 
+class PhysicalGpu(BaseModel):
+    """A physical GPU of a node whose GPUs are split into compute partitions: its PCI device
+    and the logical devices (runtime indices) amdsmi shows under it."""
+
+    bdf: str | None  # the PCI device (function 0)
+    serial: str | None
+    compute_partition: str | None = None
+    memory_partition: str | None = None
+    partitions: list[int] = []  # runtime indices of its logical devices
+    excluded_partitions: list[int] = []
+    usable: bool = True  # every logical device usable (fail closed)
+
+
 class NodeEntry(BaseModel):
     name: str
     status: Literal["ok", "degraded", "excluded", "failed"]
@@ -98,6 +123,9 @@ class NodeEntry(BaseModel):
     # None when the report predates it or the node gave no facts.
     xgmi_groups: list[list[int]] | None = None  # GPUs of each hive whose links were read
     xgmi_down: list[list[int]] | None = None  # pairs whose link is down
+    # Compute partitions: the physical GPUs and their logical devices (only for a node whose
+    # GPUs are partitioned; `usable`/`excluded` list logical devices, what a launch masks)
+    physical_gpus: list[PhysicalGpu] | None = None
 
 
 class GateOptions(BaseModel):
@@ -128,6 +156,11 @@ class GpuInventory(BaseModel):
     installed_gpus: int  # includes the expected GPUs of failed nodes
     excluded_gpus: int
     unknown_gpus: int = 0  # expected GPUs of nodes that gave no facts
+    # Physical GPUs (a GPU split into compute partitions counts once; usable when all its
+    # logical devices are). Without partitions these equal usable_gpus / installed_gpus.
+    usable_physical_gpus: int | None = None
+    installed_physical_gpus: int | None = None
+    duplicates: list[identity.Duplicate] = []  # identity seen in two places (fleet.identity)
     summary: str = ""
     nodes_total: int
     nodes_usable: int
@@ -307,6 +340,27 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
                         )
                     )
 
+    # The memory partition (NPS) is one mode for a whole XGMI hive: the driver switches every
+    # GPU of the hive together, so a hive that reports two modes is a half-applied change.
+    if checks.partition.enabled:
+        modes: dict[Any, set[str]] = {}
+        for g in facts.gpus:
+            if g.xgmi_hive_id and g.memory_partition:
+                modes.setdefault(g.xgmi_hive_id, set()).add(g.memory_partition)
+        for g in facts.gpus:
+            seen_modes = modes.get(g.xgmi_hive_id, set())
+            if len(seen_modes) > 1:
+                results[g.index].append(
+                    CheckResult(
+                        check="gpu.partition.memory_hive",
+                        status=checks.partition.severity,
+                        required=checks.partition.required,
+                        evidence={"hive": g.xgmi_hive_id, "modes": sorted(seen_modes)},
+                        message=f"memory partitions {', '.join(sorted(seen_modes))} inside one "
+                        "XGMI hive (the mode is hive-wide: a half-applied change)",
+                    )
+                )
+
     for g in facts.gpus:
         res = results[g.index]
         blocking = [r for r in res if r.blocks]
@@ -340,7 +394,10 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
                     )
                 )
 
+    if any(g.partitioned for g in facts.gpus):
+        node.physical_gpus = physical_gpus(facts, node)
     node.usable.sort(key=lambda e: e.index if e.index is not None else -1)
+
     if not node.usable:
         node.status = "failed"
         node.reason = node.reason or "no usable GPU"
@@ -348,6 +405,37 @@ def evaluate_node(facts: NodeFacts, policy: Policy) -> NodeEntry:
         node.status = "degraded"
         node.reason = node.reason or f"{len(node.excluded)} GPU(s) excluded"
     return node
+
+
+def physical_gpus(facts: NodeFacts, node: NodeEntry) -> list[PhysicalGpu]:
+    """The node's physical GPUs with their logical devices, in PCI order."""
+    excluded = {e.index for e in node.excluded if e.index is not None}
+    out: dict[str, PhysicalGpu] = {}
+    for g in sorted(facts.gpus, key=lambda g: (g.physical_key or "", g.partition_id or 0)):
+        key = g.physical_key or f"#{g.index}"
+        pg = out.get(key)
+        if pg is None:
+            pg = out[key] = PhysicalGpu(
+                bdf=f"{key}.0" if g.physical_key and g.bdf else g.bdf,
+                serial=g.serial,
+                compute_partition=g.compute_partition,
+                memory_partition=g.memory_partition,
+            )
+        pg.partitions.append(g.runtime_index)
+        if g.runtime_index in excluded:
+            pg.excluded_partitions.append(g.runtime_index)
+            pg.usable = False
+    return list(out.values())
+
+
+def physical_counts(n: NodeEntry) -> tuple[int, int]:
+    """(usable, installed) physical GPUs of a node: a partitioned node counts its physical
+    GPUs, any other node its GPUs as listed."""
+    if n.physical_gpus is None:
+        return len(n.usable), max(n.installed or 0, len(n.usable) + len(n.excluded))
+    usable = sum(1 for p in n.physical_gpus if p.usable)
+    missing = sum(1 for e in n.excluded if e.index is None)  # not seen by amdsmi at all
+    return usable, max(n.installed or 0, len(n.physical_gpus) + missing)
 
 
 def _baseline(g: GpuFacts, p: Any) -> CheckResult:
@@ -440,6 +528,20 @@ def evaluate_fleet(
     usable = sum(len(n.usable) for n in nodes)
     excluded_nodes = [n for n in nodes if not n.usable]
     reasons = []
+    dups: list[identity.Duplicate] = []
+    if policy.checks.identity.enabled:
+        dups = identity.duplicates(facts, policy.checks.identity)
+        by_name = {n.name: n for n in nodes}
+        lines = identity.summarise(dups)
+        if policy.checks.identity.severity == "fail":
+            reasons += lines
+        else:
+            fleet.warnings += lines
+        for d in dups:
+            for name in d.nodes:
+                if name in by_name and d.message not in by_name[name].warnings:
+                    if len(by_name[name].warnings) < 20:  # the inventory lists them all
+                        by_name[name].warnings.append(d.message)
     if options.max_excluded_nodes is not None and len(excluded_nodes) > options.max_excluded_nodes:
         reasons.append(
             f"{n_of(len(excluded_nodes), 'node')} failed or excluded at once, more than "
@@ -461,7 +563,12 @@ def evaluate_fleet(
     installed = sum(max(n.installed or 0, len(n.usable) + len(n.excluded)) for n in nodes)
     unknown_gpus = sum((n.installed or 0) for n in nodes if n.status == "failed" and not n.excluded)
     failed = [n for n in nodes if n.status == "failed" and not n.excluded]
-    summary = f"{usable} of {installed} GPUs usable"
+    counts = [physical_counts(n) for n in nodes]
+    phys_usable, phys_installed = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    summary = f"{phys_usable} of {phys_installed} GPUs usable"
+    if any(n.physical_gpus for n in nodes):
+        modes = sorted({p.compute_partition or "?" for n in nodes for p in n.physical_gpus or []})
+        summary += f" ({usable} logical devices usable, {'/'.join(modes)})"
     if failed:
         parts = [
             f"{n.name} failed ({n.reason.split(':')[0]}), its "
@@ -477,6 +584,9 @@ def evaluate_fleet(
         installed_gpus=installed,
         excluded_gpus=sum(len(n.excluded) for n in nodes),
         unknown_gpus=unknown_gpus,
+        usable_physical_gpus=phys_usable,
+        installed_physical_gpus=phys_installed,
+        duplicates=dups,
         summary=summary,
         nodes_total=len(nodes),
         nodes_usable=len(nodes) - len(excluded_nodes),

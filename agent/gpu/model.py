@@ -45,6 +45,13 @@ class Temp(_M):
     critical: int | None = None
 
 
+class Clock(_M):
+    current: int | None = None  # MHz
+    min: int | None = None
+    max: int | None = None
+    deep_sleep: int | None = None  # 1: below its minimum (deep sleep)
+
+
 class Process(_M):
     pid: int | None = None
     name: str | None = None
@@ -91,8 +98,35 @@ class GpuFacts(_M):
     # PCIe AER counters since boot (sysfs aer_dev_correctable|nonfatal|fatal of its PCI
     # device): kind -> error name -> count; None: the kernel shows none for the device
     aer: dict[str, dict[str, int]] | None = None
+    # compute partitions: this logical device's partition (kfd_info) and how many logical
+    # devices its physical GPU has (gpu_metrics num_partition; 1 or None: not partitioned)
+    partition_id: int | None = None
+    num_partitions: int | None = None
+    # idle state: activity in % (gfx, umc, mm), clocks (gfx, mem), socket power (W)
+    activity: dict[str, int | None] | None = None
+    clocks: dict[str, Clock] = {}
+    power_w: int | None = None
+    perf_level: str | None = None  # AUTO, MANUAL, DETERMINISM, ...
+    vram_vendor: str | None = None
+    vram_type: str | None = None
+    xgmi_bit_rates: list[int | None] | None = None  # Gb/s per link slot
+    xgmi_bandwidths: list[int | None] | None = None  # bit rate x lanes per link slot
+    xgmi_link_width: int | None = None  # gpu_metrics (lanes)
+    xgmi_link_speed: int | None = None  # gpu_metrics (Gb/s)
     errors: dict[str, str] = {}  # query key -> "function: STATUS (code)"
     unsupported: list[str] = []
+
+    @property
+    def physical_key(self) -> str | None:
+        """The physical GPU this logical device belongs to: its PCI device (domain:bus:device;
+        amdsmi puts a partition's id in the function number), else its serial."""
+        if self.bdf and len(self.bdf) >= 12:
+            return self.bdf[:-2].lower()
+        return self.serial
+
+    @property
+    def partitioned(self) -> bool:
+        return (self.num_partitions or 1) > 1
 
     @property
     def runtime_index(self) -> int:

@@ -123,6 +123,31 @@ class PartitionCheck(_C):
     severity: Severity = "fail"
 
 
+class IdleCheck(_C):
+    """The idle node of AMD's acceptance guide (`amd-smi monitor -putm`): 0 % GFX and memory
+    activity, low clocks, temperature well under 85 C; outside the range: FAILED."""
+
+    max_activity_pct: int | None = Field(default=0, ge=0, le=100)  # GFX and UMC activity
+    max_gfx_clock_fraction: float | None = Field(default=0.5, gt=0, le=1)  # of the GFX max
+    max_power_fraction: float | None = Field(default=0.5, gt=0, le=1)  # of the power cap
+    max_temperature_c: float | None = Field(default=85, gt=0)  # hotspot and VRAM
+    perf_level: list[str] | None = None  # allowed performance levels (AUTO, ...); None: any
+    severity: Severity = "fail"
+    required: bool = False  # a GPU whose idle readings are unsupported is not excluded
+
+
+class IdentityCheck(_C):
+    """Serials, UUIDs and hive ids must be unique across the fleet (checks/identity.py)."""
+
+    keys: list[Literal["serial", "uuid", "hip_uuid", "hive_id"]] = [
+        "serial",
+        "uuid",
+        "hip_uuid",
+        "hive_id",
+    ]
+    severity: Severity = "fail"  # fail: the gate fails; warn: a fleet warning
+
+
 class FirmwareCheck(_C):
     required: bool = False
     severity: Severity = "warn"  # drift within a node or from the fleet majority
@@ -181,6 +206,8 @@ class Checks(BaseModel):
     processes: ProcessesCheck = Field(default_factory=ProcessesCheck, alias="gpu.processes")
     firmware: FirmwareCheck = Field(default_factory=FirmwareCheck, alias="gpu.firmware")
     partition: PartitionCheck = Field(default_factory=PartitionCheck, alias="gpu.partition")
+    idle: IdleCheck = Field(default_factory=IdleCheck, alias="gpu.idle")
+    identity: IdentityCheck = Field(default_factory=IdentityCheck, alias="fleet.identity")
 
 
 class Policy(BaseModel):

@@ -212,6 +212,11 @@ def print_inventory(inv: GpuInventory, console: Console, gpus: bool = False) -> 
     views = []
     for n in inv.nodes:
         usable = f"{len(n.usable)}/{n.installed if n.installed is not None else '?'} usable"
+        if n.physical_gpus is not None:
+            from agent.gpu.gate import physical_counts
+
+            pu, pi = physical_counts(n)
+            usable = f"{pu}/{pi} usable ({len(n.usable)} logical devices)"
         rows, notes = [], []
         for e in n.excluded:
             gpu = f"GPU {e.index if e.index is not None else '-'} {e.bdf or ''}".strip()
@@ -252,9 +257,16 @@ def print_facts(nodes: list[NodeFacts], failures: dict[str, str], console: Conso
         mem = f"{h.memory_bytes / 2**30:.0f} GiB" if h.memory_bytes else "?"
         errors = len(n.errors) + sum(len(g.errors) for g in n.gpus)
         notes = "; ".join(n.errors) if n.errors else (f"{errors} query errors" if errors else "")
+        phys = {g.physical_key for g in n.gpus}
+        count = (
+            f"{len(phys)} x {'/'.join(sorted({g.compute_partition or '?' for g in n.gpus}))} "
+            f"({len(n.gpus)} logical, PCI {len(n.pci_gpus)})"
+            if any(g.partitioned for g in n.gpus)
+            else f"{len(n.gpus)} (PCI {len(n.pci_gpus)})"
+        )
         t.add_row(
             n.name,
-            f"{len(n.gpus)} (PCI {len(n.pci_gpus)})",
+            count,
             ", ".join(models),
             ", ".join(parts),
             ", ".join(drivers),

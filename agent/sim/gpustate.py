@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.sim.gpu.state import (
     BadPage,
+    Clock,
     EccCounts,
     GpuState,
     NodeGpuState,
@@ -64,7 +65,9 @@ def state_from_calls(calls: list[dict[str, Any]]) -> tuple[NodeGpuState, list[st
         fn, v = str(c.get("fn")), c.get("value")
         asked.add(fn)
         if c.get("code") != 0:
-            if fn not in (
+            if fn == "amdsmi_get_clock_info" and len(args) > 1 and c.get("code") == 2:
+                g.clocks[str(args[1]).upper()] = None  # that clock: NOT_SUPPORTED
+            elif fn not in (
                 "amdsmi_get_gpu_ecc_count",
                 "amdsmi_get_gpu_ecc_status",
                 "amdsmi_get_temp_metric",
@@ -87,8 +90,8 @@ def state_from_calls(calls: list[dict[str, Any]]) -> tuple[NodeGpuState, list[st
             notes.append(f"GPUs: {what}: the state file's defaults (no {fn} answer captured)")
     if count:
         notes.append(
-            "GPUs: what the collector does not ask (clocks, activity, power now) keeps the "
-            "state file's defaults"
+            "GPUs: what the collector does not ask (clocks other than GFX and MEM, fan, "
+            "voltages) keeps the state file's defaults"
         )
     else:
         notes.append("GPUs: none (amdsmi enumerated no GPU)")
@@ -179,6 +182,10 @@ def _apply(g: GpuState, fn: str, args: list[Any], v: Any) -> None:
     elif fn == "amdsmi_get_xgmi_info":
         if _int(d.get("xgmi_hive_id")) is not None:
             g.xgmi.hive_id = _int(d.get("xgmi_hive_id"))
+        if _int(d.get("index")) is not None:  # partitions share their GPU's index
+            g.xgmi.index = _int(d.get("index"))
+        if _int(d.get("xgmi_node_id")) is not None:
+            g.xgmi.node_id = _int(d.get("xgmi_node_id"))
     elif fn == "amdsmi_get_gpu_memory_total" and _int(v) is not None:
         g.vram_total = _int(v) or 0
     elif fn == "amdsmi_get_gpu_memory_usage" and _int(v) is not None:
@@ -191,8 +198,12 @@ def _apply(g: GpuState, fn: str, args: list[Any], v: Any) -> None:
         ):
             if _int(d.get(src)) is not None:
                 setattr(g, dst, _int(d.get(src)))
-    elif fn == "amdsmi_get_gpu_metrics_info" and _int(d.get("throttle_status")) is not None:
-        g.throttle_status = _int(d.get("throttle_status")) or 0
+    elif fn == "amdsmi_get_gpu_metrics_info":
+        if _int(d.get("throttle_status")) is not None:
+            g.throttle_status = _int(d.get("throttle_status")) or 0
+        parts = _int(d.get("num_partition"))
+        if parts is not None and 1 <= parts <= 8:
+            g.num_partition = parts
     elif fn == "amdsmi_get_temp_metric" and len(args) > 2 and _int(v) is not None:
         sensor = {"HOTSPOT": "hotspot", "VRAM": "vram", "EDGE": "edge"}.get(str(args[1]).upper())
         metric = {"CURRENT": "current", "MAX": "max", "CRITICAL": "critical"}.get(
@@ -210,6 +221,35 @@ def _apply(g: GpuState, fn: str, args: list[Any], v: Any) -> None:
             g.driver.version = d["driver_version"]
         if isinstance(d.get("driver_name"), str):
             g.driver.name = d["driver_name"]
+    elif fn == "amdsmi_get_gpu_kfd_info":
+        if _int(d.get("current_partition_id")) is not None:
+            g.current_partition_id = _int(d.get("current_partition_id")) or 0
+        if _int(d.get("kfd_id")) is not None:
+            g.kfd_id = _int(d.get("kfd_id"))
+        if _int(d.get("node_id")) is not None:
+            g.kfd_node_id = _int(d.get("node_id"))
+    elif fn == "amdsmi_get_gpu_activity":
+        for k in ("gfx", "umc", "mm"):
+            val = d.get(f"{k}_activity")
+            setattr(g, f"activity_{k}", _int(val) if _int(val) is not None else None)
+    elif fn == "amdsmi_get_clock_info" and len(args) > 1:
+        cur, lo, hi = (_int(d.get(k)) for k in ("clk", "min_clk", "max_clk"))
+        if cur is not None and lo is not None and hi is not None:
+            g.clocks[str(args[1]).upper()] = Clock(current=cur, min=lo, max=hi)
+    elif fn == "amdsmi_get_power_info":
+        g.power_current = _int(d.get("current_socket_power"))
+        g.power_average = _int(d.get("average_socket_power"))
+    elif fn == "amdsmi_get_gpu_perf_level" and isinstance(v, str):
+        g.perf_level = v
+    elif fn == "amdsmi_get_gpu_vram_info" and isinstance(d.get("vram_vendor"), str):
+        g.vram_vendor = d["vram_vendor"]
+    elif fn == "amdsmi_get_link_metrics":
+        links = [x for x in d.get("links") or [] if isinstance(x, dict)][:8]
+        rates = [_int(x.get("bit_rate")) or 0 for x in links]
+        bws = [_int(x.get("max_bandwidth")) or 0 for x in links]
+        if links:
+            g.xgmi.bit_rate = rates
+            g.xgmi.width = [bw // r if r else 0 for r, bw in zip(rates, bws, strict=True)]
     elif fn == "amdsmi_get_gpu_compute_partition" and isinstance(v, str):
         g.compute_partition = v
     elif fn == "amdsmi_get_gpu_memory_partition" and isinstance(v, str):

@@ -140,6 +140,38 @@ def _events(*events: KernelEvent) -> Mutator:
     return apply
 
 
+def _busy(g: GpuState) -> None:
+    g.activity_gfx = 100
+    g.activity_umc = 35
+    g.power_current = 1100
+    gfx = g.clocks.get("GFX")
+    if gfx is not None:
+        g.clocks = {**g.clocks, "GFX": gfx.model_copy(update={"current": gfx.max})}
+
+
+def _same_identity_as_node(other: int) -> Mutator:
+    """The node reports the serials, UUIDs and hive id of node ``other``: what a fleet shows
+    when an inventory lists one machine under two names."""
+
+    def apply(node: NodeGpuState) -> None:
+        twin = NodeGpuState.healthy(gpu_count=len(node.gpus), node_index=other)
+        for g, t in zip(node.gpus, twin.gpus, strict=True):
+            for k in ("uuid", "hip_uuid", "asic_serial", "product_serial"):
+                setattr(g, k, getattr(t, k))
+            g.xgmi.hive_id = t.xgmi.hive_id
+
+    return apply
+
+
+def _partitioned(compute: str, memory: str = "NPS1") -> Mutator:
+    def apply(node: NodeGpuState) -> None:
+        node.gpus = NodeGpuState.partitioned(
+            compute, memory, gpu_count=len(node.gpus), node_index=node.index
+        ).gpus
+
+    return apply
+
+
 G = 3  # the failing GPU in single-failure scenarios
 ONE = {
     "ecc-uncorrectable": (
@@ -223,7 +255,18 @@ ONE = {
         "usable, warned",
     ),
     "temperature-critical": ("hotspot at its critical limit", _temp(105), "excluded"),
-    "temperature-high": ("hotspot above its max (warning)", _temp(101), "usable, warned"),
+    "temperature-high": (
+        "hotspot above its max at idle: gpu.temperature warns, and AMD's acceptance guide "
+        "fails an idle GPU over 85 C (gpu.idle)",
+        _temp(101),
+        "excluded (gpu.idle)",
+    ),
+    "gpu-busy-idle": (
+        "GPU busy with no process listed: 100 % GFX activity, GFX clock at its 2400 MHz "
+        "maximum, 1100 W (AMD's acceptance guide: idle means 0 %, low clocks)",
+        _busy,
+        "excluded (gpu.idle)",
+    ),
     "foreign-process": (
         "another job's process on the GPU",
         _set(processes=[GpuProcess(pid=4242, name="python3", vram=1 << 30)]),
@@ -341,6 +384,22 @@ SCENARIOS: dict[str, Scenario] = {
         2,
         {1: _events(KernelEvent(kind="ring_timeout", gpu=None, ring="sdma0"))},
         "node 2 failed (every GPU excluded)",
+    ),
+    "duplicate-identity": Scenario(
+        "duplicate-identity",
+        "node 2 reports node 1's GPU serials, UUIDs and XGMI hive id (one machine listed "
+        "twice in the inventory)",
+        2,
+        {1: _same_identity_as_node(0)},
+        "gate failed: the duplicates named with both nodes",
+    ),
+    "cpx-partitions": Scenario(
+        "cpx-partitions",
+        "every MI355X in CPX compute partitions (8 logical devices per GPU, 64 per node, one "
+        "PCI device each); use a policy with gpu.partition.compute: CPX",
+        2,
+        {0: _partitioned("CPX"), 1: _partitioned("CPX")},
+        "16 of 16 GPUs usable (128 logical devices) with a CPX policy",
     ),
     "node-hang": Scenario(
         "node-hang",

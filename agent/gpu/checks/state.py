@@ -40,6 +40,13 @@ OWNED_KEYS = (
     "power_cap",
     "metrics",
     "xgmi_info",
+    "kfd",
+    "vram_info",
+    "activity",
+    "clock.gfx",
+    "clock.mem",
+    "power_info",
+    "perf_level",
 )
 
 
@@ -133,15 +140,19 @@ def vram(gpu: GpuFacts, p: VramCheck) -> CheckResult:
     if gpu.vram_total is None or (p.max_used_gb is not None and gpu.vram_used is None):
         return unknown(c, gpu, ("vram_total", "vram_used"), p.required)
     total, used = gpu.vram_total / GB, (gpu.vram_used or 0) / GB
+    # a GPU split into compute partitions shows each logical device its share of the VRAM
+    parts = gpu.num_partitions if gpu.partitioned and gpu.num_partitions else 1
+    expected = p.expected_total_gb / parts if p.expected_total_gb is not None else None
     ev = {
         "total_gb": round(total, 2),
         "used_gb": round(used, 2),
-        "expected_total_gb": p.expected_total_gb,
+        "expected_total_gb": expected,
         "max_used_gb": p.max_used_gb,
+        **({"partitions": parts} if parts > 1 else {}),
     }
     problems = []
-    if p.expected_total_gb is not None and total < p.expected_total_gb * (1 - p.total_tolerance):
-        problems.append(f"VRAM {total:.1f} GB, expected {p.expected_total_gb:g} GB")
+    if expected is not None and total < expected * (1 - p.total_tolerance):
+        problems.append(f"VRAM {total:.1f} GB, expected {expected:g} GB")
     if p.max_used_gb is not None and used > p.max_used_gb:
         problems.append(f"{used:.1f} GB VRAM in use at idle, max {p.max_used_gb:g} GB")
     return verdict(c, p, ev, "; ".join(problems) or None)

@@ -407,6 +407,8 @@ def generate_header(info: WrapperInfo) -> str:
     )
     table("sim_form_factor_names", _prefixed(mod, "AMDSMI_CARD_FORM_FACTOR_"))
     table("sim_cper_sev_names", _prefixed(mod, "AMDSMI_CPER_SEV_"))
+    table("sim_clk_type_names", _prefixed(mod, "AMDSMI_CLK_TYPE_"))
+    table("sim_perf_level_names", _prefixed(mod, "AMDSMI_DEV_PERF_LEVEL_"))
     names = sorted(fn.name for fn in info.functions)
     out.append(f"#define SIM_NUM_SYMBOLS {len(names)}")
     out.append("static const char *const sim_symbol_names[SIM_NUM_SYMBOLS] = {")

@@ -37,6 +37,8 @@
 #define SIM_TEMP_TYPES 8
 #define SIM_TEMP_METRICS 15
 #define SIM_MAX_LINKS 8
+#define SIM_CLK_TYPES 10 /* AMDSMI_CLK_TYPE_SYS (GFX) .. DCLK1 */
+#define SIM_NA16 0xFFFFu  /* what amdsmi's Python shows as "N/A" (activity, power) */
 #define SIM_STR 256
 #define SIM_ERR_LEN 1024
 
@@ -109,6 +111,15 @@ typedef struct {
     sim_proc_t procs[SIM_MAX_PROCS];
     char compute_partition[SIM_STR], memory_partition[SIM_STR];
     int32_t numa_node;
+    /* idle-state signals: activity in %, clocks in MHz, socket power in W (SIM_NA16 = N/A) */
+    uint32_t act_gfx, act_umc, act_mm;
+    uint32_t clk_cur[SIM_CLK_TYPES], clk_min[SIM_CLK_TYPES], clk_max[SIM_CLK_TYPES];
+    uint8_t clk_set[SIM_CLK_TYPES];
+    uint32_t power_current, power_average;
+    uint32_t perf_level;
+    uint32_t xgmi_bit_rate[SIM_MAX_LINKS], xgmi_width[SIM_MAX_LINKS]; /* Gb/s, lanes per link */
+    char vram_vendor[SIM_STR];
+    uint32_t num_partition; /* gpu_metrics num_partition: logical devices of the physical GPU */
     uint32_t n_cper;
     sim_cper_t cper[SIM_MAX_CPER];
     uint8_t fail_set[SIM_NUM_SYMBOLS];
@@ -264,6 +275,13 @@ static void sim_set_temp(sim_gpu_t *g, int type, int64_t cur, int64_t max, int64
 }
 
 /* Healthy MI355X defaults for GPU I of node NODE; must match state.py. */
+static void sim_set_clk(sim_gpu_t *g, int type, uint32_t cur, uint32_t min, uint32_t max) {
+    g->clk_cur[type] = cur;
+    g->clk_min[type] = min;
+    g->clk_max[type] = max;
+    g->clk_set[type] = 1;
+}
+
 static void sim_gpu_defaults(sim_gpu_t *g, int i, uint32_t node) {
     memset(g, 0, sizeof(*g));
     uint64_t serial = (uint64_t)0x5A11000000000000ULL + (uint64_t)node * 0x1000u + (uint64_t)i;
@@ -337,6 +355,26 @@ static void sim_gpu_defaults(sim_gpu_t *g, int i, uint32_t node) {
     sim_copy(g->compute_partition, SIM_STR, "SPX");
     sim_copy(g->memory_partition, SIM_STR, "NPS1");
     g->numa_node = (i % 8) < 4 ? 0 : 1;
+    /* idle: the acceptance guide's example idle GPU (0 % GFX and MEM, 144 MHz GFX clock);
+     * MI300/MI355 report VCN activity per engine, not mm_activity (N/A) */
+    g->act_gfx = 0;
+    g->act_umc = 0;
+    g->act_mm = SIM_NA16;
+    sim_set_clk(g, AMDSMI_CLK_TYPE_GFX, 144, 500, 2400);
+    sim_set_clk(g, AMDSMI_CLK_TYPE_MEM, 1900, 900, 1900);
+    sim_set_clk(g, AMDSMI_CLK_TYPE_SOC, 28, 28, 1143);
+    sim_set_clk(g, AMDSMI_CLK_TYPE_DF, 1200, 1200, 2000);
+    sim_set_clk(g, AMDSMI_CLK_TYPE_VCLK0, 29, 29, 1333);
+    sim_set_clk(g, AMDSMI_CLK_TYPE_DCLK0, 22, 22, 1143);
+    g->power_current = 251;
+    g->power_average = SIM_NA16;
+    g->perf_level = AMDSMI_DEV_PERF_LEVEL_AUTO;
+    for (int l = 0; l < SIM_MAX_LINKS; l++) {
+        g->xgmi_bit_rate[l] = 32;
+        g->xgmi_width[l] = 16;
+    }
+    sim_copy(g->vram_vendor, SIM_STR, "HYNIX");
+    g->num_partition = 1;
 }
 
 /* ------------------------------------------------------------------ state parser */
@@ -415,6 +453,13 @@ static const sim_field_t k_fields[] = {
     FLD("compute_partition", F_STR, compute_partition),
     FLD("memory_partition", F_STR, memory_partition),
     FLD("numa_node", F_I32, numa_node),
+    FLD("activity.gfx", F_U32, act_gfx),
+    FLD("activity.umc", F_U32, act_umc),
+    FLD("activity.mm", F_U32, act_mm),
+    FLD("power.current", F_U32, power_current),
+    FLD("power.average", F_U32, power_average),
+    FLD("vram.vendor", F_STR, vram_vendor),
+    FLD("num_partition", F_U32, num_partition),
     {NULL, F_U32, 0, 0},
 };
 
@@ -528,6 +573,58 @@ static int sim_parse_gpu_key(const sim_pos_t *pos, sim_gpu_t *g, const char *key
             return sim_error(pos, "%s: expected 0, 1, 2 or inval, got '%s'", key, val);
         g->xgmi_error = (uint32_t)v;
         g->xgmi_error_inval = 0;
+        return 1;
+    }
+    if (!strcmp(key, "perf_level")) {
+        uint64_t v;
+        if (!sim_parse_u64(val, &v) &&
+            !sim_lookup(sim_perf_level_names, "AMDSMI_DEV_PERF_LEVEL_", val, &v))
+            return sim_error(pos, "%s: unknown performance level '%s'", key, val);
+        g->perf_level = (uint32_t)v;
+        return 1;
+    }
+    if (!strcmp(key, "xgmi.bit_rate") || !strcmp(key, "xgmi.width")) {
+        uint32_t *arr = !strcmp(key, "xgmi.bit_rate") ? g->xgmi_bit_rate : g->xgmi_width;
+        char *fields[SIM_MAX_LINKS + 1];
+        for (char *p = val; *p; p++)
+            if (*p == ',') *p = ' ';
+        int n = 0;
+        for (char *tok = strtok(val, " \t"); tok; tok = strtok(NULL, " \t")) {
+            if (n >= SIM_MAX_LINKS) return sim_error(pos, "%s: at most %d links", key, SIM_MAX_LINKS);
+            fields[n++] = tok;
+        }
+        if (n == 0) return sim_error(pos, "%s: expected one value per link", key);
+        for (int l = 0; l < SIM_MAX_LINKS; l++) {
+            uint64_t v;
+            const char *f = fields[l < n ? l : n - 1]; /* the last value repeats */
+            if (!sim_parse_u64(f, &v) || v > 0xFFFFFFFFu)
+                return sim_error(pos, "%s: expected integers, got '%s'", key, f);
+            arr[l] = (uint32_t)v;
+        }
+        return 1;
+    }
+    if (!strncmp(key, "clock.", 6)) {
+        char ty[64];
+        const char *dot = strchr(key + 6, '.');
+        uint64_t t;
+        if (!dot || (size_t)(dot - (key + 6)) >= sizeof ty)
+            return sim_error(pos, "%s: expected clock.<type>.<current|min|max>", key);
+        memcpy(ty, key + 6, (size_t)(dot - (key + 6)));
+        ty[dot - (key + 6)] = '\0';
+        if (!sim_lookup(sim_clk_type_names, "AMDSMI_CLK_TYPE_", ty, &t) || t >= SIM_CLK_TYPES)
+            return sim_error(pos, "%s: unknown clock type '%s'", key, ty);
+        if (!strcasecmp(val, "unsupported")) {
+            g->clk_set[t] = 0;
+            return 1;
+        }
+        uint64_t v;
+        if (!sim_parse_u64(val, &v) || v > 0xFFFFFFFFu)
+            return sim_error(pos, "%s: expected MHz or 'unsupported', got '%s'", key, val);
+        if (!strcmp(dot + 1, "current")) g->clk_cur[t] = (uint32_t)v;
+        else if (!strcmp(dot + 1, "min")) g->clk_min[t] = (uint32_t)v;
+        else if (!strcmp(dot + 1, "max")) g->clk_max[t] = (uint32_t)v;
+        else return sim_error(pos, "%s: expected current, min or max", key);
+        g->clk_set[t] = 1;
         return 1;
     }
     if (!strcmp(key, "xgmi.link_status")) {
@@ -934,6 +1031,10 @@ static uint32_t sim_link(const sim_gpu_t *g, uint32_t l) {
 }
 
 static const sim_gpu_t *sim_link_peer(const sim_gpu_t *g, uint32_t l) {
+    /* the GPU's own slot has no peer; with compute partitions the logical devices of one
+     * physical GPU share its XGMI index: a slot reaches the first logical device (partition
+     * 0) of the peer GPU */
+    if (l == g->xgmi_index) return NULL;
     for (int i = 0; i < g_num_gpus; i++) {
         const sim_gpu_t *p = &g_gpus[i];
         if (p != g && p->xgmi_hive_id == g->xgmi_hive_id && p->xgmi_index == l) return p;
@@ -1463,8 +1564,8 @@ uint32_t amdsmi_get_link_metrics(void *h, struct_amdsmi_link_metrics_t *m) {
         } else {
             memset(&m->links[l].bdf, 0xFF, sizeof m->links[l].bdf); /* no destination */
         }
-        m->links[l].bit_rate = 32;
-        m->links[l].max_bandwidth = 32 * 16;
+        m->links[l].bit_rate = g->xgmi_bit_rate[l];
+        m->links[l].max_bandwidth = g->xgmi_bit_rate[l] * g->xgmi_width[l];
         m->links[l].link_type = AMDSMI_LINK_TYPE_XGMI;
     }
     return AMDSMI_STATUS_SUCCESS;
@@ -1553,7 +1654,7 @@ uint32_t amdsmi_get_gpu_vram_info(void *h, struct_amdsmi_vram_info_t *v) {
     NEED(v);
     memset(v, 0, sizeof *v);
     v->vram_type = AMDSMI_VRAM_TYPE_HBM3; /* amdsmi 7.0.2 has no HBM3E member */
-    sim_copy(v->vram_vendor, sizeof v->vram_vendor, "HYNIX");
+    sim_copy(v->vram_vendor, sizeof v->vram_vendor, g->vram_vendor);
     v->vram_size = g->vram_total >> 20; /* MB */
     v->vram_bit_width = 8192;
     return AMDSMI_STATUS_SUCCESS;
@@ -1569,6 +1670,55 @@ uint32_t amdsmi_get_power_cap_info(void *h, uint32_t sensor, struct_amdsmi_power
     p->dpm_cap = 0;
     p->min_power_cap = g->power_cap_min;
     p->max_power_cap = g->power_cap_max;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+/* amdsmi_get_gpu_activity: gfx/umc/mm busy percent (0xFFFF = N/A, as the library fills it) */
+uint32_t amdsmi_get_gpu_activity(void *h, struct_amdsmi_engine_usage_t *u) {
+    ENTER(h, g);
+    NEED(u);
+    memset(u, 0, sizeof *u);
+    u->gfx_activity = g->act_gfx;
+    u->umc_activity = g->act_umc;
+    u->mm_activity = g->act_mm;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+/* amdsmi_get_clock_info: current/min/max MHz; deep sleep when the clock is below its minimum
+ * (amdsmi: clk_deep_sleep = current < min); a clock the GPU does not have: NOT_SUPPORTED */
+uint32_t amdsmi_get_clock_info(void *h, uint32_t type, struct_amdsmi_clk_info_t *c) {
+    ENTER(h, g);
+    NEED(c);
+    if (type >= SIM_CLK_TYPES || !g->clk_set[type]) return AMDSMI_STATUS_NOT_SUPPORTED;
+    memset(c, 0, sizeof *c);
+    c->clk = g->clk_cur[type];
+    c->min_clk = g->clk_min[type];
+    c->max_clk = g->clk_max[type];
+    c->clk_locked = type == AMDSMI_CLK_TYPE_GFX ? 0 : 0xFF; /* only GFX reports a lock */
+    c->clk_deep_sleep = g->clk_cur[type] < g->clk_min[type] ? 1 : 0;
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+/* amdsmi_get_power_info: socket power in W; MI300/MI355 fill current_socket_power, the
+ * average and the voltages read N/A (0xFFFF) */
+uint32_t amdsmi_get_power_info(void *h, struct_amdsmi_power_info_t *p) {
+    ENTER(h, g);
+    NEED(p);
+    memset(p, 0, sizeof *p);
+    p->current_socket_power = g->power_current;
+    p->average_socket_power = g->power_average;
+    p->socket_power = g->power_current != SIM_NA16 ? g->power_current : g->power_average;
+    p->gfx_voltage = SIM_NA16;
+    p->soc_voltage = SIM_NA16;
+    p->mem_voltage = SIM_NA16;
+    p->power_limit = (uint32_t)(g->power_cap / 1000000u);
+    return AMDSMI_STATUS_SUCCESS;
+}
+
+uint32_t amdsmi_get_gpu_perf_level(void *h, uint32_t *level) {
+    ENTER(h, g);
+    NEED(level);
+    *level = g->perf_level;
     return AMDSMI_STATUS_SUCCESS;
 }
 
@@ -1625,7 +1775,16 @@ uint32_t amdsmi_get_gpu_metrics_info(void *h, struct_amdsmi_gpu_metrics_t *m) {
     m->pcie_replay_rover_count_acc = g->pcie_replay_rollover;
     m->pcie_nak_sent_count_acc = (uint32_t)g->pcie_nak_sent;
     m->pcie_nak_rcvd_count_acc = (uint32_t)g->pcie_nak_received;
-    m->num_partition = 1;
+    m->num_partition = (uint16_t)g->num_partition;
+    m->average_gfx_activity = (uint16_t)g->act_gfx;
+    m->average_umc_activity = (uint16_t)g->act_umc;
+    m->average_mm_activity = (uint16_t)g->act_mm;
+    m->current_socket_power = (uint16_t)g->power_current;
+    m->average_socket_power = (uint16_t)g->power_average;
+    if (g->clk_set[AMDSMI_CLK_TYPE_GFX]) m->current_gfxclk = (uint16_t)g->clk_cur[AMDSMI_CLK_TYPE_GFX];
+    if (g->clk_set[AMDSMI_CLK_TYPE_MEM]) m->current_uclk = (uint16_t)g->clk_cur[AMDSMI_CLK_TYPE_MEM];
+    m->xgmi_link_width = (uint16_t)g->xgmi_width[0];
+    m->xgmi_link_speed = (uint16_t)g->xgmi_bit_rate[0];
     m->throttle_status = (uint32_t)g->throttle_status;
     m->indep_throttle_status = g->throttle_status;
     for (uint32_t l = 0; l < SIM_MAX_LINKS; l++) {

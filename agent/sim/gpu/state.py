@@ -160,6 +160,10 @@ class XgmiState(_Model):
     hive_id: int | None = None  # None: derived from the node index
     node_id: int | None = None  # None: the GPU index
     index: int | None = None  # None: the GPU index
+    # Per link slot (amdsmi_get_link_metrics): bit rate in Gb/s and width in lanes
+    # (max_bandwidth = bit_rate x width); the last value repeats for the slots after it.
+    bit_rate: list[int] = Field(default_factory=lambda: [32], min_length=1, max_length=8)
+    width: list[int] = Field(default_factory=lambda: [16], min_length=1, max_length=8)
 
 
 class TempSensor(_Model):
@@ -179,6 +183,46 @@ class Temperatures(_Model):
         default_factory=lambda: TempSensor(current=40, max=95, critical=100, emergency=105)
     )
     edge: TempSensor = Field(default_factory=TempSensor)  # not reported on MI3xx
+
+
+class Clock(_Model):
+    """One clock domain in MHz (amdsmi_get_clock_info); deep sleep = current below min."""
+
+    current: int = Field(ge=0)
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+
+
+#: Clock domains of an idle MI355X (amdsmi clock types). GFX 144 MHz and MEM 1900 MHz are the
+#: idle example of AMD's acceptance guide (system-acceptance-docs, health-checks.md "Monitor
+#: utilization metrics"); the ranges are not confirmed for MI355X (docs/sim-gpu-state.md).
+#: Types not listed (DCEF, PCIE, VCLK1, DCLK1) answer NOT_SUPPORTED.
+DEFAULT_CLOCKS: dict[str, tuple[int, int, int]] = {
+    "GFX": (144, 500, 2400),
+    "MEM": (1900, 900, 1900),
+    "SOC": (28, 28, 1143),
+    "DF": (1200, 1200, 2000),
+    "VCLK0": (29, 29, 1333),
+    "DCLK0": (22, 22, 1143),
+}
+PERF_LEVELS = (
+    "AUTO",
+    "LOW",
+    "HIGH",
+    "MANUAL",
+    "STABLE_STD",
+    "STABLE_PEAK",
+    "STABLE_MIN_MCLK",
+    "STABLE_MIN_SCLK",
+    "DETERMINISM",
+)
+#: Logical devices per physical MI355X in each compute partition mode (8 XCDs: SPX one
+#: device of 8 XCCs, DPX 2 x 4, QPX 4 x 2, CPX 8 x 1; ROCm/amdsmi issue 132's profile table).
+PARTITIONS_PER_GPU = {"SPX": 1, "DPX": 2, "QPX": 4, "CPX": 8}
+
+
+def _default_clocks() -> dict[str, Clock | None]:
+    return {k: Clock(current=c, min=lo, max=hi) for k, (c, lo, hi) in DEFAULT_CLOCKS.items()}
 
 
 class VbiosInfo(_Model):
@@ -270,6 +314,17 @@ class GpuState(_Model):
     numa_node: int | None = None
     vram_total: int = Field(default=288 << 30, ge=0)  # bytes: 288 GB HBM3E
     vram_used: int = Field(default=283 << 20, ge=0)  # bytes the driver holds at idle
+    vram_vendor: str = "HYNIX"  # amdsmi_get_gpu_vram_info vram_vendor (not confirmed: MI355X)
+    # Idle-state signals (amdsmi_get_gpu_activity, _clock_info, _power_info, _perf_level):
+    # percent busy (None = N/A, what MI3xx answer for mm_activity), socket power in W.
+    activity_gfx: int | None = Field(default=0, ge=0, le=100)
+    activity_umc: int | None = Field(default=0, ge=0, le=100)
+    activity_mm: int | None = Field(default=None, ge=0, le=100)
+    clocks: dict[str, Clock | None] = Field(default_factory=lambda: _default_clocks())
+    power_current: int | None = Field(default=251, ge=0, lt=0xFFFF)  # W
+    power_average: int | None = Field(default=None, ge=0, lt=0xFFFF)  # W; N/A on MI3xx
+    perf_level: str = "AUTO"
+    num_partition: int = Field(default=1, ge=1, le=8)  # logical devices of the physical GPU
     power_cap: int = Field(default=1_400_000_000, ge=0)  # microwatts (1400 W)
     power_cap_default: int = Field(default=1_400_000_000, ge=0)
     power_cap_max: int = Field(default=1_400_000_000, ge=0)
@@ -326,6 +381,23 @@ class GpuState(_Model):
     @classmethod
     def _fail(cls, v: dict[str, Status]) -> dict[str, Status]:
         return _check_fail(v)
+
+    @field_validator("clocks")
+    @classmethod
+    def _clocks(cls, v: dict[str, Clock | None]) -> dict[str, Clock | None]:
+        allowed = ("GFX", "DF", "DCEF", "SOC", "MEM", "PCIE", "VCLK0", "VCLK1", "DCLK0", "DCLK1")
+        for k in v:
+            if k.upper() not in allowed:
+                raise ValueError(f"unknown clock {k!r}; one of {allowed}")
+        return {k.upper(): c for k, c in v.items()}
+
+    @field_validator("perf_level")
+    @classmethod
+    def _perf(cls, v: str) -> str:
+        short = v.upper().removeprefix("AMDSMI_DEV_PERF_LEVEL_")
+        if short not in PERF_LEVELS:
+            raise ValueError(f"perf_level must be one of {PERF_LEVELS}")
+        return short
 
     def fill_identity(self, index: int, node_index: int) -> None:
         """Fill every identity field left None with the value derived from ``index``."""
@@ -394,6 +466,55 @@ class NodeGpuState(_Model):
         """A healthy node of ``gpu_count`` MI355X in one XGMI hive."""
         return cls(index=node_index, gpus=[GpuState() for _ in range(gpu_count)])
 
+    @classmethod
+    def partitioned(
+        cls, compute: str = "CPX", memory: str = "NPS1", gpu_count: int = 8, node_index: int = 0
+    ) -> NodeGpuState:
+        """A healthy node whose ``gpu_count`` MI355X are each split into the logical devices of
+        ``compute`` (SPX 1, DPX 2, QPX 4, CPX 8), as ROCm shows them: every logical device is an
+        amdsmi processor of its own (its render node, HIP index and KFD node), under the one
+        PCI device of its physical GPU. amdsmi reports the partition in the BDF's function
+        number (ROCm/rocm-systems issue 5805, rocm_smi_lib issue 208); the board serial, the
+        ASIC serial and the hive are the physical GPU's; compute units and VRAM are divided.
+        The memory partition is one mode for the whole hive (the driver sets it hive-wide)."""
+        n = PARTITIONS_PER_GPU.get(compute.upper())
+        if n is None:
+            raise ValueError(f"compute partition {compute!r}: one of {tuple(PARTITIONS_PER_GPU)}")
+        if gpu_count * n > 64:
+            raise ValueError(f"{gpu_count} GPUs x {n} partitions exceed 64 amdsmi devices")
+        gpus = []
+        for i in range(gpu_count):
+            phys = GpuState()
+            phys.fill_identity(i, node_index)
+            for p in range(n):
+                k = i * n + p
+                serial = 0x5A11_0000_0000_0000 + node_index * 0x1000 + k
+                gpus.append(
+                    GpuState(
+                        bdf=(phys.bdf or "")[:-1] + str(p),
+                        uuid=f"{k & 0xFF:02x}ff75a3-0000-1000-8000-{serial & 0xFFFFFFFFFFFF:012x}",
+                        drm_render=128 + k,
+                        drm_card=k + 1,
+                        hsa_id=k + 2,
+                        hip_id=k,
+                        hip_uuid=f"GPU-{serial:016x}",
+                        kfd_id=0x6000 + k,
+                        kfd_node_id=k + 2,
+                        current_partition_id=p,
+                        asic_serial=phys.asic_serial,
+                        product_serial=phys.product_serial,
+                        oam_id=i,
+                        numa_node=phys.numa_node,
+                        num_compute_units=256 // n,
+                        vram_total=(288 << 30) // n,
+                        compute_partition=compute.upper(),
+                        memory_partition=memory.upper(),
+                        num_partition=n,
+                        xgmi=XgmiState(index=i, node_id=i),
+                    )
+                )
+        return cls(index=node_index, gpus=gpus)
+
 
 def _valid_fw_names() -> frozenset[str]:
     """Firmware ids the installed amdsmi accepts (empty if amdsmi is not installed)."""
@@ -421,6 +542,11 @@ def _q(value: str) -> str:
     if value == "" or value != value.strip() or "#" in value or ";" in value or '"' in value:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
+
+
+def _na(v: int | None) -> int:
+    """None -> 0xFFFF, what amdsmi's library fills where a value is not available."""
+    return 0xFFFF if v is None else v
 
 
 def _fail_lines(fail: dict[str, Status]) -> list[str]:
@@ -488,7 +614,24 @@ def render_state(state: NodeGpuState) -> str:
             f"power.cap_default = {g.power_cap_default}",
             f"power.cap_max = {g.power_cap_max}",
             f"throttle_status = {g.throttle_status:#x}",
+            f"vram.vendor = {_q(g.vram_vendor)}",
+            f"activity.gfx = {_na(g.activity_gfx)}",
+            f"activity.umc = {_na(g.activity_umc)}",
+            f"activity.mm = {_na(g.activity_mm)}",
+            f"power.current = {_na(g.power_current)}",
+            f"power.average = {_na(g.power_average)}",
+            f"perf_level = {g.perf_level}",
+            f"num_partition = {g.num_partition}",
         ]
+        for name, clk in g.clocks.items():
+            if clk is None:
+                lines.append(f"clock.{name.lower()}.current = unsupported")
+            else:
+                lines += [
+                    f"clock.{name.lower()}.current = {clk.current}",
+                    f"clock.{name.lower()}.min = {clk.min}",
+                    f"clock.{name.lower()}.max = {clk.max}",
+                ]
         for block, counts in g.ecc.items():
             lines += [
                 f"ecc.{block.lower()}.correctable = {counts.correctable}",
@@ -523,6 +666,8 @@ def render_state(state: NodeGpuState) -> str:
             f"xgmi.hive_id = {x.hive_id:#x}",
             f"xgmi.node_id = {x.node_id}",
             f"xgmi.index = {x.index}",
+            f"xgmi.bit_rate = {' '.join(str(b) for b in x.bit_rate)}",
+            f"xgmi.width = {' '.join(str(w) for w in x.width)}",
         ]
         for sensor in ("hotspot", "vram", "edge"):
             t: TempSensor = getattr(g.temperatures, sensor)
@@ -582,6 +727,8 @@ def write_pci_view(root: Path, state: NodeGpuState) -> list[Path]:
     out = []
     for g in state.gpus:
         assert g.bdf is not None
+        if g.current_partition_id:
+            continue  # a logical partition: its physical GPU's PCI device is the one there
         d = devices / g.bdf
         if d.is_symlink() or d.is_file():
             d.unlink()
