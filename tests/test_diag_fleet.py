@@ -60,7 +60,7 @@ def test_level1_passes_level2_excludes_the_slow_gpu(fleet: Fleet, tmp_path: Path
     assert "narrowed to this GPU" in checks["diag.rccl.all_reduce"]["message"]
     d = doc["diagnostics"]
     assert d["level"] == 2 and d["ran"][:2] == ["rvs.pbqt", "rccl.all_reduce"]
-    assert [s["test"] for s in d["skipped"]] == ["rvs.iet"]
+    assert [s["test"] for s in d["skipped"]] == ["rvs.iet", "rccl.all_reduce.cluster"]
     narrowed = d["node_findings"]["node02"]
     assert narrowed[0]["status"] == "fail" and narrowed[1]["detail"].startswith(f"without {SLOW}")
     assert d["excluded"] == {"node02": {SLOW: pytest.approx(d["excluded"]["node02"][SLOW])}}
