@@ -113,6 +113,27 @@ def test_bisect_healthy_and_two_faults() -> None:
     assert r["unresolved"] == ["a", "b"]
 
 
+def test_bisect_with_amds_line() -> None:
+    """With the 350 GB/s two-node line (system-acceptance-docs): a healthy fleet at 370
+    costs one run; one slow node among 16 is found; a fleet all below it is not cleared."""
+    nodes = [f"node{i:02d}" for i in range(1, 17)]
+
+    def net(bad: set[str], calls: list[list[str]], base: float = 370.0):  # type: ignore[no-untyped-def]
+        def measure(s: list[str]) -> float:
+            calls.append(s)
+            return base * (0.5 if set(s) & bad else 1.0)
+
+        return measure
+
+    calls: list[list[str]] = []
+    assert bisect_nodes(nodes, net(set(), calls), floor=350)["passed"] and len(calls) == 1
+    calls = []
+    r = bisect_nodes(nodes, net({"node09"}, calls), floor=350)
+    assert r["bad"] == ["node09"] and r["unresolved"] == [] and len(calls) <= 9
+    r = bisect_nodes(nodes, net(set(), [], base=200.0), floor=350)
+    assert r["passed"] is False and r["bad"] == [] and len(r["unresolved"]) == 16  # type: ignore[arg-type]
+
+
 def test_bisect_run_cap_leaves_nodes_unresolved() -> None:
     nodes = [f"node{i:02d}" for i in range(1, 17)]
     r = bisect_nodes(nodes, _net({"node05"}, []), max_runs=3)
@@ -159,8 +180,8 @@ def test_mpirun_standin_and_replay(lab: dict[str, Path]) -> None:
     first = parse.parse_rccl(str(runs[0]["output"]))
     assert runs[0]["test"] == "rccl.all_reduce.cluster/node01,node02,node03"
     assert len(first.ranks) == 24 and first.ranks[8][0] == "node02"
-    assert first.busbw_at(8 * 2**30) == pytest.approx(150, rel=0.02)
-    res = replay(list(lab), [ToolRun.model_validate(r) for r in runs], 8 * 2**30, 0.25, None, 12)
+    assert first.busbw_at(8 * 2**30) == pytest.approx(185, rel=0.02)  # 370 x net 0.5
+    res = replay(list(lab), [ToolRun.model_validate(r) for r in runs], 8 * 2**30, 0.25, 350, 12)
     assert res["bad"] == ["node03"] and res["passed"] is False
 
 
