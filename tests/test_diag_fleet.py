@@ -72,6 +72,10 @@ def test_level1_passes_level2_excludes_the_slow_gpu(fleet: Fleet, tmp_path: Path
     assert "slow GPU copies with 7 peers" in checks["diag.transferbench.p2p"]["message"]
     d = doc["diagnostics"]
     assert d["level"] == 2 and d["ran"][:2] == ["rvs.pbqt", "rccl.all_reduce"]
+    # the module ran under each node's provisioned runtime, not the controller's python
+    assert set(d["runtimes"]) == {"node01", "node02", "node03"}
+    for node, py in d["runtimes"].items():
+        assert py == str(fleet.roots[node] / "opt/tuner/venv/bin/python"), py
     assert [s["test"] for s in d["skipped"]] == ["rvs.iet", "rccl.all_reduce.cluster"]
     narrowed = d["node_findings"]["node02"]
     assert narrowed[0]["status"] == "fail" and narrowed[1]["detail"].startswith(f"without {SLOW}")

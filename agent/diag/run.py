@@ -29,6 +29,7 @@ class DiagReport(BaseModel):
     stragglers: dict[str, list[Straggler]] = Field(default_factory=dict)  # metric -> flagged
     excluded: dict[str, dict[str, str]] = Field(default_factory=dict)  # node -> BDF -> why
     cluster: dict[str, Any] = Field(default_factory=dict)  # level 3 across nodes
+    runtimes: dict[str, str] = Field(default_factory=dict)  # node -> the module's python
 
 
 def targets(gate_nodes: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -87,6 +88,7 @@ def run_fleet(  # noqa: C901 - the node phase, then the cross-node one
                 rep.failed[h.name] = (o.message or o.status) if o else "no result"
                 continue
             runs = [ToolRun.model_validate(r) for r in (o.facts.get("runs") or [])]
+            rep.runtimes[h.name] = str(o.facts.get("python") or "")
             rep.nodes.append(judge(h.name, [g["bdf"] for g in gpus[h.name]], runs, policy))
     if CLUSTER in plan.run:
         left = None if plan.budget is None else plan.budget - (time.monotonic() - start)
@@ -371,4 +373,5 @@ def summary(rep: DiagReport) -> dict[str, Any]:
         },
         "kept_output": {d.node: d.kept for d in rep.nodes if d.kept},
         "cluster": rep.cluster,
+        "runtimes": rep.runtimes,
     }

@@ -6,6 +6,8 @@ Stresses the GPUs but changes no setting. All the work is in module_utils/tuner_
 
 from __future__ import annotations
 
+import sys
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.tuner_diag_node import run_cluster, run_plan
 
@@ -71,8 +73,9 @@ EXAMPLES = r"""
 RETURN = r"""
 facts:
   description: >-
-    {runs: [{test, rc, seconds, timed_out, missing, output}]}: each tool run as it went
-    (cross-node runs are named rccl.all_reduce.cluster/<host,host,...>).
+    {runs: [{test, rc, seconds, timed_out, missing, output}], python}: each tool run as it
+    went (cross-node runs are named rccl.all_reduce.cluster/<host,host,...>) and the
+    interpreter the module ran under (the provisioned runtime).
   returned: always
   type: dict
 """
@@ -100,7 +103,7 @@ def main() -> None:
         runs = run_cluster(p["root"], p["cluster"], tools)
     else:
         runs = run_plan(p["root"], p["tests"], p["gpus"], p["narrow"], p["budget"], tools)
-    module.exit_json(changed=False, facts={"runs": runs})
+    module.exit_json(changed=False, facts={"runs": runs, "python": sys.executable})
 
 
 if __name__ == "__main__":
