@@ -189,7 +189,7 @@ def judge_cluster(
     assert ct is not None
     missing = next((r.missing for r in runs if r.missing), None)
     if failed or missing or not runs:
-        why = failed or (f"tool missing: {missing}" if missing else "no run")
+        why = failed or (f"tool missing: {missing}" if missing else "no run: the budget ran out")
         res: dict[str, Any] = {"passed": False, "bad": [], "unresolved": names, "reason": why}
     else:
         res = replay(names, runs, ct.message_bytes, ct.relative, ct.min_busbw_gbps, ct.max_runs)
