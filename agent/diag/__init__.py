@@ -11,7 +11,7 @@ all-reduce across the nodes (docs/diagnostics.md).
 | `narrow.py` | a failing multi-GPU test narrowed to the GPU at fault (leave-one-out) |
 | `stragglers.py` | fleet-relative outliers (median absolute deviation) |
 | `node.py` | node side, stdlib: find the tools, run one under a deadline, kill its group |
-| `cluster.py` | the all-reduce across nodes: bisect over nodes (stdlib; on the launching node, replayed on the controller) |
-| `run.py` | the fleet run through Ansible, the cross-node phase, the join with the level-1 inventory |
+| `cluster.py` | across nodes: bisect over nodes (stdlib; launching node and controller) |
+| `run.py` | the fleet run (Ansible), the cross-node phase, the join with level 1 |
 | `local.py` | the same on this node, in-process (`check --local --level N`) |
 """
