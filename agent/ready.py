@@ -9,6 +9,7 @@ without touching the rest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -108,8 +109,10 @@ def combine(
     hosts: list[Any],
     inventory_path: str,
     strict: bool,
+    diagnose: Callable[[GpuInventory], GpuInventory] | None = None,
 ) -> ReadyReport:
-    """Pure: the verify report and the GPU facts -> one answer."""
+    """The verify report and the GPU facts -> one answer (pure but for `diagnose`: levels
+    2/3 on the GPUs still usable once drifted nodes are out, agent/diag/run.py)."""
     entries: dict[str, NodeEntry] = {f.name: evaluate_node(f, policy) for f in facts}
     entries.update({n: failed_node(n, why) for n, why in failures.items()})
     vby = {h.host: h for h in verify.hosts}
@@ -146,6 +149,8 @@ def combine(
     )
     attach_addresses(inv, hosts)
     inv.inventory = inventory_path
+    if diagnose is not None:
+        inv = diagnose(inv)
     by = {n.name: n for n in inv.nodes}
     for r in rows:
         n = by.get(r.name)

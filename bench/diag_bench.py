@@ -1,12 +1,15 @@
-"""Benchmark: `tuner check --level 2 --budget S` on N lab nodes, against the budget.
+"""Benchmark: `tuner check --level 2|3 --budget S` on N lab nodes, against the budget.
 
     .venv/bin/python bench/diag_bench.py --nodes 16 --budget 600 --reps 2
+    .venv/bin/python bench/diag_bench.py --nodes 4 --level 3 --budget 1800 --reps 1
 
 The lab's RVS and rccl-tests stand-ins answer at once, so the figure is tuner's own cost of
 a level-2 run (level 1, planning, one Ansible task per node with the tools' runs, parsing,
 verdicts, stragglers, the joined inventory) on top of what the tools take on real nodes
-(the plan's `seconds_per_node`). The promise checked: wall time <= the budget.
-Results: bench/results/diag-<nodes>.json.
+(the plan's `seconds_per_node`). The promise checked: wall time <= the budget. Level 3 adds
+the cross-node all-reduce (run from the first node under the mpirun stand-in, bisected when
+slow); `--slow-net NODE` halves that node's network so the bisect has work to do.
+Results: bench/results/diag-<nodes>[-l3].json.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=16)
     ap.add_argument("--budget", type=float, default=600)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--level", type=int, default=2, choices=(2, 3))
+    ap.add_argument("--slow-net", default=None, help="a node whose network is at half speed")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tuner-diag-bench-") as state:
         _, _, p = tuner(
@@ -66,15 +71,24 @@ def main() -> int:
             print(p.stderr)
             return 1
         try:
+            if a.slow_net:
+                from agent.sim.diagtools import set_faults
+
+                nodes = {n["name"]: n["root"] for n in json.loads(p.stdout)["nodes"]}
+                set_faults(Path(nodes[a.slow_net]), {"net": 0.5})
             rows = []
             for _ in range(a.reps):
                 w1, c1, p1 = tuner(state, "check", "--json")
                 w2, c2, p2 = tuner(
-                    state, "check", "--level", "2", "--budget", str(a.budget), "--json"
+                    state, "check", "--level", str(a.level), "--budget", str(a.budget), "--json"
                 )
                 d = json.loads(p2.stdout)["diagnostics"]
+                c = d.get("cluster") or {}
                 rows.append(
                     {
+                        "level": a.level,
+                        "cluster_runs": len(c.get("runs") or {}),
+                        "cluster_bad": c.get("bad"),
                         "level1_s": round(w1, 1),
                         "level1_cpu_s": round(c1, 1),
                         "level2_s": round(w2, 1),
@@ -93,7 +107,8 @@ def main() -> int:
         "runs": rows,
         "within_budget": all(r["level2_s"] <= a.budget for r in rows),
     }
-    res = REPO / "bench" / "results" / f"diag-{a.nodes}.json"
+    tag = "" if a.level == 2 else "-l3"
+    res = REPO / "bench" / "results" / f"diag-{a.nodes}{tag}.json"
     res.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out))
     return 0

@@ -224,9 +224,18 @@ def test_leave_one_out_needs_results() -> None:
 
 def test_plan_fits_budget_most_telling_first(policy: DiagPolicy) -> None:
     p = plan(policy, 2, None)
-    # value per second: rccl 10/60, pbqt 9/45, pebb 6/40, babel 5/60, gst 7/160
-    assert p.run == ["rvs.pbqt", "rccl.all_reduce", "rvs.pebb", "rvs.babel", "rvs.gst"]
-    assert [s.test for s in p.skipped] == ["rvs.iet"] and "level 3" in p.skipped[0].reason
+    # value per second: rccl 10/60, pbqt 9/45, pebb 6/40, transferbench 7/50, babel 5/60,
+    # gst 7/160
+    assert p.run == [
+        "rvs.pbqt",
+        "rccl.all_reduce",
+        "rvs.pebb",
+        "transferbench.p2p",
+        "rvs.babel",
+        "rvs.gst",
+    ]
+    assert [s.test for s in p.skipped] == ["rvs.iet", "rccl.all_reduce.cluster"]
+    assert "level 3" in p.skipped[0].reason
     p = plan(policy, 2, 150)
     assert p.run == ["rvs.pbqt", "rccl.all_reduce", "rvs.pebb"] and p.seconds == 145
     assert {s.test: s.reason for s in p.skipped}["rvs.gst"] == "budget: needs 160 s, 5 s left"

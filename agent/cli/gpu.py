@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,6 +28,67 @@ from agent.cli.options import (
 )
 from agent.cli.progress import progress
 from agent.errors import BadInput, TunerError
+
+# Active diagnostics (docs/diagnostics.md): the same options on check and ready.
+LevelOpt = Annotated[
+    int,
+    typer.Option(
+        "--level",
+        min=1,
+        max=3,
+        help="1: telemetry (amdsmi); 2: also AMD's test tools per node (RVS, rccl-tests, "
+        "TransferBench), a few minutes; 3: also the long stress and power runs and an RCCL "
+        "all-reduce across the nodes (docs/diagnostics.md).",
+    ),
+]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget",
+        min=10,
+        max=86400,
+        help="Seconds the level 2/3 tests may take per node (the most telling first; "
+        "what does not fit is listed as skipped).",
+    ),
+]
+DiagPolicyOpt = Annotated[
+    str | None,
+    typer.Option("--diag-policy", help="Diagnostics policy (default: checks/diagnostics.yml)."),
+]
+
+
+def diag_setup(level: int, budget: float | None, diag_policy: str | None) -> tuple[Any, Any]:
+    """The diagnostics policy and plan for `--level` (None, None at level 1); bad input
+    (a budget or policy without a level, a bad policy file) raises before any host."""
+    if level > 1:
+        from agent.diag.plan import plan as diag_plan
+        from agent.diag.policy import load_diag_policy
+
+        dpol = load_diag_policy(diag_policy)
+        return dpol, diag_plan(dpol, level, budget)
+    if budget is not None or diag_policy is not None:
+        raise BadInput("only with --level 2 or 3", field="--budget/--diag-policy")
+    return None, None
+
+
+def diag_fleet(
+    inv: Any,
+    result: Any,
+    got: Any,
+    pol: Any,
+    opts: Any,
+    dpol: Any,
+    dplan: Any,
+    forks: int | None,
+    as_json: bool,
+) -> Any:
+    """Levels 2/3 over the fleet on the GPUs level 1 left usable; the joined inventory."""
+    from agent.diag import run as drun
+
+    todo = drun.targets(result.nodes)
+    with progress(len(todo), f"diagnostics --level {dplan.level}", as_json) as prog:
+        rep = drun.run_fleet(inv, dplan, dpol, todo, forks, prog)
+    return drun.join(result, rep, got, pol, opts)
 
 
 @app.command()
@@ -97,30 +158,9 @@ def check(
     show_gpus: Annotated[
         bool, typer.Option("--gpus", help="Show every GPU (grouped), not only excluded ones.")
     ] = False,
-    level: Annotated[
-        int,
-        typer.Option(
-            "--level",
-            min=1,
-            max=3,
-            help="1: telemetry (amdsmi); 2: also AMD's test tools per node (RVS, rccl-tests), "
-            "a few minutes; 3: also the long stress and power runs (docs/diagnostics.md).",
-        ),
-    ] = 1,
-    budget: Annotated[
-        float | None,
-        typer.Option(
-            "--budget",
-            min=10,
-            max=86400,
-            help="Seconds the level 2/3 tests may take per node (the most telling first; "
-            "what does not fit is listed as skipped).",
-        ),
-    ] = None,
-    diag_policy: Annotated[
-        str | None,
-        typer.Option("--diag-policy", help="Diagnostics policy (default: checks/diagnostics.yml)."),
-    ] = None,
+    level: LevelOpt = 1,
+    budget: BudgetOpt = None,
+    diag_policy: DiagPolicyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The pre-run health gate: per-GPU verdicts and the usable-GPU inventory.
@@ -148,21 +188,11 @@ def check(
             min_gpus_per_node=min_gpus_per_node,
             max_excluded_nodes=max_excluded_nodes,
         )
-        dpol = dplan = None
-        if level > 1:
-            from agent.diag.plan import plan as diag_plan
-            from agent.diag.policy import load_diag_policy
-
-            if facts_files or local:
-                raise BadInput(
-                    "levels 2 and 3 run AMD's tools on the fleet's nodes: not with "
-                    "--facts or --local",
-                    field="--level",
-                )
-            dpol = load_diag_policy(diag_policy)
-            dplan = diag_plan(dpol, level, budget)
-        elif budget is not None or diag_policy is not None:
-            raise BadInput("only with --level 2 or 3", field="--budget/--diag-policy")
+        if level > 1 and facts_files:
+            raise BadInput(
+                "levels 2 and 3 run AMD's tools on the nodes: not with --facts", field="--level"
+            )
+        dpol, dplan = diag_setup(level, budget, diag_policy)
         failures: dict[str, str] = {}
         expected: dict[str, int] = {}
         if facts_files:
@@ -179,12 +209,12 @@ def check(
                 got, failures, _ = fleet_facts(inv, deadline, forks, prog)
         result = gate(got, failures, order, pol, opts, expected)
         if dpol is not None and dplan is not None:
-            from agent.diag import run as drun
+            if local:  # this node, no Ansible (agent/diag/local.py)
+                from agent.diag.local import diag_local
 
-            todo = drun.targets(result.nodes)
-            with progress(len(todo), f"check --level {level}", as_json) as prog:
-                rep = drun.run_fleet(inv, dplan, dpol, todo, forks, prog)
-            result = drun.join(result, rep, got, pol, opts)
+                result = diag_local(root, result, got, pol, opts, dpol, dplan)
+            else:
+                result = diag_fleet(inv, result, got, pol, opts, dpol, dplan, forks, as_json)
         if not facts_files and not local:
             from agent.gpu.gate import attach_addresses
             from agent.gpu.run import record_gate
@@ -244,9 +274,13 @@ def ready(
     insecure: InsecureOpt = False,
     ca_bundle: CaBundleOpt = None,
     bmc_timeout: BmcTimeoutOpt = BMC_TIMEOUT,
+    level: LevelOpt = 1,
+    budget: BudgetOpt = None,
+    diag_policy: DiagPolicyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One pre-run answer: verify (OS + BIOS + cross-layer) and the GPU gate.
+    """One pre-run answer: verify (OS + BIOS + cross-layer) and the GPU gate (with
+    --level 2|3, AMD's test tools too, on the GPUs that pass level 1 on conforming nodes).
 
     Exit 0 only when the fleet conforms (drifted nodes excluded, or --strict) and the gate
     passes; 1 not ready; 2 bad input."""
@@ -266,6 +300,7 @@ def ready(
             min_gpus_per_node=min_gpus_per_node,
             max_excluded_nodes=max_excluded_nodes,
         )
+        dpol, dplan = diag_setup(level, budget, diag_policy)
         prof, inv = prepare(profile, inventory, limit)
         n = len(inv.hosts) * (1 + rd.verify_steps(prof, inv))
         with progress(n, "ready", as_json) as prog:
@@ -283,6 +318,9 @@ def ready(
             inv.hosts,
             inv.path,
             strict,
+            None
+            if dpol is None
+            else lambda res: diag_fleet(inv, res, got, pol, gopts, dpol, dplan, forks, as_json),
         )
         if output:
             write_atomic(output, r.gpus)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from agent.diag import parse
 from agent.diag.narrow import leave_one_out
 from agent.diag.policy import (
+    ClusterTest,
     CollectiveTest,
     ComputeTest,
     DiagPolicy,
@@ -25,6 +26,7 @@ from agent.diag.policy import (
     LinkTest,
     PcieTest,
     PowerTest,
+    TransferTest,
 )
 
 Status = Literal["pass", "warn", "fail", "unknown"]
@@ -317,6 +319,116 @@ def evaluate_collective(
             d.add(b, Finding(test=test, status="pass", detail=f"the test passes without {culprit}"))
 
 
+def evaluate_transfer(d: NodeDiag, run: ToolRun, gpus: list[str], settings: TransferTest) -> None:
+    """`TransferBench p2p` on the node's GPUs (HIP_VISIBLE_DEVICES in `gpus`' order, so
+    TransferBench's GPU k is gpus[k]): host<->GPU per GPU, GPU->GPU per link (a GPU on two
+    or more slow links fails, one slow link warns, as pbqt); floors from the policy,
+    node-relative where AMD publishes none for MI355X."""
+    test = run.test
+    if _tool_failed(d, run, gpus):
+        return
+    tb = parse.parse_transferbench(run.output)
+    if not tb.uni:
+        d.kept[test] = run.output[-MAX_KEPT:]
+        _unknown_all(d, test, gpus, f"no result in the output (exit {run.rc})")
+        return
+    bdf = {k: b for k, b in enumerate(gpus)}
+    floor = settings.min_uni_gbps
+    # host <-> GPU: the best socket each way (the GPU's own)
+    h2d: dict[str, float] = {}
+    d2h: dict[str, float] = {}
+    for (src, dst), bw in tb.uni.items():
+        if src[0] == "CPU" and dst[0] == "GPU" and dst[1] in bdf:
+            h2d[bdf[dst[1]]] = max(bw, h2d.get(bdf[dst[1]], 0.0))
+        elif src[0] == "GPU" and dst[0] == "CPU" and src[1] in bdf:
+            d2h[bdf[src[1]]] = max(bw, d2h.get(bdf[src[1]], 0.0))
+    d.metrics[f"{test}.h2d"] = dict(h2d)
+    d.metrics[f"{test}.d2h"] = dict(d2h)
+    host_why: dict[str, list[str]] = {}
+    for name, vals in (("host->GPU", h2d), ("GPU->host", d2h)):
+        med, low = _relative(vals, settings.node_relative)
+        for b, v in vals.items():
+            if floor is not None and v < floor:
+                host_why.setdefault(b, []).append(f"{name} {v:g} GB/s below {floor:g}")
+            if b in low:
+                host_why.setdefault(b, []).append(
+                    f"{name} {v:g} GB/s, {(med - v) / med:.0%} below the node's median {med:g}"
+                )
+    # GPU -> GPU links (unidirectional), and both ways summed
+    links: dict[tuple[str, str], float] = {}
+    for (src, dst), bw in tb.uni.items():
+        if src[0] == dst[0] == "GPU" and src[1] in bdf and dst[1] in bdf:
+            links[(bdf[src[1]], bdf[dst[1]])] = bw
+    bi: dict[tuple[str, str], float] = {}
+    for (src, dst), bw in tb.bi.items():
+        if src[0] == dst[0] == "GPU" and src[1] in bdf and dst[1] in bdf:
+            bi[(bdf[src[1]], bdf[dst[1]])] = bw
+    keyed = {f"{s}>{t}": bw for (s, t), bw in links.items()}
+    d.metrics[test] = keyed
+    med, low = _relative(keyed, settings.node_relative)
+    bmed, blow = _relative({f"{s}>{t}": v for (s, t), v in bi.items()}, settings.node_relative)
+    slow: dict[str, set[str]] = {}
+    for (s, t), bw in links.items():
+        why = []
+        if floor is not None and bw < floor:
+            why.append(f"below {floor:g} GB/s")
+        if f"{s}>{t}" in low:
+            why.append(f"{(med - bw) / med:.0%} below the node's median link {med:g} GB/s")
+        b2 = bi.get((s, t))
+        if b2 is not None and settings.min_bi_gbps is not None and b2 < settings.min_bi_gbps:
+            why.append(f"both ways {b2:g} GB/s below {settings.min_bi_gbps:g}")
+        if b2 is not None and f"{s}>{t}" in blow:
+            why.append(f"both ways {b2:g} GB/s, {(bmed - b2) / bmed:.0%} below the median {bmed:g}")
+        d.links.append(
+            LinkFinding(
+                test=test,
+                src=s,
+                dst=t,
+                status="fail" if why else "pass",
+                gbps=bw,
+                detail="; ".join(why),
+            )
+        )
+        if why:
+            slow.setdefault(s, set()).add(t)
+            slow.setdefault(t, set()).add(s)
+    seen = set(h2d) | set(d2h) | {b for pair in links for b in pair}
+    for b in gpus:
+        if b not in seen:
+            d.add(b, Finding(test=test, status="unknown", detail="no result for this GPU"))
+            continue
+        if b in host_why:
+            d.add(b, Finding(test=test, status="fail", detail="; ".join(host_why[b])))
+        peers = sorted(slow.get(b, set()))
+        if len(peers) >= 2:
+            d.add(
+                b,
+                Finding(
+                    test=test,
+                    status="fail",
+                    detail=f"slow GPU copies with {len(peers)} peers: {', '.join(peers)}",
+                ),
+            )
+        elif peers:
+            d.add(
+                b,
+                Finding(
+                    test=test,
+                    status="warn",
+                    detail=f"slow GPU copies with {peers[0]} (the link: not paired with it)",
+                ),
+            )
+        elif b not in host_why:
+            d.add(
+                b,
+                Finding(
+                    test=test,
+                    status="pass",
+                    detail=f"host->GPU {h2d.get(b, 0):g} GB/s, GPU->host {d2h.get(b, 0):g} GB/s",
+                ),
+            )
+
+
 def evaluate(
     node: str,
     gpus: list[str],
@@ -330,10 +442,12 @@ def evaluate(
     tests = policy.tests.named()
     for run in runs:
         settings = tests.get(run.test)
-        if settings is None:
-            continue
+        if settings is None or isinstance(settings, ClusterTest):
+            continue  # the cross-node all-reduce is judged over the fleet (cluster.py)
         if isinstance(settings, CollectiveTest):
             evaluate_collective(d, run, gpus, settings, narrow, policy.bisect.stand_out)
+        elif isinstance(settings, TransferTest):
+            evaluate_transfer(d, run, gpus, settings)
         else:
             evaluate_rvs(d, run, gpus, settings)
     return d

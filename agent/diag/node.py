@@ -25,6 +25,16 @@ RCCL_CANDIDATES = (
     "opt/rocm/bin/all_reduce_perf",
     "usr/local/bin/all_reduce_perf",
 )
+# TransferBench: the ROCm package installs /opt/rocm/bin/TransferBench; a source build
+# (cmake -DCMAKE_INSTALL_PREFIX=/opt/transferbench) installs /opt/transferbench/bin.
+TB_CANDIDATES = (
+    "opt/rocm/bin/TransferBench",
+    "opt/transferbench/bin/TransferBench",
+    "opt/TransferBench/TransferBench",
+)
+# mpirun for the cross-node all-reduce (Open MPI; ROCm's multi-node RCCL docs build it
+# under /opt/ompi)
+MPI_CANDIDATES = ("opt/ompi/bin/mpirun", "usr/bin/mpirun", "usr/local/bin/mpirun")
 
 
 def find_tool(root: str, candidates: tuple[str, ...], override: str | None = None) -> str | None:
@@ -164,6 +174,7 @@ def run_plan(
     out: list[dict[str, object]] = []
     rvs = find_tool(root, RVS_CANDIDATES, tools.get("rvs"))
     rccl = find_tool(root, RCCL_CANDIDATES, tools.get("all_reduce_perf"))
+    tb = find_tool(root, TB_CANDIDATES, tools.get("transferbench"))
 
     def left() -> float:
         return float("inf") if budget is None else budget - (time.monotonic() - start)
@@ -195,6 +206,20 @@ def run_plan(
                     continue
                 hips = ",".join(str(g["hip"]) for g in gpus)
                 r = run_tool(_rccl_argv(rccl, len(gpus)), deadline, {"HIP_VISIBLE_DEVICES": hips})
+            elif name == "transferbench.p2p":
+                if tb is None:
+                    out.append(
+                        {
+                            "test": name,
+                            "rc": None,
+                            "seconds": 0.0,
+                            "missing": "TransferBench not found",
+                        }
+                    )
+                    continue
+                # GPU k of TransferBench is the k-th visible device: gpus' order
+                hips = ",".join(str(g["hip"]) for g in gpus)
+                r = run_tool([tb, "p2p"], deadline, {"HIP_VISIBLE_DEVICES": hips})
             else:
                 continue
             r["test"] = name
@@ -215,3 +240,65 @@ def run_plan(
                         s["test"] = f"{name}/without/{g['bdf']}"
                         out.append(s)
     return out
+
+
+def run_cluster(
+    root: str, cluster: dict[str, object], tools: dict[str, str] | None = None
+) -> list[dict[str, object]]:
+    """Level 3 across nodes, from this (the launching) node: the all-reduce under mpirun
+    over `cluster['hosts']`, bisected over the hosts while the runs last
+    (agent/diag/cluster.py). Each run: {test: rccl.all_reduce.cluster/<a,b,...>, rc,
+    seconds, timed_out, output}."""
+    try:  # shipped to nodes beside this file as module_utils
+        from ansible.module_utils.tuner_diag_cluster import (  # type: ignore[import-not-found]
+            bisect_nodes,
+            mpi_argv,
+        )
+        from ansible.module_utils.tuner_diag_parse import (  # type: ignore[import-not-found]
+            parse_rccl,
+        )
+    except ImportError:
+        from agent.diag.cluster import bisect_nodes, mpi_argv
+        from agent.diag.parse import parse_rccl
+
+    tools = tools or {}
+    test = "rccl.all_reduce.cluster"
+    hosts = [str(h) for h in cluster["hosts"]]  # type: ignore[attr-defined]
+    mpirun = find_tool(root, MPI_CANDIDATES, tools.get("mpirun"))
+    rccl = find_tool(root, RCCL_CANDIDATES, tools.get("all_reduce_perf"))
+    if mpirun is None or rccl is None:
+        what = "mpirun (Open MPI)" if mpirun is None else "all_reduce_perf (rccl-tests)"
+        return [{"test": test, "rc": None, "seconds": 0.0, "missing": f"{what} not found"}]
+    slots = {str(k): int(v) for k, v in dict(cluster.get("slots") or {}).items()}  # type: ignore[call-overload]
+    size = int(cluster.get("message_bytes", 8 * 2**30))  # type: ignore[call-overload]
+    deadline = float(cluster.get("deadline", 240))  # type: ignore[arg-type]
+    budget = cluster.get("budget")
+    start = time.monotonic()
+    extra = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    runs: list[dict[str, object]] = []
+
+    def measure(subset: list[str]) -> float | None:
+        left = None if budget is None else float(budget) - (time.monotonic() - start)  # type: ignore[arg-type]
+        if left is not None and left < 1:
+            raise TimeoutError
+        r = run_tool(
+            mpi_argv(str(mpirun), str(rccl), subset, slots, extra),
+            deadline if left is None else min(deadline, left),
+        )
+        r["test"] = f"{test}/{','.join(subset)}"
+        runs.append(r)
+        if r.get("timed_out"):
+            return None
+        return parse_rccl(str(r["output"])).busbw_at(size)
+
+    try:
+        bisect_nodes(
+            hosts,
+            measure,
+            float(cluster.get("relative", 0.25)),  # type: ignore[arg-type]
+            cluster.get("floor"),  # type: ignore[arg-type]
+            int(cluster.get("max_runs", 12)),  # type: ignore[call-overload]
+        )
+    except TimeoutError:
+        pass  # the budget ran out: the controller's replay leaves the rest unresolved
+    return runs

@@ -290,3 +290,72 @@ def parse_rccl(text: str) -> RcclRun:
             )
         )
     return run
+
+
+# ---------------------------------------------------------------------------- TransferBench
+
+_TB_SECTION = re.compile(r"^\s*(Uni|Bi)directional copy peak bandwidth GB/s")
+_TB_DEV = re.compile(r"(CPU|GPU)\s+(\d+)")
+_TB_ROW = re.compile(r"^\s*(CPU|GPU)\s+(\d+)\s+(->|<-|<->)\s+(.*)$")
+_TB_AVG = re.compile(r"^\s*Averages \(During\s*(UniDir|BiDir)\):\s*(.*)$")
+
+Dev = tuple[str, int]  # ("GPU", 2): TransferBench's device (GPUs in HIP order, CPUs by NUMA)
+
+
+@dataclass
+class TbP2p:
+    """`TransferBench p2p`: peak copy bandwidth between every pair of devices (GB/s)."""
+
+    columns: list[Dev] = field(default_factory=list)
+    uni: dict[tuple[Dev, Dev], float] = field(default_factory=dict)  # (src, dst) -> GB/s
+    bi: dict[tuple[Dev, Dev], float] = field(default_factory=dict)  # `<->`: both ways summed
+    averages: dict[str, list[float | None]] = field(default_factory=dict)  # UniDir/BiDir
+    unparsed: int = 0
+
+    def gpus(self) -> list[int]:
+        return sorted({i for k, i in self.columns if k == "GPU"})
+
+
+def parse_transferbench(text: str) -> TbP2p:
+    """Read `TransferBench p2p` output (client/include/Presets/PeerToPeer.hpp): per
+    direction a matrix `SRC+EXE\\DST  CPU 00 ... GPU 07`, rows `GPU 00  ->  v v ...`
+    (`N/A` where no transfer ran), bidirectional rows `->`, `<-` and their sum `<->`, and
+    `Averages (During UniDir): CPU->CPU CPU->GPU GPU->CPU GPU->GPU`."""
+    out = TbP2p()
+    section = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        if m := _TB_SECTION.match(line):
+            section = m.group(1)
+            continue
+        s = line.strip()
+        if s.startswith("SRC"):
+            out.columns = [(k, int(i)) for k, i in _TB_DEV.findall(s)]
+            continue
+        if m := _TB_AVG.match(line):
+            out.averages[m.group(1)] = [_num(v) for v in m.group(2).split()]
+            continue
+        if (m := _TB_ROW.match(line)) and section and out.columns:
+            vals = m.group(4).split()
+            if len(vals) != len(out.columns):
+                out.unparsed += 1
+                continue
+            src: Dev = (m.group(1), int(m.group(2)))
+            arrow = m.group(3)
+            for dst, v in zip(out.columns, vals, strict=True):
+                bw = _num(v)  # N/A: not run
+                if bw is None or dst == src:
+                    continue
+                if section == "Uni" and arrow == "->":
+                    out.uni[(src, dst)] = bw
+                elif section == "Bi" and arrow == "<->":
+                    out.bi[(src, dst)] = bw
+            continue
+        if s.startswith(("CPU->CPU", "Bytes Per Direction", "TransferBench", "[", "...")) or (
+            "=" in s and ":" in s
+        ):
+            continue  # the column titles of the averages, the env-var lines, the version
+        out.unparsed += 1
+    return out

@@ -51,6 +51,19 @@ class PowerTest(_T):  # rvs.iet
     target_power_w: float = Field(gt=0)
 
 
+class TransferTest(_T):  # transferbench.p2p
+    min_uni_gbps: float | None = Field(default=None, gt=0)  # every CPU<->GPU, GPU->GPU copy
+    min_bi_gbps: float | None = Field(default=None, gt=0)  # GPU<->GPU, both ways summed
+    node_relative: float = Field(default=0.25, gt=0, lt=1)
+
+
+class ClusterTest(_T):  # rccl.all_reduce.cluster (level 3, across nodes)
+    message_bytes: int = Field(default=8 * 2**30, gt=0)
+    min_busbw_gbps: float | None = Field(default=None, gt=0)
+    relative: float = Field(default=0.25, gt=0, lt=1)  # a set this far below the best is slow
+    max_runs: int = Field(default=12, ge=1, le=200)  # bisect reruns at most
+
+
 class Tests(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     pbqt: LinkTest | None = Field(default=None, alias="rvs.pbqt")
@@ -59,6 +72,8 @@ class Tests(BaseModel):
     babel: HbmTest | None = Field(default=None, alias="rvs.babel")
     gst: ComputeTest | None = Field(default=None, alias="rvs.gst")
     iet: PowerTest | None = Field(default=None, alias="rvs.iet")
+    transfer: TransferTest | None = Field(default=None, alias="transferbench.p2p")
+    cluster: ClusterTest | None = Field(default=None, alias="rccl.all_reduce.cluster")
 
     def named(self) -> dict[str, _T]:
         """Test name (as in the policy file) -> its settings, enabled ones only."""

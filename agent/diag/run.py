@@ -17,6 +17,7 @@ from agent.diag.plan import DiagPlan
 from agent.diag.policy import DiagPolicy
 from agent.diag.stragglers import Straggler, stragglers
 
+CLUSTER = "rccl.all_reduce.cluster"
 BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\Z")
 
 
@@ -27,6 +28,8 @@ class DiagReport(BaseModel):
     failed: dict[str, str] = Field(default_factory=dict)  # node -> why it gave no result
     stragglers: dict[str, list[Straggler]] = Field(default_factory=dict)  # metric -> flagged
     excluded: dict[str, dict[str, str]] = Field(default_factory=dict)  # node -> BDF -> why
+    cluster: dict[str, Any] = Field(default_factory=dict)  # level 3 across nodes
+    runtimes: dict[str, str] = Field(default_factory=dict)  # node -> the module's python
 
 
 def targets(gate_nodes: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -44,7 +47,7 @@ def targets(gate_nodes: list[Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def run_fleet(
+def run_fleet(  # noqa: C901 - the node phase, then the cross-node one
     inv: Any,
     plan: DiagPlan,
     policy: DiagPolicy,
@@ -52,6 +55,8 @@ def run_fleet(
     forks: int | None,
     progress: Any,
 ) -> DiagReport:
+    import time
+
     from agent.runner import run_playbook
 
     rep = DiagReport(plan=plan, policy=policy.file)
@@ -59,30 +64,171 @@ def run_fleet(
     if not plan.run or not hosts:
         return rep
     tests = policy.tests.named()
-    extravars: dict[str, Any] = {
-        "tuner_diag_tests": [{"name": n, "deadline": tests[n].seconds * 2} for n in plan.run],
-        "tuner_diag_gpus": {h.name: gpus[h.name] for h in hosts},
-        "tuner_diag_budget": plan.budget,
-    }
-    ar = policy.tests.all_reduce
-    if ar is not None and ar.min_busbw_gbps is not None and "rccl.all_reduce" in plan.run:
-        extravars["tuner_diag_narrow"] = {
-            "message_bytes": ar.message_bytes,
-            "min_busbw": ar.min_busbw_gbps,
+    node_tests = [n for n in plan.run if n != CLUSTER]
+    start = time.monotonic()
+    if node_tests:
+        budget = plan.budget
+        if budget is not None and CLUSTER in plan.run:
+            budget -= tests[CLUSTER].seconds  # what the planner kept for the cross-node run
+        extravars: dict[str, Any] = {
+            "tuner_diag_tests": [{"name": n, "deadline": tests[n].seconds * 2} for n in node_tests],
+            "tuner_diag_gpus": {h.name: gpus[h.name] for h in hosts},
+            "tuner_diag_budget": budget,
         }
-    sub = inv.model_copy(update={"hosts": hosts})
+        narrow = narrow_vars(policy, node_tests)
+        if narrow:
+            extravars["tuner_diag_narrow"] = narrow
+        sub = inv.model_copy(update={"hosts": hosts})
+        outcomes, _ = run_playbook(
+            "diag.yml", sub, extravars, forks=forks, progress=progress, module="tuner_diag"
+        )
+        for h in hosts:
+            o = outcomes.get(h.name)
+            if o is None or o.status != "ok":
+                rep.failed[h.name] = (o.message or o.status) if o else "no result"
+                continue
+            runs = [ToolRun.model_validate(r) for r in (o.facts.get("runs") or [])]
+            rep.runtimes[h.name] = str(o.facts.get("python") or "")
+            rep.nodes.append(judge(h.name, [g["bdf"] for g in gpus[h.name]], runs, policy))
+    if CLUSTER in plan.run:
+        left = None if plan.budget is None else plan.budget - (time.monotonic() - start)
+        _cluster(inv, rep, policy, gpus, forks, progress, left)
+    _fleet_relative(rep, policy)
+    return rep
+
+
+def narrow_vars(policy: DiagPolicy, run: list[str]) -> dict[str, Any] | None:
+    """What the node needs to narrow a slow all-reduce itself (leave-one-out reruns)."""
+    ar = policy.tests.all_reduce
+    if ar is not None and ar.min_busbw_gbps is not None and "rccl.all_reduce" in run:
+        return {"message_bytes": ar.message_bytes, "min_busbw": ar.min_busbw_gbps}
+    return None
+
+
+def cluster_set(rep: DiagReport, gpus: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """The usable set for the cross-node run: node -> its GPUs still usable after the
+    node tests (every GPU level 1 passed when no node test ran)."""
+    by_node = {d.node: d for d in rep.nodes}
+    out: dict[str, int] = {}
+    for node, gs in gpus.items():
+        if node in rep.failed:
+            continue
+        d = by_node.get(node)
+        n = (
+            len(gs)
+            if d is None
+            else sum(1 for g in gs if RANK[d.verdict(g["bdf"])] <= RANK["warn"])
+        )
+        if n:
+            out[node] = n
+    return out
+
+
+def _cluster(
+    inv: Any,
+    rep: DiagReport,
+    policy: DiagPolicy,
+    gpus: dict[str, list[dict[str, Any]]],
+    forks: int | None,
+    progress: Any,
+    budget: float | None,
+) -> None:
+    """Level 3 across nodes: one task on the first node of the usable set launches the
+    all-reduce under mpirun over the set and bisects it (agent/diag/cluster.py); the
+    recorded runs are replayed here into verdicts per node."""
+    from agent.runner import run_playbook
+
+    ct = policy.tests.cluster
+    assert ct is not None
+    slots = cluster_set(rep, gpus)
+    names = [h.name for h in inv.hosts if h.name in slots]
+    if len(names) < 2:
+        rep.cluster = {"skipped": f"{len(names)} node(s) with usable GPUs: needs 2 or more"}
+        return
+    launcher = next(h for h in inv.hosts if h.name == names[0])
+    extravars = {
+        "tuner_diag_cluster": {
+            "hosts": names,
+            "slots": slots,
+            "message_bytes": ct.message_bytes,
+            "relative": ct.relative,
+            "floor": ct.min_busbw_gbps,
+            "max_runs": ct.max_runs,
+            "deadline": ct.seconds * 2,
+            "budget": budget,
+        },
+        "tuner_diag_budget": (budget if budget is not None else ct.seconds * ct.max_runs),
+    }
+    sub = inv.model_copy(update={"hosts": [launcher]})
     outcomes, _ = run_playbook(
         "diag.yml", sub, extravars, forks=forks, progress=progress, module="tuner_diag"
     )
-    for h in hosts:
-        o = outcomes.get(h.name)
-        if o is None or o.status != "ok":
-            rep.failed[h.name] = (o.message or o.status) if o else "no result"
-            continue
-        runs = [ToolRun.model_validate(r) for r in (o.facts.get("runs") or [])]
-        rep.nodes.append(judge(h.name, [g["bdf"] for g in gpus[h.name]], runs, policy))
-    _fleet_relative(rep, policy)
-    return rep
+    o = outcomes.get(launcher.name)
+    if o is None or o.status != "ok":
+        why = (o.message or o.status) if o else "no result"
+        judge_cluster(rep, gpus, names, [], policy, f"launching node {launcher.name}: {why}")
+        return
+    runs = [ToolRun.model_validate(r) for r in (o.facts.get("runs") or [])]
+    judge_cluster(rep, gpus, names, runs, policy)
+
+
+def judge_cluster(
+    rep: DiagReport,
+    gpus: dict[str, list[dict[str, Any]]],
+    names: list[str],
+    runs: list[ToolRun],
+    policy: DiagPolicy,
+    failed: str | None = None,
+) -> None:
+    """The cross-node runs -> a finding on each GPU of each node in the set: `fail` on the
+    nodes the bisect found slow, `unknown` on those it could not clear (fail closed)."""
+    from agent.diag.cluster import replay
+    from agent.diag.evaluate import Finding, NodeDiag
+
+    ct = policy.tests.cluster
+    assert ct is not None
+    missing = next((r.missing for r in runs if r.missing), None)
+    if failed or missing or not runs:
+        why = failed or (f"tool missing: {missing}" if missing else "no run: the budget ran out")
+        res: dict[str, Any] = {"passed": False, "bad": [], "unresolved": names, "reason": why}
+    else:
+        res = replay(names, runs, ct.message_bytes, ct.relative, ct.min_busbw_gbps, ct.max_runs)
+    rep.cluster = {"hosts": names, **res}
+    kept = {r.test: r.output[-4000:] for r in runs if r.output and r.timed_out}
+    if kept:
+        rep.cluster["kept_output"] = kept
+    by_node = {d.node: d for d in rep.nodes}
+    for node in names:
+        d = by_node.get(node)
+        if d is None:
+            d = NodeDiag(node=node)
+            rep.nodes.append(d)
+            by_node[node] = d
+        if node in res["bad"]:
+            f = Finding(
+                test=CLUSTER,
+                status="fail",
+                detail=f"this node slows the all-reduce across nodes: {res['reason']}",
+            )
+        elif node in res["unresolved"]:
+            f = Finding(
+                test=CLUSTER,
+                status="unknown",
+                detail=f"not cleared by the all-reduce across nodes: {res['reason']}",
+            )
+        else:
+            f = Finding(test=CLUSTER, status="pass", detail=str(res["reason"]))
+        for g in gpus.get(node, []):
+            d.add(g["bdf"], f)
+    if res.get("passed") is not None:
+        d0 = by_node[names[0]]
+        d0.node_findings.append(
+            Finding(
+                test=CLUSTER,
+                status="pass" if res["passed"] else "fail",
+                detail=f"{len(names)} nodes from {names[0]}: {res['reason']}",
+            )
+        )
 
 
 def judge(node: str, bdfs: list[str], runs: list[ToolRun], policy: DiagPolicy) -> NodeDiag:
@@ -112,7 +258,7 @@ def _fleet_relative(rep: DiagReport, policy: DiagPolicy) -> None:
         for test, vals in d.metrics.items():
             if test == "rccl.all_reduce" and "node" in vals:
                 per_node[d.node] = vals["node"]
-            elif test in ("rvs.gst", "rvs.babel", "rvs.pebb"):
+            elif test in ("rvs.gst", "rvs.babel", "rvs.pebb", "transferbench.p2p.h2d"):
                 for bdf, v in vals.items():
                     per_gpu.setdefault(test, {})[f"{d.node}/{bdf}"] = v
     flagged = {"rccl.all_reduce": stragglers(per_node, policy.stragglers)}
@@ -226,4 +372,6 @@ def summary(rep: DiagReport) -> dict[str, Any]:
             d.node: [f.model_dump() for f in d.node_findings] for d in rep.nodes if d.node_findings
         },
         "kept_output": {d.node: d.kept for d in rep.nodes if d.kept},
+        "cluster": rep.cluster,
+        "runtimes": rep.runtimes,
     }

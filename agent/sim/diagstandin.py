@@ -27,6 +27,16 @@ HEALTHY = {
     "gflops_fp16": 1003000.0,  # above gst's 946 TFLOPS target (ours: no public measurement)
     "power_w": 1399.0,  # iet 1400 W stress, RVS MI355X sample
     "busbw_8gpu": 341.0,  # ours: above the 304 GB/s acceptance line
+    # TransferBench p2p, MI350X acceptance log (docs/sim-diag.md): copy peaks in GB/s
+    "tb_cpu_gpu": 45.0,
+    "tb_gpu_cpu": 55.3,
+    "tb_gpu_gpu": 57.5,
+    "tb_cpu_cpu": 103.7,
+    "tb_local": 2150.0,
+    "tb_bi_gpu_gpu": 109.4,
+    "tb_bi_cpu_gpu": 99.7,
+    # across nodes, 8 x 400G NICs per node: ours, above the 350 GB/s two-node acceptance line
+    "busbw_cluster": 370.0,
 }
 
 
@@ -172,15 +182,31 @@ def all_reduce_perf(argv: list[str]) -> int:
     by_hip = {g["hip"]: g for g in st["gpus"]}
     idx = [int(x) for x in vis.split(",")] if vis else sorted(by_hip)
     gpus = [by_hip[i] for i in idx if i in by_hip][:n]
+    # a ring is as fast as its slowest GPU and its slowest link (our model, docs/sim-diag.md)
+    slow = min(
+        [_f(st, "collective", g["bdf"]) for g in gpus]
+        + [_link(st, a["bdf"], b["bdf"]) for a in gpus for b in gpus if a is not b]
+        + [1.0]
+    )
+    _rccl_report([(os.uname().nodename, g) for g in gpus], HEALTHY["busbw_8gpu"] * slow, {})
+    return 0
+
+
+def _rccl_report(ranks: list[tuple[str, dict]], peak: float, opts: dict[str, str]) -> None:  # type: ignore[type-arg]
+    """rccl-tests' output (src/common.cu) for `ranks` [(host, gpu)] at bus bandwidth `peak`."""
+    n = len(ranks)
     print(
-        f"# nThread 1 nGpus {len(gpus)} minBytes 8 maxBytes 8589934592 step: 2(factor) "
+        f"# nThread 1 nGpus {opts.get('-g', n)} minBytes 8 maxBytes 8589934592 step: 2(factor) "
         "warmup iters: 5 iters: 20 agg iters: 1 validation: 1 graph: 0"
     )
     print("#\n# Using devices")
-    for r, g in enumerate(gpus):
+    per_host: dict[str, int] = {}
+    for r, (host, g) in enumerate(ranks):
+        dev = per_host.get(host, 0) if opts.get("-g") == "1" else r
+        per_host[host] = per_host.get(host, 0) + 1
         print(
-            f"#  Rank {r:2d} Group  0 Pid  {os.getpid():5d} on {os.uname().nodename:>10s} "
-            f"device {r:2d} [{g['bdf'][:-2]}] AMD Instinct MI355X"
+            f"#  Rank {r:2d} Group  0 Pid  {os.getpid():5d} on {host:>10s} "
+            f"device {dev:2d} [{g['bdf'][:-2]}] AMD Instinct MI355X"
         )
     print("#")
     print(
@@ -195,17 +221,10 @@ def all_reduce_perf(argv: list[str]) -> int:
         "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)"
         "            (us)  (GB/s)  (GB/s)       "
     )
-    # a ring is as fast as its slowest GPU and its slowest link (our model, docs/sim-diag.md)
-    slow = min(
-        [_f(st, "collective", g["bdf"]) for g in gpus]
-        + [_link(st, a["bdf"], b["bdf"]) for a in gpus for b in gpus if a is not b]
-        + [1.0]
-    )
-    peak = HEALTHY["busbw_8gpu"] * slow
-    factor = 2 * (len(gpus) - 1) / max(1, len(gpus))
+    factor = 2 * (n - 1) / max(1, n)
     size, bws = 8, []
     while size <= 8589934592:
-        t = 25.0 + size / (peak * 1e3 / factor)
+        t = 25.0 + size / (peak * 1e3 / max(factor, 1e-9))
         algbw = size / t / 1e3
         busbw = algbw * factor
         bws.append(busbw)
@@ -218,6 +237,124 @@ def all_reduce_perf(argv: list[str]) -> int:
     print("# Out of bounds values : 0 OK")
     print(f"# Avg bus bandwidth    : {sum(bws) / len(bws):g} ")
     print("#")
+
+
+def transferbench(argv: list[str]) -> int:
+    """`TransferBench p2p`: client/include/Presets/PeerToPeer.hpp's print format."""
+    st = _state()
+    _hang_if(st, "transferbench.p2p")
+    if not argv or argv[0] != "p2p":
+        print("[ERROR] the stand-in runs the p2p preset only")
+        return 1
+    vis = os.environ.get("HIP_VISIBLE_DEVICES")
+    by_hip = {g["hip"]: g for g in st["gpus"]}
+    idx = [int(x) for x in vis.split(",")] if vis else sorted(by_hip)
+    gpus = [by_hip[i] for i in idx if i in by_hip]
+    devs = [("CPU", i, None) for i in range(2)] + [("GPU", k, g) for k, g in enumerate(gpus)]
+    print("TransferBench v1.62.00")
+    print("Bytes Per Direction 268435456")
+
+    def bw(src: tuple, dst: tuple, bi: bool = False) -> float | None:  # type: ignore[type-arg]
+        (sk, si, sg), (dk, di, dg) = src, dst
+        if sk == dk and si == di:
+            return None if bi else HEALTHY["tb_local" if sk == "GPU" else "tb_cpu_cpu"]
+        if sk == dk == "CPU":
+            return HEALTHY["tb_cpu_cpu"] * (1.7 if bi else 1)
+        if sk == dk == "GPU":
+            f = _link(st, sg["bdf"], dg["bdf"])
+            return HEALTHY["tb_bi_gpu_gpu" if bi else "tb_gpu_gpu"] * f
+        g = sg if sk == "GPU" else dg
+        f = _f(st, "h2d", g["bdf"])
+        if bi:
+            return HEALTHY["tb_bi_cpu_gpu"] * f
+        return HEALTHY["tb_gpu_cpu" if sk == "GPU" else "tb_cpu_gpu"] * f
+
+    def cell(v: float | None) -> str:
+        return f"{'N/A':>10s}" if v is None else f"{v:10.2f}"
+
+    def header(title: str) -> None:
+        print(title)
+        cols = ""
+        for k, i, _ in devs:
+            cols += f"{k:>7s} {i:02d}" + ("   " if k == "CPU" and i == 1 else "")
+        corner = "SRC\\DST" if title.startswith("Bi") else "SRC+EXE\\DST"
+        print(f"{corner:>12s}{cols}")
+
+    def row(src: tuple, arrow: str, vals: list[float | None]) -> None:  # type: ignore[type-arg]
+        cells = ""
+        for (k, i, _), v in zip(devs, vals, strict=True):
+            cells += cell(v) + ("   " if k == "CPU" and i == 1 else "")
+        print(f"{src[0]:>5s} {src[1]:02d} {arrow:>3s}{cells}")
+
+    header(
+        "Unidirectional copy peak bandwidth GB/s [Local read / Remote write] (GPU-Executor: GFX)"
+    )
+    for src in devs:
+        if src[0] == "GPU" and src[1] == 0:
+            print()
+        row(src, " ->", [bw(src, d) for d in devs])
+    print("                           CPU->CPU  CPU->GPU  GPU->CPU  GPU->GPU")
+    print(
+        f"Averages (During UniDir):{HEALTHY['tb_cpu_cpu']:10.2f}{HEALTHY['tb_cpu_gpu']:10.2f}"
+        f"{HEALTHY['tb_gpu_cpu']:10.2f}{HEALTHY['tb_gpu_gpu']:10.2f}"
+    )
+    print()
+    header("Bidirectional copy peak bandwidth GB/s [Local read / Remote write] (GPU-Executor: GFX)")
+    for src in devs:
+        fwd = [bw(src, d) if src != d else None for d in devs]
+        back = [bw(d, src) if src != d else None for d in devs]
+        summed = [bw(src, d, True) if src != d else None for d in devs]
+        row(src, " ->", fwd)
+        row(src, "<- ", back)
+        row(src, "<->", summed)
+        print()
+    print("                           CPU->CPU  CPU->GPU  GPU->CPU  GPU->GPU")
+    print("Averages (During  BiDir):     88.84     49.67     49.66     54.32")
+    return 0
+
+
+def mpirun(argv: list[str]) -> int:
+    """Open MPI's mpirun launching rccl-tests over several nodes (`-np N --host a:8,b:8
+    [options] prog args`): the stand-in prints what the ranks' rank 0 prints, one
+    `# Rank` line per rank on its host, with a bus bandwidth from every host's state
+    (the slowest node's `net` factor and its GPUs' collective factors: ours)."""
+    hosts: list[tuple[str, int]] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--host", "-H"):
+            for h in argv[i + 1].split(","):
+                name, _, slots = h.partition(":")
+                hosts.append((name, int(slots or 1)))
+            i += 2
+        elif a in ("-np", "-n", "-x", "--mca"):
+            i += 2 if a != "--mca" else 3
+        elif a.startswith("-"):
+            i += 1
+        else:
+            break
+    prog = argv[i:]
+    if not prog or Path(prog[0]).name != "all_reduce_perf":
+        print("the stand-in mpirun launches all_reduce_perf only", file=sys.stderr)
+        return 1
+    fleet = json.loads((_root() / "opt/rocm/share/tuner-sim/fleet.json").read_text())
+    factors = []
+    ranks: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    for name, n in hosts:
+        root = fleet.get(name)
+        if root is None:
+            print(
+                f"ORTE was unable to reliably start one or more daemons ({name})", file=sys.stderr
+            )
+            return 1
+        st = json.loads((Path(root) / "opt/rocm/share/tuner-sim/diag-state.json").read_text())
+        _hang_if(st, "rccl.all_reduce.cluster")
+        gpus = st["gpus"][:n]
+        factors.append(float(st.get("net", 1.0)))
+        factors += [_f(st, "collective", g["bdf"]) for g in gpus]
+        ranks += [(name, g) for g in gpus]
+    peak = HEALTHY["busbw_cluster"] * min(factors + [1.0])
+    _rccl_report(ranks, peak, {"-g": "1"})
     return 0
 
 
@@ -227,6 +364,10 @@ def main() -> int:
         return rvs(sys.argv[1:])
     if tool == "all_reduce_perf":
         return all_reduce_perf(sys.argv[1:])
+    if tool == "TransferBench":
+        return transferbench(sys.argv[1:])
+    if tool == "mpirun":
+        return mpirun(sys.argv[1:])
     print(f"unknown tool {tool}", file=sys.stderr)
     return 2
 

@@ -11,11 +11,19 @@ from typing import Any
 from agent.sim.gpu.state import NodeGpuState
 
 STATE = "opt/rocm/share/tuner-sim/diag-state.json"
-TOOLS = ("opt/rocm/bin/rvs", "opt/rccl-tests/build/all_reduce_perf")
+TOOLS = (
+    "opt/rocm/bin/rvs",
+    "opt/rccl-tests/build/all_reduce_perf",
+    "opt/rocm/bin/TransferBench",
+    "opt/ompi/bin/mpirun",
+)
+FLEET = "opt/rocm/share/tuner-sim/fleet.json"  # host name -> node tree (the mpirun stand-in)
 
 # What a diagnostics state may hold (besides `gpus`): per-GPU factors on healthy figures,
 # per-link factors ("bdfA>bdfB"), links with no XGMI path, tests whose tool hangs.
 KINDS = ("gflops", "hbm", "h2d", "power", "collective", "gpu_links", "links")
+# links with no XGMI path, tests whose tool hangs, the node's network factor (across nodes)
+OTHER = ("down_links", "hang", "net")
 
 
 def diag_state(state: NodeGpuState, faults: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -36,7 +44,7 @@ def diag_state(state: NodeGpuState, faults: dict[str, Any] | None = None) -> dic
         )
     out: dict[str, Any] = {"gpus": gpus}
     for k, v in (faults or {}).items():
-        if k not in (*KINDS, "down_links", "hang"):
+        if k not in (*KINDS, *OTHER):
             raise ValueError(f"unknown diagnostics fault {k!r}")
         out[k] = _by_bdf(state, v)
     return out
@@ -74,10 +82,20 @@ def set_faults(root: Path, faults: dict[str, Any]) -> None:
     """Change a running node's diagnostics faults (tests and scenarios)."""
     p = root / STATE
     data = json.loads(p.read_text())
-    for k in (*KINDS, "down_links", "hang"):
+    for k in (*KINDS, *OTHER):
         data.pop(k, None)
     for k, v in faults.items():
-        if k not in (*KINDS, "down_links", "hang"):
+        if k not in (*KINDS, *OTHER):
             raise ValueError(f"unknown diagnostics fault {k!r}")
         data[k] = v
     p.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def install_fleet_map(roots: dict[str, Path]) -> None:
+    """Every node's map of the fleet's host names to node trees: the mpirun stand-in
+    reads each host's state from it (a real mpirun starts its daemons over ssh)."""
+    data = json.dumps({name: str(root) for name, root in roots.items()}, indent=1) + "\n"
+    for root in roots.values():
+        p = root / FLEET
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(data)

@@ -268,7 +268,9 @@ def up(
     try:
         if not captures:
             say(f"GPUs: scenario {scenario}")
-            install_gpus(base, [Path(n.root) for n in sim_nodes], scen)
+            install_gpus(
+                base, [Path(n.root) for n in sim_nodes], scen, [n.name for n in sim_nodes]
+            )
             say(f"NICs: {nic_model}, a port per GPU")
             for n in sim_nodes:
                 nicsim.install(Path(n.root), nic_model)

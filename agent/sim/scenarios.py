@@ -432,7 +432,9 @@ def node_state(scenario: Scenario, node_index: int, gpus: int = 8) -> NodeGpuSta
     return state
 
 
-def install_gpus(base: Path, roots: list[Path], scenario: Scenario) -> None:
+def install_gpus(
+    base: Path, roots: list[Path], scenario: Scenario, names: list[str] | None = None
+) -> None:
     """Build the simulated libamd_smi.so once and give every node its GPU state."""
     from agent.errors import Failed
     from agent.sim.gpu.build import BuildError, build_library
@@ -442,9 +444,11 @@ def install_gpus(base: Path, roots: list[Path], scenario: Scenario) -> None:
         lib = build_library(base / "lib")
     except BuildError as e:
         raise Failed(f"cannot build the simulated GPU library: {e}") from e
-    from agent.sim.diagtools import install_diag
+    from agent.sim.diagtools import install_diag, install_fleet_map
 
     for i, root in enumerate(roots):
         state = node_state(scenario, i)
         install_node(root, state, lib)
         install_diag(root, state, scenario.diag.get(i))
+    if names:
+        install_fleet_map(dict(zip(names, roots, strict=True)))

@@ -6,8 +6,10 @@ Stresses the GPUs but changes no setting. All the work is in module_utils/tuner_
 
 from __future__ import annotations
 
+import sys
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.tuner_diag_node import run_plan
+from ansible.module_utils.tuner_diag_node import run_cluster, run_plan
 
 DOCUMENTATION = r"""
 module: tuner_diag
@@ -29,12 +31,12 @@ options:
       rvs.gst, rvs.iet, rccl.all_reduce).
     type: list
     elements: dict
-    required: true
+    default: []
   gpus:
     description: The GPUs to test, each {bdf, hip} (the HIP index with all GPUs visible).
     type: list
     elements: dict
-    required: true
+    default: []
   narrow:
     description: Rerun a failing all-reduce without each GPU ({message_bytes, min_busbw}).
     type: dict
@@ -47,6 +49,18 @@ options:
   all_reduce_perf:
     description: The rccl-tests all_reduce_perf binary, when not in /opt/rccl-tests/build.
     type: path
+  transferbench:
+    description: The TransferBench binary, when not in /opt/rocm/bin or /opt/transferbench/bin.
+    type: path
+  mpirun:
+    description: The mpirun (Open MPI) that launches the cross-node all-reduce.
+    type: path
+  cluster:
+    description: >-
+      Level 3 across nodes, run from this node: {hosts, slots (host -> ranks), message_bytes,
+      relative, floor, max_runs, deadline, budget}. The all-reduce under mpirun over the
+      hosts, bisected over them when slow.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -59,7 +73,9 @@ EXAMPLES = r"""
 RETURN = r"""
 facts:
   description: >-
-    {runs: [{test, rc, seconds, timed_out, missing, output}]}: each tool run as it went.
+    {runs: [{test, rc, seconds, timed_out, missing, output}], python}: each tool run as it
+    went (cross-node runs are named rccl.all_reduce.cluster/<host,host,...>) and the
+    interpreter the module ran under (the provisioned runtime).
   returned: always
   type: dict
 """
@@ -69,19 +85,25 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "root": {"type": "path", "default": "/"},
-            "tests": {"type": "list", "elements": "dict", "required": True},
-            "gpus": {"type": "list", "elements": "dict", "required": True},
+            "tests": {"type": "list", "elements": "dict", "default": []},
+            "gpus": {"type": "list", "elements": "dict", "default": []},
             "narrow": {"type": "dict", "default": None},
             "budget": {"type": "float", "default": None},
             "rvs": {"type": "path", "default": None},
             "all_reduce_perf": {"type": "path", "default": None},
+            "transferbench": {"type": "path", "default": None},
+            "mpirun": {"type": "path", "default": None},
+            "cluster": {"type": "dict", "default": None},
         },
         supports_check_mode=False,
     )
     p = module.params
-    tools = {k: p[k] for k in ("rvs", "all_reduce_perf") if p[k]}
-    runs = run_plan(p["root"], p["tests"], p["gpus"], p["narrow"], p["budget"], tools)
-    module.exit_json(changed=False, facts={"runs": runs})
+    tools = {k: p[k] for k in ("rvs", "all_reduce_perf", "transferbench", "mpirun") if p[k]}
+    if p["cluster"]:
+        runs = run_cluster(p["root"], p["cluster"], tools)
+    else:
+        runs = run_plan(p["root"], p["tests"], p["gpus"], p["narrow"], p["budget"], tools)
+    module.exit_json(changed=False, facts={"runs": runs, "python": sys.executable})
 
 
 if __name__ == "__main__":
