@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from agent.launch.plan import OTHER_MASKS, LaunchPlan, NodePlan
+from agent.launch.plan import OTHER_MASKS, LaunchPlan, NodePlan, gc_paused
 
 LWS_API = "leaderworkerset.x-k8s.io/v1"
 GPU_RESOURCE = "amd.com/gpu"  # the AMD GPU device plugin's resource (ROCm/k8s-device-plugin)
@@ -55,6 +55,7 @@ def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:300]
 
 
+@gc_paused
 def slurm_script(plan: LaunchPlan, job_name: str = "tuner-launch") -> str:
     """An sbatch script over exactly the nodes of the run: one srun step per node, pinned to
     it (--nodelist), with that node's environment (mask, ranks) and command. The first step
@@ -170,6 +171,7 @@ def _worker_script(workers: list[NodePlan]) -> str:
     )
 
 
+@gc_paused
 def k8s_manifests(
     plan: LaunchPlan, image: str, namespace: str | None = None, form: str = "lws"
 ) -> list[dict[str, Any]]:
