@@ -87,7 +87,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
         out[name] = round(statistics.median(times), 3)
-        out[name.replace("_s", "_cpu_s")] = round(statistics.median(cpu), 3)
+        out[name[:-2] + "_cpu_s"] = round(statistics.median(cpu), 3)
     out["calibration_10M_adds_cpu_s"] = calibration
     out["load_average"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
