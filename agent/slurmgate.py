@@ -148,15 +148,29 @@ def run_check(argv: list[str], timeout: float) -> tuple[bool, str, dict[str, Any
         start_new_session=True,
         env=env,
     )
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+
+    def kill_group() -> None:
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    # the child has a session of its own, so slurmd's kill of this program's process group
+    # would miss it: a TERM or INT to this program kills the child's group first
+    def on_signal(signum: int, frame: Any) -> None:
+        kill_group()
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group()
         p.communicate()
         return False, f"the check did not finish within {timeout:g} s (killed)", None
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     try:
         doc = json.loads(out) if out.strip() else None
     except json.JSONDecodeError:

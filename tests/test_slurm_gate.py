@@ -125,3 +125,26 @@ def test_slurmd_health_check_drains_resumes_and_leaves_admin_drains(tmp_path: Pa
         assert state("n2") == ("drained", "admin: fan")
         assert "n2: gate FAILED" in log.read_text()  # it was checked while broken, and left
         assert "Traceback" not in log.read_text()
+    # slurmd kills a HealthCheckProgram past 60 s: a TERM to tuner kills its check's process
+    # group too (the check runs in a session of its own, which slurmd's kill would miss)
+    p = subprocess.Popen(
+        [*TUNER, "check", "--local", "--slurm", "--node", "n3", "--timeout", "300",
+         "--root", str(roots / "n3")],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def checks() -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if d.name.isdigit() and int(d.name) != p.pid and str(roots / "n3").encode() in cmd:
+                out.append(int(d.name))
+        return out
+
+    _wait("the check started", lambda: bool(checks()), 60)
+    p.terminate()
+    assert p.wait(30) == 128 + 15
+    _wait("the check killed", lambda: not checks(), 10)
