@@ -47,6 +47,7 @@ METAVARS: dict[str, str] = {
     "--events": "netlink|sim|none",
     "--wheelhouse": "DIR",
     "--allow-boot-critical": "PARAM",
+    "--node": "NAME",
 }
 
 # One example per command (its path without "tuner"), shown at the end of its help.

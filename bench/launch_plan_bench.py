@@ -52,6 +52,11 @@ def main() -> None:
     from agent.launch.plan import load_template, make_plan
 
     inv = big_inventory(a.nodes)
+    c = time.process_time()
+    x = 0
+    for i in range(10_000_000):  # calibration: this machine's speed now (CPU seconds)
+        x += i
+    calibration = round(time.process_time() - c, 3)
     vllm = load_template("vllm")
     out: dict[str, object] = {"nodes": a.nodes, "runs": a.runs}
     for tp in (1, 2, 4, 8):
@@ -75,12 +80,15 @@ def main() -> None:
         ("slurm_script_s", lambda: slurm_script(p)),
         ("k8s_manifests_s", lambda: k8s_manifests(p, "img")),
     ):
-        times = []
+        times, cpu = [], []
         for _ in range(a.runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         out[name] = round(statistics.median(times), 3)
+        out[name[:-2] + "_cpu_s"] = round(statistics.median(cpu), 3)
+    out["calibration_10M_adds_cpu_s"] = calibration
     out["load_average"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
     res = REPO / "bench" / "results" / "launch_plan.json"

@@ -46,8 +46,11 @@ def _device(path: Path) -> None:
 
 
 @contextmanager
-def slurm_lab(d: Path, nodes: list[str], gpus: int = 8) -> Iterator[dict[str, str]]:
-    """The cluster; yields the environment for Slurm's tools (SLURM_CONF)."""
+def slurm_lab(
+    d: Path, nodes: list[str], gpus: int = 8, extra: list[str] | None = None
+) -> Iterator[dict[str, str]]:
+    """The cluster; yields the environment for Slurm's tools (SLURM_CONF). `extra`: more
+    slurm.conf lines (e.g. HealthCheckProgram)."""
     d.mkdir(parents=True, exist_ok=True)
     ctld, *node_ports = _ports(1 + len(nodes))
     for sub in ("state", "log", "dev"):
@@ -75,6 +78,7 @@ def slurm_lab(d: Path, nodes: list[str], gpus: int = 8) -> Iterator[dict[str, st
         "SelectType=select/cons_tres",
         "GresTypes=gpu",
         "MinJobAge=600",
+        *(extra or []),
     ]
     gres = []
     for name, port in zip(nodes, node_ports, strict=True):

@@ -10,6 +10,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ClusterShell.NodeSet import NodeSet
@@ -187,18 +188,88 @@ def test_csv(tmp_path: Path) -> None:
     assert len(failed) == 1 and failed[0]["status"] == "failed" and failed[0]["index"] == ""
 
 
+def _mlcommons_system_check(doc: dict[str, Any], submitter: str, division: str) -> list[str]:
+    """MLCommons' own SystemCheck (tests/external/mlperf_submission_checker, vendored from
+    mlcommons/inference) on a system description -> the errors it logs."""
+    import logging
+    import sys
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).parent / "external" / "mlperf_submission_checker"))
+    try:
+        from submission_checker.checks.system_check import SystemCheck
+        from submission_checker.loader import SubmissionLogs
+    finally:
+        sys.path.pop(0)
+    errors: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                errors.append(record.getMessage())
+
+    log = logging.getLogger(f"mlcommons-{id(errors)}")
+    log.propagate = False
+    log.addHandler(Keep())
+    logs = SubmissionLogs(
+        system_json=doc, loader_data={"submitter": submitter, "division": division}
+    )
+    config = SimpleNamespace(skip_meaningful_fields_emptiness_check=False)
+    ok = SystemCheck(log, "systems/tuner.json", config, logs).run_checks()
+    assert ok == (not errors), errors
+    return errors
+
+
 def test_mlperf_system(tmp_path: Path) -> None:
     out = export(
         tmp_path, MLPERF, "mlperf-system", "--field", "submitter=AMD", "--field", "division=closed"
     )
     doc = json.loads(out.read_text())
-    from agent.export.mlperf import FIELDS
+    from agent.export.mlperf import FIELDS, UNKNOWN
 
+    sys.path.insert(0, str(Path(__file__).parent / "external" / "mlperf_submission_checker"))
+    try:
+        from submission_checker import constants
+    finally:
+        sys.path.pop(0)
+    assert FIELDS == constants.SYSTEM_DESC_REQUIRED_FIELDS
     assert list(doc) == FIELDS
-    assert doc["number_of_nodes"] == 11 and doc["accelerators_per_node"] == 8
-    assert "87 accelerators in use on 11 nodes: 10 x 8, 1 x 7" in doc["hw_notes"]
+    # MLCommons' total (results.py: number_of_nodes * accelerators_per_node) is the system's:
+    # 87 usable GPUs, 10 x 8 + 1 x 7 -> the largest uniform system, 10 x 8, node07 left out
+    assert doc["number_of_nodes"] == 10 and doc["accelerators_per_node"] == 8
+    assert "80 accelerators: 10 nodes x 8 of the 87 usable on 11 nodes" in doc["hw_notes"]
+    assert "left out: node07 (7 usable" in doc["hw_notes"]
     assert doc["accelerator_model_name"] == "AMD Instinct MI355X"
     assert doc["submitter"] == "AMD" and doc["division"] == "closed"
+    # host fields from the facts: 2 sockets of 8 cores; the CPU model and memory were not
+    # collected in this capture: said so
+    assert doc["host_processors_per_node"] == 2 and doc["host_processor_core_count"] == 8
+    assert doc["host_processor_model_name"] == UNKNOWN == doc["host_memory_capacity"]
+    # MLCommons' own check: only the fields tuner leaves to the submitter are missing
+    errors = _mlcommons_system_check(doc, "AMD", "closed")
+    empty = {e.split("field ")[1].split(" ")[0] for e in errors if "meaningful" in e}
+    assert empty == {
+        k for k in constants.SYSTEM_DESC_MEANINGFUL_RESPONSE_REQUIRED_FIELDS if doc[k] == ""
+    }
+    assert empty.isdisjoint({"number_of_nodes", "accelerators_per_node", "system_type"})
+    assert empty.isdisjoint({k for k in doc if k.startswith("host_processor")})
+    assert any("invalid status" in e for e in errors)  # "status" is the submitter's too
+    # ... and with them filled in, the description passes MLCommons' check whole
+    filled = [f"{k}=x" for k in sorted(empty)] + ["status=available", "submitter=AMD"]
+    out = export(
+        tmp_path, MLPERF, "mlperf-system", "--field", "division=closed",
+        *[a for f in filled for a in ("--field", f)],
+    )  # fmt: skip
+    assert _mlcommons_system_check(json.loads(out.read_text()), "AMD", "closed") == []
+
+
+def test_mlperf_system_shape() -> None:
+    from agent.export.mlperf import system_shape
+
+    assert system_shape([8] * 10 + [7]) == (8, 10)
+    assert system_shape([8, 8, 2, 2, 2, 2, 2, 2, 2, 2, 2]) == (2, 11)  # 22 > 16
+    assert system_shape([8, 4]) == (8, 1)  # a tie, 8 = 8: the larger count per node
+    assert system_shape([0, 0]) == (0, 0)
 
 
 def test_json_is_the_report(tmp_path: Path) -> None:

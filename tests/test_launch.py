@@ -210,6 +210,13 @@ def test_k8s_and_slurm_dry_runs(mlperf: tuple[Fleet, Path]) -> None:
     assert r.rc == 0, r.err
     assert r.out.startswith("apiVersion: leaderworkerset.x-k8s.io/v1") and "amd.com/gpu: 8" in r.out
     assert "$(LWS_LEADER_ADDRESS)" in r.out
+    k8s = ("--backend", "k8s", "--image", "rocm/vllm:1", "--dry-run")
+    r = fleet.tuner(*base, *k8s, "--k8s-form", "job", "--json", *cmd)
+    assert r.rc == 0, r.err
+    assert [d["kind"] for d in r.json()["manifests"]] == ["Service", "Job", "Job"]
+    assert "$(TUNER_HEAD_ADDRESS)" in json.dumps(r.json()["manifests"])
+    r = fleet.tuner(*base, "--backend", "slurm", "--k8s-form", "job", "--dry-run", *cmd)
+    assert r.rc == 2 and "--k8s-form" in r.err
     r = fleet.tuner(*base, "--backend", "k8s", "--dry-run", "--json", *cmd)
     assert r.rc == 2 and "--image" in r.out
     r = fleet.tuner(*base, "--backend", "k8s", "--image", "rocm/vllm:1", *cmd)

@@ -16,7 +16,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from agent.launch.backends import LEADER_ADDRESS, k8s_manifests, k8s_yaml, slurm_script
+from agent.launch.backends import (
+    JOB_HEAD_ADDRESS,
+    LEADER_ADDRESS,
+    k8s_manifests,
+    k8s_yaml,
+    slurm_script,
+)
 from agent.launch.plan import LaunchPlan, load_template, make_plan
 from tests.test_launch_plan import inv
 
@@ -146,3 +152,61 @@ def test_k8s_worker_script_picks_its_node(tmp_path: Path) -> None:
         ["sh", "-c", script, "tuner-node"], env={"NODE_NAME": "node99"}, capture_output=True
     )
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize("tp", [2, 8])
+def test_k8s_job_form_validates(tp: int, tmp_path: Path) -> None:
+    """Where LWS is absent: a headless Service, a head Job and an Indexed Job of workers,
+    each validated against the Kubernetes schemas (strict); the head's DNS name is the
+    Service's; the workers' script picks its node's command."""
+    p = plan(tp, head_value=JOB_HEAD_ADDRESS)
+    docs = k8s_manifests(p, "rocm/vllm:latest", "inference", form="job")
+    for d in docs:
+        kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+    svc, head, workers = docs
+    assert [d["kind"] for d in docs] == ["Service", "Job", "Job"]
+    name = svc["metadata"]["name"]
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"]
+    hspec = head["spec"]["template"]["spec"]
+    # the Service selects exactly the head pod, whose DNS name is head.<service>
+    assert svc["spec"]["selector"].items() <= head["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        not svc["spec"]["selector"].items()
+        <= workers["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert hspec["hostname"] == "head" and hspec["subdomain"] == name
+    env = {e["name"]: e.get("value") for e in hspec["containers"][0]["env"]}
+    assert env["TUNER_HEAD_ADDRESS"] == f"head.{name}"
+    cmd = hspec["containers"][0]["command"]
+    assert cmd[cmd.index("--data-parallel-address") + 1] == "$(TUNER_HEAD_ADDRESS)"
+    assert head["spec"]["backoffLimit"] == 0 and hspec["restartPolicy"] == "Never"
+    ws = workers["spec"]
+    assert ws["completionMode"] == "Indexed"
+    assert ws["completions"] == ws["parallelism"] == p.num_nodes - 1
+    terms = ws["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == [n.name for n in p.nodes[1:]]
+    c = ws["template"]["spec"]["containers"][0]
+    assert c["resources"]["limits"] == {"amd.com/gpu": 8}
+    fake = tmp_path / "vllm"
+    fake.write_text('#!/bin/sh\necho "mask=$ROCR_VISIBLE_DEVICES args=$*"\n')
+    fake.chmod(0o755)
+    n = p.nodes[2]
+    r = subprocess.run(
+        ["sh", "-c", c["command"][2], "tuner-node"],
+        env={"NODE_NAME": n.name, "PATH": f"{tmp_path}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and f"mask={n.env['ROCR_VISIBLE_DEVICES']}" in r.stdout
+    assert "--data-parallel-address $(TUNER_HEAD_ADDRESS)" in r.stdout  # the kubelet's to expand
+    assert k8s_yaml(docs).count("\n---\n") == 2
+
+
+def test_k8s_job_form_one_node() -> None:
+    i = inv()
+    for n in i.nodes[1:]:
+        n.status, n.reason, n.excluded, n.usable = "excluded", "t", n.usable, []
+    docs = k8s_manifests(plan(8, i, head_value=JOB_HEAD_ADDRESS), "img", form="job")
+    assert [d["kind"] for d in docs] == ["Service", "Job"]

@@ -142,9 +142,19 @@ def launch(
         typer.Option(
             "--backend",
             metavar="ssh|slurm|k8s",
-            help="ssh: tuner starts the nodes; slurm: an sbatch script; k8s: a LeaderWorkerSet.",
+            help="ssh: tuner starts the nodes; slurm: an sbatch script; k8s: manifests "
+            "(--k8s-form).",
         ),
     ] = "ssh",
+    k8s_form: Annotated[
+        str,
+        typer.Option(
+            "--k8s-form",
+            metavar="lws|job",
+            help="k8s: a LeaderWorkerSet, or where LWS is not installed an Indexed Job, a head "
+            "Job and a headless Service.",
+        ),
+    ] = "lws",
     image: Annotated[
         str | None, typer.Option("--image", help="k8s: the container image to run.")
     ] = None,
@@ -197,6 +207,7 @@ def launch(
             pp=pp,
             ep=ep,
             backend=backend,
+            k8s_form=k8s_form,
         )
         if recheck and not dry_run:
             with progress(plan.num_nodes, "recheck", as_json) as prog:
@@ -216,9 +227,10 @@ def launch(
                     pp=pp,
                     ep=ep,
                     backend=backend,
+                    k8s_form=k8s_form,
                 )
         if backend != "ssh":
-            _launch_scheduled(plan, backend, image, namespace, dry_run, as_json)
+            _launch_scheduled(plan, backend, image, namespace, dry_run, as_json, k8s_form)
             return
         if dry_run:
             emit(plan, as_json, lambda: lr.print_plan(plan, out))
@@ -230,7 +242,13 @@ def launch(
 
 
 def _launch_scheduled(
-    plan: Any, backend: str, image: str | None, namespace: str | None, dry_run: bool, as_json: bool
+    plan: Any,
+    backend: str,
+    image: str | None,
+    namespace: str | None,
+    dry_run: bool,
+    as_json: bool,
+    k8s_form: str = "lws",
 ) -> None:
     """--backend slurm|k8s: the plan rendered for the scheduler (agent/launch/backends.py)."""
     import re
@@ -248,12 +266,13 @@ def _launch_scheduled(
             raise BadInput(
                 f"{namespace!r} is not a namespace name (RFC 1123 label)", field="--namespace"
             )
-        docs = backends.k8s_manifests(plan, image, namespace)
+        docs = backends.k8s_manifests(plan, image, namespace, k8s_form)
         if as_json:
             emit(
                 {
                     "command": "launch",
                     "backend": "k8s",
+                    "form": k8s_form,
                     "plan": plan.model_dump(),
                     "manifests": docs,
                 },

@@ -161,11 +161,41 @@ def check(
     level: LevelOpt = 1,
     budget: BudgetOpt = None,
     diag_policy: DiagPolicyOpt = None,
+    slurm: Annotated[
+        bool,
+        typer.Option(
+            "--slurm",
+            help="With --local, as Slurm's HealthCheckProgram or Prolog: drain this node "
+            "(reason 'tuner: ...') when it fails, resume it when it passes and tuner drained "
+            "it; an administrator's drain is left alone (docs/slurm-gate.md).",
+        ),
+    ] = False,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node", help="With --slurm: this node's Slurm name (default: SLURMD_NODENAME)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=1,
+            max=3600,
+            help="With --slurm: seconds the check may take; then it is killed and the node "
+            "drained (Slurm kills a HealthCheckProgram at 60 s).",
+        ),
+    ] = 40.0,
     as_json: JsonOpt = False,
 ) -> None:
     """The pre-run health gate: per-GPU verdicts and the usable-GPU inventory.
 
     Exit 0 when the gate passes, 1 when it fails, 2 on bad input."""
+    if slurm:
+        _slurm_health(
+            local, root, policy, min_gpus_per_node, node, timeout, level, facts_files, as_json
+        )
+        return
     from agent.gpu.gate import GateOptions
     from agent.gpu.policy import load_policy
     from agent.gpu.run import (
@@ -173,7 +203,6 @@ def check(
         fleet_facts,
         gate,
         load_facts_files,
-        local_facts,
         print_inventory,
     )
 
@@ -199,7 +228,9 @@ def check(
             got = load_facts_files(facts_files)
             order = [f.name for f in got]
         elif local:
-            got = [local_facts(root)]
+            from agent.gpu_local import collect
+
+            got = [collect(root)]
             order = [got[0].name]
         else:
             _, inv = prepare(None, inventory, limit)
@@ -236,6 +267,42 @@ def check(
                 raise TunerError(f"cannot write: {e.strerror or e}", field="--output") from e
         emit(doc, as_json, lambda: print_inventory(result, out, show_gpus))
         raise typer.Exit(0 if result.gate.passed else 1)
+
+
+def _slurm_health(
+    local: bool,
+    root: str,
+    policy: str | None,
+    min_gpus_per_node: int | None,
+    node: str | None,
+    timeout: float,
+    level: int,
+    facts_files: list[str] | None,
+    as_json: bool,
+) -> None:
+    """`tuner check --local --slurm` (agent/slurmgate.py). Exit 0 passed, 1 failed (the node
+    drained, or left drained by its administrator), 2 bad input."""
+    from agent import slurmgate
+
+    with errors(as_json):
+        if not local or facts_files or level != 1:
+            raise BadInput(
+                "--slurm checks this node at level 1: with --local, without --facts/--level",
+                field="--slurm",
+            )
+        name = slurmgate.node_name(node)
+        argv = ["--root", root]
+        if policy is not None:
+            from agent.gpu.policy import load_policy
+
+            load_policy(policy)  # bad input before anything runs
+            argv += ["--policy", str(Path(policy).resolve())]
+        if min_gpus_per_node is not None:
+            argv += ["--min-gpus-per-node", str(min_gpus_per_node)]
+        r = slurmgate.health(name, argv, timeout)
+        doc = r.model_dump(mode="json")
+        emit(doc, as_json, lambda: out.print(slurmgate.describe(r), markup=False, soft_wrap=True))
+        raise typer.Exit(0 if r.passed else 1)
 
 
 @app.command()

@@ -1,13 +1,17 @@
 """MLPerf Inference system description JSON (the `systems/<name>.json` of a submission),
-filled from the facts. Field names are MLCommons' own: the required list of the submission
-checker (mlcommons/inference, tools/submission/submission_checker.py,
-SYSTEM_DESC_REQUIRED_FIELDS). What the facts cannot tell (submitter, division, storage,
-framework, ...) is left "" for the submitter to fill, or set with `--field KEY=VALUE`.
+filled from the facts. Field names and order are MLCommons' own: `SYSTEM_DESC_REQUIRED_FIELDS`
+of the submission checker (mlcommons/inference,
+tools/submission/submission_checker/constants.py; the field is `host_network_card_count`).
+What tuner never collects (submitter, division, status, storage, framework, ...) is left ""
+for the submitter (the checker rejects it until filled), or set with `--field KEY=VALUE`; a
+host fact tuner collects but a node did not give is written as UNKNOWN.
 
-Non-uniform GPU counts (87 GPUs over 11 nodes): `accelerators_per_node` is an integer per
-node in MLCommons' schema, so tuner writes the most common usable count per node (8) and
-records the exact distribution in `hw_notes` ("87 accelerators in use on 11 nodes: 10 x 8,
-1 x 7 (node07: ...)"), which is where submitters describe irregular systems.
+Totals: MLCommons computes a system's accelerators as `number_of_nodes *
+accelerators_per_node` (tools/submission/submission_checker/results.py,
+`total_accelerators`), one integer per node. With uneven usable counts (87 GPUs: 10 nodes x 8,
+one x 7) tuner describes the largest uniform system the fleet can run: the per-node count k
+that maximises k x (nodes with at least k usable GPUs), here 10 x 8 = 80; `hw_notes` names
+the nodes left out and why, so the totals agree with what the checker computes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from agent.errors import BadInput
 from agent.gpu.gate import GpuInventory
+from agent.view import n_of
 
 FIELDS = [
     "division",
@@ -52,7 +57,7 @@ FIELDS = [
     "cooling",
     "hw_notes",
     "sw_notes",
-    "host_networking_card_count",
+    "host_network_card_count",
     "system_type_detail",
 ]
 
@@ -76,15 +81,81 @@ def parse_fields(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+UNKNOWN = "unknown (not collected)"
+
+
+def system_shape(counts: list[int]) -> tuple[int, int]:
+    """(accelerators_per_node k, number_of_nodes n) maximising k x n over the nodes with at
+    least k usable GPUs (ties: the larger k, fewer nodes)."""
+    best = (0, 0)
+    for k in sorted({c for c in counts if c > 0}, reverse=True):
+        n = sum(1 for c in counts if c >= k)
+        if k * n > best[0] * best[1]:
+            best = (k, n)
+    return best
+
+
+def _fact(name: str, values: list[Any], notes: list[str]) -> Any:
+    """The nodes' common value of a host fact; UNKNOWN when no node gave it; a note when
+    they differ."""
+    known = [v for v in values if v not in (None, "")]
+    if not known:
+        return UNKNOWN
+    counts = Counter(known).most_common()
+    if len(counts) > 1 or len(known) < len(values):
+        shown = ", ".join(f"{v} ({k})" for v, k in counts[:4])
+        missing = len(values) - len(known)
+        notes.append(
+            f"{name} differs across nodes: {shown}"
+            + (f", not collected on {missing}" if missing else "")
+        )
+    return counts[0][0]
+
+
 def system_description(inv: GpuInventory, fields: dict[str, str] | None = None) -> dict[str, Any]:
-    nodes = [n for n in inv.nodes if n.usable]
-    hosts = [n.host for n in nodes if n.host is not None]
-    gpus = [g for n in nodes for g in n.usable]
-    counts = Counter(len(n.usable) for n in nodes)
-    per_node = counts.most_common(1)[0][0] if counts else 0
-    mem = _majority([h.memory_bytes for h in hosts])
-    os_name = _majority([h.os for h in hosts])
-    kernel = _majority([h.kernel for h in hosts])
+    per_node, n_nodes = system_shape([len(n.usable) for n in inv.nodes])
+    nodes = [n for n in inv.nodes if per_node and len(n.usable) >= per_node]
+    gpus = [g for n in nodes for g in n.usable[:per_node]]
+    hosts = [n.host for n in nodes]
+    notes: list[str] = []
+    out = [n for n in inv.nodes if n not in nodes]
+    fleet_gpus = sum(len(n.usable) for n in inv.nodes)
+    if out or any(len(n.usable) > per_node for n in nodes):
+        why = [
+            f"{n.name} ({len(n.usable)} usable" + (f": {n.reason})" if n.reason else ")")
+            for n in out
+        ]
+        extra = [
+            f"{n.name} (uses {per_node} of {len(n.usable)})"
+            for n in nodes
+            if len(n.usable) > per_node
+        ]
+        notes.append(
+            f"{per_node * n_nodes} accelerators: {n_nodes} nodes x {per_node} of the "
+            f"{fleet_gpus} usable on {n_of(len(inv.nodes), 'node')} (MLCommons counts "
+            "number_of_nodes x accelerators_per_node)"
+            + (f"; left out: {'; '.join(why[:20])}" if why else "")
+            + (f"; {', '.join(extra[:20])}" if extra else "")
+        )
+    cpu = _fact("host_processor_model_name", [h.cpu_model if h else None for h in hosts], notes)
+    sockets = _fact("host_processors_per_node", [h.sockets if h else None for h in hosts], notes)
+    cores = _fact(
+        "host_processor_core_count", [h.cores_per_socket if h else None for h in hosts], notes
+    )
+    mem = _fact(
+        "host_memory_capacity",
+        [f"{round(h.memory_bytes / 2**30)} GiB" if h and h.memory_bytes else None for h in hosts],
+        notes,
+    )
+    os_name = _fact(
+        "operating_system",
+        [
+            " ".join(x for x in (h.os, h.kernel and f"(kernel {h.kernel})") if x) if h else None
+            for h in hosts
+        ],
+        notes,
+    )
+    model = _fact("accelerator_model_name", [g.market_name for g in gpus], notes)
     driver = inv.fleet.driver_majority or _majority([g.driver_version for g in gpus])
     vbios = inv.fleet.vbios_majority or _majority([g.vbios_version for g in gpus])
     sw = [
@@ -92,30 +163,20 @@ def system_description(inv: GpuInventory, fields: dict[str, str] | None = None) 
         for s in (f"amdgpu driver {driver}" if driver else "", f"VBIOS {vbios}" if vbios else "")
         if s
     ]
-    notes = ""
-    if len(counts) > 1:
-        shape = ", ".join(f"{k} x {g}" for g, k in sorted(counts.items(), reverse=True))
-        odd = [f"{n.name}: {n.reason}" for n in nodes if len(n.usable) != per_node]
-        notes = (
-            f"{len(gpus)} accelerators in use on {len(nodes)} nodes: {shape} "
-            f"({'; '.join(odd[:20])})"
-        )
     doc: dict[str, Any] = {k: "" for k in FIELDS}
     doc.update(
         {
             "system_type": "datacenter",
-            "number_of_nodes": len(nodes),
-            "host_processor_model_name": _majority([h.cpu_model for h in hosts]) or "",
-            "host_processors_per_node": _majority([h.sockets for h in hosts]) or "",
-            "host_processor_core_count": _majority([h.cores_per_socket for h in hosts]) or "",
-            "host_memory_capacity": f"{round(mem / 2**30)} GB" if mem else "",
+            "number_of_nodes": n_nodes,
+            "host_processor_model_name": cpu,
+            "host_processors_per_node": sockets,
+            "host_processor_core_count": cores,
+            "host_memory_capacity": mem,
             "accelerators_per_node": per_node,
-            "accelerator_model_name": _majority([g.market_name for g in gpus]) or "",
-            "operating_system": " ".join(
-                x for x in (os_name, kernel and f"(kernel {kernel})") if x
-            ),
+            "accelerator_model_name": model,
+            "operating_system": os_name,
             "other_software_stack": ", ".join(sw),
-            "hw_notes": notes,
+            "hw_notes": ". ".join(notes),
         }
     )
     doc.update(fields or {})

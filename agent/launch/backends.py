@@ -15,12 +15,24 @@ from typing import Any
 
 import yaml
 
-from agent.launch.plan import OTHER_MASKS, LaunchPlan, NodePlan
+from agent.launch.plan import OTHER_MASKS, LaunchPlan, NodePlan, gc_paused
 
 LWS_API = "leaderworkerset.x-k8s.io/v1"
 GPU_RESOURCE = "amd.com/gpu"  # the AMD GPU device plugin's resource (ROCm/k8s-device-plugin)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"  # set by LWS in every pod; the kubelet expands it
+# the Job form: set by tuner in every container (the head pod's DNS name under the headless
+# Service); the kubelet expands it in command and args like LWS's
+JOB_HEAD_ENV = "TUNER_HEAD_ADDRESS"
+JOB_HEAD_ADDRESS = f"$({JOB_HEAD_ENV})"
+JOB_HEAD_HOSTNAME = "head"
+K8S_FORMS = ("lws", "job")
+COMPONENT = "app.kubernetes.io/component"
+
+
+def head_value(form: str) -> str:
+    """What {head} becomes in a k8s form's commands."""
+    return LEADER_ADDRESS if form == "lws" else JOB_HEAD_ADDRESS
 
 
 def _env_words(n: NodePlan) -> list[str]:
@@ -43,6 +55,7 @@ def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:300]
 
 
+@gc_paused
 def slurm_script(plan: LaunchPlan, job_name: str = "tuner-launch") -> str:
     """An sbatch script over exactly the nodes of the run: one srun step per node, pinned to
     it (--nodelist), with that node's environment (mask, ranks) and command. The first step
@@ -142,7 +155,117 @@ def _pinned(nodes: list[str], app: str) -> dict[str, Any]:
     }
 
 
+def _worker_script(workers: list[NodePlan]) -> str:
+    """sh: exec the command of the node the pod landed on (NODE_NAME), every word quoted."""
+    cases = [
+        f"{shlex.quote(n.name)}) exec {' '.join(shlex.quote(w) for w in _env_words(n))} ;;"
+        for n in workers
+    ]
+    return "\n".join(
+        [
+            'case "$NODE_NAME" in',
+            *cases,
+            '*) echo "tuner: node $NODE_NAME is not in the plan" >&2; exit 2 ;;',
+            "esac",
+        ]
+    )
+
+
+@gc_paused
 def k8s_manifests(
+    plan: LaunchPlan, image: str, namespace: str | None = None, form: str = "lws"
+) -> list[dict[str, Any]]:
+    if form == "job":
+        return k8s_job_manifests(plan, image, namespace)
+    return k8s_lws_manifests(plan, image, namespace)
+
+
+def k8s_job_manifests(
+    plan: LaunchPlan, image: str, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """Where LeaderWorkerSet is not installed: a headless Service, a Job of one pod on the
+    head node (hostname `head`, subdomain = the Service: DNS name `head.<service>`), and an
+    Indexed Job of one pod per other node of the run. The plan must have been made with
+    head_value=JOB_HEAD_ADDRESS. As with LWS, a worker pod picks its node's command by its
+    node name (the scheduler decides which index lands on which pinned node); one pod per
+    node (pod anti-affinity over both Jobs). backoffLimit 0: a pod that fails fails its Job
+    (the run is not restarted pod by pod)."""
+    name = _name(plan)
+    gpus = _gpus_per_node(plan)
+    head, workers = plan.nodes[0], plan.nodes[1:]
+    base = {"app.kubernetes.io/managed-by": "tuner", "app.kubernetes.io/instance": name}
+
+    def meta(obj: str, **labels: str) -> dict[str, Any]:
+        m: dict[str, Any] = {"name": obj, "labels": {**base, **labels}}
+        if namespace:
+            m["namespace"] = namespace
+        return m
+
+    def container(command: list[str]) -> dict[str, Any]:
+        c = _container(image, command, gpus)
+        c["env"].append({"name": JOB_HEAD_ENV, "value": f"{JOB_HEAD_HOSTNAME}.{name}"})
+        return c
+
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {**base, COMPONENT: "head"},
+        },
+    }
+    head_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta(f"{name}-head", **{COMPONENT: "head"}),
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {**base, COMPONENT: "head"}},
+                "spec": {
+                    "hostname": JOB_HEAD_HOSTNAME,
+                    "subdomain": name,
+                    "restartPolicy": "Never",
+                    "affinity": _pinned([head.name], name),
+                    "containers": [container(_env_words(head))],
+                },
+            },
+        },
+    }
+    docs: list[dict[str, Any]] = [service, head_job]
+    if workers:
+        docs.append(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": meta(f"{name}-workers", **{COMPONENT: "worker"}),
+                "spec": {
+                    "completionMode": "Indexed",
+                    "completions": len(workers),
+                    "parallelism": len(workers),
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"labels": {**base, COMPONENT: "worker"}},
+                        "spec": {
+                            "subdomain": name,
+                            "restartPolicy": "Never",
+                            "affinity": _pinned([n.name for n in workers], name),
+                            "containers": [
+                                container(["sh", "-c", _worker_script(workers), "tuner-node"])
+                            ],
+                        },
+                    },
+                },
+            }
+        )
+    return docs
+
+
+def k8s_lws_manifests(
     plan: LaunchPlan, image: str, namespace: str | None = None
 ) -> list[dict[str, Any]]:
     """A LeaderWorkerSet (one group: the leader pod on the head node, one worker pod on each
@@ -154,18 +277,7 @@ def k8s_manifests(
     gpus = _gpus_per_node(plan)
     head, workers = plan.nodes[0], plan.nodes[1:]
     labels = {"app.kubernetes.io/managed-by": "tuner", "app.kubernetes.io/instance": name}
-    cases = [
-        f"{shlex.quote(n.name)}) exec {' '.join(shlex.quote(w) for w in _env_words(n))} ;;"
-        for n in workers
-    ]
-    script = "\n".join(
-        [
-            'case "$NODE_NAME" in',
-            *cases,
-            '*) echo "tuner: node $NODE_NAME is not in the plan" >&2; exit 2 ;;',
-            "esac",
-        ]
-    )
+    script = _worker_script(workers)
     meta: dict[str, Any] = {"name": name, "labels": labels}
     if namespace:
         meta["namespace"] = namespace

@@ -19,12 +19,15 @@ Rules (docs/launch.md):
 
 from __future__ import annotations
 
+import functools
+import gc
 import ipaddress
 import json
 import re
 import string
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -341,6 +344,7 @@ def _probe_default() -> list[str]:
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 HIP_UUID_RE = re.compile(r"GPU-[0-9A-Fa-f]{1,64}")
+UUID_RE = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 def check_identities(inv: GpuInventory) -> None:
@@ -370,7 +374,7 @@ def check_identities(inv: GpuInventory) -> None:
                     field="nodes[].usable[].hip_uuid",
                 )
             if g.uuid is not None:
-                if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", g.uuid):
+                if not UUID_RE.fullmatch(g.uuid):
                     raise BadInput(
                         f"node {n.name}: GPU uuid {g.uuid!r} is not a UUID",
                         field="nodes[].usable[].uuid",
@@ -398,10 +402,54 @@ def _address_ok(a: str) -> bool:
         return False
 
 
+_M = TypeVar("_M", bound=BaseModel)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _new(cls: type[_M], **values: Any) -> _M:
+    """A model from values built here out of checked ones, every field given: what pydantic's
+    model_construct does without its per-field loop (about 130,000 objects for 10,000 nodes;
+    bench/launch_plan_bench.py)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(cls.model_fields)
+    m = cls.__new__(cls)
+    values = {k: values[k] for k in names}  # the fields' order; all of them
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", set(values))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
 def _mask(gpus: list[GpuEntry], by_uuid: bool) -> str:
     return ",".join(str(g.hip_uuid) if by_uuid else str(g.index) for g in gpus)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Python's cyclic garbage collector paused while `fn` runs: the plan's ~130,000 new
+    objects (10,000 nodes) set off full collections that walk all of the report's objects
+    too, about two thirds of the time (bench/launch_plan_bench.py). The plan makes no
+    reference cycles; collection resumes as it was afterwards."""
+
+    @functools.wraps(fn)
+    def paused(*args: _P.args, **kw: _P.kwargs) -> _R:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kw)
+        finally:
+            if was:
+                gc.enable()
+
+    return paused
+
+
+@gc_paused
 def make_plan(
     inv: GpuInventory,
     report: str,
@@ -540,9 +588,9 @@ def make_plan(
         pl = placed[n.name]
         gpus = [g for e in pl.engines for g in e]
         by_uuid = all(g.hip_uuid for g in gpus)
-        # model_construct: values built here from checked ones (10,000 nodes: bench/)
         engines = [
-            EnginePlan.model_construct(
+            _new(
+                EnginePlan,
                 dp_rank=dp_start + k,
                 local_rank=k,
                 gpus=[g.index for g in e],
@@ -601,7 +649,8 @@ def make_plan(
                     extra += template.ep
             argv = [a.format(**values) for a in [*base, *extra]]
         plans.append(
-            NodePlan.model_construct(
+            _new(
+                NodePlan,
                 name=n.name,
                 role="head" if rank == 0 else "worker",
                 rank=rank,
@@ -612,9 +661,7 @@ def make_plan(
                 ssh_port=n.port,
                 user=n.user,
                 gpus=[
-                    GpuRef.model_construct(
-                        index=g.index, uuid=g.uuid, hip_uuid=g.hip_uuid, bdf=g.bdf
-                    )
+                    _new(GpuRef, index=g.index, uuid=g.uuid, hip_uuid=g.hip_uuid, bdf=g.bdf)
                     for g in gpus
                 ],
                 env=env,
@@ -623,6 +670,7 @@ def make_plan(
                 dp_start=dp_start,
                 leftover=pl.leftover,
                 installed=n.installed,
+                remote_command="",
             )
         )
         start += count

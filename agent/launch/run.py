@@ -395,6 +395,7 @@ def prepare(
     ep: int | None = None,
     backend: str = "ssh",
     gate_policy: str | None = None,
+    k8s_form: str = "lws",
 ) -> tuple[LaunchPlan, dict[str, ssh.Target]]:
     """Everything validated before a node is touched: report, gate, template, placeholders,
     head, port, inventory and SSH settings. With `recheck_deadline`, the GPU gate runs again
@@ -402,12 +403,16 @@ def prepare(
     from agent.errors import BadInput, Failed
     from agent.export import load_report
     from agent.inventory import default_inventory, load_inventory
-    from agent.launch.backends import LEADER_ADDRESS
+    from agent.launch.backends import K8S_FORMS, head_value
     from agent.launch.plan import check_identities, check_port, load_template, make_plan
 
     check_port(port)
     if backend not in ("ssh", "slurm", "k8s"):
         raise BadInput(f"{backend!r} is not a backend (ssh, slurm, k8s)", field="--backend")
+    if k8s_form not in K8S_FORMS:
+        raise BadInput(f"{k8s_form!r} is not a form (lws, job)", field="--k8s-form")
+    if k8s_form != "lws" and backend != "k8s":
+        raise BadInput("only with --backend k8s", field="--k8s-form")
     tpl = load_template(template)
     if backend == "k8s" and tpl is not None and tpl.name == "probe":
         raise BadInput(
@@ -480,7 +485,7 @@ def prepare(
         tp=tp,
         pp=pp,
         ep=ep,
-        head_value=LEADER_ADDRESS if backend == "k8s" else None,
+        head_value=head_value(k8s_form) if backend == "k8s" else None,
     )
     if backend != "ssh":  # the scheduler reaches the nodes, not tuner's SSH
         return plan, {}
