@@ -148,3 +148,37 @@ def start(base: Path, users: list[str]) -> ExecLab:
             time.sleep(0.02)
         lab.pids[name] = int(pidfile.read_text().strip())
     return lab
+
+
+def _usable_by_others(path: Path) -> bool:
+    """Every folder up to `path` is searchable, and `path` readable, by any user."""
+    p = path.resolve()
+    for d in [p, *p.parents]:
+        mode = d.stat().st_mode
+        if d != p and not mode & 0o001:
+            return False
+    return bool(p.stat().st_mode & 0o004)
+
+
+def executor_runner(cache: Path = Path("/var/tmp/tuner-executor-venv")) -> str:
+    """ansible-runner for the executors' users: the controller's own when they can run it,
+    else a virtualenv of the same ansible-core and ansible-runner versions, made once."""
+    import sys
+    from importlib.metadata import version
+
+    bindir = Path(sys.executable).parent
+    mine = bindir / "ansible-runner"
+    if mine.is_file() and _usable_by_others(Path(sys.executable)) and _usable_by_others(mine):
+        return str(mine)
+    want = f"ansible-core=={version('ansible-core')} ansible-runner=={version('ansible-runner')}"
+    stamp = cache / ".tuner-versions"
+    runner = cache / "bin" / "ansible-runner"
+    if not (stamp.is_file() and stamp.read_text() == want and runner.is_file()):
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+        base_py = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
+        _run([base_py, "-m", "venv", str(cache)])
+        _run([str(cache / "bin" / "pip"), "install", "-q", *want.split()])
+        stamp.write_text(want)
+    return str(runner)
