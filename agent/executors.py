@@ -131,6 +131,23 @@ def _forward_agent() -> bool:
     return os.environ.get(AGENT_ENV, "yes").strip().lower() in ("yes", "1", "true")
 
 
+def from_inventory(inv: Any) -> tuple[str, ...]:
+    """The inventory group `tuner_executors`: its hosts (validated by the inventory loader)
+    are the executors when `--executors` is not given; their ansible_host, ansible_port and
+    ansible_user say how to reach them."""
+    out = []
+    for h in getattr(inv, "executors", []):
+        _where[h.name] = (h.address, h.vars.get("ansible_port"), h.vars.get("ansible_user"))
+        out.append(h.name)
+    if out:
+        check_settings()
+    return tuple(out)
+
+
+# executor name -> (address, port, user) from the inventory group (else ssh's config decides)
+_where: dict[str, tuple[str, Any, Any]] = {}
+
+
 def ssh_command(executor: str) -> list[str]:
     """The argument list that starts ansible-runner's worker on `executor` (no shell string
     is built from any name: the remote command is fixed words, quoted)."""
@@ -154,8 +171,17 @@ def ssh_command(executor: str) -> list[str]:
         "ServerAliveCountMax=3",
         "-o",
         "ForwardAgent=" + ("yes" if _forward_agent() else "no"),
+    ]
+    dest = executor
+    if executor in _where:
+        dest, port, user = _where[executor]
+        if isinstance(port, int) and 0 < port < 65536:
+            cmd += ["-p", str(port)]
+        if isinstance(user, str) and user and user.replace("-", "").replace("_", "").isalnum():
+            cmd += ["-l", user]
+    cmd += [
         "--",
-        executor,
+        dest,
         " ".join(shlex.quote(w) for w in words),
     ]
     return cmd

@@ -325,7 +325,11 @@ def run_playbook(
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    execs = executors.active() if executors.shardable(playbook) else ()
+    execs = (
+        (executors.active() or executors.from_inventory(inv))
+        if executors.shardable(playbook)
+        else ()
+    )
     try:
         rotate_artifacts(runs)
         if execs:  # execution nodes (agent/executors.py): one shard per executor

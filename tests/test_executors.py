@@ -56,6 +56,27 @@ def test_the_ssh_command_is_an_argument_list() -> None:
     assert cmd[cmd.index("--") + 1] == "exec1"
 
 
+def test_the_inventory_group_names_executors_that_are_not_fleet_hosts(tmp_path: Path) -> None:
+    from agent.inventory import load_inventory
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "all:\n  children:\n    workers:\n      hosts: {n1: {}, n2: {}}\n"
+        "    tuner_executors:\n      vars: {ansible_user: runner}\n"
+        "      hosts: {ex1: {ansible_host: 10.0.0.5, ansible_port: 2222}}\n"
+    )
+    got = load_inventory(inv)
+    assert [h.name for h in got.hosts] == ["n1", "n2"] and got.total == 2
+    assert executors.from_inventory(got) == ("ex1",)
+    cmd = executors.ssh_command("ex1")
+    assert cmd[-2] == "10.0.0.5" and ["-p", "2222"] == cmd[cmd.index("-p") : cmd.index("-p") + 2]
+    assert "runner" == cmd[cmd.index("-l") + 1]
+    only = tmp_path / "only.yml"
+    only.write_text("all:\n  children:\n    tuner_executors:\n      hosts: {ex1: {}}\n")
+    with pytest.raises(BadInput):
+        load_inventory(only)
+
+
 def test_bad_executors_exit_2_before_anything_runs(tmp_path: Path) -> None:
     env = dict(os.environ, TUNER_STATE_DIR=str(tmp_path / "s"))
     p = subprocess.run(
