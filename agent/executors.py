@@ -239,6 +239,35 @@ def shard_inventory(hosts: list[Any], pdd: Path) -> dict[str, Any]:
     return {"all": {"hosts": out}}
 
 
+# Extra variables naming controller files a playbook copies to each host ({host: path}):
+# the shard's files travel in its stream (project/files/, where Ansible's copy looks first).
+SHIPPED_VARS = ("tuner_wheelhouses",)
+
+
+def ship_files(extravars: dict[str, Any], hosts: list[str], files: Path) -> dict[str, Any]:
+    out = dict(extravars)
+    for key in SHIPPED_VARS:
+        per_host = extravars.get(key)
+        if not isinstance(per_host, dict):
+            continue
+        mine: dict[str, str] = {}
+        for h in hosts:
+            src = per_host.get(h)
+            if not isinstance(src, str):
+                continue
+            name = Path(src).name
+            dst = files / name
+            if not dst.exists():
+                files.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copyfile(src, dst)
+            mine[h] = name  # relative: found in the playbook's files/
+        out[key] = mine
+    return out
+
+
 @dataclass
 class ShardResult:
     executor: str
@@ -324,12 +353,13 @@ def run_shards(
             (pdd / "inventory").mkdir(mode=0o700)
             import json
 
+            shard_vars = ship_files(extravars, hosts, pdd / "project" / "files")
             inv_doc = shard_inventory([by_name[n] for n in hosts], pdd)
             (pdd / "inventory" / "hosts.json").write_text(json.dumps(inv_doc))
             t = threading.Thread(
                 target=_one_shard,
                 name=f"tuner-shard-{i}",
-                args=(sr, pdd, runs, f"{ident}/{i}-{ex}", playbook, extravars, env),
+                args=(sr, pdd, runs, f"{ident}/{i}-{ex}", playbook, shard_vars, env),
                 kwargs={
                     "check": check,
                     "forks": max(1, min(forks, len(hosts))),
