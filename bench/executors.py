@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -85,33 +84,38 @@ def sockets(pids: list[int]) -> int:
 
 
 def measure(args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     p = subprocess.Popen(
         [*TUNER, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     peak = [0]
+    out: list[bytes] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.2):
             peak[0] = max(peak[0], sockets(descendants(p.pid)))
 
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out, _ = p.communicate()
+    def read() -> None:
+        assert p.stdout is not None
+        out.append(p.stdout.read())
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (sample, read)]
+    for th in threads:
+        th.start()
+    # this run's own usage: tuner and every process it waited for (ru_maxrss: the largest)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
     stop.set()
-    th.join()
+    for th in threads:
+        th.join()
     wall = time.monotonic() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    doc = json.loads(out)
+    doc = json.loads(out[0])
     return {
         "rc": p.returncode,
         "seconds": round(wall, 2),
-        "controller_cpu_s": round(
-            (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2
-        ),
-        "controller_maxrss_mb": round(after.ru_maxrss / 1024, 1),
+        "controller_cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+        "controller_maxrss_mb": round(ru.ru_maxrss / 1024, 1),
         "controller_sockets_peak": peak[0],
         "hosts": doc["summary"]["hosts"],
         "by_status": doc["summary"]["by_status"],
