@@ -158,7 +158,7 @@ def one_size(n: int, n_exec: int, reps: int, work: Path) -> dict[str, Any]:
     wrapper = Path(runner).parent / "tuner-bench-worker"
     wrapper.write_text(WRAPPER.format(python=Path(runner).parent / "python", usage=USAGE))
     wrapper.chmod(0o755)
-    lab = execlab.start(work / f"exec-{n}", [f"tuner-exec{i}" for i in range(1, n_exec + 1)])
+    lab = execlab.start(work / f"exec-{n}", [f"tuner-bench{i}" for i in range(1, n_exec + 1)])
     sock = work / f"agent-{n}.sock"
     out = subprocess.run(
         ["ssh-agent", "-a", str(sock)], capture_output=True, text=True, check=True
