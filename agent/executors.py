@@ -221,7 +221,8 @@ def shard_inventory(hosts: list[Any], pdd: Path) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for h in hosts:
-        hv = dict(h.vars)
+        # BMC variables only serve the playbooks that stay on the controller (LOCAL_PLAYBOOKS)
+        hv = {k: v for k, v in h.vars.items() if not k.startswith("bmc_")}
         args = hv.get("ansible_ssh_common_args")
         if isinstance(args, str):
             for kh in _known_hosts_paths(args):

@@ -83,18 +83,47 @@ def sockets(pids: list[int]) -> int:
     return n
 
 
-def measure(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+def rss_mb(pids: list[int]) -> float:
+    kb = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kb += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return kb / 1024
+
+
+def uid_pids(uids: set[int]) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if d.stat().st_uid in uids:
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+def measure(args: list[str], env: dict[str, str], uids: set[int]) -> dict[str, Any]:
     t = time.monotonic()
     p = subprocess.Popen(
         [*TUNER, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     peak = [0]
+    rss = [0.0, 0.0]  # the most the controller's / the executors' processes held at once
     out: list[bytes] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.2):
-            peak[0] = max(peak[0], sockets(descendants(p.pid)))
+            mine = descendants(p.pid)
+            peak[0] = max(peak[0], sockets(mine))
+            rss[0] = max(rss[0], rss_mb(mine))
+            if uids:
+                rss[1] = max(rss[1], rss_mb(uid_pids(uids)))
 
     def read() -> None:
         assert p.stdout is not None
@@ -117,6 +146,8 @@ def measure(args: list[str], env: dict[str, str]) -> dict[str, Any]:
         "controller_cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
         "controller_maxrss_mb": round(ru.ru_maxrss / 1024, 1),
         "controller_sockets_peak": peak[0],
+        "controller_rss_sum_peak_mb": round(rss[0], 1),
+        "executors_rss_sum_peak_mb": round(rss[1], 1),
         "hosts": doc["summary"]["hosts"],
         "by_status": doc["summary"]["by_status"],
     }
@@ -177,7 +208,8 @@ def one_size(n: int, n_exec: int, reps: int, work: Path) -> dict[str, Any]:
         executor_usage(lab)
         for rep in range(reps):
             for mode, e in (("alone", env), ("executors", sharded_env)):
-                r = measure(["verify", "-p", PROFILE, "--json"], e)
+                uids = {lab.uid(x) for x in lab.names} if mode == "executors" else set()
+                r = measure(["verify", "-p", PROFILE, "--json"], e, uids)
                 r.update(mode=mode, rep=rep, load_avg=os.getloadavg())
                 if mode == "executors":
                     r["executors"] = executor_usage(lab)

@@ -78,6 +78,37 @@ def test_the_inventory_group_names_executors_that_are_not_fleet_hosts(tmp_path: 
         load_inventory(only)
 
 
+def test_the_shard_inventory_carries_no_secret_and_no_private_key(tmp_path: Path) -> None:
+    from agent.inventory import load_inventory
+
+    key = tmp_path / "id"
+    key.write_text("PRIVATE-KEY-BODY")
+    (tmp_path / "id.pub").write_text("ssh-ed25519 AAAA public")
+    kh = tmp_path / "known_hosts"
+    kh.write_text("[127.0.0.1]:2222 ssh-ed25519 AAAA\n")
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "all:\n  vars:\n"
+        f"    ansible_ssh_private_key_file: {key}\n"
+        f"    ansible_ssh_common_args: -o UserKnownHostsFile={kh} -o IdentitiesOnly=yes\n"
+        "    bmc_password: CANARY\n    api_token: CANARY\n"
+        "    bmc_url: https://10.0.0.9\n    tuner_root: /\n"
+        "  hosts: {n1: {}}\n"
+    )
+    pdd = tmp_path / "pdd"
+    pdd.mkdir()
+    doc = executors.shard_inventory(load_inventory(inv).hosts, pdd)
+    hv = doc["all"]["hosts"]["n1"]
+    assert "CANARY" not in json.dumps(doc) and not any(k.startswith("bmc_") for k in hv)
+    assert hv["ansible_ssh_private_key_file"].endswith("/public/key-2")
+    assert (
+        str(kh) not in hv["ansible_ssh_common_args"]
+        and "IdentitiesOnly=no" in hv["ansible_ssh_common_args"]
+    )
+    shipped = {p.read_text() for p in (pdd / "public").iterdir()}
+    assert shipped == {kh.read_text(), "ssh-ed25519 AAAA public"}
+
+
 def test_bad_executors_exit_2_before_anything_runs(tmp_path: Path) -> None:
     env = dict(os.environ, TUNER_STATE_DIR=str(tmp_path / "s"))
     p = subprocess.run(
