@@ -25,6 +25,7 @@ TUNER_EXECUTOR_RUNNER (ansible-runner's path on the executors, default `ansible-
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -32,7 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,24 +321,16 @@ def run_shards(
 ) -> ShardedRun:
     """Run `playbook` over the inventory's selected hosts, one shard per executor, at once.
     `on_event` gets every shard's events (serialised); `lost(host, why)` is told each host
-    of a shard whose executor was lost before the host's result came."""
+    of a shard whose executor was lost (the caller keeps any result that came before)."""
     from agent.paths import playbooks_dir
 
     names = [h.name for h in inv.hosts]
     by_name = {h.name: h for h in inv.hosts}
     env = {k: v for k, v in envvars.items() if k not in CONTROLLER_ONLY_ENV}
     lock = threading.Lock()
-    seen: set[str] = set()
 
     def handler(ev: dict[str, Any]) -> bool:
         with lock:
-            host = (ev.get("event_data") or {}).get("host")
-            if host and ev.get("event") in (
-                "runner_on_ok",
-                "runner_on_failed",
-                "runner_on_unreachable",
-            ):
-                seen.add(host)
             return on_event(ev)
 
     result = ShardedRun()
@@ -352,8 +345,6 @@ def run_shards(
             with _project_lock:
                 _copy_project(playbooks_dir(), pdd / "project")
             (pdd / "inventory").mkdir(mode=0o700)
-            import json
-
             shard_vars = ship_files(extravars, hosts, pdd / "project" / "files")
             inv_doc = shard_inventory([by_name[n] for n in hosts], pdd)
             (pdd / "inventory" / "hosts.json").write_text(json.dumps(inv_doc))
@@ -377,9 +368,8 @@ def run_shards(
     for sr in result.shards:
         if not sr.lost:
             continue
-        for h in sr.hosts:
-            if h not in seen:
-                lost(h, f"executor {sr.executor} lost: {sr.lost}")
+        for h in sr.hosts:  # `lost` keeps a result that came before the executor was lost
+            lost(h, f"executor {sr.executor} lost: {sr.lost}")
     return result
 
 
@@ -485,13 +475,3 @@ def _one_shard(
         why.append(f"sending the job failed: {feeder_error[-1][:200]}")
     sr.lost = "; ".join(why) or f"its stream ended without a result (status {sr.status})"
     sr.status = "error"
-
-
-@contextlib.contextmanager
-def using(names: tuple[str, ...]) -> Iterator[None]:
-    before = _active[0]
-    _active[0] = names
-    try:
-        yield
-    finally:
-        _active[0] = before

@@ -335,6 +335,8 @@ def run_playbook(
         if execs:  # execution nodes (agent/executors.py): one shard per executor
 
             def lost(host: str, why: str) -> None:
+                if host in outcomes:  # its result came before the executor was lost
+                    return
                 outcomes[host] = HostOutcome(host=host, status="failed", message=why)
                 if progress:
                     progress(host, "failed")
