@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import BadInput
+from agent.paths import write_file
 
 ENV = "TUNER_EXECUTORS"
 SSH_CONFIG_ENV = "TUNER_EXECUTOR_SSH_CONFIG"
@@ -217,7 +218,7 @@ def shard_inventory(hosts: list[Any], pdd: Path) -> dict[str, Any]:
             files[path] = f"{kind}-{len(files) + 1}"
             d = pdd / "public"
             d.mkdir(mode=0o700, exist_ok=True)
-            (d / files[path]).write_bytes(data)
+            write_file(d / files[path], data, 0o600)
         return f"{base}/public/{files[path]}"
 
     out: dict[str, Any] = {}
@@ -347,7 +348,7 @@ def run_shards(
             (pdd / "inventory").mkdir(mode=0o700)
             shard_vars = ship_files(extravars, hosts, pdd / "project" / "files")
             inv_doc = shard_inventory([by_name[n] for n in hosts], pdd)
-            (pdd / "inventory" / "hosts.json").write_text(json.dumps(inv_doc))
+            write_file(pdd / "inventory" / "hosts.json", json.dumps(inv_doc), 0o600)
             t = threading.Thread(
                 target=_one_shard,
                 name=f"tuner-shard-{i}",
