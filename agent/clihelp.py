@@ -28,6 +28,7 @@ METAVARS: dict[str, str] = {
     "--profile": "NAME|FILE",
     "--inventory": "FILE",
     "--limit": "PATTERN",
+    "--executors": "HOSTS",
     "--state-dir": "DIR",
     "--ca-bundle": "FILE",
     "--root": "DIR",

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from agent.errors import BadInput, short
 from agent.paths import state_dir
 
+EXECUTORS_GROUP = "tuner_executors"  # agent/executors.py GROUP
 HOSTNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}\Z")
 ADDRESS = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)\Z")
 BMC_URL = re.compile(r"^https?://[A-Za-z0-9._\-\[\]:]+(/[^\s]*)?\Z")
@@ -93,6 +94,8 @@ class Inventory(BaseModel):
     limit: str | None
     hosts: list[InventoryHost]
     total: int = 0  # hosts in the whole inventory (the selection is `hosts`)
+    # the inventory group `tuner_executors`: execution nodes, not fleet hosts (agent/executors.py)
+    executors: list[InventoryHost] = []
 
     @property
     def whole_fleet(self) -> bool:
@@ -350,7 +353,23 @@ def load_inventory(path: Path, limit: str | None = None) -> Inventory:
                 file=str(path),
             ) from e
         out.append(_validate_host(path, h.name, [g.name for g in h.get_groups()], hv))
-    return Inventory(path=str(path.resolve()), limit=limit, hosts=out, total=total)
+    g = im.groups.get(EXECUTORS_GROUP)
+    ex_hosts = list(g.get_hosts()) if g is not None else []
+    execs: list[InventoryHost] = []
+    if ex_hosts:  # execution nodes are not fleet hosts: never tuned, never counted
+        names = {h.name for h in ex_hosts}
+        out = [h for h in out if h.name not in names]
+        total -= len(names)
+        gv = _plain(g.get_vars()) if g is not None else {}
+        execs = [
+            _validate_host(path, h.name, [EXECUTORS_GROUP], {**gv, **_plain(h.get_vars())})
+            for h in ex_hosts
+        ]
+        if not out:
+            raise BadInput(
+                f"the selection has only execution nodes ({EXECUTORS_GROUP})", file=str(path)
+            )
+    return Inventory(path=str(path.resolve()), limit=limit, hosts=out, total=total, executors=execs)
 
 
 def _lookups(v: Any, depth: int = 0) -> bool:

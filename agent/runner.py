@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent import executors
 from agent.errors import Failed
 from agent.hostkeys import HOST_KEYS_ENV, host_key_reason, host_keys_checked, ssh_args
 from agent.inventory import Inventory
@@ -324,8 +325,36 @@ def run_playbook(
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    execs = (
+        (executors.active() or executors.from_inventory(inv))
+        if executors.shardable(playbook)
+        else ()
+    )
     try:
         rotate_artifacts(runs)
+        if execs:  # execution nodes (agent/executors.py): one shard per executor
+
+            def lost(host: str, why: str) -> None:
+                if host in outcomes:  # its result came before the executor was lost
+                    return
+                outcomes[host] = HostOutcome(host=host, status="failed", message=why)
+                if progress:
+                    progress(host, "failed")
+
+            r: Any = executors.run_shards(
+                playbook=playbook,
+                inv=inv,
+                runs=runs,
+                ident=ident,
+                extravars=extravars,
+                envvars=env,
+                check=check,
+                forks=forks,
+                on_event=on_event,
+                lost=lost,
+                execs=execs,
+            )
+            return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
         r = init_runner(
             private_data_dir=str(runs),
             ident=ident,
@@ -348,12 +377,15 @@ def run_playbook(
             r.run()
     except Exception as e:  # ansible-runner raises on a missing ansible-playbook, etc.
         raise Failed(f"could not run Ansible: {e}") from e
-    artifacts = str(runs / "artifacts" / ident)
+    return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
+
+
+def _filled(names: list[str], outcomes: dict[str, HostOutcome], r: Any) -> dict[str, HostOutcome]:
     for name in names:
         if name not in outcomes:
             why = f"Ansible gave no result for this host (run status {r.status}, rc {r.rc})"
             outcomes[name] = HostOutcome(host=name, status="no result", message=why)
-    return {name: outcomes[name] for name in names}, artifacts
+    return {name: outcomes[name] for name in names}
 
 
 def _msg(res: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    ExecutorsOpt,
     ForksOpt,
     InventoryOpt,
     JsonOpt,
@@ -79,6 +80,7 @@ def _agent_fleet(
 def agent_install(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would be installed.")] = False,
     forks: ForksOpt = None,
     as_json: JsonOpt = False,
@@ -92,6 +94,7 @@ def agent_install(
 def agent_remove(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would be removed.")] = False,
     forks: ForksOpt = None,
     as_json: JsonOpt = False,
@@ -105,6 +108,7 @@ def agent_remove(
 def agent_status(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     forks: ForksOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

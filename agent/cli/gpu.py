@@ -19,6 +19,7 @@ from agent.cli.options import (
     BmcTimeoutOpt,
     CaBundleOpt,
     DeadlineOpt,
+    ExecutorsOpt,
     ForksOpt,
     InsecureOpt,
     InventoryOpt,
@@ -99,6 +100,7 @@ def facts(
     ] = "/",
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     deadline: DeadlineOpt = 60,
     forks: ForksOpt = None,
     as_json: JsonOpt = False,
@@ -132,6 +134,7 @@ def check(
     ] = None,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     deadline: DeadlineOpt = 60,
     min_gpus: Annotated[
         int | None, typer.Option("--min-gpus", min=0, help="Fail the gate below N usable GPUs.")
@@ -310,6 +313,7 @@ def ready(
     profile: ProfileOpt,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     min_gpus: Annotated[
         int | None, typer.Option("--min-gpus", min=0, help="Not ready below N usable GPUs.")
     ] = None,

@@ -32,6 +32,34 @@ InventoryOpt = Annotated[
     ),
 ]
 LimitOpt = Annotated[str | None, typer.Option("--limit", "-l", help="Ansible host pattern.")]
+
+
+def _executors(value: str | None) -> str | None:
+    """--executors (or TUNER_EXECUTORS): validated before anything runs, then used by every
+    Ansible run of the command (agent/executors.py)."""
+    from agent import executors
+    from agent.errors import BadInput
+
+    try:
+        names = executors.parse(value)
+        if names:
+            executors.check_settings()
+    except BadInput as e:
+        raise typer.BadParameter(str(e)) from None
+    executors.use(names)
+    return value
+
+
+ExecutorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executors",
+        envvar="TUNER_EXECUTORS",
+        callback=_executors,
+        help="Execution nodes (comma-separated ssh destinations) that run ansible-runner's "
+        "worker: the hosts are sharded over them, one report (docs/scale.md).",
+    ),
+]
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or YAML path.")]
 ForksOpt = Annotated[
     int | None,

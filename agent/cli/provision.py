@@ -14,6 +14,7 @@ from agent.cli.common import (
     prepare,
 )
 from agent.cli.options import (
+    ExecutorsOpt,
     ForksOpt,
     InventoryOpt,
     JsonOpt,
@@ -26,6 +27,7 @@ from agent.cli.progress import progress
 def provision(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     check: Annotated[
         bool, typer.Option("--check", help="Report each node and what would change; write nothing.")
     ] = False,

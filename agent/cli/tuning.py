@@ -23,6 +23,7 @@ from agent.cli.options import (
     BmcTimeoutOpt,
     CaBundleOpt,
     DetailOpt,
+    ExecutorsOpt,
     ForksOpt,
     InsecureOpt,
     InventoryOpt,
@@ -128,6 +129,7 @@ def apply(
     profile: ProfileOpt,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     check: Annotated[
         bool, typer.Option("--check", help="Show what would change; write/send nothing.")
     ] = False,
@@ -179,6 +181,7 @@ def verify(
     profile: ProfileOpt,
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     forks: ForksOpt = None,
     layer: LayerOpt = "all",
     insecure: InsecureOpt = False,
@@ -201,6 +204,7 @@ def verify(
 def rollback(
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
+    executors: ExecutorsOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would be restored.")] = False,
     forks: ForksOpt = None,
     layer: LayerOpt = "all",
