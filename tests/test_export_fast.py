@@ -43,7 +43,7 @@ NASTY = [
     "a: b",
     "#x",
     "{{ lookup('pipe', 'id') }}",
-    "it's \"quoted\" \\ back",
+    'it\'s "quoted" \\ back',
     "line\nbreak\r\n\ttab",
     "\x00\x07\x1b[31m\x7f\x85\x9f",
     "\u2028\u2029\ufeff\ufffe",
