@@ -242,6 +242,7 @@ def run_playbook(
     progress: ProgressFn | None = None,
     module: str,
     stage_dir: Path | None = None,
+    skip_tags: str | None = None,
 ) -> tuple[dict[str, HostOutcome], str]:
     """Run `playbooks/<playbook>` on the inventory's selected hosts.
 
@@ -364,6 +365,7 @@ def run_playbook(
             extravars=extravars,
             envvars=env,
             cmdline="--check" if check else None,
+            skip_tags=skip_tags,
             forks=forks,
             quiet=True,
             event_handler=on_event,

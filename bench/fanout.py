@@ -98,6 +98,8 @@ def main() -> None:
     xfile.write_text(json.dumps(extra))
     book = [str(BIN / "ansible-playbook"), "-i", inv, str(REPO / "playbooks" / playbook)]
     book += ["-e", f"@{xfile}"]
+    if a.command == "verify":  # what tuner verify runs (agent/layers/os.py): the same playbook
+        book += ["--skip-tags", "tuner_lock"]
     base = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
     base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
     tuned = {**base, **tuned_envvars(min(nodes, MAX_FORKS))}

@@ -47,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", help="default bench/results/launch_plan.json")
     a = ap.parse_args()
     from agent.launch.backends import LEADER_ADDRESS, k8s_manifests, slurm_script
     from agent.launch.plan import load_template, make_plan
@@ -89,9 +90,9 @@ def main() -> None:
         out[name] = round(statistics.median(times), 3)
         out[name[:-2] + "_cpu_s"] = round(statistics.median(cpu), 3)
     out["calibration_10M_adds_cpu_s"] = calibration
-    out["load_average"] = os.getloadavg()[0]
+    out["load_average"] = round(os.getloadavg()[0], 1)
     print(json.dumps(out, indent=1))
-    res = REPO / "bench" / "results" / "launch_plan.json"
+    res = Path(a.out) if a.out else REPO / "bench" / "results" / "launch_plan.json"
     res.write_text(json.dumps(out, indent=1) + "\n")
 
 

@@ -600,6 +600,14 @@ def test_insecure_warns(tmp_path: Path) -> None:
     )
     assert "warning" in r.err and "--insecure" in r.err
     assert r.json()["security"] == {"bmc_tls_verified": False, "ssh_host_keys_verified": True}
+    # the same run (issue 20): verify leaves the lock task out by its tag, so Ansible sends no
+    # per-host events for it; the module's events are in the audit trail as before
+    run = Path(r.json()["artifacts"])
+    assert "tuner_lock" in json.loads((run / "command").read_text())["command"]
+    events = [json.loads(f.read_text()) for f in (run / "job_events").glob("*.json")]
+    tasks = {e.get("event_data", {}).get("task") for e in events}
+    assert "tuner_lock" not in tasks and "tuner_os verify" in tasks, tasks
+    assert any(e["event"] == "runner_on_ok" for e in events)
     bad_ca = tmp_path / "ca.pem"
     bad_ca.write_text("not a certificate\n")
     r = run_tuner(

@@ -79,18 +79,21 @@ def export(
             from agent.export.mlperf import parse_fields
 
             mlperf_fields = parse_fields(field)
-        inv = ex.load_report(from_)
-        written: list[str] = []
-        if per_node is not None:
-            from agent.export import prometheus
+        from agent.loaders import gc_paused
 
-            written = prometheus.write_per_node(inv, per_node)
-        else:
-            as_json_inv = yaml_json or output.endswith(".json")
-            text = ex.render(inv, fmt, as_json=as_json_inv, mlperf={"fields": mlperf_fields})
-            ex.write_text(output, text)
-            if output != "-":
-                written = [output]
+        written: list[str] = []
+        with gc_paused():  # no cycles to free; the collector's passes cost (docs/performance.md)
+            inv = ex.load_report(from_)
+            if per_node is not None:
+                from agent.export import prometheus
+
+                written = prometheus.write_per_node(inv, per_node)
+            else:
+                as_json_inv = yaml_json or output.endswith(".json")
+                text = ex.render(inv, fmt, as_json=as_json_inv, mlperf={"fields": mlperf_fields})
+                ex.write_text(output, text)
+                if output != "-":
+                    written = [output]
         doc = {"format": fmt, "from": from_, "written": written, "usable_gpus": inv.usable_gpus}
         if output != "-" or per_node is not None:
             emit(doc, as_json, lambda: err.print(f"wrote {', '.join(written)}"))

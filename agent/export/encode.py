@@ -18,6 +18,7 @@ export refuses it (BadInput, exit 2, naming the node and field). docs/security.m
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from typing import Any
@@ -105,6 +106,79 @@ class AnsibleDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ign
 
 
 AnsibleDumper.add_representer(Unsafe, _unsafe_representer)
+
+
+# What a YAML double-quoted scalar must escape beyond JSON's escapes (which it shares: \" \\
+# \b \f \n \r \t \uXXXX): characters outside YAML's printable set (DEL, C1, surrogates,
+# U+FFFE/U+FFFF), the byte order mark, and YAML 1.1's line breaks NEL, LS and PS (raw, they
+# would be folded into a space inside the quotes).
+_YAML_ESCAPE = re.compile(r"[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
+# A plain (unquoted) scalar that YAML 1.1 reads back as this same string: a letter or '_'
+# first (so never a number, a date or .inf), then host-name characters; the words YAML 1.1
+# resolves to booleans or null are quoted.
+_YAML_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]{0,252}\Z")
+_YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null"}
+
+
+def _u(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
+def yaml_str(value: str, unsafe: bool = False) -> str:
+    """One string as a YAML scalar that reads back as exactly `value`: plain when that is
+    certain, else double-quoted (JSON's escaping plus _YAML_ESCAPE); `!unsafe` first when
+    marked. Checked against PyYAML's own dumper and loader in tests/test_export_fast.py."""
+    if unsafe:
+        return "!unsafe " + _YAML_ESCAPE.sub(_u, json.dumps(value, ensure_ascii=False))
+    if _YAML_PLAIN.match(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return _YAML_ESCAPE.sub(_u, json.dumps(value, ensure_ascii=False))
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return yaml_str(value, isinstance(value, Unsafe))
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    raise TypeError(f"no YAML form for {type(value).__name__} here")
+
+
+def yaml_block(doc: dict[str, Any]) -> str:
+    """`doc` (mappings with string keys, lists, strings, Unsafe, ints, bools, None) as
+    block-style YAML, the layout PyYAML's dumper gives (lists at their key's indentation,
+    `{}`/`[]` for empty ones), written directly: PyYAML's representer is pure Python and
+    took over a second for a 10,000-host inventory (bench/export_bench.py)."""
+    out: list[str] = []
+    _yaml_map(doc, 0, out)
+    return "".join(out)
+
+
+def _yaml_map(m: dict[str, Any], ind: int, out: list[str]) -> None:
+    pad = " " * ind
+    for k, v in m.items():
+        key = yaml_str(k)
+        if isinstance(v, dict) and v:
+            out.append(f"{pad}{key}:\n")
+            _yaml_map(v, ind + 2, out)
+        elif isinstance(v, list) and v:
+            out.append(f"{pad}{key}:\n")
+            _yaml_list(v, ind, out)
+        elif isinstance(v, dict | list):
+            out.append(f"{pad}{key}: {'{}' if isinstance(v, dict) else '[]'}\n")
+        else:
+            out.append(f"{pad}{key}: {_yaml_scalar(v)}\n")
+
+
+def _yaml_list(items: list[Any], ind: int, out: list[str]) -> None:
+    pad = " " * ind
+    for v in items:
+        if isinstance(v, dict | list):
+            raise TypeError("nested collections in a list: not needed by the inventory")
+        out.append(f"{pad}- {_yaml_scalar(v)}\n")
 
 
 def ansible_unsafe(value: Any) -> Any:

@@ -150,10 +150,11 @@ class Run:
         check: bool = False,
         progress: bool = True,
         stage_dir: Path | None = None,
+        skip_tags: str | None = None,
     ) -> tuple[dict[str, HostOutcome], str]:
         """`playbooks/<name>` on these hosts of the run's inventory, with the run's forks,
         lock timeout (and its progress, unless `progress=False`): the one way a layer runs
-        Ansible."""
+        Ansible. `skip_tags`: tasks left out (ansible-playbook --skip-tags)."""
         from agent.runner import run_playbook
 
         run_vars: dict[str, Any] = {}
@@ -168,6 +169,7 @@ class Run:
             progress=self.progress if progress else None,
             module=module,
             stage_dir=stage_dir,
+            skip_tags=skip_tags,
         )
 
 

@@ -97,7 +97,12 @@ class OsLayer(Layer):
         if mode == "facts":
             args["settings"] = []
         extra = {PLAYBOOK_VARS[k]: v for k, v in TUNER_OS.check(args).items()}
-        return run.playbook("os.yml", hosts, extra, check=check, module=self.module or "")
+        # verify reads only: the lock task is skipped by its tag rather than per host (fewer
+        # Ansible events for ansible-runner to carry; docs/performance.md, issue 20)
+        skip = "tuner_lock" if args["mode"] == "verify" else None
+        return run.playbook(
+            "os.yml", hosts, extra, check=check, module=self.module or "", skip_tags=skip
+        )
 
     def facts(self, run: Run, hosts: list[InventoryHost]) -> tuple[dict[str, dict[str, Any]], str]:
         outcomes, artifacts = self._run(run, hosts, "facts")
