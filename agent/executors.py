@@ -319,6 +319,7 @@ def run_shards(
     on_event: Callable[[dict[str, Any]], bool],
     lost: Callable[[str, str], None],
     execs: tuple[str, ...],
+    skip_tags: str | None = None,
 ) -> ShardedRun:
     """Run `playbook` over the inventory's selected hosts, one shard per executor, at once.
     `on_event` gets every shard's events (serialised); `lost(host, why)` is told each host
@@ -355,6 +356,7 @@ def run_shards(
                 args=(sr, pdd, runs, f"{ident}/{i}-{ex}", playbook, shard_vars, env),
                 kwargs={
                     "check": check,
+                    "skip_tags": skip_tags,
                     "forks": max(1, min(forks, len(hosts))),
                     "handler": handler,
                 },
@@ -384,6 +386,7 @@ def _one_shard(
     env: dict[str, str],
     *,
     check: bool,
+    skip_tags: str | None = None,
     forks: int,
     handler: Callable[[dict[str, Any]], bool],
 ) -> None:
@@ -414,6 +417,7 @@ def _one_shard(
                 extravars=extravars,
                 envvars=env,
                 cmdline="--check" if check else None,
+                skip_tags=skip_tags,
                 forks=forks,
                 quiet=True,
                 streamer="transmit",

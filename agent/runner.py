@@ -354,6 +354,7 @@ def run_playbook(
                 on_event=on_event,
                 lost=lost,
                 execs=execs,
+                skip_tags=skip_tags,
             )
             return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
         r = init_runner(
