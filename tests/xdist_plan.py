@@ -6,8 +6,10 @@ its few long files landing late on one worker. This scheduler keeps loadfile's u
 
 - starts the longest units first (longest processing time first), by the measured seconds in
   tests/durations.json (a file not listed there counts as short and keeps its place);
-- lets a listed test that has no module-scoped fixture be a unit of its own ("split" in
-  tests/durations.json), so a file's one long test and its other tests run on both workers.
+- lets a listed test that has no module- or class-scoped fixture be a unit of its own ("split"
+  in tests/durations.json: a test's node id, or a parametrized test's id with its
+  parameters for one case), so a file's long tests can run on both workers. A split test
+  must not depend on its file's other tests having run before it (none listed does).
 
 Refresh tests/durations.json from a run's `--durations=0` output (see docs/performance.md).
 Nothing here changes what runs, only where and in what order.
@@ -40,7 +42,10 @@ def make_scheduler(config: Any, log: Any) -> Any:
         _ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
-            # a parametrized test's cases stay one unit (their shared parameters)
+            # a parametrized test: each case its own unit when named with its parameters,
+            # else all its cases one unit
+            if nodeid in split:
+                return nodeid
             base = nodeid.split("[", 1)[0]
             if base in split:
                 return base
@@ -68,8 +73,9 @@ def from_junit(paths: list[str], old: dict[str, Any]) -> dict[str, Any]:
     for path in paths:
         for tc in ET.parse(path).iter("testcase"):
             f = (tc.get("file") or tc.get("classname", "").replace(".", "/") + ".py").strip()
-            name = f"{f}::{tc.get('name', '')}".split("[", 1)[0]
-            unit = name if name in split else f
+            name = f"{f}::{tc.get('name', '')}"
+            base = name.split("[", 1)[0]
+            unit = name if name in split else base if base in split else f
             units[unit] = units.get(unit, 0.0) + float(tc.get("time") or 0)
     return {
         "about": old.get("about", ""),
