@@ -13,7 +13,9 @@ fi
 .venv/bin/mypy agent
 # Two pytest workers (pytest-xdist), one test file at a time each (--dist loadfile: a file's
 # module-scoped fleet starts once): the fleet tests mostly wait on Ansible, sshd and the BMCs.
-# TUNER_TEST_WORKERS=0 runs serially; docs/performance.md has the figures.
+# The longest files start first and a few long tests are units of their own
+# (tests/xdist_plan.py, seconds in tests/durations.json). TUNER_TEST_WORKERS=0 runs serially;
+# docs/performance.md has the figures.
 workers=${TUNER_TEST_WORKERS:-2}
 xdist=()
 if [ "$workers" != 0 ]; then

@@ -34,6 +34,17 @@ class Result:
         return json.loads(self.out)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`: the longest files first, a few long tests split off
+    (tests/xdist_plan.py, tests/durations.json)."""
+    if getattr(config.option, "dist", "") != "loadfile":
+        return None
+    from xdist_plan import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 def run_tuner(
     *args: str, state: Path, timeout: float = 300, env: dict[str, str] | None = None, **kw: Any
 ) -> Result:

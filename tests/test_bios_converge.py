@@ -75,7 +75,9 @@ class Lab:
         self.roots = {n: tmp / "roots" / n for n in self.names}
         hosts = {}
         for n, root in self.roots.items():
-            nodetree.build_node(root, n)
+            # small nodes (2 x 8 cores, SMT), as make_fleet's: the byte-exact checks hash every
+            # file of each tree after every run (a full-size tree is 10,000 files)
+            nodetree.build_node(root, n, nodetree.Topology(cores_per_socket=8))
             hosts[n] = {
                 "bmc_url": self.handle.url(n),
                 "bmc_username": "root",
