@@ -179,15 +179,16 @@ def run_plan(
     def left() -> float:
         return float("inf") if budget is None else budget - (time.monotonic() - start)
 
+    def missing(name: str, tool: str) -> dict[str, object]:
+        return {"test": name, "rc": None, "seconds": 0.0, "missing": f"{tool} not found"}
+
     with tempfile.TemporaryDirectory(prefix="tuner-diag-") as tmp:
         for t in tests:
             name, deadline = str(t["name"]), float(t["deadline"])  # type: ignore[arg-type]
             deadline = min(deadline, max(1.0, left()))
             if name.startswith("rvs."):
                 if rvs is None:
-                    out.append(
-                        {"test": name, "rc": None, "seconds": 0.0, "missing": "rvs not found"}
-                    )
+                    out.append(missing(name, "rvs"))
                     continue
                 conf = Path(tmp) / f"{name}.conf"
                 # one-writer: exempt, a file in the 0700 temp folder this run made
@@ -195,27 +196,13 @@ def run_plan(
                 r = run_tool([rvs, "-c", str(conf)], deadline)
             elif name == "rccl.all_reduce":
                 if rccl is None:
-                    out.append(
-                        {
-                            "test": name,
-                            "rc": None,
-                            "seconds": 0.0,
-                            "missing": "all_reduce_perf (rccl-tests) not found",
-                        }
-                    )
+                    out.append(missing(name, "all_reduce_perf (rccl-tests)"))
                     continue
                 hips = ",".join(str(g["hip"]) for g in gpus)
                 r = run_tool(_rccl_argv(rccl, len(gpus)), deadline, {"HIP_VISIBLE_DEVICES": hips})
             elif name == "transferbench.p2p":
                 if tb is None:
-                    out.append(
-                        {
-                            "test": name,
-                            "rc": None,
-                            "seconds": 0.0,
-                            "missing": "TransferBench not found",
-                        }
-                    )
+                    out.append(missing(name, "TransferBench"))
                     continue
                 # GPU k of TransferBench is the k-th visible device: gpus' order
                 hips = ",".join(str(g["hip"]) for g in gpus)
