@@ -3,11 +3,13 @@ the provisioned runtime; a ROCm library/package mismatch; bad input. Pure parts 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,30 @@ def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root1 / "opt/tuner/lib")},
     )
     assert once.returncode == 0, once.stderr
+    # tuner itself is in the runtime (installed --no-deps: no Ansible): the node's own
+    # `tuner check --local` gives the gate's verdict on the node's tree
+    assert hosts["node01"]["tuner"] == version("tuner"), hosts["node01"]
+    marker = json.loads((root1 / "opt/tuner/venv/tuner-runtime.json").read_text())
+    assert marker["tuner"] == version("tuner") and len(marker["tuner_wheel"]) == 64
+    assert not list((root1 / "opt/tuner/venv/lib").glob("python*/site-packages/ansible*"))
+    local = subprocess.run(
+        [
+            str(root1 / "opt/tuner/venv/bin/tuner"),
+            "check",
+            "--local",
+            "--json",
+            "--root",
+            str(root1),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root1,
+        env={"PATH": "/usr/bin:/bin", "TUNER_STATE_DIR": str(f.state / "node01-local")},
+    )
+    assert local.returncode == 0, local.stderr
+    doc = json.loads(local.stdout)
+    assert doc["gate"]["passed"] and doc["usable_gpus"] == 8, doc["gate"]
 
     # idempotent
     r = f.tuner("provision", "--json", "--limit", "node01")
