@@ -257,15 +257,23 @@ def tuner_wheel(state: Path) -> tuple[Path, str]:
     recorded then and checked on every later use, like the downloaded wheels."""
     import shutil
     import tempfile
+    from importlib.metadata import PackageNotFoundError, distribution
 
     top = source_dir()
-    if top is None:
-        raise Failed(
-            "cannot build tuner's wheel for the nodes: tuner runs from an installed wheel, "
-            "not a source tree; put tuner's wheel (tuner-VERSION-py3-none-any.whl) in a "
-            "folder with the others and pass it with --wheelhouse DIR (docs/provision.md)"
-        )
-    d = state / "wheelhouse" / f"tuner-{source_digest(top)[:16]}"
+    dist = None
+    if top is None:  # installed from a wheel: the same wheel again, from its RECORD
+        try:
+            dist = distribution("tuner")
+        except PackageNotFoundError as e:
+            raise Failed(
+                "cannot make tuner's wheel for the nodes: no source tree and no installed "
+                "tuner distribution; pass a folder holding tuner's wheel with --wheelhouse"
+            ) from e
+        record = dist.read_text("RECORD") or ""
+        key = hashlib.sha256(record.encode()).hexdigest()
+    else:
+        key = source_digest(top)
+    d = state / "wheelhouse" / f"tuner-{key[:16]}"
     stamp = d / STAMP
     if stamp.is_file():
         try:
@@ -283,20 +291,27 @@ def tuner_wheel(state: Path) -> tuple[Path, str]:
     try:
         # build isolation fetches the build backend (hatchling) through the controller's
         # index, unless this Python has it already (an air-gapped controller)
-        iso = ["--no-build-isolation"] if _has_module("hatchling") else []
-        cmd = [
-            sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-            "-q", "-w", str(tmp), *iso, str(top),
-        ]  # fmt: skip
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        hashes = wheel_hashes(tmp)
-        if r.returncode != 0 or len(hashes) != 1 or not TUNER_WHEEL.match(next(iter(hashes))):
-            lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
-            raise Failed(
-                f"cannot build tuner's wheel from {top} with `pip wheel --no-deps`: "
-                f"{' '.join(lines[-3:])[-500:] or sorted(hashes)}"
-            )
-        write_file(tmp / STAMP, json.dumps({"source": str(top), "wheels": hashes}, indent=1))
+        if top is None:
+            assert dist is not None
+            name, blob = repack(dist)
+            write_file(tmp / name, blob)
+            hashes = wheel_hashes(tmp)
+        else:
+            iso = ["--no-build-isolation"] if _has_module("hatchling") else []
+            cmd = [
+                sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+                "-q", "-w", str(tmp), *iso, str(top),
+            ]  # fmt: skip
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            hashes = wheel_hashes(tmp)
+            if r.returncode != 0 or len(hashes) != 1 or not TUNER_WHEEL.match(next(iter(hashes))):
+                lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+                raise Failed(
+                    f"cannot build tuner's wheel from {top} with `pip wheel --no-deps`: "
+                    f"{' '.join(lines[-3:])[-500:] or sorted(hashes)}"
+                )
+        source = str(top) if top is not None else f"installed {dist and dist.version}"
+        write_file(tmp / STAMP, json.dumps({"source": source, "wheels": hashes}, indent=1))
         if d.exists():
             shutil.rmtree(d)
         os.rename(tmp, d)
@@ -305,6 +320,56 @@ def tuner_wheel(state: Path) -> tuple[Path, str]:
         raise
     name = next(iter(hashes))
     return d / name, hashes[name]
+
+
+# what pip writes on install and a wheel does not carry (PEP 376/610/627)
+INSTALL_ONLY = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+
+
+def repack(dist: Any) -> tuple[str, bytes]:
+    """An installed tuner (from its wheel) as that wheel again: the files its RECORD lists
+    inside site-packages, each checked against the sha256 RECORD holds (a file changed
+    since the install is refused), the dist-info without pip's install-time files, a new
+    RECORD; fixed times, sorted, so the same install makes the same bytes. The console
+    script is left out: pip makes bin/tuner from entry_points.txt on the node."""
+    import base64
+    import io
+    import zipfile
+
+    info = f"tuner-{dist.version}.dist-info"
+    members: list[tuple[str, bytes]] = []
+    for f in dist.files or []:
+        rel = f.as_posix()
+        parts = rel.split("/")
+        if parts[0] == ".." or "__pycache__" in parts or rel.endswith(".pyc"):
+            continue
+        if parts[0] == info and parts[-1] in INSTALL_ONLY:
+            continue
+        data = Path(str(f.locate())).read_bytes()
+        if f.hash is not None:
+            got = base64.urlsafe_b64encode(hashlib.new(f.hash.mode, data).digest())
+            if got.rstrip(b"=").decode() != f.hash.value:
+                raise BadInput(
+                    "differs from what pip installed (its RECORD hash): refused; reinstall tuner",
+                    file=str(f.locate()),
+                )
+        members.append((rel, data))
+    if not any(n == f"{info}/METADATA" for n, _ in members):
+        raise Failed(f"the installed tuner has no {info}/METADATA: reinstall tuner")
+    buf = io.BytesIO()
+    lines = []
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for rel, data in sorted(members, key=lambda m: (m[0].startswith(info), m[0])):
+            zi = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            zi.external_attr, zi.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+            z.writestr(zi, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            lines.append(f"{rel},sha256={digest.decode()},{len(data)}")
+        lines.append(f"{info}/RECORD,,")
+        zi = zipfile.ZipInfo(f"{info}/RECORD", date_time=(1980, 1, 1, 0, 0, 0))
+        zi.external_attr, zi.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+        z.writestr(zi, "\n".join(lines) + "\n")
+    return f"tuner-{dist.version}-py3-none-any.whl", buf.getvalue()
 
 
 def _has_module(name: str) -> bool:

@@ -254,3 +254,48 @@ def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
     assert not (tmp_path / "escape.whl").exists() and not (root / "escape.whl").exists()
     assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=False) == []
     assert [p.name for p in (root / "opt/tuner").iterdir() if p.name.startswith(".")] == []
+
+
+def test_installed_tuner_repacked_as_its_wheel(tmp_path: Path) -> None:
+    """A controller that runs tuner installed from its wheel (no source tree) sends the
+    nodes that wheel again, made from the install's RECORD; a file changed since the
+    install is refused."""
+    import base64
+    import hashlib
+    import zipfile
+    from importlib.metadata import PathDistribution
+
+    from agent.errors import BadInput
+    from agent.provision import repack
+
+    site = tmp_path / "site"
+    files = {
+        "agent/__init__.py": b"",
+        "agent/cli/__init__.py": b"def main(): pass\n",
+        "tuner-9.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tuner\nVersion: 9.1\n",
+        "tuner-9.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nTag: py3-none-any\n",
+        "tuner-9.1.dist-info/entry_points.txt": b"[console_scripts]\ntuner = agent.cli:main\n",
+        "tuner-9.1.dist-info/INSTALLER": b"pip\n",
+        "agent/__pycache__/__init__.cpython-311.pyc": b"x",
+    }
+    rec = []
+    for rel, data in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(data)
+        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rec.append(f"{rel},sha256={h},{len(data)}")
+    rec += ["../../../bin/tuner,,", "tuner-9.1.dist-info/RECORD,,"]
+    (site / "tuner-9.1.dist-info/RECORD").write_text("\n".join(rec) + "\n")
+    dist = PathDistribution(site / "tuner-9.1.dist-info")
+    name, blob = repack(dist)
+    assert name == "tuner-9.1-py3-none-any.whl" and repack(dist)[1] == blob  # same bytes
+    (tmp_path / name).write_bytes(blob)
+    with zipfile.ZipFile(tmp_path / name) as z:
+        names = z.namelist()
+        record = z.read("tuner-9.1.dist-info/RECORD").decode()
+    assert names[:2] == ["agent/__init__.py", "agent/cli/__init__.py"]
+    assert "tuner-9.1.dist-info/INSTALLER" not in names and not any("pycache" in n for n in names)
+    assert "tuner-9.1.dist-info/entry_points.txt" in names and "bin/tuner" not in record
+    (site / "agent/cli/__init__.py").write_bytes(b"import os; os.system('x')\n")
+    with pytest.raises(BadInput, match="differs from what pip installed"):
+        repack(dist)
