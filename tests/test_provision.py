@@ -299,3 +299,49 @@ def test_installed_tuner_repacked_as_its_wheel(tmp_path: Path) -> None:
     (site / "agent/cli/__init__.py").write_bytes(b"import os; os.system('x')\n")
     with pytest.raises(BadInput, match="differs from what pip installed"):
         repack(dist)
+
+
+def test_tuner_wheel_plan_and_checks(tmp_path: Path) -> None:
+    """tuner is (re)installed when its wheel's sha256 is not the one the runtime marker
+    records (a changed source keeps the version number); the controller's option must name
+    a tuner wheel the wheelhouse's hashes list; the source hash follows the source."""
+    from agent.provision import source_digest
+    from agent.provision_node import check_tuner, plan
+
+    sha = "a" * 64
+    expect = {"tar": "b" * 64, "wheels": {"tuner-0.1.0-py3-none-any.whl": sha}}
+    own = check_tuner(
+        {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.1.0"}, expect
+    )
+    assert own == {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.1.0"}
+    for bad in (
+        {"wheel": "../tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.1.0"},
+        {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": "c" * 64, "version": "0.1.0"},
+        {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.2"},
+    ):
+        with pytest.raises(ProvisionError):
+            check_tuner(bad, expect)
+    assert check_tuner(None, expect) is None
+    f = {"amdsmi_library": "7.0.2", "amdsmi_share": "7.0.2", "amdsmi_package": "7.0.2"}
+    (tmp_path / "opt/tuner/venv/bin").mkdir(parents=True)
+    (tmp_path / "opt/tuner/venv/bin/python").write_text("")
+    root, venv, wh = str(tmp_path), "/opt/tuner/venv", "/opt/tuner/wheelhouse"
+    installed = {**f, "packages": {"tuner": "0.1.0"}}
+    steps, _ = plan(root, venv, wh, [], {**installed, "runtime": {"tuner_wheel": sha}}, own)
+    assert steps == []  # the same wheel: unchanged
+    steps, _ = plan(root, venv, wh, [], {**installed, "runtime": {"tuner_wheel": "d" * 64}}, own)
+    assert steps == [
+        "install tuner 0.1.0 (/opt/tuner/venv/bin/tuner; wheel sha256 aaaaaaaaaaaa) (was 0.1.0)"
+    ]
+    steps, _ = plan(root, venv, wh, [], {**f, "packages": {}, "runtime": None}, own)
+    assert steps and steps[0].startswith("install tuner 0.1.0")
+
+    src = tmp_path / "src"
+    (src / "agent/__pycache__").mkdir(parents=True)
+    (src / "pyproject.toml").write_text('[project]\nname = "tuner"\n')
+    (src / "agent/a.py").write_text("x = 1\n")
+    one = source_digest(src)
+    (src / "agent/__pycache__/a.cpython-311.pyc").write_bytes(b"cache")
+    assert source_digest(src) == one  # caches are not source
+    (src / "agent/a.py").write_text("x = 2\n")
+    assert source_digest(src) != one  # a change of tuner's source: a new wheel
