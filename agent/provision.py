@@ -90,6 +90,14 @@ def check_wheelhouse(path: str) -> Path:
             field="--wheelhouse",
             file=path,
         )
+    own = sorted(w.name for w in p.glob("tuner-*.whl") if TUNER_WHEEL.match(w.name))
+    if len(own) > 1:
+        raise BadInput(
+            f"holds more than one tuner wheel ({', '.join(own)}): keep the one the nodes "
+            "should run",
+            field="--wheelhouse",
+            file=path,
+        )
     return p.resolve()
 
 
@@ -470,18 +478,10 @@ def provision(
         groups: dict[tuple[str, str, str], list[str]] = {}
         for n in ready:
             groups.setdefault(platform_key(facts[n]), []).append(n)
-        if wheelhouse is None:
-            _phase(progress, "the wheelhouse (controller: pip download once, cached)", 0)
         # tuner itself (`tuner check --local [--slurm]` on the node): the operator's
         # wheel when the folder has one, else built from this controller's source
-        own = sorted(n for n in supplied if TUNER_WHEEL.match(n))
+        own = sorted(n for n in supplied if TUNER_WHEEL.match(n))  # one at most
         extra: dict[str, tuple[Path, str]] = {}
-        if len(own) > 1:
-            raise BadInput(
-                f"holds more than one tuner wheel ({', '.join(own)}): keep one",
-                field="--wheelhouse",
-                file=str(wheelhouse),
-            )
         if own:
             tuner_pkg = {"wheel": own[0], "sha256": supplied[own[0]]}
         else:
@@ -491,6 +491,8 @@ def provision(
             tuner_pkg = {"wheel": path.name, "sha256": sha}
         m = TUNER_WHEEL.match(tuner_pkg["wheel"])
         tuner_pkg["version"] = m.group(1) if m else ""
+        if wheelhouse is None:
+            _phase(progress, "the wheelhouse (controller: pip download once, cached)", 0)
         for key, names in groups.items():
             if wheelhouse is not None:
                 d = wheelhouse

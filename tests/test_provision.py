@@ -173,6 +173,11 @@ def test_provision_bad_input(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     r = run_tuner("provision", "--wheelhouse", str(tmp_path / "empty"), state=state)
     assert r.rc == 2 and "pip wheel" in r.err
+    (tmp_path / "empty/pip-25.0-py3-none-any.whl").write_bytes(b"pip")
+    for v in ("0.1.0", "0.2.0"):
+        (tmp_path / f"empty/tuner-{v}-py3-none-any.whl").write_bytes(b"tuner")
+    r = run_tuner("provision", "--wheelhouse", str(tmp_path / "empty"), state=state)
+    assert r.rc == 2 and "more than one tuner wheel" in r.err, r.err
     inv = tmp_path / "inv.yml"
     inv.write_text("all:\n  hosts:\n    n1:\n      tuner_python: venv/bin/python\n")
     r = run_tuner("provision", "-i", str(inv), state=state)
