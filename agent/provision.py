@@ -603,7 +603,7 @@ def print_report(r: ProvisionReport, console: Console) -> None:
         found = (
             f"{h.os or '?'} / {h.kernel or '?'}; ROCm {h.rocm_version or '-'}; amdgpu "
             f"{h.amdgpu_version or '-'}; amdsmi lib {h.amdsmi_library or '-'} / pkg {pkg}; "
-            f"Python {h.python or '-'}; privilege {h.privilege or '-'}"
+            f"Python {h.python or '-'}; tuner {h.tuner or '-'}; privilege {h.privilege or '-'}"
         )
         step = "would change" if r.check else "changed"
         views.append(
