@@ -34,6 +34,16 @@ NODE_REQUIREMENTS = [
     "prometheus_client>=0.20,<1",
     "pyzmq>=25,<28",
 ]
+# what `tuner check --local [--slurm]` imports on a node besides the above (found by running
+# it with only these: the CLI, the models, the tables, the policy files); tuner itself is
+# installed with --no-deps, so Ansible, fabric, sushy and the rest stay on the controller.
+LOCAL_REQUIREMENTS = [
+    "typer>=0.12,<1",
+    "pydantic>=2.5,<3",
+    "rich>=13,<16",
+    "PyYAML>=6,<7",
+]
+RUNTIME_REQUIREMENTS = [*NODE_REQUIREMENTS, *LOCAL_REQUIREMENTS]
 BUILD_REQUIREMENTS = ["pip", "setuptools"]  # pip runs from its wheel; setuptools builds amdsmi
 
 
@@ -51,6 +61,7 @@ class HostProvision(BaseModel):
     amdsmi_share: str | None = None  # ROCm's package source in /opt/rocm/share/amd_smi
     python: str | None = None
     venv: str | None = None
+    tuner: str | None = None  # tuner's version in the node's runtime (/opt/tuner/venv/bin/tuner)
     privilege: str | None = None  # root | sudo | none
     wheelhouse: str | None = None  # the tar of the controller's wheelhouse this node got
 
@@ -76,6 +87,14 @@ def check_wheelhouse(path: str) -> Path:
         raise BadInput(
             "has no pip wheel (nodes run pip from it): build it with `pip download pip "
             "setuptools ...` (docs/provision.md)",
+            field="--wheelhouse",
+            file=path,
+        )
+    own = sorted(w.name for w in p.glob("tuner-*.whl") if TUNER_WHEEL.match(w.name))
+    if len(own) > 1:
+        raise BadInput(
+            f"holds more than one tuner wheel ({', '.join(own)}): keep the one the nodes "
+            "should run",
             field="--wheelhouse",
             file=path,
         )
@@ -157,7 +176,11 @@ def build_wheelhouse(
     import tempfile
 
     py, machine, glibc = key
-    reqs = [*BUILD_REQUIREMENTS, *NODE_REQUIREMENTS, *[f"amdsmi=={v}" for v in sorted(amdsmi)]]
+    reqs = [
+        *BUILD_REQUIREMENTS,
+        *RUNTIME_REQUIREMENTS,
+        *[f"amdsmi=={v}" for v in sorted(amdsmi)],
+    ]
     digest = hashlib.sha256(json.dumps([key, reqs]).encode()).hexdigest()[:12]
     d = state / "wheelhouse" / f"cp{py.replace('.', '')}-{machine}-glibc{glibc}-{digest}"
     stamp = d / STAMP
@@ -206,18 +229,184 @@ def build_wheelhouse(
     return d, hashes
 
 
-def pack(d: Path, state: Path, wheels: dict[str, str] | None = None) -> tuple[Path, str]:
+# what tuner's wheel is built from (pyproject.toml's [tool.hatch.build] and its readme)
+SOURCE_PARTS = ("pyproject.toml", "README.md", "agent", "playbooks", "profiles", "checks")
+TUNER_WHEEL = re.compile(r"^tuner-([^-]+)-py3-none-any\.whl$")
+
+
+def source_dir() -> Path | None:
+    """The checkout tuner runs from (an editable install, a source tree), else None."""
+    top = Path(__file__).resolve().parent.parent
+    try:
+        text = (top / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return top if re.search(r'^name\s*=\s*"tuner"', text, re.M) else None
+
+
+def source_digest(top: Path) -> str:
+    """sha256 over the files tuner's wheel is built from (paths and bytes; no caches)."""
+    h = hashlib.sha256()
+    for part in SOURCE_PARTS:
+        p = top / part
+        files = [p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else []
+        for f in files:
+            rel = f.relative_to(top).as_posix()
+            if "__pycache__" in f.parts or rel.endswith(".pyc") or not f.is_file():
+                continue
+            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def tuner_wheel(state: Path) -> tuple[Path, str]:
+    """tuner's own wheel for the nodes (pure Python: one for every platform), built once
+    from the controller's source with `pip wheel --no-deps` and cached in the state folder
+    under the hash of that source (a changed source builds a new one). Its sha256 is
+    recorded then and checked on every later use, like the downloaded wheels."""
+    import shutil
+    import tempfile
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    top = source_dir()
+    dist = None
+    if top is None:  # installed from a wheel: the same wheel again, from its RECORD
+        try:
+            dist = distribution("tuner")
+        except PackageNotFoundError as e:
+            raise Failed(
+                "cannot make tuner's wheel for the nodes: no source tree and no installed "
+                "tuner distribution; pass a folder holding tuner's wheel with --wheelhouse"
+            ) from e
+        record = dist.read_text("RECORD") or ""
+        key = hashlib.sha256(record.encode()).hexdigest()
+    else:
+        key = source_digest(top)
+    d = state / "wheelhouse" / f"tuner-{key[:16]}"
+    stamp = d / STAMP
+    if stamp.is_file():
+        try:
+            recorded = json.loads(stamp.read_text(encoding="utf-8"))["wheels"]
+            assert isinstance(recorded, dict) and len(recorded) == 1
+        except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+            raise BadInput(
+                f"not a record tuner wrote ({e}): remove {d} to build again", file=str(stamp)
+            ) from e
+        hashes = verify_wheels(d, recorded)
+        name = next(iter(hashes))
+        return d / name, hashes[name]
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", suffix=".tuner-tmp", dir=d.parent))
+    try:
+        # build isolation fetches the build backend (hatchling) through the controller's
+        # index, unless this Python has it already (an air-gapped controller)
+        if top is None:
+            assert dist is not None
+            name, blob = repack(dist)
+            write_file(tmp / name, blob)
+            hashes = wheel_hashes(tmp)
+        else:
+            iso = ["--no-build-isolation"] if _has_module("hatchling") else []
+            cmd = [
+                sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+                "-q", "-w", str(tmp), *iso, str(top),
+            ]  # fmt: skip
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            hashes = wheel_hashes(tmp)
+            if r.returncode != 0 or len(hashes) != 1 or not TUNER_WHEEL.match(next(iter(hashes))):
+                lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+                raise Failed(
+                    f"cannot build tuner's wheel from {top} with `pip wheel --no-deps`: "
+                    f"{' '.join(lines[-3:])[-500:] or sorted(hashes)}"
+                )
+        source = str(top) if top is not None else f"installed {dist and dist.version}"
+        write_file(tmp / STAMP, json.dumps({"source": source, "wheels": hashes}, indent=1))
+        if d.exists():
+            shutil.rmtree(d)
+        os.rename(tmp, d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    name = next(iter(hashes))
+    return d / name, hashes[name]
+
+
+# what pip writes on install and a wheel does not carry (PEP 376/610/627)
+INSTALL_ONLY = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+
+
+def repack(dist: Any) -> tuple[str, bytes]:
+    """An installed tuner (from its wheel) as that wheel again: the files its RECORD lists
+    inside site-packages, each checked against the sha256 RECORD holds (a file changed
+    since the install is refused), the dist-info without pip's install-time files, a new
+    RECORD; fixed times, sorted, so the same install makes the same bytes. The console
+    script is left out: pip makes bin/tuner from entry_points.txt on the node."""
+    import base64
+    import io
+    import zipfile
+
+    info = f"tuner-{dist.version}.dist-info"
+    members: list[tuple[str, bytes]] = []
+    for f in dist.files or []:
+        rel = f.as_posix()
+        parts = rel.split("/")
+        if parts[0] == ".." or "__pycache__" in parts or rel.endswith(".pyc"):
+            continue
+        if parts[0] == info and parts[-1] in INSTALL_ONLY:
+            continue
+        data = Path(str(f.locate())).read_bytes()
+        if f.hash is not None:
+            got = base64.urlsafe_b64encode(hashlib.new(f.hash.mode, data).digest())
+            if got.rstrip(b"=").decode() != f.hash.value:
+                raise BadInput(
+                    "differs from what pip installed (its RECORD hash): refused; reinstall tuner",
+                    file=str(f.locate()),
+                )
+        members.append((rel, data))
+    if not any(n == f"{info}/METADATA" for n, _ in members):
+        raise Failed(f"the installed tuner has no {info}/METADATA: reinstall tuner")
+    buf = io.BytesIO()
+    lines = []
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for rel, data in sorted(members, key=lambda m: (m[0].startswith(info), m[0])):
+            zi = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            zi.external_attr, zi.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+            z.writestr(zi, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            lines.append(f"{rel},sha256={digest.decode()},{len(data)}")
+        lines.append(f"{info}/RECORD,,")
+        zi = zipfile.ZipInfo(f"{info}/RECORD", date_time=(1980, 1, 1, 0, 0, 0))
+        zi.external_attr, zi.compress_type = 0o644 << 16, zipfile.ZIP_DEFLATED
+        z.writestr(zi, "\n".join(lines) + "\n")
+    return f"tuner-{dist.version}-py3-none-any.whl", buf.getvalue()
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def pack(
+    d: Path,
+    state: Path,
+    wheels: dict[str, str] | None = None,
+    extra: dict[str, tuple[Path, str]] | None = None,
+) -> tuple[Path, str]:
     """One tar of the wheelhouse's wheels (what is pushed) and its sha256, cached beside the
     wheelhouses; the same wheels always make the same bytes (sorted, no times, no owners).
-    `wheels`: the verified sha256 of each wheel (default: read now); a wheel that differs
-    while it is packed is refused, and a cached tar is used only when its bytes still hash
-    to the recorded value."""
+    `wheels`: the verified sha256 of each wheel (default: read now); `extra`: wheels from
+    elsewhere (tuner's own: name -> (path, sha256)); a wheel that differs while it is
+    packed is refused, and a cached tar is used only when its bytes still hash to the
+    recorded value."""
     import io
     import tarfile
 
     from agent.provision_node import sha256_file
 
-    wheels = wheels if wheels is not None else wheel_hashes(d)
+    wheels = dict(wheels if wheels is not None else wheel_hashes(d))
+    paths = {name: d / name for name in wheels}
+    for name, (path, sha) in (extra or {}).items():
+        wheels[name], paths[name] = sha, path
     h = hashlib.sha256(json.dumps(sorted(wheels.items())).encode())
     out = state / "wheelhouse" / f"push-{h.hexdigest()[:16]}.tar"
     sums = out.with_name(out.name + ".sha256")
@@ -229,9 +418,9 @@ def pack(d: Path, state: Path, wheels: dict[str, str] | None = None) -> tuple[Pa
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
         for name in sorted(wheels):
-            data = (d / name).read_bytes()
+            data = paths[name].read_bytes()
             if hashlib.sha256(data).hexdigest() != wheels[name]:
-                raise BadInput("changed while tuner read it: refused", file=str(d / name))
+                raise BadInput("changed while tuner read it: refused", file=str(paths[name]))
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             t.addfile(info, io.BytesIO(data))
@@ -247,8 +436,9 @@ def _host(name: str, status: str, msg: str, f: dict[str, Any], steps: list[str])
         "os kernel rocm_version amdgpu_version amdsmi_library amdsmi_package amdsmi_share "
         "python venv privilege"
     ).split()
+    extra = {"tuner": f.get("tuner_version")}
     return HostProvision(
-        host=name, status=status, message=msg, steps=steps, **{k: f.get(k) for k in keys}
+        host=name, status=status, message=msg, steps=steps, **{k: f.get(k) for k in keys}, **extra
     )
 
 
@@ -288,6 +478,19 @@ def provision(
         groups: dict[tuple[str, str, str], list[str]] = {}
         for n in ready:
             groups.setdefault(platform_key(facts[n]), []).append(n)
+        # tuner itself (`tuner check --local [--slurm]` on the node): the operator's
+        # wheel when the folder has one, else built from this controller's source
+        own = sorted(n for n in supplied if TUNER_WHEEL.match(n))  # one at most
+        extra: dict[str, tuple[Path, str]] = {}
+        if own:
+            tuner_pkg = {"wheel": own[0], "sha256": supplied[own[0]]}
+        else:
+            _phase(progress, "tuner's own wheel (controller: built once per source, cached)", 0)
+            path, sha = tuner_wheel(state)
+            extra[path.name] = (path, sha)
+            tuner_pkg = {"wheel": path.name, "sha256": sha}
+        m = TUNER_WHEEL.match(tuner_pkg["wheel"])
+        tuner_pkg["version"] = m.group(1) if m else ""
         if wheelhouse is None:
             _phase(progress, "the wheelhouse (controller: pip download once, cached)", 0)
         for key, names in groups.items():
@@ -303,13 +506,13 @@ def provision(
                     }
                 )
                 d, hashes = build_wheelhouse(state, key, need)
-            tar, tar_sha = pack(d, state, hashes)
-            expect = {"tar": tar_sha, "wheels": hashes}
+            tar, tar_sha = pack(d, state, hashes, extra)
+            expect = {"tar": tar_sha, "wheels": {**hashes, **{k: v[1] for k, v in extra.items()}}}
             for n in names:
                 houses[n] = str(tar)
                 expects[n] = expect
         sub = inv.model_copy(update={"hosts": [h for h in inv.hosts if h.name in ready]})
-        _phase(progress, "the runtime (venv, wheelhouse, amdsmi)", len(ready))
+        _phase(progress, "the runtime (venv, wheelhouse, amdsmi, tuner)", len(ready))
         outcomes2, art2 = run_playbook(
             "provision.yml",
             sub,
@@ -318,7 +521,8 @@ def provision(
                 "tuner_venv": VENV,
                 "tuner_wheelhouses": houses,
                 "tuner_wheelhouse_expect": expects,
-                "tuner_requirements": NODE_REQUIREMENTS,
+                "tuner_requirements": RUNTIME_REQUIREMENTS,
+                "tuner_package": tuner_pkg,
             },
             check=check,
             forks=forks,
@@ -399,7 +603,7 @@ def print_report(r: ProvisionReport, console: Console) -> None:
         found = (
             f"{h.os or '?'} / {h.kernel or '?'}; ROCm {h.rocm_version or '-'}; amdgpu "
             f"{h.amdgpu_version or '-'}; amdsmi lib {h.amdsmi_library or '-'} / pkg {pkg}; "
-            f"Python {h.python or '-'}; privilege {h.privilege or '-'}"
+            f"Python {h.python or '-'}; tuner {h.tuner or '-'}; privilege {h.privilege or '-'}"
         )
         step = "would change" if r.check else "changed"
         views.append(

@@ -190,6 +190,7 @@ def facts(root: str, venv: str = VENV, became: bool = False) -> dict[str, Any]:
         "amdsmi_library": lib_version(os.path.join(rocm, "lib/libamd_smi.so")),
         "amdsmi_share": share_version(share) if os.path.isdir(share) else None,
         "amdsmi_package": pkgs.get("amdsmi"),
+        "tuner_version": pkgs.get("tuner"),
         "python": platform.python_version(),
         "python_path": sys.executable,
         "machine": platform.machine(),
@@ -274,7 +275,12 @@ def pinned(requirements: list[str], wheels: dict[str, list[str]]) -> list[str]:
 
 
 def plan(
-    root: str, venv: str, wheelhouse: str, requirements: list[str], f: dict[str, Any]
+    root: str,
+    venv: str,
+    wheelhouse: str,
+    requirements: list[str],
+    f: dict[str, Any],
+    tuner: dict[str, str] | None = None,
 ) -> tuple[list[str], tuple[str, str]]:
     """What apply would do: the steps (empty: nothing), and the amdsmi source."""
     v = under(root, venv)
@@ -297,6 +303,14 @@ def plan(
             + ("/opt/rocm/share/amd_smi" if src[0] == "share" else "the wheelhouse")
             + (f" (was {was})" if was else "")
         )
+    if tuner is not None:
+        runtime = f.get("runtime") or {}
+        if pkgs.get("tuner") is None or runtime.get("tuner_wheel") != tuner["sha256"]:
+            was = pkgs.get("tuner")
+            steps.append(
+                f"install tuner {tuner['version']} ({venv}/bin/tuner; wheel sha256 "
+                f"{tuner['sha256'][:12]})" + (f" (was {was})" if was else "")
+            )
     return steps, src
 
 
@@ -377,6 +391,24 @@ def check_wheels(d: str, shown: str, wheels: dict[str, str]) -> None:
     missing = sorted(set(wheels) - set(have))
     if missing:
         raise ProvisionError(f"{shown} lacks {', '.join(missing[:3])}: refused, nothing installed")
+
+
+TUNER_WHEEL = re.compile(r"^tuner-([^-]+)-py3-none-any\.whl$")
+
+
+def check_tuner(tuner: Any, expect: dict[str, Any] | None) -> dict[str, str] | None:
+    """The controller's word on tuner's own wheel ({wheel, sha256, version}), validated: a
+    tuner wheel name, and the very wheel (same sha256) the wheelhouse's hashes list."""
+    if tuner is None:
+        return None
+    wheel = str(tuner.get("wheel")) if isinstance(tuner, dict) else ""
+    m = TUNER_WHEEL.fullmatch(wheel)
+    sha = str(tuner.get("sha256")) if isinstance(tuner, dict) else ""
+    if not m or not SHA256.fullmatch(sha) or m.group(1) != str(tuner.get("version")):
+        raise ProvisionError("the controller's tuner wheel option is missing or malformed")
+    if expect is None or expect["wheels"].get(wheel) != sha:
+        raise ProvisionError(f"{wheel} is not among the wheelhouse's hashes: refused")
+    return {"wheel": wheel, "sha256": sha, "version": m.group(1)}
 
 
 def clean_partial(root: str, wheelhouse: str) -> list[str]:
@@ -475,6 +507,7 @@ def apply(
     check: bool,
     became: bool = False,
     expect: dict[str, Any] | None = None,
+    tuner: dict[str, Any] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """Make the runtime; return the steps done (or, ``check``, to do) and the facts after.
 
@@ -482,11 +515,12 @@ def apply(
     checked against them before anything is installed. A venv this run created is removed
     when the run fails (no half-made runtime); an existing one loses its marker until the
     run completes (facts then show it as not provisioned)."""
+    own = check_tuner(tuner, expect)
     f = facts(root, venv, became)
     if not check:
         clean_partial(root, wheelhouse)
     unpacked = unpack_wheelhouse(root, wheelhouse, check, expect)
-    steps, (kind, version) = plan(root, venv, wheelhouse, requirements, f)
+    steps, (kind, version) = plan(root, venv, wheelhouse, requirements, f, own)
     v = under(root, venv)
     wh = under(root, wheelhouse)
     if expect is not None and os.path.isdir(wh) and not check:
@@ -520,10 +554,21 @@ def apply(
                 _pip(py, wh, ["--no-deps", "--no-build-isolation", "--force-reinstall", src])
         else:
             _pip(py, wh, ["--no-deps", "--force-reinstall", f"amdsmi=={version}"])
+        if own is not None:  # tuner alone: its dependencies are the requirements above
+            _pip(py, wh, ["--no-deps", "--force-reinstall", os.path.join(wh, own["wheel"])])
         after = facts(root, venv, became)
         if after.get("amdsmi_package") != version:
             raise ProvisionError(
                 f"amdsmi {version} was installed but the venv holds {after.get('amdsmi_package')}"
+            )
+        if own is not None and (
+            after.get("tuner_version") != own["version"]
+            or not os.path.isfile(os.path.join(v, "bin/tuner"))
+        ):
+            raise ProvisionError(
+                f"tuner {own['version']} was installed but the venv holds "
+                f"{after.get('tuner_version')} (and bin/tuner: "
+                f"{os.path.isfile(os.path.join(v, 'bin/tuner'))})"
             )
         marker = {
             "amdsmi": version,
@@ -531,6 +576,8 @@ def apply(
             "amdsmi_library": f.get("amdsmi_library"),
             "rocm_version": f.get("rocm_version"),
             "python": f.get("python"),
+            "tuner": own["version"] if own else None,
+            "tuner_wheel": own["sha256"] if own else None,
         }
         write_atomic(os.path.join(v, MARKER), json.dumps(marker, indent=1))
     except BaseException as e:

@@ -138,7 +138,9 @@ def resume(name: str, env: dict[str, str] | None = None) -> None:
 def run_check(argv: list[str], timeout: float) -> tuple[bool, str, dict[str, Any] | None]:
     """Run `tuner check --local --json ...` in its own session; kill its group past
     `timeout`. -> (passed, why, its JSON). Anything but a clean verdict fails."""
-    cmd = [sys.executable, "-m", "agent.cli", "check", "--local", "--json", *argv]
+    # -P: the check imports tuner from this Python's own packages only, never from an
+    # `agent` folder in the working directory slurmd happens to start it in
+    cmd = [sys.executable, "-P", "-m", "agent.cli", "check", "--local", "--json", *argv]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     p = subprocess.Popen(
         cmd,

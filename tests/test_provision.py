@@ -3,11 +3,13 @@ the provisioned runtime; a ROCm library/package mismatch; bad input. Pure parts 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,30 @@ def test_provision_bare_fleet(bare_fleet: Fleet) -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root1 / "opt/tuner/lib")},
     )
     assert once.returncode == 0, once.stderr
+    # tuner itself is in the runtime (installed --no-deps: no Ansible): the node's own
+    # `tuner check --local` gives the gate's verdict on the node's tree
+    assert hosts["node01"]["tuner"] == version("tuner"), hosts["node01"]
+    marker = json.loads((root1 / "opt/tuner/venv/tuner-runtime.json").read_text())
+    assert marker["tuner"] == version("tuner") and len(marker["tuner_wheel"]) == 64
+    assert not list((root1 / "opt/tuner/venv/lib").glob("python*/site-packages/ansible*"))
+    local = subprocess.run(
+        [
+            str(root1 / "opt/tuner/venv/bin/tuner"),
+            "check",
+            "--local",
+            "--json",
+            "--root",
+            str(root1),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root1,
+        env={"PATH": "/usr/bin:/bin", "TUNER_STATE_DIR": str(f.state / "node01-local")},
+    )
+    assert local.returncode == 0, local.stderr
+    doc = json.loads(local.stdout)
+    assert doc["gate"]["passed"] and doc["usable_gpus"] == 8, doc["gate"]
 
     # idempotent
     r = f.tuner("provision", "--json", "--limit", "node01")
@@ -147,6 +173,11 @@ def test_provision_bad_input(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     r = run_tuner("provision", "--wheelhouse", str(tmp_path / "empty"), state=state)
     assert r.rc == 2 and "pip wheel" in r.err
+    (tmp_path / "empty/pip-25.0-py3-none-any.whl").write_bytes(b"pip")
+    for v in ("0.1.0", "0.2.0"):
+        (tmp_path / f"empty/tuner-{v}-py3-none-any.whl").write_bytes(b"tuner")
+    r = run_tuner("provision", "--wheelhouse", str(tmp_path / "empty"), state=state)
+    assert r.rc == 2 and "more than one tuner wheel" in r.err, r.err
     inv = tmp_path / "inv.yml"
     inv.write_text("all:\n  hosts:\n    n1:\n      tuner_python: venv/bin/python\n")
     r = run_tuner("provision", "-i", str(inv), state=state)
@@ -228,3 +259,94 @@ def test_wheelhouse_tar_unpacks_wheels_only(tmp_path: Path) -> None:
     assert not (tmp_path / "escape.whl").exists() and not (root / "escape.whl").exists()
     assert unpack_wheelhouse(str(root), "/opt/tuner/wheelhouse", check=False) == []
     assert [p.name for p in (root / "opt/tuner").iterdir() if p.name.startswith(".")] == []
+
+
+def test_installed_tuner_repacked_as_its_wheel(tmp_path: Path) -> None:
+    """A controller that runs tuner installed from its wheel (no source tree) sends the
+    nodes that wheel again, made from the install's RECORD; a file changed since the
+    install is refused."""
+    import base64
+    import hashlib
+    import zipfile
+    from importlib.metadata import PathDistribution
+
+    from agent.errors import BadInput
+    from agent.provision import repack
+
+    site = tmp_path / "site"
+    files = {
+        "agent/__init__.py": b"",
+        "agent/cli/__init__.py": b"def main(): pass\n",
+        "tuner-9.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tuner\nVersion: 9.1\n",
+        "tuner-9.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nTag: py3-none-any\n",
+        "tuner-9.1.dist-info/entry_points.txt": b"[console_scripts]\ntuner = agent.cli:main\n",
+        "tuner-9.1.dist-info/INSTALLER": b"pip\n",
+        "agent/__pycache__/__init__.cpython-311.pyc": b"x",
+    }
+    rec = []
+    for rel, data in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(data)
+        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rec.append(f"{rel},sha256={h},{len(data)}")
+    rec += ["../../../bin/tuner,,", "tuner-9.1.dist-info/RECORD,,"]
+    (site / "tuner-9.1.dist-info/RECORD").write_text("\n".join(rec) + "\n")
+    dist = PathDistribution(site / "tuner-9.1.dist-info")
+    name, blob = repack(dist)
+    assert name == "tuner-9.1-py3-none-any.whl" and repack(dist)[1] == blob  # same bytes
+    (tmp_path / name).write_bytes(blob)
+    with zipfile.ZipFile(tmp_path / name) as z:
+        names = z.namelist()
+        record = z.read("tuner-9.1.dist-info/RECORD").decode()
+    assert names[:2] == ["agent/__init__.py", "agent/cli/__init__.py"]
+    assert "tuner-9.1.dist-info/INSTALLER" not in names and not any("pycache" in n for n in names)
+    assert "tuner-9.1.dist-info/entry_points.txt" in names and "bin/tuner" not in record
+    (site / "agent/cli/__init__.py").write_bytes(b"import os; os.system('x')\n")
+    with pytest.raises(BadInput, match="differs from what pip installed"):
+        repack(dist)
+
+
+def test_tuner_wheel_plan_and_checks(tmp_path: Path) -> None:
+    """tuner is (re)installed when its wheel's sha256 is not the one the runtime marker
+    records (a changed source keeps the version number); the controller's option must name
+    a tuner wheel the wheelhouse's hashes list; the source hash follows the source."""
+    from agent.provision import source_digest
+    from agent.provision_node import check_tuner, plan
+
+    sha = "a" * 64
+    expect = {"tar": "b" * 64, "wheels": {"tuner-0.1.0-py3-none-any.whl": sha}}
+    own = check_tuner(
+        {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.1.0"}, expect
+    )
+    assert own == {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.1.0"}
+    for bad in (
+        {"wheel": "../tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.1.0"},
+        {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": "c" * 64, "version": "0.1.0"},
+        {"wheel": "tuner-0.1.0-py3-none-any.whl", "sha256": sha, "version": "0.2"},
+    ):
+        with pytest.raises(ProvisionError):
+            check_tuner(bad, expect)
+    assert check_tuner(None, expect) is None
+    f = {"amdsmi_library": "7.0.2", "amdsmi_share": "7.0.2", "amdsmi_package": "7.0.2"}
+    (tmp_path / "opt/tuner/venv/bin").mkdir(parents=True)
+    (tmp_path / "opt/tuner/venv/bin/python").write_text("")
+    root, venv, wh = str(tmp_path), "/opt/tuner/venv", "/opt/tuner/wheelhouse"
+    installed = {**f, "packages": {"tuner": "0.1.0"}}
+    steps, _ = plan(root, venv, wh, [], {**installed, "runtime": {"tuner_wheel": sha}}, own)
+    assert steps == []  # the same wheel: unchanged
+    steps, _ = plan(root, venv, wh, [], {**installed, "runtime": {"tuner_wheel": "d" * 64}}, own)
+    assert steps == [
+        "install tuner 0.1.0 (/opt/tuner/venv/bin/tuner; wheel sha256 aaaaaaaaaaaa) (was 0.1.0)"
+    ]
+    steps, _ = plan(root, venv, wh, [], {**f, "packages": {}, "runtime": None}, own)
+    assert steps and steps[0].startswith("install tuner 0.1.0")
+
+    src = tmp_path / "src"
+    (src / "agent/__pycache__").mkdir(parents=True)
+    (src / "pyproject.toml").write_text('[project]\nname = "tuner"\n')
+    (src / "agent/a.py").write_text("x = 1\n")
+    one = source_digest(src)
+    (src / "agent/__pycache__/a.cpython-311.pyc").write_bytes(b"cache")
+    assert source_digest(src) == one  # caches are not source
+    (src / "agent/a.py").write_text("x = 2\n")
+    assert source_digest(src) != one  # a change of tuner's source: a new wheel

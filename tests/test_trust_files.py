@@ -311,7 +311,7 @@ def test_cached_wheel_changed_after_download_is_refused(tmp_path: Path) -> None:
 
     state = tmp_path / "state"
     key = ("3.11", "x86_64", "2.36")
-    reqs = [*provision.BUILD_REQUIREMENTS, *provision.NODE_REQUIREMENTS]
+    reqs = [*provision.BUILD_REQUIREMENTS, *provision.RUNTIME_REQUIREMENTS]
     digest = __import__("hashlib").sha256(json.dumps([list(key), reqs]).encode()).hexdigest()
     d = state / "wheelhouse" / f"cp311-x86_64-glibc2.36-{digest[:12]}"
     d.mkdir(parents=True)

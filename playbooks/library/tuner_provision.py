@@ -47,6 +47,10 @@ options:
   expect:
     description: sha256 of the pushed tar and of every wheel (apply).
     type: dict
+  tuner:
+    description: tuner's own wheel in the wheelhouse (wheel, sha256, version), installed
+      with --no-deps (apply).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -78,6 +82,7 @@ def main() -> None:
             "requirements": {"type": "list", "elements": "str", "default": []},
             "became": {"type": "bool", "default": False},
             "expect": {"type": "dict", "default": None},
+            "tuner": {"type": "dict", "default": None},
         },
         supports_check_mode=True,
     )
@@ -98,6 +103,7 @@ def main() -> None:
             module.check_mode,
             p["became"],
             expect,
+            p["tuner"],
         )
     except ProvisionError as e:
         try:
