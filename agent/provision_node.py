@@ -566,8 +566,8 @@ def apply(
             or not os.path.isfile(os.path.join(v, "bin/tuner"))
         ):
             raise ProvisionError(
-                f"tuner {own['version']} was installed but the venv holds "
-                f"{after.get('tuner_version')} (and bin/tuner: "
+                f"the tuner package {own['version']} was installed but the venv holds "
+                f"{after.get('tuner_version')} (bin/tuner present: "
                 f"{os.path.isfile(os.path.join(v, 'bin/tuner'))})"
             )
         marker = {
