@@ -110,21 +110,32 @@ def launch(plt: Any) -> None:
 
 
 def export(plt: Any) -> None:
+    """CPU time where the results have it (wall times on a loaded machine say little), the
+    wall times as dots beside the bars."""
     data = _load("export.json")
     fmts = list(data["formats"])
+    cpu = "in_process_cpu_s" in data["formats"][fmts[0]]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     y = range(len(fmts))
-    ax.barh([i - 0.2 for i in y], [data["formats"][f]["in_process_s"] for f in fmts], 0.4,
-            label="in-process")  # fmt: skip
-    ax.barh([i + 0.2 for i in y], [data["formats"][f]["cli_s"] for f in fmts], 0.4, label="CLI")
-    ax.axvline(data["load_s"], color="k", ls=":", lw=1, label=f"loading it ({data['load_s']} s)")
+    for off, key, label in ((-0.2, "in_process", "in-process"), (0.2, "cli", "CLI")):
+        f = data["formats"]
+        ax.barh([i + off for i in y], [f[n][f"{key}_cpu_s" if cpu else f"{key}_s"] for n in fmts],
+                0.4, label=label + (" CPU" if cpu else ""))  # fmt: skip
+        if cpu:
+            ax.plot([f[n][f"{key}_s"] for n in fmts], [i + off for i in y], "k.", markersize=4,
+                    label="wall" if off > 0 else None)  # fmt: skip
+    load = data.get("load_cpu_s" if cpu else "load_s", data["load_s"])
+    ax.axvline(load, color="k", ls=":", lw=1, label=f"loading it ({load} s)")
     ax.axvline(2, color="C3", ls="--", lw=1, label="the 2 s goal")
     ax.set_yticks(list(y), fmts)
     ax.invert_yaxis()
-    ax.set_xlabel("seconds")
+    ax.set_xlabel("seconds" + (" (bars CPU, dots wall)" if cpu else ""))
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    ax.set_title(f"tuner export of a {data['nodes']:,}-node report ({data['gpus']:,} GPUs)",
-                 fontsize=10)  # fmt: skip
+    loads = [f[n].get("load_avg_1min") for f in [data["formats"]] for n in fmts]
+    shown = [x for x in loads if x is not None]
+    where = f", load {min(shown):.0f}-{max(shown):.0f}" if shown else ""
+    ax.set_title(f"tuner export of a {data['nodes']:,}-node report ({data['gpus']:,} GPUs)"
+                 f"{where}", fontsize=10)  # fmt: skip
     _save(fig, "export-10000.svg")
 
 
@@ -149,9 +160,46 @@ def report(plt: Any) -> None:
     _save(fig, "report-scaling.svg")
 
 
+def executors(plt: Any) -> None:
+    """How `tuner verify`'s cost grows with the fleet, alone and through two executors
+    (bench/executors.py; docs/performance.md "Execution nodes")."""
+    runs: dict[str, dict[int, dict[str, Any]]] = {"alone": {}, "executors": {}}
+    for name in ("executors-64-run2.json", "executors-256.json"):
+        for size in _load(name)["sizes"]:
+            for r in size["runs"]:
+                runs[r["mode"]][size["nodes"]] = r
+    nodes = sorted(runs["alone"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax = axes[0]
+    ax.plot(nodes, [runs["alone"][n]["controller_cpu_s"] for n in nodes], "o-",
+            label="controller alone")  # fmt: skip
+    ax.plot(nodes, [runs["executors"][n]["controller_cpu_s"] for n in nodes], "s-",
+            label="controller, 2 executors")  # fmt: skip
+    ax.plot(nodes, [max(e["cpu_s"] for e in runs["executors"][n]["executors"]) for n in nodes],
+            "^--", label="each executor")  # fmt: skip
+    ax.set_xlabel("nodes")
+    ax.set_ylabel("CPU (s)")
+    ax.set_xticks(nodes)
+    ax.legend(frameon=False, fontsize=8)
+    ax = axes[1]
+    ax.plot(nodes, [runs["alone"][n]["controller_sockets_peak"] for n in nodes], "o-",
+            label="controller alone")  # fmt: skip
+    ax.plot(nodes, [runs["executors"][n]["controller_sockets_peak"] for n in nodes], "s-",
+            label="controller, 2 executors")  # fmt: skip
+    ax.set_xlabel("nodes")
+    ax.set_ylabel("sockets (peak)")
+    ax.set_xticks(nodes)
+    ax.legend(frameon=False, fontsize=8)
+    loads = ", ".join(
+        f"{runs[m][n]['load_avg'][0]:.0f}" for n in nodes for m in ("alone", "executors")
+    )
+    fig.suptitle(f"tuner verify, OS layer, small simulated nodes (load {loads})", fontsize=10)
+    _save(fig, "executors-scaling.svg")
+
+
 def main() -> None:
     plt = _matplotlib()
-    for draw in (fanout, launch, export, report):
+    for draw in (fanout, launch, export, report, executors):
         draw(plt)
         plt.close("all")
 
