@@ -18,8 +18,13 @@ pytestmark = pytest.mark.fleet
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Two bare CPX nodes, provisioned as the docs say: the gate runs under each node's
+    /opt/tuner/venv, as on a user's fleet."""
     tmp = tmp_path_factory.mktemp("cpx")
-    yield from make_fleet(tmp / "state", None, 2, "--scenario", "cpx-partitions")
+    for f in make_fleet(tmp / "state", None, 2, "--scenario", "cpx-partitions", runtime="bare"):
+        r = f.tuner("provision", "--json", timeout=900)
+        assert r.rc == 0, r.err
+        yield f
 
 
 @pytest.fixture(scope="module")
