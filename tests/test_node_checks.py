@@ -169,8 +169,13 @@ def test_simulated_proc_files_are_an_epyc_9575f_node() -> None:
 
 @pytest.fixture(scope="module")
 def ring_timeout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Two bare nodes, provisioned as the docs say: the collector and capture run under each
+    node's /opt/tuner/venv, as on a user's fleet."""
     tmp = tmp_path_factory.mktemp("kl")
-    yield from make_fleet(tmp / "state", 2, 2, "--scenario", "kernel-ring-timeout")
+    for f in make_fleet(tmp / "state", 2, 2, "--scenario", "kernel-ring-timeout", runtime="bare"):
+        r = f.tuner("provision", "--json", timeout=900)
+        assert r.rc == 0, r.err
+        yield f
 
 
 @pytest.mark.fleet
