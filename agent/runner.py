@@ -12,9 +12,13 @@ import contextlib
 import fcntl
 import hashlib
 import itertools
+import json
 import os
 import re
+import select
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -249,8 +253,6 @@ def run_playbook(
     `progress`: told each host's result as it comes (and, if it is a `Progress`, each host's
     start and the stages a module writes under `stage_dir`).
     Returns the outcome per host and the run's artifact folder (the audit trail)."""
-    from ansible_runner.interface import init_runner
-
     names = [h.name for h in inv.hosts]
     forks = max(1, min(forks or len(names), MAX_FORKS))
     runs = state_dir() / "runs"
@@ -357,30 +359,152 @@ def run_playbook(
                 skip_tags=skip_tags,
             )
             return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
-        r = init_runner(
-            private_data_dir=str(runs),
-            ident=ident,
-            playbook=str(playbooks_dir() / playbook),
-            inventory=inv.path,
-            limit=",".join(names),
-            extravars=extravars,
-            envvars=env,
-            cmdline="--check" if check else None,
-            skip_tags=skip_tags,
-            forks=forks,
-            quiet=True,
-            event_handler=on_event,
-            rotate_artifacts=0,  # tuner rotates (rotate_artifacts): safe for concurrent runs
-            suppress_env_files=True,
-        )
-        # ansible-runner seeds the run's environment with all of ours and writes it to the
-        # artifacts (`command`): hand Ansible only what it needs.
-        r.config.env = scrubbed_env(r.config.env, env)
+        cmd = ["ansible-playbook", "-i", inv.path, "--limit", ",".join(names)]
+        cmd += ["-e", json.dumps(extravars), "--forks", str(forks)]
+        if check:
+            cmd.append("--check")
+        if skip_tags:
+            cmd += ["--skip-tags", skip_tags]
+        cmd.append(str(playbooks_dir() / playbook))
         with _watch_stages(stage_dir, names, progress):
-            r.run()
+            r = run_local(cmd, scrubbed_env(dict(os.environ), env), runs, ident, on_event)
     except Exception as e:  # ansible-runner raises on a missing ansible-playbook, etc.
         raise Failed(f"could not run Ansible: {e}") from e
     return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
+
+
+CALLBACK_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "callback"
+
+
+class LocalRun(BaseModel):
+    """How a playbook run on the controller ended (the fields `_filled` names)."""
+
+    status: str  # successful | failed | canceled
+    rc: int
+
+
+def run_local(
+    cmd: list[str],
+    env: dict[str, str],
+    runs: Path,
+    ident: str,
+    on_event: Callable[[dict[str, Any]], Any],
+) -> LocalRun:
+    """Run `ansible-playbook` with tuner's event callback (agent/ansible_plugins/callback/
+    tuner_events.py) and hand each event to `on_event` as it comes.
+
+    The run's folder `runs/artifacts/<ident>/` holds what ansible-runner's artifacts held:
+    `command` (the command, its folder and its environment, which `scrubbed_env` keeps free
+    of secrets), `stdout` (whatever Ansible printed besides the events: warnings, errors),
+    `job_events/<counter>-<uuid>.json` (every event, as the callback wrote it: the audit
+    trail), `rc` and `status`. Events come through a pipe, not a terminal: no pty, no
+    base64 markers, no partial files, and each event's JSON is encoded once (in the
+    callback) and decoded once (here)."""
+    art = runs / "artifacts" / ident
+    events = art / "job_events"
+    events.mkdir(parents=True, mode=0o700)
+    art.chmod(0o700)
+    rfd, wfd = os.pipe()
+    env = {
+        **env,
+        "ANSIBLE_STDOUT_CALLBACK": "tuner_events",
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+        "TUNER_EVENTS_FD": str(wfd),
+        "TUNER_RUN_IDENT": ident,
+    }
+    for k in ("ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION", "AWX_ISOLATED_DATA_DIR"):
+        env.pop(k, None)
+    _write_private(art / "command", json.dumps({"command": cmd, "cwd": str(runs), "env": env}))
+    status, rc = "failed", -1
+    try:
+        fd = os.open(art / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            p = subprocess.Popen(
+                cmd,
+                cwd=runs,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(wfd,),
+                start_new_session=True,  # tuner ends the whole run if it is stopped
+            )
+        os.close(wfd)
+        wfd = -1
+        try:
+            _pump(p, rfd, events, on_event)
+            rc = p.wait()
+        except BaseException:
+            status = "canceled"
+            _end(p)
+            raise
+        status = "successful" if rc == 0 else "failed"
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
+        _write_private(art / "rc", str(rc))
+        _write_private(art / "status", status)
+    return LocalRun(status=status, rc=rc)
+
+
+def _pump(
+    p: subprocess.Popen[bytes],
+    rfd: int,
+    events: Path,
+    on_event: Callable[[dict[str, Any]], Any],
+) -> None:
+    """Read event lines until the pipe ends, or until Ansible has exited and nothing more
+    comes (a process Ansible left behind may hold the pipe open)."""
+    buf = b""
+    done = False
+    while True:
+        ready, _, _ = select.select([rfd], [], [], 0.5)
+        if ready:
+            chunk = os.read(rfd, 1 << 16)
+            if not chunk:
+                done = True
+            buf += chunk
+        elif p.poll() is not None:
+            done = True
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            _event(line, events, on_event)
+        if done:
+            if buf.strip():
+                _event(buf, events, on_event)
+            return
+
+
+def _event(line: bytes, events: Path, on_event: Callable[[dict[str, Any]], Any]) -> None:
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        return  # not an event (the callback writes nothing else to the pipe)
+    if not isinstance(ev, dict):
+        return
+    name = f"{int(ev.get('counter') or 0)}-{str(ev.get('uuid', ''))[:64]}.json"
+    if "/" not in name and not name.startswith("."):
+        _write_private(events / name, line.decode("utf-8", "replace"))
+    on_event(ev)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _end(p: subprocess.Popen[bytes]) -> None:
+    """Stop a run tuner was interrupted in: its process group, politely, then for good."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.pid, sig)
+        try:
+            p.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _filled(names: list[str], outcomes: dict[str, HostOutcome], r: Any) -> dict[str, HostOutcome]:

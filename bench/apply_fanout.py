@@ -2,7 +2,8 @@
 playbook run through plain `ansible-playbook` with Ansible's default settings (5 forks,
 no pipelining).
 
-    .venv/bin/python bench/apply_fanout.py [--nodes 16] [--reps 5] [--out bench/results/apply.json]
+    .venv/bin/python bench/apply_fanout.py [--nodes 16] [--reps 5] [--layer os]
+        [--out bench/results/apply.json]
 
 Each repetition starts from pristine nodes (`tuner rollback`), then times a first run (every
 setting changes) and an idempotent re-run (nothing changes), for both paths. Medians are
@@ -52,6 +53,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cores-per-socket", type=int, default=64)
     ap.add_argument("--out", default=str(REPO / "bench/results/apply.json"))
+    ap.add_argument(
+        "--layer",
+        default="os",
+        help="tuner's --layer (default os: the same playbook the plain run is given; 'all'"
+        " also runs the kernel command line layer, which plain Ansible is not given)",
+    )
     a = ap.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="tuner-bench-"))
@@ -105,7 +112,7 @@ def main() -> None:
         k: [] for k in ("tuner_first", "tuner_rerun", "plain_first", "plain_rerun")
     }
     loads: list[float] = []
-    apply = [*tuner, "apply", "-p", "inference"]
+    apply = [*tuner, "apply", "-p", "inference", "--layer", a.layer]
     try:
         for rep in range(a.reps):
             loads.append(round(os.getloadavg()[0], 1))
@@ -128,6 +135,7 @@ def main() -> None:
         "nodes": a.nodes,
         "reps": a.reps,
         "cores_per_socket": a.cores_per_socket,
+        "layer": a.layer,
         "cpus": os.cpu_count(),
         "median_s": med,
         "speedup_first": round(med["plain_first"] / med["tuner_first"], 2),

@@ -1,7 +1,8 @@
 """Benchmark: N small simulated nodes verified through two execution nodes (agent/executors.py),
 and the same fleet verified by the controller alone, side by side in one run.
 
-    .venv/bin/python bench/executors.py --nodes 64 256 [--executors 2] [--reps 1]
+    .venv/bin/python bench/executors.py --nodes 64 256 1000 [--executors 2] [--reps 1]
+        [--modes alone,executors] [--out bench/results/executors-scale.json]
 
 Root only (the executors are users of their own with an sshd each on loopback:
 agent/sim/execlab.py). Per size and mode it records: wall time; the controller's CPU (user +
@@ -170,7 +171,9 @@ def executor_usage(lab: execlab.ExecLab) -> list[dict[str, Any]]:
     return out
 
 
-def one_size(n: int, n_exec: int, reps: int, work: Path) -> dict[str, Any]:
+def one_size(
+    n: int, n_exec: int, reps: int, work: Path, modes: tuple[str, ...] = ("alone", "executors")
+) -> dict[str, Any]:
     state = work / f"state-{n}"
     env = dict(os.environ, TUNER_STATE_DIR=str(state))
     env.pop("TUNER_INVENTORY", None)
@@ -208,6 +211,8 @@ def one_size(n: int, n_exec: int, reps: int, work: Path) -> dict[str, Any]:
         executor_usage(lab)
         for rep in range(reps):
             for mode, e in (("alone", env), ("executors", sharded_env)):
+                if mode not in modes:
+                    continue
                 uids = {lab.uid(x) for x in lab.names} if mode == "executors" else set()
                 r = measure(["verify", "-p", PROFILE, "--json"], e, uids)
                 r.update(mode=mode, rep=rep, load_avg=os.getloadavg())
@@ -227,12 +232,20 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--executors", type=int, default=2)
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--modes", default="alone,executors", help="alone, executors or both")
+    ap.add_argument("--out", help="also write the JSON here")
     a = ap.parse_args()
+    modes = tuple(a.modes.split(","))
     if os.geteuid() != 0:
         raise SystemExit("root only: the executors are users of their own")
     with tempfile.TemporaryDirectory(prefix="tuner-bench-exec-") as d:
-        res = [one_size(n, a.executors, a.reps, Path(d)) for n in a.nodes]
-    print(json.dumps({"ncpu": os.cpu_count(), "sizes": res}, indent=1))
+        res = []
+        for n in a.nodes:  # each size written as soon as it is measured
+            res.append(one_size(n, a.executors, a.reps, Path(d), modes))
+            doc = json.dumps({"ncpu": os.cpu_count(), "sizes": res}, indent=1)
+            if a.out:
+                Path(a.out).write_text(doc + "\n")
+    print(doc)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,15 @@ def main() -> None:
         "tuner": (tuner_cmd, env),
         "plain": (book, base),
         "tuned": (book, tuned),
+        # tuned plus tuner's own event callback (agent/ansible_plugins/callback/tuner_events.py)
+        "lean": (
+            book,
+            {
+                **tuned,
+                "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "agent/ansible_plugins/callback"),
+                "ANSIBLE_STDOUT_CALLBACK": "tuner_events",
+            },
+        ),
         "mitogen": (
             book,
             {**tuned, "ANSIBLE_STRATEGY_PLUGINS": mito, "ANSIBLE_STRATEGY": "mitogen_linear"},
