@@ -162,38 +162,46 @@ def report(plt: Any) -> None:
 
 def executors(plt: Any) -> None:
     """How `tuner verify`'s cost grows with the fleet, alone and through two executors
-    (bench/executors.py; docs/performance.md "Execution nodes")."""
+    (bench/executors.py; docs/performance.md "Execution nodes"): one run of 64, 256 and
+    1,000 nodes (executors-scale.json)."""
     runs: dict[str, dict[int, dict[str, Any]]] = {"alone": {}, "executors": {}}
-    for name in ("executors-64-run2.json", "executors-256.json"):
-        for size in _load(name)["sizes"]:
-            for r in size["runs"]:
-                runs[r["mode"]][size["nodes"]] = r
-    nodes = sorted(runs["alone"])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax = axes[0]
-    ax.plot(nodes, [runs["alone"][n]["controller_cpu_s"] for n in nodes], "o-",
-            label="controller alone")  # fmt: skip
-    ax.plot(nodes, [runs["executors"][n]["controller_cpu_s"] for n in nodes], "s-",
-            label="controller, 2 executors")  # fmt: skip
-    ax.plot(nodes, [max(e["cpu_s"] for e in runs["executors"][n]["executors"]) for n in nodes],
-            "^--", label="each executor")  # fmt: skip
-    ax.set_xlabel("nodes")
-    ax.set_ylabel("CPU (s)")
-    ax.set_xticks(nodes)
-    ax.legend(frameon=False, fontsize=8)
-    ax = axes[1]
-    ax.plot(nodes, [runs["alone"][n]["controller_sockets_peak"] for n in nodes], "o-",
-            label="controller alone")  # fmt: skip
-    ax.plot(nodes, [runs["executors"][n]["controller_sockets_peak"] for n in nodes], "s-",
-            label="controller, 2 executors")  # fmt: skip
-    ax.set_xlabel("nodes")
-    ax.set_ylabel("sockets (peak)")
-    ax.set_xticks(nodes)
-    ax.legend(frameon=False, fontsize=8)
-    loads = ", ".join(
-        f"{runs[m][n]['load_avg'][0]:.0f}" for n in nodes for m in ("alone", "executors")
+    for size in _load("executors-scale.json")["sizes"]:
+        for r in size["runs"]:
+            runs[r["mode"]][size["nodes"]] = r
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    series = (
+        ("alone", "o-", "controller alone"),
+        ("executors", "s-", "controller, 2 executors"),
     )
-    fig.suptitle(f"tuner verify, OS layer, small simulated nodes (load {loads})", fontsize=10)
+
+    def each(ax: Any, key: Any, ylabel: str) -> None:
+        for mode, style, label in series:
+            nodes = sorted(runs[mode])
+            ax.plot(nodes, [key(runs[mode][n]) for n in nodes], style, label=label)
+        ax.set_xscale("log")
+        every = sorted(set(runs["alone"]) | set(runs["executors"]))
+        ax.set_xticks(every, [str(n) for n in every])
+        ax.minorticks_off()
+        ax.set_xlabel("nodes")
+        ax.set_ylabel(ylabel)
+
+    each(axes[0], lambda r: r["seconds"], "wall time (s)")
+    each(axes[1], lambda r: r["controller_cpu_s"], "CPU (s)")
+    ex = sorted(runs["executors"])
+    axes[1].plot(ex, [max(e["cpu_s"] for e in runs["executors"][n]["executors"]) for n in ex],
+                 "^--", label="each executor")  # fmt: skip
+    axes[1].set_yscale("log")
+    each(axes[2], lambda r: r["controller_sockets_peak"], "sockets (peak)")
+    for ax in axes:
+        ax.legend(frameon=False, fontsize=8)
+    loads = ", ".join(
+        f"{n}: {max(r['load_avg'][0] for m in runs if n in runs[m] for r in [runs[m][n]]):.0f}"
+        for n in sorted(set(runs["alone"]) | set(runs["executors"]))
+    )
+    fig.suptitle(
+        f"tuner verify, OS layer, small simulated nodes on one 2-core machine (load {loads})",
+        fontsize=10,
+    )
     _save(fig, "executors-scaling.svg")
 
 

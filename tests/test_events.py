@@ -88,7 +88,9 @@ def test_every_event_reaches_the_handler_and_the_audit_trail(tmp_path: Path) -> 
         assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, p
         if p.is_file():
             assert SECRET not in p.read_text(), p
-    hidden = next(e for e in seen if e["event_data"].get("task") == "hidden" and "res" in e["event_data"])
+    hidden = next(
+        e for e in seen if e["event_data"].get("task") == "hidden" and "res" in e["event_data"]
+    )
     assert "censored" in hidden["event_data"]["res"]
 
 
@@ -111,7 +113,9 @@ def test_an_interrupted_run_ends_ansible(tmp_path: Path) -> None:
         if ev["event"] == "runner_on_start":
             raise KeyboardInterrupt
 
-    book = "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 60\n"
+    book = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 60\n"
+    )
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, handler, book)
     art = tmp_path / "runs/artifacts/run-1"

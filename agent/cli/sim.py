@@ -34,7 +34,7 @@ def sim_up(
     nodes: Annotated[
         int | None,
         typer.Option(
-            "--nodes", "-n", min=1, max=512, help="How many nodes (default: the scenario's, 4)."
+            "--nodes", "-n", min=1, max=2048, help="How many nodes (default: the scenario's, 4)."
         ),
     ] = None,
     scenario: Annotated[
