@@ -381,6 +381,7 @@ class LocalRun(BaseModel):
 
     status: str  # successful | failed | canceled
     rc: int
+    error: str = ""  # Ansible's own last error line, when it failed before any host result
 
 
 def run_local(
@@ -415,7 +416,7 @@ def run_local(
     for k in ("ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION", "AWX_ISOLATED_DATA_DIR"):
         env.pop(k, None)
     _write_private(art / "command", json.dumps({"command": cmd, "cwd": str(runs), "env": env}))
-    status, rc = "failed", -1
+    status, rc, error = "failed", -1, ""
     try:
         fd = os.open(art / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -439,13 +440,28 @@ def run_local(
             _end(p)
             raise
         status = "successful" if rc == 0 else "failed"
+        if rc:
+            error = _last_error(art / "stdout")
     finally:
         os.close(rfd)
         if wfd >= 0:
             os.close(wfd)
         _write_private(art / "rc", str(rc))
         _write_private(art / "status", status)
-    return LocalRun(status=status, rc=rc)
+    return LocalRun(status=status, rc=rc, error=error)
+
+
+def _last_error(stdout: Path) -> str:
+    """Ansible's last `ERROR!` / `[ERROR]:` line (a playbook or inventory it could not
+    load), one line, at most 300 characters."""
+    try:
+        with stdout.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [x.strip() for x in tail.splitlines() if "ERROR" in x[:12]]
+    return " ".join(lines[-1].split())[:300] if lines else ""
 
 
 def _pump(
@@ -511,6 +527,8 @@ def _filled(names: list[str], outcomes: dict[str, HostOutcome], r: Any) -> dict[
     for name in names:
         if name not in outcomes:
             why = f"Ansible gave no result for this host (run status {r.status}, rc {r.rc})"
+            if getattr(r, "error", ""):
+                why += f": {r.error}"
             outcomes[name] = HostOutcome(host=name, status="no result", message=why)
     return {name: outcomes[name] for name in names}
 

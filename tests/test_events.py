@@ -122,3 +122,13 @@ def test_an_interrupted_run_ends_ansible(tmp_path: Path) -> None:
     assert (art / "status").read_text() == "canceled"
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
+
+
+def test_ansible_s_own_error_is_kept(tmp_path: Path) -> None:
+    """A playbook Ansible cannot load gives no event: its error line is the run's `error`
+    (tuner's "no result" message for each host carries it)."""
+    seen: list[dict[str, Any]] = []
+    r, art = _run(tmp_path, seen.append, "- hosts: all\n  tasks:\n    - no_such_module_x: {}\n")
+    assert r.status == "failed" and r.rc != 0
+    assert "ERROR" in r.error and "no_such_module_x" in (art / "stdout").read_text()
+    assert not [e for e in seen if e["event"].startswith("runner_on")]
