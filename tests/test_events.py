@@ -69,6 +69,7 @@ def test_every_event_reaches_the_handler_and_the_audit_trail(tmp_path: Path) -> 
     assert data["host"] == "h1" and data["task"] == "say"
     assert data["task_action"] in ("ansible.builtin.command", "command")
     assert data["res"]["stdout"] == "hello"
+    assert data["duration"] >= 0 and data["start"] <= data["end"]
     assert not any(k.startswith("_ansible_") for k in data["res"])
     # ansible-runner's artifact shape: one file per event, named counter-uuid
     files = sorted((art / "job_events").iterdir())

@@ -180,8 +180,8 @@ def up(
         )
     scen = SCENARIOS.get(scenario, SCENARIOS["healthy"])
     nodes = scen.nodes if nodes is None else nodes
-    if nodes < 1 or nodes > 512:
-        raise BadInput(f"--nodes must be from 1 to 512, got {nodes}", field="--nodes")
+    if nodes < 1 or nodes > 2048:
+        raise BadInput(f"--nodes must be from 1 to 2048, got {nodes}", field="--nodes")
     if connection not in ("auto", "ssh", "local"):
         raise BadInput("--connection must be auto, ssh or local", field="--connection")
     if runtime not in RUNTIMES:

@@ -63,6 +63,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self._playbook: dict[str, Any] = {}
         self._play: dict[str, Any] = {}
         self._task: dict[str, Any] = {}
+        self._started: dict[tuple[str, str], datetime.datetime] = {}
 
     # --- writing -------------------------------------------------------------------------
     def _emit(self, event: str, data: dict[str, Any], parent: str = "") -> None:
@@ -86,11 +87,19 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         if res is None:  # ansible-core before 2.19
             res = result._result
         task = self._task
+        host = result._host.get_name()
+        end = datetime.datetime.now(datetime.UTC)
+        start = self._started.get((host, task.get("task_uuid", "")))
+        when: dict[str, Any] = {}
+        if start:  # as ansible-runner's events: when the host's task started and ended
+            when = {"start": start.isoformat(), "end": end.isoformat()}
+            when["duration"] = round((end - start).total_seconds(), 6)
         data = {
             **self._play,
             **task,
-            "host": result._host.get_name(),
+            "host": host,
             "remote_addr": result._host.address,
+            **when,
             "res": _clean(dict(res)),
             "uuid": str(uuid.uuid4()),
             **extra,
@@ -145,7 +154,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
 
     # --- hosts ---------------------------------------------------------------------------
     def v2_runner_on_start(self, host: Any, task: Any) -> None:
-        data = {**self._play, **self._task, "host": host.get_name(), "uuid": str(uuid.uuid4())}
+        name = host.get_name()
+        self._started[(name, str(task._uuid))] = datetime.datetime.now(datetime.UTC)
+        data = {**self._play, **self._task, "host": name, "uuid": str(uuid.uuid4())}
         self._emit("runner_on_start", data, self._task.get("task_uuid", ""))
 
     def v2_runner_on_ok(self, result: Any) -> None:
