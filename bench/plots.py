@@ -192,6 +192,7 @@ def executors(plt: Any) -> None:
                  "^--", label="each executor")  # fmt: skip
     axes[1].set_yscale("log")
     each(axes[2], lambda r: r["controller_sockets_peak"], "sockets (peak)")
+    axes[2].set_ylim(bottom=0)
     for ax in axes:
         ax.legend(frameon=False, fontsize=8)
     loads = ", ".join(
