@@ -433,8 +433,9 @@ def run_local(
         os.close(wfd)
         wfd = -1
         try:
-            _pump(p, rfd, events, on_event)
-            rc = p.wait()
+            with _stopped_by_signals():
+                _pump(p, rfd, events, on_event)
+                rc = p.wait()
         except BaseException:
             status = "canceled"
             _end(p)
@@ -509,6 +510,28 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """While tuner waits for Ansible, SIGTERM and SIGHUP end tuner as Ctrl-C does: the run's
+    process group is ended and the run recorded as canceled (the default action would leave
+    `ansible-playbook` running with nobody reading its events). Main thread only."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _end(p: subprocess.Popen[bytes]) -> None:

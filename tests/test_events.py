@@ -133,3 +133,96 @@ def test_ansible_s_own_error_is_kept(tmp_path: Path) -> None:
     assert r.status == "failed" and r.rc != 0
     assert "ERROR" in r.error and "no_such_module_x" in (art / "stdout").read_text()
     assert not [e for e in seen if e["event"].startswith("runner_on")]
+
+
+DRIVER = """
+import json, os, sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from agent.runner import run_local, scrubbed_env
+tmp = Path({tmp!r})
+env = dict(os.environ, PATH={path!r})
+cmd = ["ansible-playbook", "-i", str(tmp / "inv.ini"), "--forks", "1", str(tmp / "p.yml")]
+run_local(cmd, scrubbed_env(env, {{"ANSIBLE_LOCAL_TEMP": str(tmp / "tmp")}}), tmp / "runs",
+          "run-1", lambda ev: None)
+"""
+
+
+def _driver(tmp_path: Path, playbook: str) -> tuple[Any, Path]:
+    """`run_local` in a process of its own (the tuner a test signals or kills)."""
+    import subprocess
+
+    (tmp_path / "p.yml").write_text(playbook)
+    (tmp_path / "inv.ini").write_text(
+        f"h1 ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    (tmp_path / "runs").mkdir(mode=0o700)
+    code = DRIVER.format(
+        repo=str(Path(__file__).resolve().parent.parent),
+        tmp=str(tmp_path),
+        path=f"{BIN}:{os.environ['PATH']}",
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    return p, tmp_path / "runs/artifacts/run-1/job_events"
+
+
+def _wait_for(events: Path, kind: str, timeout: float = 60) -> dict[str, Any]:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for f in events.glob("*.json") if events.is_dir() else []:
+            ev = json.loads(f.read_text())
+            if ev["event"] == kind:
+                return dict(ev)
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} event in {timeout} s")
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie is gone for this purpose (its parent was killed; init reaps it)
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_terminated_tuner_ends_ansible(tmp_path: Path) -> None:
+    """SIGTERM (or SIGHUP) to tuner while Ansible runs: the run's process group is ended and
+    the run recorded as canceled, as for Ctrl-C."""
+    import signal
+
+    book = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 60\n"
+    )
+    p, events = _driver(tmp_path, book)
+    started = _wait_for(events, "runner_on_start")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 128 + signal.SIGTERM
+    assert _gone(int(started["pid"]), 5)
+    assert (events.parent / "status").read_text() == "canceled"
+
+
+def test_a_killed_tuner_stops_ansible_at_its_next_event(tmp_path: Path) -> None:
+    """tuner SIGKILLed: nobody reads the events, so the callback stops `ansible-playbook` at
+    its next event instead of changing hosts with no record."""
+    import signal
+
+    tasks = "".join("    - ansible.builtin.command: sleep 0.3\n" for _ in range(40))
+    p, events = _driver(tmp_path, f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
+    ok = _wait_for(events, "runner_on_ok")
+    p.send_signal(signal.SIGKILL)
+    p.wait(10)
+    assert _gone(int(ok["pid"]), 20), "ansible-playbook went on with nobody reading"
+    assert len(list(events.glob("*.json"))) < 40

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import signal
 import sys
 import uuid
 from typing import Any
@@ -79,8 +80,13 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         if parent:
             ev["parent_uuid"] = parent
         ev["event_data"] = data
-        self._out.write(json.dumps(ev, separators=(",", ":"), default=str) + "\n")
-        self._out.flush()
+        try:
+            self._out.write(json.dumps(ev, separators=(",", ":"), default=str) + "\n")
+            self._out.flush()
+        except OSError:
+            # nobody reads the events any more (tuner was killed): stop the run rather than
+            # go on changing hosts with no record (a re-run converges: originals are saved)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _host_event(self, event: str, result: Any, **extra: Any) -> None:
         res = getattr(result, "result", None)
