@@ -368,7 +368,7 @@ def run_playbook(
         cmd.append(str(playbooks_dir() / playbook))
         with _watch_stages(stage_dir, names, progress):
             r = run_local(cmd, scrubbed_env(dict(os.environ), env), runs, ident, on_event)
-    except Exception as e:  # ansible-runner raises on a missing ansible-playbook, etc.
+    except Exception as e:  # no ansible-playbook on PATH, the run folder not writable...
         raise Failed(f"could not run Ansible: {e}") from e
     return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
 
@@ -502,12 +502,15 @@ def _event(line: bytes, events: Path, on_event: Callable[[dict[str, Any]], Any])
         return
     name = f"{int(ev.get('counter') or 0)}-{str(ev.get('uuid', ''))[:64]}.json"
     if "/" not in name and not name.startswith("."):
-        _write_private(events / name, line.decode("utf-8", "replace"))
+        with contextlib.suppress(FileExistsError):  # counters are unique: never expected
+            _write_private(events / name, line.decode("utf-8", "replace"))
     on_event(ev)
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    """A new file of the run's folder (created by this run, 0700): never one already there,
+    never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
 
