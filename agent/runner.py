@@ -538,7 +538,7 @@ def _stopped_by_signals() -> Iterator[None]:
 
 
 def _end(p: subprocess.Popen[bytes]) -> None:
-    """Stop a run tuner was interrupted in: its process group, politely, then for good."""
+    """Stop an interrupted run: its process group, politely, then for good."""
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(p.pid, sig)
