@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +66,6 @@ ENV_ALLOW = (
     "ANSIBLE_SSH_CONTROL_PATH_DIR",
 )
 ENV_ALLOW_PREFIX = ("LC_",)
-# Set by ansible-runner itself (its callback plugin and artifact folder).
-RUNNER_ENV = (
-    "ANSIBLE_STDOUT_CALLBACK",
-    "ORIGINAL_STDOUT_CALLBACK",
-    "ANSIBLE_CALLBACK_PLUGINS",
-    "ANSIBLE_RETRY_FILES_ENABLED",
-    "ANSIBLE_HOST_KEY_CHECKING",
-    "AWX_ISOLATED_DATA_DIR",
-    "ANSIBLE_CACHE_PLUGIN",
-    "ANSIBLE_CACHE_PLUGIN_CONNECTION",
-)
 _seq = itertools.count(1)
 _warned: list[bool] = []
 
@@ -194,13 +183,10 @@ def tuned_envvars(forks: int, check_keys: bool = True) -> dict[str, str]:
     return env
 
 
-def scrubbed_env(env: dict[str, str], tuner_set: dict[str, str]) -> dict[str, str]:
-    """The environment Ansible gets: the allow-list, tuner's settings, ansible-runner's."""
-    keep = {
-        k: v
-        for k, v in env.items()
-        if k in ENV_ALLOW or k.startswith(ENV_ALLOW_PREFIX) or k in RUNNER_ENV
-    }
+def scrubbed_env(env: Mapping[str, str], tuner_set: dict[str, str]) -> dict[str, str]:
+    """The environment Ansible gets: the allow-list and tuner's settings (`run_local` adds
+    its event callback's)."""
+    keep = {k: v for k, v in env.items() if k in ENV_ALLOW or k.startswith(ENV_ALLOW_PREFIX)}
     keep.update(tuner_set)
     return keep
 
@@ -367,7 +353,7 @@ def run_playbook(
             cmd += ["--skip-tags", skip_tags]
         cmd.append(str(playbooks_dir() / playbook))
         with _watch_stages(stage_dir, names, progress):
-            r = run_local(cmd, scrubbed_env(dict(os.environ), env), runs, ident, on_event)
+            r = run_local(cmd, scrubbed_env(os.environ, env), runs, ident, on_event)
     except Exception as e:  # no ansible-playbook on PATH, the run folder not writable...
         raise Failed(f"could not run Ansible: {e}") from e
     return _filled(names, outcomes, r), str(runs / "artifacts" / ident)
@@ -413,13 +399,11 @@ def run_local(
         "TUNER_EVENTS_FD": str(wfd),
         "TUNER_RUN_IDENT": ident,
     }
-    for k in ("ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION", "AWX_ISOLATED_DATA_DIR"):
-        env.pop(k, None)
-    _write_private(art / "command", json.dumps({"command": cmd, "cwd": str(runs), "env": env}))
+    command = {"command": cmd, "cwd": str(runs), "env": env}
+    _write_private(art / "command", json.dumps(command).encode())
     status, rc, error = "failed", -1, ""
     try:
-        fd = os.open(art / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(_new_private(art / "stdout"), "wb") as out:
             p = subprocess.Popen(
                 cmd,
                 cwd=runs,
@@ -438,7 +422,9 @@ def run_local(
                 rc = p.wait()
         except BaseException:
             status = "canceled"
-            _end(p)
+            from agent.diag.node import kill_group
+
+            kill_group(p, grace=10.0)
             raise
         status = "successful" if rc == 0 else "failed"
         if rc:
@@ -447,8 +433,8 @@ def run_local(
         os.close(rfd)
         if wfd >= 0:
             os.close(wfd)
-        _write_private(art / "rc", str(rc))
-        _write_private(art / "status", status)
+        _write_private(art / "rc", str(rc).encode())
+        _write_private(art / "status", status.encode())
     return LocalRun(status=status, rc=rc, error=error)
 
 
@@ -503,16 +489,19 @@ def _event(line: bytes, events: Path, on_event: Callable[[dict[str, Any]], Any])
     name = f"{int(ev.get('counter') or 0)}-{str(ev.get('uuid', ''))[:64]}.json"
     if "/" not in name and not name.startswith("."):
         with contextlib.suppress(FileExistsError):  # counters are unique: never expected
-            _write_private(events / name, line.decode("utf-8", "replace"))
+            _write_private(events / name, line)  # as the callback wrote it
     on_event(ev)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """A new file of the run's folder (created by this run, 0700): never one already there,
-    never through a link."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+def _new_private(path: Path) -> int:
+    """A new file of the run's folder (created by this run, 0700), open for writing: never
+    one already there, never through a link."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with os.fdopen(_new_private(path), "wb") as f:
+        f.write(data)
 
 
 @contextlib.contextmanager
@@ -535,18 +524,6 @@ def _stopped_by_signals() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-def _end(p: subprocess.Popen[bytes]) -> None:
-    """Stop an interrupted run: its process group, politely, then for good."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, sig)
-        try:
-            p.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _filled(names: list[str], outcomes: dict[str, HostOutcome], r: Any) -> dict[str, HostOutcome]:

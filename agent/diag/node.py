@@ -77,7 +77,7 @@ def run_tool(
         out, _ = p.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(p)
+        kill_group(p)
         out, _ = p.communicate()
     text = (out or b"")[-MAX_OUTPUT:].decode("utf-8", "replace")
     return {
@@ -88,8 +88,11 @@ def run_tool(
     }
 
 
-def _kill_group(p: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, GRACE), (signal.SIGKILL, 5.0)):
+def kill_group(p: subprocess.Popen[bytes], grace: float = GRACE) -> None:
+    """End a process started with a session of its own, and its whole group: SIGTERM, then
+    SIGKILL after `grace` seconds, and SIGKILL for what is left of the group once the leader
+    is gone (agent/runner.py ends a canceled Ansible run with it too)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(p.pid, sig)
         except ProcessLookupError:
